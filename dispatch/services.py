@@ -1,0 +1,240 @@
+"""Writes of dispatch: program events, their actions, and commands. Atomic and audited.
+
+Running an event (selecting eligible devices, sending ramped commands, restoring) is built on these by the
+dispatch engine; these services own the rules every path must respect.
+"""
+
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from dispatch.choices import (
+    COMMAND_TRANSITIONS,
+    DISPATCH_EVENT_TRANSITIONS,
+    CommandSlug,
+    CommandStatus,
+    DispatchEventStatus,
+    DispatchTrigger,
+)
+from dispatch.models import Command, DispatchAction, DispatchEvent
+from fleet.services import device_tags_get_or_create
+from programs.models import Program
+from programs.selectors import program_current_strategy
+from texture_portal.audit import audit_record
+from texture_portal.choices import AuditAction, AuditSource
+from texture_portal.exceptions import ApplicationError
+from texture_portal.tenancy import require_same_workspace
+
+
+@transaction.atomic
+def dispatch_event_create(
+    *,
+    program: Program,
+    name: str,
+    starts_at: datetime,
+    ends_at: datetime,
+    actor,
+    is_test: bool = True,
+    trigger: DispatchTrigger | str = DispatchTrigger.MANUAL,
+    target_tags: list[str] = (),
+    actions: list[dict] = (),
+    signal_reference: str = "",
+    source: AuditSource | str = AuditSource.SERVICE,
+) -> DispatchEvent:
+    """Create a draft event with the program's current strategy version (and, optionally, its actions:
+    [{"action_type", "starts_at", "ends_at"}]). Production events need production dispatch enabled."""
+    strategy = program_current_strategy(program=program)
+    if strategy is None:
+        raise ApplicationError(f"{program} has no event strategy.")
+    if not is_test and not program.production_dispatch_enabled:
+        raise ApplicationError(
+            f"{program} is not launched for production dispatch: only test events may run."
+        )
+    event = DispatchEvent(
+        workspace_id=program.workspace_id,
+        program=program,
+        strategy=strategy,
+        name=name,
+        is_test=is_test,
+        trigger=trigger,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        signal_reference=signal_reference,
+        created_by=actor if getattr(actor, "pk", None) else None,
+    )
+    event.full_clean()
+    event.save()
+    if target_tags:
+        event.target_tags.set(device_tags_get_or_create(workspace=program.workspace, names=target_tags))
+    for action in actions:
+        DispatchAction.objects.create(workspace_id=event.workspace_id, event=event, **action)
+    audit_record(actor=actor, action=AuditAction.DISPATCH_EVENT_CREATED, target=event, source=source)
+    return event
+
+
+def dispatch_event_problems(*, event: DispatchEvent) -> list[str]:
+    """What keeps an event from being scheduled under its strategy version (empty: it may be scheduled)."""
+    strategy = event.strategy
+    problems = []
+    actions = list(event.actions.all())
+    if not actions:
+        problems.append("The event has no actions.")
+    duration = (event.ends_at - event.starts_at).total_seconds() / 60
+    if duration > strategy.max_event_duration_minutes:
+        problems.append(
+            f"The event lasts {duration:.0f} minutes; the strategy allows at most {strategy.max_event_duration_minutes}."
+        )
+    for action in actions:
+        if action.action_type not in strategy.allowed_event_types:
+            problems.append(
+                f"“{action.get_action_type_display()}” is not an event type this strategy allows."
+            )
+        if action.starts_at < event.starts_at or action.ends_at > event.ends_at:
+            problems.append(
+                f"The {action.get_action_type_display().lower()} window lies outside the event window."
+            )
+    ordered = sorted(actions, key=lambda a: a.starts_at)
+    for earlier, later in zip(ordered, ordered[1:], strict=False):
+        if later.starts_at < earlier.ends_at:
+            problems.append(f"Actions overlap: {earlier} and {later}.")
+    if not event.is_test and not event.program.production_dispatch_enabled:
+        problems.append("Production dispatch is not enabled for this program: only test events may run.")
+    return problems
+
+
+def _dispatch_event_move(*, event: DispatchEvent, status, actor, source, reason: str = "") -> DispatchEvent:
+    locked = DispatchEvent.objects.select_for_update().get(pk=event.pk)
+    DISPATCH_EVENT_TRANSITIONS.check(locked.status, status)
+    before = locked.status
+    locked.status = status
+    locked.status_reason = reason[:300]
+    locked.save(update_fields=["status", "status_reason", "last_updated"])
+    audit_record(
+        actor=actor,
+        action=AuditAction.DISPATCH_EVENT_STATUS_CHANGED,
+        target=locked,
+        source=source,
+        changes={"status": [before, str(status)]},
+        reason=reason,
+    )
+    event.refresh_from_db()
+    return event
+
+
+@transaction.atomic
+def dispatch_event_schedule(*, event: DispatchEvent, actor, source=AuditSource.SERVICE) -> DispatchEvent:
+    """draft → scheduled, once the event satisfies its strategy and starts in the future."""
+    problems = dispatch_event_problems(event=event)
+    if event.starts_at <= timezone.now():
+        problems.append("The event starts in the past.")
+    if problems:
+        raise ApplicationError(
+            f"“{event.name}” cannot be scheduled: " + " ".join(problems), extra={"problems": problems}
+        )
+    return _dispatch_event_move(event=event, status=DispatchEventStatus.SCHEDULED, actor=actor, source=source)
+
+
+@transaction.atomic
+def dispatch_event_cancel(
+    *, event: DispatchEvent, actor, reason: str, source=AuditSource.SERVICE
+) -> DispatchEvent:
+    if not reason.strip():
+        raise ApplicationError("Cancelling an event needs a reason.")
+    return _dispatch_event_move(
+        event=event, status=DispatchEventStatus.CANCELLED, actor=actor, source=source, reason=reason
+    )
+
+
+@transaction.atomic
+def dispatch_event_set_status(
+    *,
+    event: DispatchEvent,
+    status: DispatchEventStatus | str,
+    actor=None,
+    reason: str = "",
+    source=AuditSource.TASK,
+) -> DispatchEvent:
+    """The engine's moves (scheduled → in_progress → completed); the same transition table applies."""
+    return _dispatch_event_move(event=event, status=status, actor=actor, source=source, reason=reason)
+
+
+@transaction.atomic
+def command_create(
+    *,
+    device,
+    slug: CommandSlug | str,
+    input: dict,
+    idempotency_key: str,
+    actor,
+    dispatch_event: DispatchEvent | None = None,
+    action: DispatchAction | None = None,
+    not_before: datetime | None = None,
+    source: AuditSource | str = AuditSource.SERVICE,
+) -> Command:
+    """A pending command for a device. The same idempotency key in the workspace returns the existing
+    command instead of creating a second one."""
+    require_same_workspace(device.workspace_id, dispatch_event, action)
+    existing = Command.objects.filter(
+        workspace_id=device.workspace_id, idempotency_key=idempotency_key
+    ).first()
+    if existing is not None:
+        return existing
+    command = Command(
+        workspace_id=device.workspace_id,
+        device=device,
+        dispatch_event=dispatch_event,
+        action=action,
+        slug=slug,
+        input=input,
+        idempotency_key=idempotency_key,
+        not_before=not_before or timezone.now(),
+        requested_by=actor if getattr(actor, "pk", None) else None,
+    )
+    command.full_clean()
+    command.save()
+    audit_record(actor=actor, action=AuditAction.COMMAND_CREATED, target=command, source=source)
+    return command
+
+
+@transaction.atomic
+def command_set_status(
+    *,
+    command: Command,
+    status: CommandStatus | str,
+    actor=None,
+    reason: str = "",
+    oem_reference: str = "",
+    source: AuditSource | str = AuditSource.TASK,
+) -> Command:
+    """Move a command along pending → sent → success | failed (or pending → skipped, with a reason)."""
+    locked = Command.objects.select_for_update().get(pk=command.pk)
+    COMMAND_TRANSITIONS.check(locked.status, status)
+    if status == CommandStatus.SKIPPED and not reason.strip():
+        raise ApplicationError("A skipped command needs a reason.")
+    before = locked.status
+    now = timezone.now()
+    locked.status = status
+    locked.status_reason = reason[:500]
+    update_fields = ["status", "status_reason", "last_updated"]
+    if status == CommandStatus.SENT:
+        locked.sent_at = now
+        locked.attempts += 1
+        update_fields += ["sent_at", "attempts"]
+    if status in (CommandStatus.SUCCESS, CommandStatus.FAILED, CommandStatus.SKIPPED):
+        locked.completed_at = now
+        update_fields.append("completed_at")
+    if oem_reference:
+        locked.oem_reference = oem_reference
+        update_fields.append("oem_reference")
+    locked.save(update_fields=update_fields)
+    audit_record(
+        actor=actor,
+        action=AuditAction.COMMAND_STATUS_CHANGED,
+        target=locked,
+        source=source,
+        changes={"status": [before, str(status)]},
+        reason=reason,
+    )
+    command.refresh_from_db()
+    return command

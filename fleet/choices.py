@@ -1,0 +1,53 @@
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from texture_portal.state_machine import Transitions
+
+
+class DeviceType(models.TextChoices):
+    BATTERY = "battery", _("Battery")
+    CHARGER = "charger", _("EV charger")
+    VEHICLE = "vehicle", _("Vehicle")
+    INVERTER = "inverter", _("Inverter")
+    THERMOSTAT = "thermostat", _("Thermostat")
+
+
+class DeviceState(models.TextChoices):
+    REGISTERED = "registered", _("Registered System")
+    ON_WORKSPACE = "on_workspace", _("Device on Workspace")
+    OFFLINE = "offline", _("Offline")
+
+
+DEVICE_STATE_TRANSITIONS = Transitions(
+    "A device",
+    DeviceState,
+    {
+        # discovered through the OEM API
+        DeviceState.REGISTERED: {DeviceState.ON_WORKSPACE},
+        # stops reporting, or is unbound at the OEM (credentials removed, device re-homed)
+        DeviceState.ON_WORKSPACE: {DeviceState.OFFLINE, DeviceState.REGISTERED},
+        # reports again, or is unbound
+        DeviceState.OFFLINE: {DeviceState.ON_WORKSPACE, DeviceState.REGISTERED},
+    },
+)
+
+
+class ChargingState(models.TextChoices):
+    CHARGING = "charging", _("Charging")
+    DISCHARGING = "discharging", _("Discharging")
+    IDLE = "idle", _("Idle")
+    UNKNOWN = "unknown", _("Unknown")
+
+
+class GridStatus(models.TextChoices):
+    IDLE = "idle", _("Idle")
+    IMPORTING = "importing", _("Importing")
+    EXPORTING = "exporting", _("Exporting")
+    UNKNOWN = "unknown", _("Unknown")
+
+
+class BatteryStrategy(models.TextChoices):
+    SELF_CONSUMPTION = "self_consumption", _("Self consumption")
+    TIME_OF_USE = "time_of_use", _("Time of use")
+    BACKUP = "backup", _("Backup")
+    UNKNOWN = "unknown", _("Unknown")

@@ -1,0 +1,299 @@
+"""Customers (contacts), their sites and devices, device state history and telemetry."""
+
+import zoneinfo
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import F, Q
+from django.db.models.functions import Length
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from fleet.choices import BatteryStrategy, ChargingState, DeviceState, DeviceType, GridStatus
+from texture_portal.choices import AuditSource
+from texture_portal.models import WorkspaceScopedModel, WorkspaceScopedQuerySet
+
+models.CharField.register_lookup(Length)
+
+
+class Contact(WorkspaceScopedModel):
+    """A utility customer. `reference_id` is the utility account number: the join key back to the utility's
+    system of record, unique in the workspace."""
+
+    reference_id = models.CharField(_("reference ID"), max_length=100, help_text=_("Utility account number."))
+    first_name = models.CharField(_("first name"), max_length=100)
+    last_name = models.CharField(_("last name"), max_length=100)
+    email = models.EmailField(_("email"), blank=True)
+    phone = models.CharField(_("phone"), max_length=32, blank=True, help_text=_("E.164, e.g. +15035550123."))
+
+    class Meta:
+        ordering = ["last_name", "first_name", "reference_id"]
+        verbose_name = _("contact")
+        verbose_name_plural = _("contacts")
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "reference_id"], name="contact_reference_id_unique"),
+            models.CheckConstraint(
+                condition=Q(reference_id__length__gt=0), name="contact_reference_id_not_blank"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["workspace", "last_name", "first_name"], name="contact_name_idx"),
+            models.Index(fields=["workspace", "email"], name="contact_email_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.first_name} {self.last_name} ({self.reference_id})"
+
+
+class Site(WorkspaceScopedModel):
+    """A physical address of a contact, where devices are installed. Carries map coordinates and timezone."""
+
+    contact = models.ForeignKey(
+        Contact, on_delete=models.PROTECT, related_name="sites", verbose_name=_("contact")
+    )
+    site_name = models.CharField(_("site name"), max_length=200, blank=True)
+    site_reference_id = models.CharField(_("site reference ID"), max_length=100, blank=True)
+    street_one = models.CharField(_("street"), max_length=200)
+    street_two = models.CharField(_("street (line 2)"), max_length=200, blank=True)
+    city = models.CharField(_("city"), max_length=100)
+    state = models.CharField(_("state"), max_length=50)
+    postal_code = models.CharField(_("postal code"), max_length=20)
+    country = models.CharField(_("country"), max_length=2, default="US", help_text=_("ISO 3166-1 alpha-2."))
+    latitude = models.FloatField(_("latitude"), null=True, blank=True)
+    longitude = models.FloatField(_("longitude"), null=True, blank=True)
+    timezone = models.CharField(
+        _("timezone"), max_length=64, blank=True, help_text=_("IANA name, e.g. America/Denver.")
+    )
+
+    class Meta:
+        ordering = ["contact", "street_one"]
+        verbose_name = _("site")
+        verbose_name_plural = _("sites")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(latitude__isnull=True) | Q(latitude__gte=-90, latitude__lte=90),
+                name="site_latitude_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(longitude__isnull=True) | Q(longitude__gte=-180, longitude__lte=180),
+                name="site_longitude_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(latitude__isnull=True, longitude__isnull=True)
+                | Q(latitude__isnull=False, longitude__isnull=False),
+                name="site_coordinates_paired",
+            ),
+            models.UniqueConstraint(
+                fields=["workspace", "site_reference_id"],
+                condition=~Q(site_reference_id=""),
+                name="site_reference_id_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.site_name or f"{self.street_one}, {self.city} {self.state} {self.postal_code}"
+
+    def clean(self):
+        super().clean()
+        if self.timezone:
+            try:
+                zoneinfo.ZoneInfo(self.timezone)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValidationError({"timezone": f"Unknown timezone “{self.timezone}”."}) from exc
+
+    @property
+    def address(self) -> str:
+        parts = [
+            self.street_one,
+            self.street_two,
+            self.city,
+            f"{self.state} {self.postal_code}",
+            self.country,
+        ]
+        return ", ".join(p for p in parts if p)
+
+
+class DeviceTag(WorkspaceScopedModel):
+    """A fleet grouping label, `prefix:value` (e.g. `feeder:12`), that events and filters target."""
+
+    name = models.CharField(_("name"), max_length=100)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("device tag")
+        verbose_name_plural = _("device tags")
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "name"], name="device_tag_unique_per_workspace"),
+            models.CheckConstraint(condition=Q(name__length__gt=0), name="device_tag_not_blank"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Device(WorkspaceScopedModel):
+    """A customer's battery, charger, vehicle, inverter or thermostat, known by its OEM serial.
+
+    `system_identifier` (serial, Tesla DIN, VIN…) is unique per workspace and manufacturer. `state` moves
+    Registered System → Device on Workspace ↔ Offline only through `fleet.services`, which records each
+    change in `DeviceStateChange` and the audit log. `contact` is the site's contact (kept in step).
+    """
+
+    contact = models.ForeignKey(
+        Contact, on_delete=models.PROTECT, related_name="devices", verbose_name=_("contact")
+    )
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="devices", verbose_name=_("site"))
+    manufacturer = models.ForeignKey(
+        "integrations.Manufacturer",
+        on_delete=models.PROTECT,
+        related_name="devices",
+        verbose_name=_("manufacturer"),
+    )
+    system_identifier = models.CharField(
+        _("system identifier"), max_length=100, help_text=_("OEM serial number.")
+    )
+    device_type = models.CharField(_("device type"), max_length=20, choices=DeviceType.choices)
+    name = models.CharField(_("name"), max_length=200, blank=True)
+    tags = models.ManyToManyField(DeviceTag, blank=True, related_name="devices", verbose_name=_("tags"))
+    state = models.CharField(
+        _("state"), max_length=20, choices=DeviceState.choices, default=DeviceState.REGISTERED, db_index=True
+    )
+    state_changed_at = models.DateTimeField(_("state changed"), default=timezone.now)
+    state_reason = models.CharField(_("state reason"), max_length=300, blank=True)
+    oem_device_id = models.CharField(_("OEM device ID"), max_length=200, blank=True)
+    oem_data = models.JSONField(
+        _("OEM data"), default=dict, blank=True, help_text=_("Ids and details from the OEM.")
+    )
+    last_seen_at = models.DateTimeField(_("last seen"), null=True, blank=True)
+    latest_telemetry = models.ForeignKey(
+        "fleet.TelemetryReading",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("latest telemetry"),
+    )
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        verbose_name = _("device")
+        verbose_name_plural = _("devices")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "manufacturer", "system_identifier"], name="device_serial_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(system_identifier__length__gt=0), name="device_serial_not_blank"
+            ),
+            models.CheckConstraint(condition=Q(state__in=DeviceState.values), name="device_state_valid"),
+            models.CheckConstraint(condition=Q(device_type__in=DeviceType.values), name="device_type_valid"),
+        ]
+        indexes = [
+            models.Index(fields=["workspace", "system_identifier"], name="device_serial_idx"),
+            models.Index(fields=["workspace", "state", "manufacturer"], name="device_state_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.manufacturer_id and self.manufacturer.slug}:{self.system_identifier}"
+
+    def clean(self):
+        super().clean()
+        if self.site_id and self.contact_id and self.site.contact_id != self.contact_id:
+            raise ValidationError({"site": "The site belongs to another contact."})
+        if (
+            self.manufacturer_id
+            and self.device_type
+            and self.device_type not in self.manufacturer.device_types
+        ):
+            raise ValidationError(
+                {"device_type": f"{self.manufacturer} makes no devices of type “{self.device_type}”."}
+            )
+
+
+class DeviceStateChange(WorkspaceScopedModel):
+    """One state change of a device: from, to, when, why and who (a person, a sync job, an import)."""
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="state_changes")
+    from_state = models.CharField(_("from"), max_length=20, choices=DeviceState.choices, blank=True)
+    to_state = models.CharField(_("to"), max_length=20, choices=DeviceState.choices)
+    changed_at = models.DateTimeField(_("changed at"), default=timezone.now)
+    reason = models.CharField(_("reason"), max_length=300, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("actor"),
+    )
+    source = models.CharField(_("source"), max_length=20, choices=AuditSource.choices)
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+        verbose_name = _("device state change")
+        verbose_name_plural = _("device state history")
+        indexes = [models.Index(fields=["device", "-changed_at"], name="device_state_history_idx")]
+        constraints = [
+            models.CheckConstraint(condition=~Q(from_state=F("to_state")), name="state_change_changes_state"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.device_id}: {self.from_state or '—'} → {self.to_state}"
+
+
+class TelemetryReading(models.Model):
+    """One normalized snapshot of a device as its OEM measured it (SI units, UTC, the OEM's own time).
+
+    Signs follow DOMAIN.md: `charge_rate_w` + discharging; `grid_power_w` + importing. One reading per device
+    and measurement time: re-syncing the same reading never duplicates it.
+    """
+
+    workspace = models.ForeignKey("texture_portal.Workspace", on_delete=models.PROTECT, related_name="+")
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="telemetry")
+    measured_at = models.DateTimeField(_("measured at"))
+    received_at = models.DateTimeField(_("received at"), default=timezone.now)
+    charge_percentage = models.FloatField(_("state of charge (%)"), null=True, blank=True)
+    charge_rate_w = models.FloatField(_("charge rate (W, + discharging)"), null=True, blank=True)
+    grid_power_w = models.FloatField(_("grid power (W, + importing)"), null=True, blank=True)
+    solar_power_w = models.FloatField(_("solar power (W)"), null=True, blank=True)
+    backup_reserve_percent = models.FloatField(_("backup reserve (%)"), null=True, blank=True)
+    charging_state = models.CharField(
+        _("charging state"), max_length=20, choices=ChargingState.choices, default=ChargingState.UNKNOWN
+    )
+    grid_status = models.CharField(
+        _("grid status"), max_length=20, choices=GridStatus.choices, default=GridStatus.UNKNOWN
+    )
+    strategy = models.CharField(_("strategy"), max_length=30, choices=BatteryStrategy.choices, blank=True)
+    is_storm_mode_enabled = models.BooleanField(_("Storm Guard enabled"), null=True, blank=True)
+    is_storm_mode_active = models.BooleanField(_("Storm Guard active"), null=True, blank=True)
+    is_plugged_in = models.BooleanField(_("plugged in"), null=True, blank=True)
+    charger_wattage_w = models.FloatField(_("charger power (W)"), null=True, blank=True)
+    charge_limit_percent = models.FloatField(_("charge limit (%)"), null=True, blank=True)
+    range_km = models.FloatField(_("range (km)"), null=True, blank=True)
+
+    objects = WorkspaceScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-measured_at"]
+        verbose_name = _("telemetry reading")
+        verbose_name_plural = _("telemetry")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["device", "measured_at"], name="telemetry_unique_per_device_time"
+            ),
+            models.CheckConstraint(
+                condition=Q(charge_percentage__isnull=True)
+                | Q(charge_percentage__gte=0, charge_percentage__lte=100),
+                name="telemetry_soc_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(backup_reserve_percent__isnull=True)
+                | Q(backup_reserve_percent__gte=0, backup_reserve_percent__lte=100),
+                name="telemetry_reserve_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        soc = "—" if self.charge_percentage is None else f"{self.charge_percentage:.0f}%"
+        return f"{self.measured_at:%Y-%m-%d %H:%M} SoC {soc}"

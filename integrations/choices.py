@@ -1,0 +1,25 @@
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class IntegrationChannel(models.TextChoices):
+    """The OEM clouds the portal speaks to: one adapter each. EV brands come through Smartcar."""
+
+    TESLA = "tesla", _("Tesla Fleet API")
+    FRANKLINWH = "franklinwh", _("FranklinWH")
+    ENPHASE = "enphase", _("Enphase Enlighten v4")
+    SOLAREDGE = "solaredge", _("SolarEdge Monitoring API")
+    EMPORIA = "emporia", _("Emporia")
+    CHARGEPOINT = "chargepoint", _("ChargePoint")
+    SMARTCAR = "smartcar", _("Smartcar")
+
+
+class SupportLevel(models.TextChoices):
+    PRODUCTION = "production", _("Production")
+    PLANNED = "planned", _("Planned")
+
+
+class IntegrationStatus(models.TextChoices):
+    NOT_CONFIGURED = "not_configured", _("Not configured")
+    CONNECTED = "connected", _("Connected")
+    ERROR = "error", _("Error")

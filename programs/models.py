@@ -1,0 +1,153 @@
+"""Programs, their versioned event strategies, and device enrollments."""
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from programs.choices import EnrollmentApproval, EnrollmentStatus, EventType, ProgramPhase, ProgramType
+from texture_portal.choices import AuditSource
+from texture_portal.models import WorkspaceScopedModel
+
+
+class Program(WorkspaceScopedModel):
+    """A utility DER program: the container devices auto-enroll into during bulk import.
+
+    Moves through the implementation phases one step at a time (`programs.services.program_set_phase`).
+    Production dispatch can be on only once launched; before launch only test events run.
+    """
+
+    slug = models.SlugField(_("slug"), max_length=100, help_text=_("E.g. timber-ridge-2026-vpp."))
+    name = models.CharField(_("name"), max_length=200)
+    description = models.TextField(_("description"), blank=True)
+    program_type = models.CharField(_("program type"), max_length=20, choices=ProgramType.choices)
+    phase = models.CharField(
+        _("phase"), max_length=20, choices=ProgramPhase.choices, default=ProgramPhase.KICKOFF
+    )
+    enrollment_approval = models.CharField(
+        _("enrollment approval"),
+        max_length=20,
+        choices=EnrollmentApproval.choices,
+        default=EnrollmentApproval.AUTOMATIC,
+    )
+    launch_threshold = models.PositiveIntegerField(
+        _("launch threshold"), default=0, help_text=_("Enrolled dispatch-eligible devices needed to launch.")
+    )
+    target_launch_date = models.DateField(_("target launch date"), null=True, blank=True)
+    production_dispatch_enabled = models.BooleanField(_("production dispatch enabled"), default=False)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("program")
+        verbose_name_plural = _("programs")
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "slug"], name="program_slug_unique_per_workspace"),
+            models.CheckConstraint(condition=Q(phase__in=ProgramPhase.values), name="program_phase_valid"),
+            models.CheckConstraint(
+                condition=Q(production_dispatch_enabled=False) | Q(phase=ProgramPhase.LAUNCHED),
+                name="program_production_dispatch_only_when_launched",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class EventStrategy(WorkspaceScopedModel):
+    """A program's dispatch configuration. Versioned: a change creates a new version, so every dispatch event
+    keeps the exact rules it ran with. The program's strategy is its highest version.
+
+    SoC bounds: a discharge never takes a battery below `min_soc_percent`; a charge never above
+    `max_soc_percent`. Ramp: device starts and ends are spread over `ramp_minutes`.
+    """
+
+    program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="strategies")
+    version = models.PositiveIntegerField(_("version"), default=1)
+    allowed_event_types = models.JSONField(_("allowed event types"), default=list)
+    min_soc_percent = models.PositiveSmallIntegerField(_("discharge floor (SoC %)"), default=20)
+    max_soc_percent = models.PositiveSmallIntegerField(_("charge ceiling (SoC %)"), default=100)
+    ramp_minutes = models.PositiveIntegerField(_("ramp (minutes)"), default=0)
+    max_event_duration_minutes = models.PositiveIntegerField(_("max event duration (minutes)"), default=240)
+    enable_grid_interaction = models.BooleanField(_("grid interaction by default"), default=False)
+    notes = models.TextField(_("notes"), blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["program", "-version"]
+        verbose_name = _("event strategy")
+        verbose_name_plural = _("event strategies")
+        get_latest_by = "version"
+        constraints = [
+            models.UniqueConstraint(fields=["program", "version"], name="strategy_version_unique"),
+            models.CheckConstraint(
+                condition=Q(min_soc_percent__gte=0)
+                & Q(max_soc_percent__lte=100)
+                & Q(min_soc_percent__lt=models.F("max_soc_percent")),
+                name="strategy_soc_range_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_event_duration_minutes__gt=0), name="strategy_duration_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(ramp_minutes__lte=models.F("max_event_duration_minutes")),
+                name="strategy_ramp_within_duration",
+            ),
+            models.CheckConstraint(condition=Q(version__gte=1), name="strategy_version_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.program} — strategy v{self.version}"
+
+    def clean(self):
+        super().clean()
+        types = self.allowed_event_types
+        if not isinstance(types, list) or not types:
+            raise ValidationError({"allowed_event_types": "Choose at least one event type."})
+        unknown = sorted(set(types) - set(EventType.values))
+        if unknown:
+            raise ValidationError({"allowed_event_types": f"Unknown event types: {', '.join(unknown)}."})
+        if len(set(types)) != len(types):
+            raise ValidationError({"allowed_event_types": "Each event type once."})
+
+
+class Enrollment(WorkspaceScopedModel):
+    """A device's participation in a program: submitted → approved | rejected; approved → unenrolled.
+
+    One enrollment per device and program. Approval is automatic or manual per program.
+    """
+
+    device = models.ForeignKey("fleet.Device", on_delete=models.CASCADE, related_name="enrollments")
+    program = models.ForeignKey(Program, on_delete=models.PROTECT, related_name="enrollments")
+    status = models.CharField(
+        _("status"), max_length=20, choices=EnrollmentStatus.choices, default=EnrollmentStatus.SUBMITTED
+    )
+    submitted_at = models.DateTimeField(_("submitted"), default=timezone.now)
+    decided_at = models.DateTimeField(_("decided"), null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    reason = models.CharField(_("reason"), max_length=300, blank=True)
+    source = models.CharField(
+        _("source"), max_length=20, choices=AuditSource.choices, default=AuditSource.SERVICE
+    )
+
+    class Meta:
+        ordering = ["-submitted_at", "-id"]
+        verbose_name = _("enrollment")
+        verbose_name_plural = _("enrollments")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["device", "program"], name="enrollment_unique_per_device_program"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=EnrollmentStatus.values), name="enrollment_status_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=["program", "status"], name="enrollment_program_status_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.device} in {self.program} ({self.get_status_display()})"

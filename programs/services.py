@@ -1,0 +1,260 @@
+"""Writes of programs, event strategies and enrollments. Atomic and audited."""
+
+from django.db import transaction
+from django.utils import timezone
+
+from programs.choices import (
+    ENROLLMENT_TRANSITIONS,
+    PHASE_ORDER,
+    PROGRAM_PHASE_TRANSITIONS,
+    EnrollmentApproval,
+    EnrollmentStatus,
+    EventType,
+    ProgramPhase,
+    ProgramType,
+)
+from programs.models import Enrollment, EventStrategy, Program
+from programs.selectors import program_phase_exit_blockers
+from texture_portal.audit import audit_record
+from texture_portal.choices import AuditAction, AuditSource
+from texture_portal.exceptions import ApplicationError
+from texture_portal.model_update import model_update
+from texture_portal.tenancy import require_same_workspace
+
+PROGRAM_FIELDS = [
+    "slug",
+    "name",
+    "description",
+    "program_type",
+    "enrollment_approval",
+    "launch_threshold",
+    "target_launch_date",
+]
+STRATEGY_FIELDS = [
+    "allowed_event_types",
+    "min_soc_percent",
+    "max_soc_percent",
+    "ramp_minutes",
+    "max_event_duration_minutes",
+    "enable_grid_interaction",
+    "notes",
+]
+
+DEFAULT_EVENT_TYPES = {
+    ProgramType.BATTERY: [EventType.CHARGE, EventType.DISCHARGE, EventType.IDLE],
+    ProgramType.EVSE: [EventType.CHARGE, EventType.IDLE],
+    ProgramType.EV: [EventType.CHARGE, EventType.IDLE],
+    ProgramType.THERMOSTAT: [EventType.IDLE],
+}
+
+
+@transaction.atomic
+def program_create(
+    *, workspace, actor, source: AuditSource | str = AuditSource.SERVICE, strategy: dict | None = None, **data
+) -> Program:
+    """Create a program in the kickoff phase, with version 1 of its event strategy (defaults for its type,
+    overridden by `strategy`)."""
+    program = Program(workspace=workspace, **{k: v for k, v in data.items() if k in PROGRAM_FIELDS})
+    program.full_clean()
+    program.save()
+    audit_record(actor=actor, action=AuditAction.PROGRAM_CREATED, target=program, source=source)
+    defaults = {
+        "allowed_event_types": [str(t) for t in DEFAULT_EVENT_TYPES[ProgramType(program.program_type)]]
+    }
+    event_strategy_create_version(
+        program=program, data={**defaults, **(strategy or {})}, actor=actor, source=source
+    )
+    return program
+
+
+@transaction.atomic
+def program_update(
+    *, program: Program, data: dict, actor, source: AuditSource | str = AuditSource.SERVICE
+) -> dict:
+    """Edit a program's descriptive fields. Phase and production dispatch have their own services."""
+    changes = model_update(instance=program, fields=PROGRAM_FIELDS, data=data)
+    if changes:
+        audit_record(
+            actor=actor, action=AuditAction.OBJECT_CHANGED, target=program, source=source, changes=changes
+        )
+    return changes
+
+
+@transaction.atomic
+def program_set_phase(
+    *, program: Program, phase: ProgramPhase | str, actor, source: AuditSource | str = AuditSource.SERVICE
+) -> Program:
+    """Move a program one phase forward (its measured exit criteria must be met) or one phase back.
+
+    Moving back out of `launched` also turns production dispatch off. Raises InvalidTransition or
+    ApplicationError (listing the unmet criteria).
+    """
+    locked = Program.objects.select_for_update().get(pk=program.pk)
+    PROGRAM_PHASE_TRANSITIONS.check(locked.phase, phase)
+    forward = PHASE_ORDER.index(phase) > PHASE_ORDER.index(locked.phase)
+    if forward:
+        blockers = program_phase_exit_blockers(program=locked)
+        if blockers:
+            raise ApplicationError(
+                f"{locked} cannot leave “{locked.get_phase_display()}” yet: " + " ".join(blockers),
+                extra={"blockers": blockers},
+            )
+    changes = {"phase": [locked.phase, str(phase)]}
+    locked.phase = phase
+    update_fields = ["phase", "last_updated"]
+    if phase != ProgramPhase.LAUNCHED and locked.production_dispatch_enabled:
+        locked.production_dispatch_enabled = False
+        update_fields.append("production_dispatch_enabled")
+        changes["production_dispatch_enabled"] = [True, False]
+    locked.save(update_fields=update_fields)
+    audit_record(
+        actor=actor, action=AuditAction.PROGRAM_PHASE_CHANGED, target=locked, source=source, changes=changes
+    )
+    program.refresh_from_db()
+    return program
+
+
+@transaction.atomic
+def program_set_production_dispatch(
+    *, program: Program, enabled: bool, actor, source: AuditSource | str = AuditSource.SERVICE
+) -> Program:
+    locked = Program.objects.select_for_update().get(pk=program.pk)
+    if enabled and locked.phase != ProgramPhase.LAUNCHED:
+        raise ApplicationError(f"{locked} is not launched: only test events may run before launch.")
+    if locked.production_dispatch_enabled != enabled:
+        locked.production_dispatch_enabled = enabled
+        locked.save(update_fields=["production_dispatch_enabled", "last_updated"])
+        audit_record(
+            actor=actor,
+            action=AuditAction.PROGRAM_PRODUCTION_DISPATCH_CHANGED,
+            target=locked,
+            source=source,
+            changes={"production_dispatch_enabled": [not enabled, enabled]},
+        )
+    program.refresh_from_db()
+    return program
+
+
+@transaction.atomic
+def event_strategy_create_version(
+    *, program: Program, data: dict, actor, source: AuditSource | str = AuditSource.SERVICE
+) -> EventStrategy:
+    """Add the next version of the program's strategy. Fields not given are carried over from the current
+    version. Versions are never edited: dispatch events keep the exact rules they ran with."""
+    Program.objects.select_for_update().filter(pk=program.pk).first()  # serialize version numbering
+    current = program.strategies.order_by("-version").first()
+    values = {name: getattr(current, name) for name in STRATEGY_FIELDS} if current else {}
+    values.update({k: v for k, v in data.items() if k in STRATEGY_FIELDS})
+    strategy = EventStrategy(
+        workspace_id=program.workspace_id,
+        program=program,
+        version=(current.version + 1) if current else 1,
+        created_by=actor if getattr(actor, "pk", None) else None,
+        **values,
+    )
+    strategy.full_clean()
+    strategy.save()
+    changes = {}
+    if current:
+        changes = {
+            name: [getattr(current, name), getattr(strategy, name)]
+            for name in STRATEGY_FIELDS
+            if getattr(current, name) != getattr(strategy, name)
+        }
+    audit_record(
+        actor=actor,
+        action=AuditAction.EVENT_STRATEGY_VERSIONED,
+        target=strategy,
+        source=source,
+        changes=changes,
+    )
+    return strategy
+
+
+@transaction.atomic
+def enrollment_submit(
+    *, device, program: Program, actor, source: AuditSource | str = AuditSource.SERVICE
+) -> Enrollment:
+    """Enroll a device in a program: submitted, then approved at once when the program approves
+    automatically. Raises ApplicationError if the device is already enrolled there."""
+    require_same_workspace(program.workspace_id, device)
+    if Enrollment.objects.filter(device=device, program=program).exists():
+        raise ApplicationError(f"{device} is already enrolled in {program}.")
+    enrollment = Enrollment(
+        workspace_id=program.workspace_id,
+        device=device,
+        program=program,
+        status=EnrollmentStatus.SUBMITTED,
+        source=source,
+    )
+    enrollment.full_clean()
+    enrollment.save()
+    audit_record(actor=actor, action=AuditAction.ENROLLMENT_SUBMITTED, target=enrollment, source=source)
+    if program.enrollment_approval == EnrollmentApproval.AUTOMATIC:
+        enrollment_approve(enrollment=enrollment, actor=actor, source=source, reason="Automatic approval")
+    return enrollment
+
+
+def _enrollment_decide(*, enrollment: Enrollment, status, action, actor, source, reason: str) -> Enrollment:
+    locked = Enrollment.objects.select_for_update().get(pk=enrollment.pk)
+    ENROLLMENT_TRANSITIONS.check(locked.status, status)
+    before = locked.status
+    locked.status = status
+    locked.decided_at = timezone.now()
+    locked.decided_by = actor if getattr(actor, "pk", None) else None
+    locked.reason = reason[:300]
+    locked.save(update_fields=["status", "decided_at", "decided_by", "reason", "last_updated"])
+    audit_record(
+        actor=actor,
+        action=action,
+        target=locked,
+        source=source,
+        changes={"status": [before, str(status)]},
+        reason=reason,
+    )
+    enrollment.refresh_from_db()
+    return enrollment
+
+
+@transaction.atomic
+def enrollment_approve(
+    *, enrollment: Enrollment, actor, source=AuditSource.SERVICE, reason: str = ""
+) -> Enrollment:
+    return _enrollment_decide(
+        enrollment=enrollment,
+        status=EnrollmentStatus.APPROVED,
+        action=AuditAction.ENROLLMENT_APPROVED,
+        actor=actor,
+        source=source,
+        reason=reason,
+    )
+
+
+@transaction.atomic
+def enrollment_reject(
+    *, enrollment: Enrollment, actor, reason: str, source=AuditSource.SERVICE
+) -> Enrollment:
+    if not reason.strip():
+        raise ApplicationError("Rejecting an enrollment needs a reason.")
+    return _enrollment_decide(
+        enrollment=enrollment,
+        status=EnrollmentStatus.REJECTED,
+        action=AuditAction.ENROLLMENT_REJECTED,
+        actor=actor,
+        source=source,
+        reason=reason,
+    )
+
+
+@transaction.atomic
+def enrollment_unenroll(
+    *, enrollment: Enrollment, actor, reason: str = "", source=AuditSource.SERVICE
+) -> Enrollment:
+    return _enrollment_decide(
+        enrollment=enrollment,
+        status=EnrollmentStatus.UNENROLLED,
+        action=AuditAction.ENROLLMENT_UNENROLLED,
+        actor=actor,
+        source=source,
+        reason=reason,
+    )

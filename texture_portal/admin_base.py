@@ -1,0 +1,196 @@
+"""Admin base classes that cannot forget the workspace.
+
+- querysets: only rows of the user's workspaces (all for a superuser);
+- an object of another workspace is a 404, never a redirect that confirms it exists;
+- permissions: the role the user holds in the object's own workspace decides view/change/delete;
+- form choices and list filters: only the user's workspaces and their related rows;
+- saves and deletes: an audit row with the changed fields.
+
+`texture_portal.checks` fails the system check for any tenant model registered without these classes.
+"""
+
+from django.contrib import admin
+from django.contrib.auth import get_permission_codename
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.http import Http404
+
+from texture_portal.audit import audit_record
+from texture_portal.auth import workspaces_where
+from texture_portal.choices import AuditAction, AuditSource
+from texture_portal.models import WorkspaceMembership
+from texture_portal.tenancy import is_workspace_scoped
+
+
+def scope_to_user(queryset, user):
+    """Restrict any queryset of a tenant model (or Workspace) to the user's workspaces."""
+    if user.is_active and user.is_superuser:
+        return queryset
+    if not (user.is_authenticated and user.is_active):
+        return queryset.none()
+    member_of = WorkspaceMembership.objects.filter(user_id=user.pk).values("workspace_id")
+    field = "pk" if queryset.model._meta.model_name == "workspace" else "workspace_id"
+    return queryset.filter(**{f"{field}__in": member_of})
+
+
+class ScopedRelatedFieldListFilter(admin.RelatedFieldListFilter):
+    """A related-object filter whose choices are only the user's workspaces' rows (no cross-tenant names)."""
+
+    def field_choices(self, field, request, model_admin):
+        related_model = field.related_model
+        ordering = self.field_admin_ordering(field, request, model_admin)
+        if not is_workspace_scoped(related_model) or (request.user.is_active and request.user.is_superuser):
+            return field.get_choices(include_blank=False, ordering=ordering)
+        member_of = WorkspaceMembership.objects.filter(user_id=request.user.pk).values("workspace_id")
+        scope = "pk" if related_model._meta.model_name == "workspace" else "workspace_id"
+        return field.get_choices(
+            include_blank=False, ordering=ordering, limit_choices_to=Q(**{f"{scope}__in": member_of})
+        )
+
+
+class WorkspaceScopedAdminMixin:
+    """Scoping, per-workspace permissions and scoped choices; shared by ModelAdmins and inlines."""
+
+    def get_queryset(self, request):
+        return scope_to_user(super().get_queryset(request), request.user)
+
+    # -- permissions: the role held in the object's workspace decides ---------------------------------
+    def _perm(self, action: str) -> str:
+        opts = self.opts
+        return f"{opts.app_label}.{get_permission_codename(action, opts)}"
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm(self._perm("view"), obj) or request.user.has_perm(
+            self._perm("change"), obj
+        )
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.has_perm(self._perm("change"), obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.has_perm(self._perm("delete"), obj)
+
+    # -- choices -----------------------------------------------------------------------------------------
+    def _workspace_choices(self, request):
+        return workspaces_where(request.user, self._perm("add")).select_related(
+            "organization"
+        ) | workspaces_where(request.user, self._perm("change")).select_related("organization")
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        related_model = db_field.related_model
+        if db_field.name == "workspace" and related_model._meta.model_name == "workspace":
+            choices = self._workspace_choices(request).distinct()
+            kwargs["queryset"] = choices
+            if choices.count() == 1:
+                kwargs["initial"] = choices.first()
+        elif is_workspace_scoped(related_model):
+            base = kwargs.get("queryset") or related_model._default_manager.all()
+            kwargs["queryset"] = scope_to_user(base, request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        related_model = db_field.related_model
+        if is_workspace_scoped(related_model):
+            base = kwargs.get("queryset") or related_model._default_manager.all()
+            kwargs["queryset"] = scope_to_user(base, request.user)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+
+class WorkspaceScopedAdmin(WorkspaceScopedAdminMixin, admin.ModelAdmin):
+    """The ModelAdmin of every tenant model."""
+
+    show_full_result_count = False  # the extra unfiltered COUNT(*) is the slowest query of a big changelist
+    list_per_page = 50
+    list_max_show_all = 500
+
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None:
+            # Not in the user's workspaces (or does not exist): the same answer either way.
+            raise Http404(f"No {self.opts.verbose_name} with id “{object_id}” in your workspaces.")
+        return obj
+
+    def has_add_permission(self, request):
+        return request.user.has_perm(self._perm("add"))
+
+    def save_model(self, request, obj, form, change):
+        """Check the role in the chosen workspace, save, and audit the changed fields."""
+        action = "change" if change else "add"
+        if not request.user.has_perm(self._perm(action), obj):
+            raise PermissionDenied(f"You may not {action} {self.opts.verbose_name_plural} in this workspace.")
+        self.perform_save(request, obj, form, change)
+        self.audit_save(request, obj, form, change)
+
+    def perform_save(self, request, obj, form, change):
+        """Where a model's writes belong to a service, its admin overrides this to call the service."""
+        super().save_model(request, obj, form, change)
+
+    def audit_save(self, request, obj, form, change):
+        if change:
+            changed = {
+                name: [form.initial.get(name), form.cleaned_data.get(name)]
+                for name in form.changed_data
+                if name in form.cleaned_data
+            }
+            if not changed:
+                return
+            audit_record(
+                actor=request.user,
+                action=AuditAction.OBJECT_CHANGED,
+                target=obj,
+                source=AuditSource.ADMIN,
+                changes=changed,
+            )
+        else:
+            audit_record(
+                actor=request.user, action=AuditAction.OBJECT_CREATED, target=obj, source=AuditSource.ADMIN
+            )
+
+    def delete_model(self, request, obj):
+        audit_record(
+            actor=request.user, action=AuditAction.OBJECT_DELETED, target=obj, source=AuditSource.ADMIN
+        )
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            if not request.user.has_perm(self._perm("delete"), obj):
+                raise PermissionDenied(f"You may not delete “{obj}”.")
+            audit_record(
+                actor=request.user, action=AuditAction.OBJECT_DELETED, target=obj, source=AuditSource.ADMIN
+            )
+        super().delete_queryset(request, queryset)
+
+
+class ReadOnlyWorkspaceScopedAdmin(WorkspaceScopedAdmin):
+    """For records written only by services (history, telemetry, the audit log)."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class WorkspaceScopedTabularInline(WorkspaceScopedAdminMixin, admin.TabularInline):
+    extra = 0
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return request.user.has_perm(self._perm("add"), obj)
+
+
+class ReadOnlyWorkspaceScopedTabularInline(WorkspaceScopedTabularInline):
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

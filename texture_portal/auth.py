@@ -1,0 +1,71 @@
+"""Permissions that follow the workspace: a role grants its group's permissions only where it is held.
+
+A user who is Ops in workspace A and Customer Support in B may change devices of A but only read those of B.
+Model-level checks (no object: "may this user open the Devices changelist at all?") use the union over the
+user's memberships; object-level checks use the role of the object's own workspace.
+"""
+
+from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.models import Permission
+
+from texture_portal.choices import Role
+from texture_portal.tenancy import workspace_id_of
+
+_CACHE = "_workspace_role_perm_cache"
+
+
+class WorkspaceRoleBackend(ModelBackend):
+    def _role_permissions(self, user_obj) -> dict[int, set[str]]:
+        """{workspace_id: {"app.codename", …}} for the user; two queries, cached on the user object."""
+        cached = getattr(user_obj, _CACHE, None)
+        if cached is not None:
+            return cached
+        from texture_portal.models import WorkspaceMembership
+
+        memberships = list(
+            WorkspaceMembership.objects.filter(user_id=user_obj.pk).values_list("workspace_id", "role")
+        )
+        group_names = {str(Role(role).label) for _, role in memberships}
+        by_group: dict[str, set[str]] = {name: set() for name in group_names}
+        rows = Permission.objects.filter(group__name__in=group_names).values_list(
+            "group__name", "content_type__app_label", "codename"
+        )
+        for group_name, app_label, codename in rows:
+            by_group[group_name].add(f"{app_label}.{codename}")
+        result = {ws_id: by_group[str(Role(role).label)] for ws_id, role in memberships}
+        setattr(user_obj, _CACHE, result)
+        return result
+
+    def get_all_permissions(self, user_obj, obj=None):
+        if not user_obj.is_active or user_obj.is_anonymous:
+            return set()
+        direct = super().get_all_permissions(user_obj)
+        by_workspace = self._role_permissions(user_obj)
+        if obj is None:
+            return direct | set().union(*by_workspace.values())
+        workspace_id = workspace_id_of(obj)
+        if workspace_id is None:
+            # A global record (the catalog): the model-level answer applies.
+            return direct | set().union(*by_workspace.values())
+        return direct | by_workspace.get(workspace_id, set())
+
+    def has_perm(self, user_obj, perm, obj=None):
+        return user_obj.is_active and perm in self.get_all_permissions(user_obj, obj)
+
+    def workspace_ids_with_perm(self, user_obj, perm: str) -> list[int]:
+        return sorted(ws for ws, perms in self._role_permissions(user_obj).items() if perm in perms)
+
+
+def workspaces_where(user, perm: str):
+    """Workspaces in which `user` holds `perm` (all of them for a superuser)."""
+    from texture_portal.models import Workspace
+
+    if user.is_active and user.is_superuser:
+        return Workspace.objects.all()
+    return Workspace.objects.filter(pk__in=WorkspaceRoleBackend().workspace_ids_with_perm(user, perm))
+
+
+def forget_cached_permissions(user) -> None:
+    for attr in (_CACHE, "_perm_cache", "_user_perm_cache", "_group_perm_cache"):
+        if hasattr(user, attr):
+            delattr(user, attr)

@@ -1,0 +1,91 @@
+"""What each of the five roles may do, as Django model permissions.
+
+The roles are Django groups (labels as in DOMAIN.md). A user's role is held per workspace through
+`WorkspaceMembership`, and `texture_portal.auth.WorkspaceRoleBackend` grants the group's permissions only
+inside that workspace. `sync_role_groups` is called by data migrations; add one calling it again whenever a
+model is added.
+"""
+
+from texture_portal.choices import Role
+
+VIEW, ADD, CHANGE, DELETE = "view", "add", "change", "delete"
+ALL = (VIEW, ADD, CHANGE, DELETE)
+
+# Every tenant and catalog model, by app: the role table below refers to these.
+PORTAL_MODELS = {
+    "texture_portal": ["workspace", "workspacemembership", "auditlogentry"],
+    "programs": ["program", "eventstrategy", "enrollment"],
+    "fleet": ["contact", "site", "device", "devicestatechange", "devicetag", "telemetryreading"],
+    "integrations": ["manufacturer", "workspaceintegration"],
+    "dispatch": ["dispatchevent", "dispatchaction", "command"],
+}
+
+
+def _perms(app: str, models_: list[str], actions: tuple[str, ...]) -> set[str]:
+    return {f"{app}.{action}_{model}" for model in models_ for action in actions}
+
+
+def _view_everything() -> set[str]:
+    perms: set[str] = set()
+    for app, models_ in PORTAL_MODELS.items():
+        perms |= _perms(app, models_, (VIEW,))
+    return perms - {"texture_portal.view_workspacemembership"}
+
+
+ROLE_PERMISSIONS: dict[str, set[str]] = {
+    # Fleet, alerts and dispatch monitoring: runs events and keeps devices in order.
+    Role.OPS: _view_everything()
+    | _perms("fleet", ["device", "devicetag"], (ADD, CHANGE))
+    | _perms("dispatch", ["dispatchevent", "dispatchaction", "command"], (ADD, CHANGE)),
+    # Looks customers up by account number and reads device status; keeps contact details current.
+    Role.CUSTOMER_SUPPORT: _perms(
+        "fleet", ["contact", "site", "device", "devicestatechange", "telemetryreading"], (VIEW,)
+    )
+    | _perms("programs", ["program", "enrollment"], (VIEW,))
+    | _perms("dispatch", ["dispatchevent", "command"], (VIEW,))
+    | _perms("integrations", ["manufacturer"], (VIEW,))
+    | _perms("texture_portal", ["workspace"], (VIEW,))
+    | _perms("fleet", ["contact", "site"], (CHANGE,)),
+    # API keys, webhooks, integrations.
+    Role.ENGINEERING: _view_everything() | _perms("integrations", ["workspaceintegration"], ALL),
+    # Programs, strategies, enrollments, launch sign-off, events.
+    Role.PROGRAM_LEAD: _view_everything()
+    | _perms("programs", ["program", "eventstrategy", "enrollment"], (ADD, CHANGE))
+    | _perms("dispatch", ["dispatchevent", "dispatchaction"], (ADD, CHANGE)),
+    # Everything inside the workspace, including who is a member.
+    Role.ADMIN: set().union(
+        *(
+            _perms(app, [m for m in models_ if m not in ("manufacturer", "workspace", "auditlogentry")], ALL)
+            for app, models_ in PORTAL_MODELS.items()
+        )
+    )
+    | _perms("integrations", ["manufacturer"], (VIEW,))
+    | _perms("texture_portal", ["workspace"], (VIEW, CHANGE))
+    | _perms("texture_portal", ["auditlogentry"], (VIEW,)),
+}
+
+
+def sync_role_groups(apps, schema_editor=None) -> None:
+    """Create the five groups and set exactly the permissions of ROLE_PERMISSIONS (idempotent)."""
+    from django.contrib.auth.management import create_permissions
+
+    # Permissions are normally created after all migrations ran; create them now so groups can hold them.
+    for app_config in apps.get_app_configs():
+        app_config.models_module = True
+        create_permissions(app_config, apps=apps, verbosity=0)
+        app_config.models_module = None
+
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    index = {
+        f"{app_label}.{codename}": pk
+        for pk, app_label, codename in Permission.objects.values_list(
+            "pk", "content_type__app_label", "codename"
+        )
+    }
+    for role in Role:
+        missing = sorted(p for p in ROLE_PERMISSIONS[role] if p not in index)
+        if missing:
+            raise LookupError(f"Role {role.label}: unknown permissions {missing}")
+        group, _ = Group.objects.get_or_create(name=str(role.label))
+        group.permissions.set([index[p] for p in ROLE_PERMISSIONS[role]])

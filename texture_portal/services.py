@@ -1,0 +1,91 @@
+"""Writes of the tenancy core: organizations, workspaces, memberships."""
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils.text import slugify
+
+from texture_portal.audit import audit_record
+from texture_portal.auth import forget_cached_permissions
+from texture_portal.choices import AuditAction, AuditSource, Role, WorkspaceKind
+from texture_portal.models import Organization, Workspace, WorkspaceMembership
+
+User = get_user_model()
+
+
+@transaction.atomic
+def organization_create(*, name: str, slug: str | None = None) -> Organization:
+    organization = Organization(name=name, slug=slug or slugify(name))
+    organization.full_clean()
+    organization.save()
+    return organization
+
+
+@transaction.atomic
+def workspace_create(
+    *,
+    organization: Organization,
+    name: str,
+    kind: WorkspaceKind | str,
+    slug: str | None = None,
+    actor=None,
+    source: AuditSource | str = AuditSource.SERVICE,
+) -> Workspace:
+    """Create a workspace of `organization`. Audited."""
+    workspace = Workspace(
+        organization=organization, name=name, kind=kind, slug=slug or slugify(f"{organization.slug}-{name}")
+    )
+    workspace.full_clean()
+    workspace.save()
+    audit_record(actor=actor, action=AuditAction.WORKSPACE_CREATED, target=workspace, source=source)
+    return workspace
+
+
+@transaction.atomic
+def membership_grant(
+    *,
+    user,
+    workspace: Workspace,
+    role: Role | str,
+    actor=None,
+    source: AuditSource | str = AuditSource.SERVICE,
+) -> WorkspaceMembership:
+    """Give `user` `role` in `workspace` (replacing any role they held there). Makes the user staff so they
+    can sign in to the admin. Audited on the workspace."""
+    role = Role(role)
+    membership, created = WorkspaceMembership.objects.select_for_update().get_or_create(
+        user=user, workspace=workspace, defaults={"role": role}
+    )
+    previous = None if created else membership.role
+    if not created and membership.role != role:
+        membership.role = role
+        membership.save(update_fields=["role", "last_updated"])
+    if not user.is_staff:
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])
+    forget_cached_permissions(user)
+    if created or previous != role:
+        audit_record(
+            actor=actor,
+            action=AuditAction.MEMBERSHIP_GRANTED,
+            target=workspace,
+            source=source,
+            changes={"user": user.get_username(), "role": [previous, str(role)]},
+        )
+    return membership
+
+
+@transaction.atomic
+def membership_revoke(
+    *, user, workspace: Workspace, actor=None, source: AuditSource | str = AuditSource.SERVICE
+) -> None:
+    """Remove `user` from `workspace`. Audited on the workspace; a no-op if they were not a member."""
+    deleted, _ = WorkspaceMembership.objects.filter(user=user, workspace=workspace).delete()
+    forget_cached_permissions(user)
+    if deleted:
+        audit_record(
+            actor=actor,
+            action=AuditAction.MEMBERSHIP_REVOKED,
+            target=workspace,
+            source=source,
+            changes={"user": user.get_username()},
+        )

@@ -238,3 +238,40 @@ def command_set_status(
     )
     command.refresh_from_db()
     return command
+
+
+EVENT_EDITABLE_FIELDS = ["name", "is_test", "trigger", "starts_at", "ends_at", "signal_reference"]
+
+
+@transaction.atomic
+def dispatch_event_update(
+    *,
+    event: DispatchEvent,
+    data: dict,
+    actor,
+    target_tags: list[str] | None = None,
+    source=AuditSource.SERVICE,
+) -> dict:
+    """Edit a draft event (a scheduled one goes back to draft first)."""
+    from texture_portal.model_update import model_update
+
+    if event.status != DispatchEventStatus.DRAFT:
+        raise ApplicationError(
+            f"Only a draft event can be edited; “{event.name}” is {event.get_status_display()}."
+        )
+    if data.get("is_test") is False and not event.program.production_dispatch_enabled:
+        raise ApplicationError(
+            f"{event.program} is not launched for production dispatch: only test events may run."
+        )
+    changes = model_update(instance=event, fields=EVENT_EDITABLE_FIELDS, data=data)
+    if target_tags is not None:
+        before = sorted(event.target_tags.values_list("name", flat=True))
+        tags = device_tags_get_or_create(workspace=event.program.workspace, names=target_tags)
+        if before != sorted(t.name for t in tags):
+            event.target_tags.set(tags)
+            changes["target_tags"] = [before, sorted(t.name for t in tags)]
+    if changes:
+        audit_record(
+            actor=actor, action=AuditAction.OBJECT_CHANGED, target=event, source=source, changes=changes
+        )
+    return changes

@@ -57,9 +57,15 @@ class WorkspaceScopedModel(BaseModel):
 
     def clean(self):
         super().clean()
+        from django.core.exceptions import ValidationError
+
+        from texture_portal.exceptions import WorkspaceMismatch
         from texture_portal.tenancy import check_same_workspace
 
-        check_same_workspace(self)
+        try:
+            check_same_workspace(self)
+        except WorkspaceMismatch as exc:
+            raise ValidationError({exc.extra["field"]: exc.message}) from exc
 
 
 class Organization(BaseModel):

@@ -1,0 +1,369 @@
+"""Fleet admin: contacts (looked up by account number), sites, devices with state history and telemetry."""
+
+from django.contrib import admin
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
+
+from fleet import services
+from fleet.choices import DeviceState
+from fleet.models import Contact, Device, DeviceStateChange, DeviceTag, Site, TelemetryReading
+from programs.models import Enrollment, Program
+from texture_portal.admin_base import (
+    ReadOnlyWorkspaceScopedAdmin,
+    ReadOnlyWorkspaceScopedTabularInline,
+    ScopedRelatedFieldListFilter,
+    WorkspaceScopedAdmin,
+    scope_to_user,
+)
+from texture_portal.choices import AuditSource
+
+
+class ProgramListFilter(admin.SimpleListFilter):
+    """Devices enrolled in a program; choices are the user's programs only."""
+
+    title = _("program")
+    parameter_name = "program"
+
+    def lookups(self, request, model_admin):
+        programs = scope_to_user(Program.objects.all(), request.user).order_by("name")
+        return [(str(p.pk), p.name) for p in programs.only("pk", "name")]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(enrollments__program_id=self.value())
+        return queryset
+
+
+class TagListFilter(admin.SimpleListFilter):
+    title = _("tag")
+    parameter_name = "tag"
+
+    def lookups(self, request, model_admin):
+        tags = scope_to_user(DeviceTag.objects.all(), request.user).order_by("name")
+        return [(str(t.pk), t.name) for t in tags.only("pk", "name")[:500]]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(tags__id=self.value())
+        return queryset
+
+
+# -- inlines ----------------------------------------------------------------------------------------------
+class SiteInline(ReadOnlyWorkspaceScopedTabularInline):
+    model = Site
+    fields = ["street_one", "city", "state", "postal_code", "site_name", "site_reference_id"]
+    readonly_fields = fields
+
+
+class ContactDeviceInline(ReadOnlyWorkspaceScopedTabularInline):
+    model = Device
+    fk_name = "contact"
+    fields = ["system_identifier", "manufacturer", "device_type", "state", "site", "last_seen_at"]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("manufacturer", "site")
+
+
+class DeviceStateChangeInline(ReadOnlyWorkspaceScopedTabularInline):
+    model = DeviceStateChange
+    fields = ["changed_at", "from_state", "to_state", "reason", "source", "actor"]
+    readonly_fields = fields
+    show_change_link = False
+    verbose_name_plural = _("state history")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("actor")
+
+
+class DeviceEnrollmentInline(ReadOnlyWorkspaceScopedTabularInline):
+    model = Enrollment
+    fields = ["program", "status", "submitted_at", "decided_at", "reason"]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("program")
+
+
+# -- contacts and sites -----------------------------------------------------------------------------------
+@admin.register(Contact)
+class ContactAdmin(WorkspaceScopedAdmin):
+    list_display = ["reference_id", "last_name", "first_name", "email", "phone", "workspace"]
+    list_display_links = ["reference_id", "last_name"]
+    list_select_related = ["workspace__organization"]
+    list_filter = [("workspace", ScopedRelatedFieldListFilter)]
+    # Prefix and exact lookups: an account number or a name is typed from its start (and can use an index).
+    search_fields = ["^reference_id", "^last_name", "^first_name", "^email", "=phone"]
+    search_help_text = _("Account number, name or email (from the start), or the exact phone number.")
+    fields = ["workspace", "reference_id", "first_name", "last_name", "email", "phone"]
+    inlines = [SiteInline, ContactDeviceInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["workspace"] if obj else []
+
+    def perform_save(self, request, obj, form, change):
+        data = {
+            name: form.cleaned_data[name] for name in services.CONTACT_FIELDS if name in form.cleaned_data
+        }
+        if change:
+            services.contact_update(
+                contact=Contact.objects.get(pk=obj.pk),
+                data=data,
+                actor=request.user,
+                source=AuditSource.ADMIN,
+            )
+            obj.refresh_from_db()
+        else:
+            created = services.contact_create(
+                workspace=obj.workspace, actor=request.user, source=AuditSource.ADMIN, **data
+            )
+            obj.pk = created.pk
+
+    def audit_save(self, request, obj, form, change):
+        """The services audit."""
+
+
+@admin.register(Site)
+class SiteAdmin(WorkspaceScopedAdmin):
+    list_display = ["__str__", "city", "state", "postal_code", "contact", "workspace"]
+    list_select_related = ["contact", "workspace__organization"]
+    list_filter = [("workspace", ScopedRelatedFieldListFilter), "state"]
+    search_fields = ["^postal_code", "^city", "^street_one", "=contact__reference_id", "^site_reference_id"]
+    autocomplete_fields = ["contact"]
+    readonly_fields = ["map_link"]
+    fieldsets = [
+        (None, {"fields": ["workspace", "contact", "site_name", "site_reference_id"]}),
+        (_("Address"), {"fields": ["street_one", "street_two", "city", "state", "postal_code", "country"]}),
+        (_("Location"), {"fields": ["latitude", "longitude", "timezone", "map_link"]}),
+    ]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["workspace", "map_link"] if obj else ["map_link"]
+
+    @admin.display(description=_("map"))
+    def map_link(self, obj):
+        if obj is None or obj.latitude is None:
+            return "—"
+        return format_html(
+            '<a href="https://www.openstreetmap.org/?mlat={0}&mlon={1}#map=16/{0}/{1}" target="_blank" '
+            'rel="noopener">{0:.5f}, {1:.5f}</a>',
+            obj.latitude,
+            obj.longitude,
+        )
+
+    def perform_save(self, request, obj, form, change):
+        data = {name: form.cleaned_data[name] for name in services.SITE_FIELDS if name in form.cleaned_data}
+        if change:
+            services.site_update(
+                site=Site.objects.get(pk=obj.pk), data=data, actor=request.user, source=AuditSource.ADMIN
+            )
+            obj.refresh_from_db()
+        else:
+            contact = data.pop("contact")
+            created = services.site_create(
+                workspace=obj.workspace, contact=contact, actor=request.user, source=AuditSource.ADMIN, **data
+            )
+            obj.pk = created.pk
+
+    def audit_save(self, request, obj, form, change):
+        """The services audit."""
+
+
+# -- devices ----------------------------------------------------------------------------------------------
+@admin.register(DeviceTag)
+class DeviceTagAdmin(WorkspaceScopedAdmin):
+    list_display = ["name", "workspace"]
+    list_select_related = ["workspace__organization"]
+    list_filter = [("workspace", ScopedRelatedFieldListFilter)]
+    search_fields = ["name"]
+
+
+@admin.register(Device)
+class DeviceAdmin(WorkspaceScopedAdmin):
+    list_display = [
+        "system_identifier",
+        "manufacturer",
+        "device_type",
+        "state_badge",
+        "contact_reference",
+        "site_city",
+        "soc",
+        "last_seen_at",
+        "workspace",
+    ]
+    list_select_related = ["manufacturer", "contact", "site", "latest_telemetry", "workspace__organization"]
+    list_filter = [
+        "state",
+        ("manufacturer", admin.RelatedFieldListFilter),
+        "device_type",
+        ProgramListFilter,
+        TagListFilter,
+        ("workspace", ScopedRelatedFieldListFilter),
+    ]
+    search_fields = ["^system_identifier", "=contact__reference_id"]
+    search_help_text = _("Serial (from the start) or the owner's exact account number.")
+    autocomplete_fields = ["site", "tags"]
+    inlines = [DeviceStateChangeInline, DeviceEnrollmentInline]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "workspace",
+                    "site",
+                    "contact",
+                    "manufacturer",
+                    "system_identifier",
+                    "device_type",
+                    "name",
+                    "tags",
+                ]
+            },
+        ),
+        (_("State"), {"fields": ["state", "state_changed_at", "state_reason", "last_seen_at"]}),
+        (_("Latest telemetry"), {"fields": ["latest_telemetry_panel"]}),
+        (_("OEM"), {"fields": ["oem_device_id", "oem_data"], "classes": ["collapse"]}),
+    ]
+    readonly_fields = [
+        "contact",
+        "state",
+        "state_changed_at",
+        "state_reason",
+        "last_seen_at",
+        "latest_telemetry_panel",
+        "oem_device_id",
+        "oem_data",
+    ]
+
+    def get_readonly_fields(self, request, obj=None):
+        fixed = ["workspace", "manufacturer", "system_identifier"] if obj else []
+        return [*fixed, *self.readonly_fields]
+
+    @admin.display(description=_("state"), ordering="state")
+    def state_badge(self, obj):
+        colours = {
+            DeviceState.REGISTERED: "#6b7280",
+            DeviceState.ON_WORKSPACE: "#15803d",
+            DeviceState.OFFLINE: "#b91c1c",
+        }
+        return format_html(
+            '<span style="color:{};font-weight:600">{}</span>',
+            colours.get(obj.state, "#000"),
+            obj.get_state_display(),
+        )
+
+    @admin.display(description=_("account"), ordering="contact__reference_id")
+    def contact_reference(self, obj):
+        return obj.contact.reference_id
+
+    @admin.display(description=_("city"), ordering="site__city")
+    def site_city(self, obj):
+        return obj.site.city
+
+    @admin.display(description=_("SoC"))
+    def soc(self, obj):
+        reading = obj.latest_telemetry
+        if reading is None or reading.charge_percentage is None:
+            return "—"
+        return f"{reading.charge_percentage:.0f}%"
+
+    @admin.display(description=_("latest reading"))
+    def latest_telemetry_panel(self, obj):
+        reading = obj.latest_telemetry if obj else None
+        if reading is None:
+            return _("No telemetry yet (the device is a Registered System until discovery reaches it).")
+        rows = [
+            (_("measured at (UTC)"), f"{reading.measured_at:%Y-%m-%d %H:%M:%S}"),
+            (_("state of charge"), _fmt(reading.charge_percentage, "%")),
+            (_("charge rate (+ discharging)"), _fmt(reading.charge_rate_w, " W")),
+            (_("grid power (+ importing)"), _fmt(reading.grid_power_w, " W")),
+            (_("solar power"), _fmt(reading.solar_power_w, " W")),
+            (_("backup reserve"), _fmt(reading.backup_reserve_percent, "%")),
+            (_("charging state"), reading.get_charging_state_display()),
+            (_("grid status"), reading.get_grid_status_display()),
+            (_("Storm Guard"), _storm(reading)),
+            (
+                _("plugged in"),
+                "—" if reading.is_plugged_in is None else (_("yes") if reading.is_plugged_in else _("no")),
+            ),
+            (_("charger power"), _fmt(reading.charger_wattage_w, " W")),
+            (_("charge limit"), _fmt(reading.charge_limit_percent, "%")),
+            (_("range"), _fmt(reading.range_km, " km")),
+        ]
+        return format_html(
+            "<table>{}</table>",
+            format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", ((str(k), v) for k, v in rows)),
+        )
+
+    def perform_save(self, request, obj, form, change):
+        data = form.cleaned_data
+        tag_names = [tag.name for tag in data.get("tags", [])]
+        if change:
+            device = Device.objects.get(pk=obj.pk)
+            services.device_update(
+                device=device,
+                data={k: data[k] for k in ("site", "name", "device_type") if k in data},
+                tags=tag_names,
+                actor=request.user,
+                source=AuditSource.ADMIN,
+            )
+        else:
+            device = services.device_register(
+                workspace=obj.workspace,
+                site=data["site"],
+                manufacturer=data["manufacturer"],
+                system_identifier=data["system_identifier"],
+                device_type=data["device_type"],
+                name=data.get("name", ""),
+                tags=tag_names,
+                actor=request.user,
+                source=AuditSource.ADMIN,
+            )
+        obj.pk = device.pk
+        obj.refresh_from_db()
+
+    def save_related(self, request, form, formsets, change):
+        """Tags are set by the service; only the (read-only) inlines remain."""
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
+    def audit_save(self, request, obj, form, change):
+        """The services audit."""
+
+
+def _fmt(value, unit: str) -> str:
+    return "—" if value is None else f"{value:,.0f}{unit}"
+
+
+def _storm(reading) -> str:
+    if reading.is_storm_mode_enabled is None:
+        return "—"
+    if reading.is_storm_mode_active:
+        return str(_("active"))
+    return str(_("enabled")) if reading.is_storm_mode_enabled else str(_("off"))
+
+
+@admin.register(DeviceStateChange)
+class DeviceStateChangeAdmin(ReadOnlyWorkspaceScopedAdmin):
+    list_display = ["changed_at", "device", "from_state", "to_state", "reason", "source", "actor"]
+    list_select_related = ["device__manufacturer", "actor"]
+    list_filter = ["to_state", "source", ("workspace", ScopedRelatedFieldListFilter)]
+    search_fields = ["^device__system_identifier"]
+
+
+@admin.register(TelemetryReading)
+class TelemetryReadingAdmin(ReadOnlyWorkspaceScopedAdmin):
+    list_display = [
+        "measured_at",
+        "device",
+        "charge_percentage",
+        "charge_rate_w",
+        "grid_power_w",
+        "solar_power_w",
+        "charging_state",
+        "is_storm_mode_active",
+    ]
+    list_select_related = ["device__manufacturer"]
+    list_filter = ["charging_state", ("workspace", ScopedRelatedFieldListFilter)]
+    search_fields = ["=device__system_identifier"]
+    search_help_text = _("Exact serial.")

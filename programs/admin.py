@@ -1,0 +1,314 @@
+"""Programs admin: phases and launch readiness, versioned event strategies, enrollment decisions."""
+
+from django import forms
+from django.contrib import admin
+from django.db.models import Count, Q
+from django.utils.html import format_html_join
+from django.utils.translation import gettext_lazy as _
+
+from programs import selectors, services
+from programs.choices import PHASE_ORDER, EnrollmentStatus, EventType
+from programs.models import Enrollment, EventStrategy, Program
+from texture_portal.admin_actions import run_service_for_each
+from texture_portal.admin_base import (
+    ReadOnlyWorkspaceScopedTabularInline,
+    ScopedRelatedFieldListFilter,
+    WorkspaceScopedAdmin,
+)
+from texture_portal.choices import AuditSource
+
+
+class EventStrategyInline(ReadOnlyWorkspaceScopedTabularInline):
+    model = EventStrategy
+    fields = [
+        "version",
+        "allowed_event_types",
+        "min_soc_percent",
+        "max_soc_percent",
+        "ramp_minutes",
+        "max_event_duration_minutes",
+        "enable_grid_interaction",
+        "created",
+    ]
+    readonly_fields = fields
+    verbose_name_plural = _("event strategy versions (newest first)")
+
+
+@admin.register(Program)
+class ProgramAdmin(WorkspaceScopedAdmin):
+    list_display = [
+        "name",
+        "slug",
+        "program_type",
+        "phase",
+        "enrollment_approval",
+        "enrolled",
+        "launch_threshold",
+        "production_dispatch_enabled",
+        "workspace",
+    ]
+    list_select_related = ["workspace__organization"]
+    list_filter = ["phase", "program_type", ("workspace", ScopedRelatedFieldListFilter)]
+    search_fields = ["^slug", "name"]
+    prepopulated_fields = {"slug": ["name"]}
+    inlines = [EventStrategyInline]
+    actions = [
+        "advance_phase",
+        "move_phase_back",
+        "enable_production_dispatch",
+        "disable_production_dispatch",
+    ]
+    fields = [
+        "workspace",
+        "name",
+        "slug",
+        "description",
+        "program_type",
+        "enrollment_approval",
+        "launch_threshold",
+        "target_launch_date",
+        "phase",
+        "production_dispatch_enabled",
+        "launch_readiness",
+    ]
+
+    def get_readonly_fields(self, request, obj=None):
+        fixed = ["phase", "production_dispatch_enabled", "launch_readiness"]
+        return ["workspace", *fixed] if obj else fixed
+
+    def get_queryset(self, request):
+        active = [EnrollmentStatus.SUBMITTED, EnrollmentStatus.APPROVED]
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(enrolled_count=Count("enrollments", filter=Q(enrollments__status__in=active)))
+        )
+
+    @admin.display(description=_("enrolled"), ordering="enrolled_count")
+    def enrolled(self, obj):
+        return obj.enrolled_count
+
+    @admin.display(description=_("exit criteria of this phase"))
+    def launch_readiness(self, obj):
+        if obj is None or obj.pk is None:
+            return "—"
+        blockers = selectors.program_phase_exit_blockers(program=obj)
+        eligible = selectors.program_dispatch_eligible_count(program=obj)
+        lines = [f"Dispatch-eligible enrolled devices: {eligible} (launch threshold {obj.launch_threshold})."]
+        lines += blockers or ["The measured criteria of this phase are met; the rest are staff sign-offs."]
+        return format_html_join("", "<div>{}</div>", ((line,) for line in lines))
+
+    def perform_save(self, request, obj, form, change):
+        data = {
+            name: form.cleaned_data[name] for name in services.PROGRAM_FIELDS if name in form.cleaned_data
+        }
+        if change:
+            services.program_update(
+                program=Program.objects.get(pk=obj.pk),
+                data=data,
+                actor=request.user,
+                source=AuditSource.ADMIN,
+            )
+            obj.refresh_from_db()
+        else:
+            created = services.program_create(
+                workspace=obj.workspace, actor=request.user, source=AuditSource.ADMIN, **data
+            )
+            obj.pk = created.pk
+
+    def audit_save(self, request, obj, form, change):
+        """The services audit."""
+
+    @admin.action(description=_("Advance to the next phase"))
+    def advance_phase(self, request, queryset):
+        def advance(program):
+            index = PHASE_ORDER.index(program.phase)
+            target = PHASE_ORDER[min(index + 1, len(PHASE_ORDER) - 1)]
+            services.program_set_phase(
+                program=program, phase=target, actor=request.user, source=AuditSource.ADMIN
+            )
+
+        run_service_for_each(self, request, queryset, advance, done="Programs advanced")
+
+    @admin.action(description=_("Move back one phase"))
+    def move_phase_back(self, request, queryset):
+        def back(program):
+            target = PHASE_ORDER[max(PHASE_ORDER.index(program.phase) - 1, 0)]
+            services.program_set_phase(
+                program=program, phase=target, actor=request.user, source=AuditSource.ADMIN
+            )
+
+        run_service_for_each(self, request, queryset, back, done="Programs moved back")
+
+    @admin.action(description=_("Enable production dispatch (launched programs)"))
+    def enable_production_dispatch(self, request, queryset):
+        run_service_for_each(
+            self,
+            request,
+            queryset,
+            lambda p: services.program_set_production_dispatch(
+                program=p, enabled=True, actor=request.user, source=AuditSource.ADMIN
+            ),
+            done="Production dispatch enabled",
+        )
+
+    @admin.action(description=_("Disable production dispatch"))
+    def disable_production_dispatch(self, request, queryset):
+        run_service_for_each(
+            self,
+            request,
+            queryset,
+            lambda p: services.program_set_production_dispatch(
+                program=p, enabled=False, actor=request.user, source=AuditSource.ADMIN
+            ),
+            done="Production dispatch disabled",
+        )
+
+
+class EventStrategyForm(forms.ModelForm):
+    allowed_event_types = forms.MultipleChoiceField(
+        choices=EventType.choices, widget=forms.CheckboxSelectMultiple, label=_("allowed event types")
+    )
+
+    class Meta:
+        model = EventStrategy
+        fields = [
+            "workspace",
+            "program",
+            "allowed_event_types",
+            "min_soc_percent",
+            "max_soc_percent",
+            "ramp_minutes",
+            "max_event_duration_minutes",
+            "enable_grid_interaction",
+            "notes",
+        ]
+
+
+@admin.register(EventStrategy)
+class EventStrategyAdmin(WorkspaceScopedAdmin):
+    """Versions are immutable (events keep the rules they ran with): "add" creates the next version."""
+
+    form = EventStrategyForm
+    list_display = [
+        "program",
+        "version",
+        "allowed_event_types",
+        "min_soc_percent",
+        "max_soc_percent",
+        "ramp_minutes",
+        "max_event_duration_minutes",
+        "enable_grid_interaction",
+        "created",
+    ]
+    list_select_related = ["program"]
+    list_filter = [("program", ScopedRelatedFieldListFilter), ("workspace", ScopedRelatedFieldListFilter)]
+
+    def has_change_permission(self, request, obj=None):
+        return False if obj is not None else super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_changeform_initial_data(self, request):
+        """Adding from a program (?program=ID) starts from its current version."""
+        initial = super().get_changeform_initial_data(request)
+        program = Program.objects.filter(pk=initial.get("program") or 0).first()
+        current = program and selectors.program_current_strategy(program=program)
+        if current and request.user.has_perm("programs.view_program", program):
+            initial.update({name: getattr(current, name) for name in services.STRATEGY_FIELDS})
+            initial["workspace"] = program.workspace_id
+        return initial
+
+    def perform_save(self, request, obj, form, change):
+        data = {
+            name: form.cleaned_data[name] for name in services.STRATEGY_FIELDS if name in form.cleaned_data
+        }
+        created = services.event_strategy_create_version(
+            program=form.cleaned_data["program"], data=data, actor=request.user, source=AuditSource.ADMIN
+        )
+        obj.pk = created.pk
+        obj.version = created.version
+
+    def audit_save(self, request, obj, form, change):
+        """The service audits."""
+
+
+@admin.register(Enrollment)
+class EnrollmentAdmin(WorkspaceScopedAdmin):
+    list_display = ["device", "program", "status", "submitted_at", "decided_at", "reason", "workspace"]
+    list_select_related = ["device__manufacturer", "program", "workspace__organization"]
+    list_filter = [
+        "status",
+        ("program", ScopedRelatedFieldListFilter),
+        ("workspace", ScopedRelatedFieldListFilter),
+    ]
+    search_fields = ["^device__system_identifier", "=device__contact__reference_id"]
+    autocomplete_fields = ["device"]
+    fields = [
+        "workspace",
+        "device",
+        "program",
+        "status",
+        "submitted_at",
+        "decided_at",
+        "decided_by",
+        "reason",
+        "source",
+    ]
+    readonly_fields = ["status", "submitted_at", "decided_at", "decided_by", "reason", "source"]
+    actions = ["approve", "reject", "unenroll"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["workspace", "device", "program", *self.readonly_fields] if obj else self.readonly_fields
+
+    def perform_save(self, request, obj, form, change):
+        if change:
+            return  # nothing editable: decisions are actions
+        created = services.enrollment_submit(
+            device=form.cleaned_data["device"],
+            program=form.cleaned_data["program"],
+            actor=request.user,
+            source=AuditSource.ADMIN,
+        )
+        obj.pk = created.pk
+
+    def audit_save(self, request, obj, form, change):
+        """The services audit."""
+
+    @admin.action(description=_("Approve selected enrollments"))
+    def approve(self, request, queryset):
+        run_service_for_each(
+            self,
+            request,
+            queryset,
+            lambda e: services.enrollment_approve(enrollment=e, actor=request.user, source=AuditSource.ADMIN),
+            done="Approved",
+        )
+
+    @admin.action(description=_("Reject selected enrollments"))
+    def reject(self, request, queryset):
+        run_service_for_each(
+            self,
+            request,
+            queryset,
+            lambda e: services.enrollment_reject(
+                enrollment=e,
+                actor=request.user,
+                reason=f"Rejected by {request.user}",
+                source=AuditSource.ADMIN,
+            ),
+            done="Rejected",
+        )
+
+    @admin.action(description=_("Unenroll selected devices"))
+    def unenroll(self, request, queryset):
+        run_service_for_each(
+            self,
+            request,
+            queryset,
+            lambda e: services.enrollment_unenroll(
+                enrollment=e, actor=request.user, source=AuditSource.ADMIN
+            ),
+            done="Unenrolled",
+        )

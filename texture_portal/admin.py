@@ -1,0 +1,180 @@
+"""Tenancy admin: organizations (superusers), workspaces with their members, users, and the audit log."""
+
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.utils.translation import gettext_lazy as _
+
+from texture_portal import services
+from texture_portal.admin_base import (
+    ReadOnlyWorkspaceScopedAdmin,
+    ScopedRelatedFieldListFilter,
+    WorkspaceScopedAdmin,
+    WorkspaceScopedTabularInline,
+)
+from texture_portal.choices import AuditSource
+from texture_portal.models import AuditLogEntry, Organization, Workspace, WorkspaceMembership
+
+User = get_user_model()
+
+
+@admin.register(Organization)
+class OrganizationAdmin(admin.ModelAdmin):
+    """Organizations are created by the portal's own superusers (onboarding a utility)."""
+
+    list_display = ["name", "slug", "created"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+
+
+class MembershipInline(WorkspaceScopedTabularInline):
+    model = WorkspaceMembership
+    fields = ["user", "role"]
+    show_change_link = False
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "user" and not request.user.is_superuser:
+            # Only people who already share one of your workspaces (no cross-tenant user list).
+            shared = WorkspaceMembership.objects.filter(workspace__memberships__user=request.user).values(
+                "user_id"
+            )
+            kwargs["queryset"] = User.objects.filter(pk__in=shared, is_active=True)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+@admin.register(Workspace)
+class WorkspaceAdmin(WorkspaceScopedAdmin):
+    list_display = ["name", "organization", "kind", "slug"]
+    list_select_related = ["organization"]
+    list_filter = ["kind"]
+    search_fields = ["name", "slug", "organization__name"]
+    inlines = [MembershipInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["organization", "slug"] if obj else []
+
+    def perform_save(self, request, obj, form, change):
+        if change:
+            super().perform_save(request, obj, form, change)
+            return
+        created = services.workspace_create(
+            organization=form.cleaned_data["organization"],
+            name=form.cleaned_data["name"],
+            kind=form.cleaned_data["kind"],
+            slug=form.cleaned_data.get("slug") or None,
+            actor=request.user,
+            source=AuditSource.ADMIN,
+        )
+        obj.pk = created.pk
+
+    def audit_save(self, request, obj, form, change):
+        if change:
+            super().audit_save(request, obj, form, change)
+
+    def save_formset(self, request, form, formset, change):
+        """Memberships change only through the membership services (audited, staff flag kept)."""
+        if formset.model is not WorkspaceMembership:
+            return super().save_formset(request, form, formset, change)
+        workspace = form.instance
+        for membership_form in formset.forms:
+            if not membership_form.has_changed() and membership_form not in formset.deleted_forms:
+                continue
+            data = membership_form.cleaned_data
+            if not data:
+                continue
+            if membership_form in formset.deleted_forms:
+                if data.get("id") is not None:
+                    services.membership_revoke(
+                        user=data["id"].user,
+                        workspace=workspace,
+                        actor=request.user,
+                        source=AuditSource.ADMIN,
+                    )
+                continue
+            services.membership_grant(
+                user=data["user"],
+                workspace=workspace,
+                role=data["role"],
+                actor=request.user,
+                source=AuditSource.ADMIN,
+            )
+
+
+@admin.register(WorkspaceMembership)
+class WorkspaceMembershipAdmin(ReadOnlyWorkspaceScopedAdmin):
+    """Who holds which role where (read here; granted on the workspace page)."""
+
+    list_display = ["user", "workspace", "role", "created"]
+    list_select_related = ["user", "workspace__organization"]
+    list_filter = ["role", ("workspace", ScopedRelatedFieldListFilter)]
+    search_fields = ["user__username", "user__email"]
+
+
+class UserMembershipInline(WorkspaceScopedTabularInline):
+    model = WorkspaceMembership
+    fields = ["workspace", "role"]
+    show_change_link = False
+    verbose_name_plural = _("workspace memberships")
+
+
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class PortalUserAdmin(UserAdmin):
+    """Users are managed by superusers; the inline shows (and sets) their workspace roles."""
+
+    inlines = [UserMembershipInline]
+    list_display = ["username", "email", "first_name", "last_name", "is_staff", "is_superuser", "is_active"]
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not WorkspaceMembership:
+            return super().save_formset(request, form, formset, change)
+        user = form.instance
+        for membership_form in formset.forms:
+            data = membership_form.cleaned_data
+            if not data:
+                continue
+            if membership_form in formset.deleted_forms:
+                if data.get("id") is not None:
+                    services.membership_revoke(
+                        user=user,
+                        workspace=data["id"].workspace,
+                        actor=request.user,
+                        source=AuditSource.ADMIN,
+                    )
+            elif membership_form.has_changed():
+                services.membership_grant(
+                    user=user,
+                    workspace=data["workspace"],
+                    role=data["role"],
+                    actor=request.user,
+                    source=AuditSource.ADMIN,
+                )
+
+
+@admin.register(AuditLogEntry)
+class AuditLogEntryAdmin(ReadOnlyWorkspaceScopedAdmin):
+    list_display = ["event_time", "actor_label", "source", "action", "object_repr", "workspace"]
+    list_select_related = ["workspace__organization"]
+    list_filter = [
+        "action",
+        "source",
+        ("content_type", admin.RelatedOnlyFieldListFilter),
+        ("workspace", ScopedRelatedFieldListFilter),
+    ]
+    search_fields = ["object_repr", "actor_label", "=correlation_id", "=object_id"]
+    readonly_fields = [
+        "event_time",
+        "workspace",
+        "actor",
+        "actor_label",
+        "source",
+        "action",
+        "content_type",
+        "object_id",
+        "object_repr",
+        "changes",
+        "reason",
+        "correlation_id",
+    ]

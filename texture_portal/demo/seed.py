@@ -1,0 +1,148 @@
+"""The demo organization, workspaces, program, staff user and a small fleet (idempotent).
+
+The fleet comes from `demo_fleet.csv` (the bulk-import column contract of DOMAIN.md); its serials are the
+ones the OEM simulator knows, so discovery finds them.
+"""
+
+import csv
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from fleet.models import Contact, Device, Site
+from fleet.services import contact_create, device_register, site_create
+from integrations.models import Manufacturer
+from programs.models import Enrollment, Program
+from programs.services import enrollment_submit, program_create
+from texture_portal.choices import AuditSource, Role, WorkspaceKind
+from texture_portal.models import Organization, Workspace
+from texture_portal.services import membership_grant, organization_create, workspace_create
+
+DEMO_FLEET_CSV = Path(__file__).with_name("demo_fleet.csv")
+DEMO_ORGANIZATION = "Timber Ridge Electric Co-op"
+DEMO_PROGRAM_SLUG = "timber-ridge-2026-vpp"
+DEMO_USERNAME = "demo"
+
+
+@dataclass
+class DemoResult:
+    workspace: Workspace
+    program: Program
+    username: str
+    password: str
+    devices_created: int
+
+
+def _workspace(organization, name, kind, actor) -> Workspace:
+    existing = Workspace.objects.filter(organization=organization, name=name).first()
+    return existing or workspace_create(
+        organization=organization, name=name, kind=kind, actor=actor, source=AuditSource.COMMAND
+    )
+
+
+@transaction.atomic
+def seed_demo(*, password: str | None = None) -> DemoResult:
+    User = get_user_model()
+    organization = Organization.objects.filter(slug="timber-ridge").first() or organization_create(
+        name=DEMO_ORGANIZATION, slug="timber-ridge"
+    )
+    user, _ = User.objects.get_or_create(
+        username=DEMO_USERNAME,
+        defaults={"first_name": "Demo", "last_name": "Operator", "email": "demo@example.com"},
+    )
+    password = password or secrets.token_urlsafe(12)
+    user.set_password(password)
+    user.is_staff = True
+    user.save()
+
+    production = _workspace(organization, "production", WorkspaceKind.PRODUCTION, user)
+    sandbox = _workspace(organization, "sandbox", WorkspaceKind.SANDBOX, user)
+    for workspace in (production, sandbox):
+        membership_grant(
+            user=user, workspace=workspace, role=Role.ADMIN, actor=None, source=AuditSource.COMMAND
+        )
+
+    program = Program.objects.filter(workspace=production, slug=DEMO_PROGRAM_SLUG).first() or program_create(
+        workspace=production,
+        actor=user,
+        source=AuditSource.COMMAND,
+        slug=DEMO_PROGRAM_SLUG,
+        name="Timber Ridge 2026 VPP",
+        description="Residential batteries and EV chargers for winter and summer peaks.",
+        program_type="battery",
+        enrollment_approval="automatic",
+        launch_threshold=15,
+        strategy={
+            "allowed_event_types": ["charge", "discharge", "idle"],
+            "min_soc_percent": 20,
+            "max_soc_percent": 100,
+            "ramp_minutes": 10,
+            "max_event_duration_minutes": 240,
+            "enable_grid_interaction": True,
+        },
+    )
+    created = _seed_fleet(workspace=production, program=program, actor=user)
+    return DemoResult(
+        workspace=production,
+        program=program,
+        username=user.username,
+        password=password,
+        devices_created=created,
+    )
+
+
+def _seed_fleet(*, workspace, program, actor) -> int:
+    manufacturers = {m.slug: m for m in Manufacturer.objects.all()}
+    created = 0
+    with DEMO_FLEET_CSV.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            contact = Contact.objects.filter(workspace=workspace, reference_id=row["referenceId"]).first()
+            if contact is None:
+                contact = contact_create(
+                    workspace=workspace,
+                    actor=actor,
+                    source=AuditSource.COMMAND,
+                    reference_id=row["referenceId"],
+                    first_name=row["firstName"],
+                    last_name=row["lastName"],
+                    email=row["email"],
+                    phone=row["phone"],
+                )
+            site = Site.objects.filter(
+                contact=contact, street_one=row["streetOne"], postal_code=row["postalCode"]
+            ).first()
+            if site is None:
+                site = site_create(
+                    workspace=workspace,
+                    contact=contact,
+                    actor=actor,
+                    source=AuditSource.COMMAND,
+                    street_one=row["streetOne"],
+                    city=row["city"],
+                    state=row["state"],
+                    postal_code=row["postalCode"],
+                    country=row["country"] or "US",
+                    timezone="America/Los_Angeles",
+                )
+            manufacturer = manufacturers[row["manufacturerSlug"]]
+            device = Device.objects.filter(
+                workspace=workspace, manufacturer=manufacturer, system_identifier=row["systemIdentifier"]
+            ).first()
+            if device is None:
+                device = device_register(
+                    workspace=workspace,
+                    site=site,
+                    manufacturer=manufacturer,
+                    system_identifier=row["systemIdentifier"],
+                    device_type=row["deviceType"],
+                    tags=[t for t in row["tags"].split(";") if t],
+                    actor=actor,
+                    source=AuditSource.COMMAND,
+                )
+                created += 1
+            if not Enrollment.objects.filter(device=device, program=program).exists():
+                enrollment_submit(device=device, program=program, actor=actor, source=AuditSource.COMMAND)
+    return created

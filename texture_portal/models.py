@@ -125,6 +125,8 @@ class WorkspaceMembership(BaseModel):
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(_("role"), max_length=30, choices=Role.choices)
 
+    objects = WorkspaceScopedQuerySet.as_manager()
+
     class Meta:
         ordering = ["workspace__name", "user__username"]
         verbose_name = _("workspace membership")

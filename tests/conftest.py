@@ -1,0 +1,55 @@
+"""Test-wide fixtures and the services switch.
+
+Tests marked `postgres` or `redis` need those servers. On a bare laptop they skip; with REQUIRE_SERVICES=1
+(CI) a missing server fails the run instead, so CI can never go green by skipping them.
+"""
+
+import os
+
+import pytest
+
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+
+
+def _missing(reason: str):
+    if REQUIRE_SERVICES:
+        pytest.fail(f"REQUIRE_SERVICES=1 but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def redis_url() -> str:
+    return os.environ.get("REDIS_URL") or os.environ.get("CELERY_BROKER_URL") or "redis://127.0.0.1:6379/0"
+
+
+def pytest_sessionstart(session):
+    if REQUIRE_SERVICES:
+        from django.conf import settings
+
+        engine = settings.DATABASES["default"]["ENGINE"]
+        if "postgresql" not in engine:
+            raise pytest.UsageError(
+                f"REQUIRE_SERVICES=1 needs DATABASE_URL to point at PostgreSQL (got {engine})."
+            )
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("postgres"):
+        from django.conf import settings
+
+        if "postgresql" not in settings.DATABASES["default"]["ENGINE"]:
+            _missing("needs PostgreSQL: set DATABASE_URL=postgres://…")
+    if item.get_closest_marker("redis"):
+        import redis
+
+        try:
+            redis.Redis.from_url(redis_url(), socket_connect_timeout=1).ping()
+        except redis.RedisError as exc:
+            _missing(f"needs Redis at {redis_url()}: {exc}")
+
+
+@pytest.fixture
+def tenants(db):
+    """Two organizations with one workspace each, a staff member in each, and a superuser."""
+    from tests.factories import two_tenants
+
+    return two_tenants()

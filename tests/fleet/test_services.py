@@ -1,0 +1,150 @@
+"""Fleet services: registration, updates and the audited device state machine."""
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from fleet.choices import DeviceState
+from fleet.models import DeviceStateChange
+from fleet.services import (
+    contact_update,
+    device_change_state,
+    device_mark_offline,
+    device_mark_on_workspace,
+    device_mark_registered,
+    device_register,
+    device_update,
+    site_update,
+)
+from integrations.models import Manufacturer
+from tests.factories import ContactFactory, DeviceFactory, SiteFactory, UserFactory
+from texture_portal.choices import AuditAction
+from texture_portal.exceptions import ApplicationError, InvalidTransition, WorkspaceMismatch
+from texture_portal.models import AuditLogEntry
+
+pytestmark = pytest.mark.django_db
+
+
+def test_register_creates_a_registered_system_with_history_and_audit():
+    site = SiteFactory()
+    actor = UserFactory()
+    device = device_register(
+        workspace=site.workspace,
+        site=site,
+        manufacturer=Manufacturer.objects.get(slug="franklinwh"),
+        system_identifier=" 10050000123 ",
+        device_type="battery",
+        tags=["feeder:12", "feeder:12", "zone:a"],
+        actor=actor,
+    )
+    assert device.state == DeviceState.REGISTERED
+    assert device.system_identifier == "10050000123"
+    assert device.contact_id == site.contact_id
+    assert sorted(device.tags.values_list("name", flat=True)) == ["feeder:12", "zone:a"]
+    history = list(device.state_changes.values_list("from_state", "to_state"))
+    assert history == [("", DeviceState.REGISTERED)]
+    assert AuditLogEntry.objects.filter(
+        action=AuditAction.DEVICE_REGISTERED, object_id=str(device.pk)
+    ).exists()
+
+
+def test_register_refuses_a_device_type_the_manufacturer_does_not_make():
+    site = SiteFactory()
+    with pytest.raises(ValidationError) as excinfo:
+        device_register(
+            workspace=site.workspace,
+            site=site,
+            manufacturer=Manufacturer.objects.get(slug="emporia"),
+            system_identifier="A2-1",
+            device_type="battery",
+            actor=None,
+        )
+    assert "device_type" in excinfo.value.message_dict
+
+
+def test_register_refuses_a_site_of_another_workspace():
+    site = SiteFactory()
+    other = SiteFactory()
+    with pytest.raises(WorkspaceMismatch):
+        device_register(
+            workspace=other.workspace,
+            site=site,
+            manufacturer=Manufacturer.objects.get(slug="tesla"),
+            system_identifier="X",
+            device_type="battery",
+            actor=None,
+        )
+
+
+def test_state_machine_registered_online_offline_and_back():
+    device = DeviceFactory()
+    device_mark_on_workspace(device=device, reason="Discovered at the OEM")
+    device_mark_offline(device=device, reason="No telemetry for 45 minutes")
+    device_mark_on_workspace(device=device, reason="Reporting again")
+    device.refresh_from_db()
+    assert device.state == DeviceState.ON_WORKSPACE
+    assert device.state_reason == "Reporting again"
+    moves = list(
+        DeviceStateChange.objects.filter(device=device)
+        .order_by("changed_at", "id")
+        .values_list("from_state", "to_state")
+    )
+    assert moves == [("registered", "on_workspace"), ("on_workspace", "offline"), ("offline", "on_workspace")]
+    assert (
+        AuditLogEntry.objects.filter(
+            action=AuditAction.DEVICE_STATE_CHANGED, object_id=str(device.pk)
+        ).count()
+        == 3
+    )
+
+
+def test_a_registered_device_cannot_go_offline():
+    device = DeviceFactory()
+    with pytest.raises(InvalidTransition) as excinfo:
+        device_mark_offline(device=device, reason="x")
+    assert "Registered System" in excinfo.value.message
+    device.refresh_from_db()
+    assert device.state == DeviceState.REGISTERED
+    assert not DeviceStateChange.objects.filter(device=device).exists()
+
+
+def test_unbinding_returns_a_device_to_registered():
+    device = DeviceFactory()
+    device_mark_on_workspace(device=device, reason="found")
+    device_mark_registered(device=device, reason="Integration disabled")
+    device.refresh_from_db()
+    assert device.state == DeviceState.REGISTERED
+
+
+def test_a_state_change_needs_a_reason():
+    device = DeviceFactory()
+    with pytest.raises(ApplicationError):
+        device_change_state(device=device, to_state=DeviceState.ON_WORKSPACE, reason="  ", actor=None)
+
+
+def test_contact_update_writes_only_changes_and_audits_them():
+    contact = ContactFactory(email="old@example.com")
+    assert contact_update(contact=contact, data={"email": "old@example.com"}, actor=None) == {}
+    assert not AuditLogEntry.objects.filter(action=AuditAction.CONTACT_UPDATED).exists()
+    changes = contact_update(
+        contact=contact, data={"email": "new@example.com", "phone": "+15415550100"}, actor=None
+    )
+    assert changes == {"email": ["old@example.com", "new@example.com"], "phone": ["", "+15415550100"]}
+    contact.refresh_from_db()
+    assert contact.email == "new@example.com"
+
+
+def test_moving_a_site_to_another_contact_moves_its_devices():
+    device = DeviceFactory()
+    new_owner = ContactFactory(workspace=device.workspace)
+    site_update(site=device.site, data={"contact": new_owner}, actor=None)
+    device.refresh_from_db()
+    assert device.contact_id == new_owner.pk
+
+
+def test_device_update_changes_tags_and_site_with_audit():
+    device = DeviceFactory()
+    other_site = SiteFactory(contact__workspace=device.workspace)
+    changes = device_update(device=device, data={"site": other_site}, tags=["feeder:7"], actor=None)
+    assert changes["tags"] == [[], ["feeder:7"]]
+    device.refresh_from_db()
+    assert device.site_id == other_site.pk and device.contact_id == other_site.contact_id

@@ -1,0 +1,141 @@
+"""Program services: creation with a strategy, phases and their measured exit criteria, enrollments."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from dispatch.models import DispatchEvent
+from fleet.services import device_mark_on_workspace
+from programs.choices import EnrollmentStatus, ProgramPhase
+from programs.selectors import program_current_strategy, program_phase_exit_blockers
+from programs.services import (
+    enrollment_approve,
+    enrollment_reject,
+    enrollment_submit,
+    enrollment_unenroll,
+    event_strategy_create_version,
+    program_set_phase,
+    program_set_production_dispatch,
+)
+from tests.factories import DeviceFactory, WorkspaceFactory, make_program
+from texture_portal.choices import AuditAction
+from texture_portal.exceptions import ApplicationError, InvalidTransition
+from texture_portal.models import AuditLogEntry
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_new_program_starts_at_kickoff_with_strategy_version_1():
+    program = make_program(WorkspaceFactory(), program_type="evse")
+    strategy = program_current_strategy(program=program)
+    assert program.phase == ProgramPhase.KICKOFF
+    assert strategy.version == 1 and strategy.allowed_event_types == ["charge", "idle"]
+
+
+def test_a_strategy_change_is_a_new_version_carrying_the_rest_over():
+    program = make_program(WorkspaceFactory(), strategy={"min_soc_percent": 25, "ramp_minutes": 15})
+    v2 = event_strategy_create_version(program=program, data={"min_soc_percent": 30}, actor=None)
+    assert (v2.version, v2.min_soc_percent, v2.ramp_minutes) == (2, 30, 15)
+    assert program.strategies.get(version=1).min_soc_percent == 25  # history kept as it was
+    entry = AuditLogEntry.objects.filter(action=AuditAction.EVENT_STRATEGY_VERSIONED).order_by("-id").first()
+    assert entry.changes == {"min_soc_percent": [25, 30]}
+
+
+def advance(program, to):
+    return program_set_phase(program=program, phase=to, actor=None)
+
+
+def test_phases_move_one_step_at_a_time():
+    program = make_program(WorkspaceFactory())
+    with pytest.raises(InvalidTransition):
+        advance(program, ProgramPhase.BULK_IMPORT)
+    advance(program, ProgramPhase.SETUP)
+    advance(program, ProgramPhase.KICKOFF)  # one step back is allowed
+    assert program.phase == ProgramPhase.KICKOFF
+
+
+def test_measured_exit_criteria_gate_each_phase_up_to_launch():
+    workspace = WorkspaceFactory()
+    program = make_program(workspace, launch_threshold=2)
+    advance(program, ProgramPhase.SETUP)
+    advance(program, ProgramPhase.BULK_IMPORT)
+    with pytest.raises(ApplicationError, match="No devices are imported"):
+        advance(program, ProgramPhase.DISCOVERY)
+    devices = [DeviceFactory(site__contact__workspace=workspace) for _ in range(2)]
+    for device in devices:
+        enrollment_submit(device=device, program=program, actor=None)
+    advance(program, ProgramPhase.DISCOVERY)
+    with pytest.raises(ApplicationError, match="reporting telemetry"):
+        advance(program, ProgramPhase.TESTING)
+    device_mark_on_workspace(device=devices[0], reason="found")
+    advance(program, ProgramPhase.TESTING)
+    with pytest.raises(ApplicationError, match="No test event has completed"):
+        advance(program, ProgramPhase.TRAINING)
+    now = timezone.now()
+    DispatchEvent.objects.create(
+        workspace=workspace,
+        program=program,
+        strategy=program_current_strategy(program=program),
+        name="Test 1",
+        is_test=True,
+        status="completed",
+        starts_at=now - timedelta(hours=2),
+        ends_at=now - timedelta(hours=1),
+    )
+    advance(program, ProgramPhase.TRAINING)
+    assert program_phase_exit_blockers(program=program) == [
+        "1 enrolled dispatch-eligible devices; the launch threshold is 2."
+    ]
+    with pytest.raises(ApplicationError, match="launch threshold is 2"):
+        advance(program, ProgramPhase.LAUNCHED)
+    device_mark_on_workspace(device=devices[1], reason="found")
+    advance(program, ProgramPhase.LAUNCHED)
+    program_set_production_dispatch(program=program, enabled=True, actor=None)
+    assert program.production_dispatch_enabled
+    # stepping back out of launch turns production dispatch off
+    advance(program, ProgramPhase.TRAINING)
+    assert not program.production_dispatch_enabled
+    assert (
+        AuditLogEntry.objects.filter(
+            action=AuditAction.PROGRAM_PHASE_CHANGED, object_id=str(program.pk)
+        ).count()
+        == 7
+    )
+
+
+def test_production_dispatch_needs_launch():
+    program = make_program(WorkspaceFactory())
+    with pytest.raises(ApplicationError, match="not launched"):
+        program_set_production_dispatch(program=program, enabled=True, actor=None)
+
+
+def test_automatic_programs_approve_at_once_manual_ones_wait():
+    workspace = WorkspaceFactory()
+    auto = make_program(workspace, slug="auto")
+    manual = make_program(workspace, slug="manual", enrollment_approval="manual")
+    device = DeviceFactory(site__contact__workspace=workspace)
+    assert enrollment_submit(device=device, program=auto, actor=None).status == EnrollmentStatus.APPROVED
+    pending = enrollment_submit(device=device, program=manual, actor=None)
+    assert pending.status == EnrollmentStatus.SUBMITTED
+    with pytest.raises(ApplicationError, match="already enrolled"):
+        enrollment_submit(device=device, program=manual, actor=None)
+    enrollment_approve(enrollment=pending, actor=None)
+    enrollment_unenroll(enrollment=pending, actor=None, reason="Customer moved")
+    assert pending.status == EnrollmentStatus.UNENROLLED
+    with pytest.raises(InvalidTransition):
+        enrollment_approve(enrollment=pending, actor=None)
+
+
+def test_rejection_needs_a_reason_and_is_final():
+    workspace = WorkspaceFactory()
+    program = make_program(workspace, enrollment_approval="manual")
+    enrollment = enrollment_submit(
+        device=DeviceFactory(site__contact__workspace=workspace), program=program, actor=None
+    )
+    with pytest.raises(ApplicationError):
+        enrollment_reject(enrollment=enrollment, actor=None, reason="")
+    enrollment_reject(enrollment=enrollment, actor=None, reason="Not in service territory")
+    assert enrollment.status == EnrollmentStatus.REJECTED and enrollment.reason == "Not in service territory"
+    with pytest.raises(InvalidTransition):
+        enrollment_approve(enrollment=enrollment, actor=None)

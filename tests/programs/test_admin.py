@@ -1,0 +1,96 @@
+"""Programs admin: phase actions call the services and report refusals; strategies are versioned."""
+
+import pytest
+from django.urls import reverse
+
+from programs.choices import ProgramPhase
+from programs.models import EventStrategy
+from tests.factories import PASSWORD, WorkspaceFactory, make_program, staff_user
+from texture_portal.choices import Role
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def lead(client):
+    workspace = WorkspaceFactory()
+    staff_user("lead", workspace, Role.PROGRAM_LEAD)
+    assert client.login(username="lead", password=PASSWORD)
+    return workspace
+
+
+def test_advance_phase_action_moves_or_explains(client, lead):
+    program = make_program(lead, phase=ProgramPhase.KICKOFF)
+    url = reverse("admin:programs_program_changelist")
+    client.post(url, {"action": "advance_phase", "_selected_action": [program.pk]})
+    program.refresh_from_db()
+    assert program.phase == ProgramPhase.SETUP
+    client.post(url, {"action": "advance_phase", "_selected_action": [program.pk]})  # → bulk import
+    response = client.post(url, {"action": "advance_phase", "_selected_action": [program.pk]}, follow=True)
+    program.refresh_from_db()
+    assert program.phase == ProgramPhase.BULK_IMPORT
+    messages = [str(m) for m in response.context["messages"]]
+    assert any("No devices are imported" in m for m in messages)
+
+
+def test_adding_a_program_creates_strategy_version_1(client, lead):
+    response = client.post(
+        reverse("admin:programs_program_add"),
+        {
+            "workspace": lead.pk,
+            "name": "Summer Peaks",
+            "slug": "summer-peaks",
+            "program_type": "battery",
+            "enrollment_approval": "manual",
+            "launch_threshold": 50,
+            "description": "",
+            "strategies-TOTAL_FORMS": "0",
+            "strategies-INITIAL_FORMS": "0",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert EventStrategy.objects.get(program__slug="summer-peaks").version == 1
+
+
+def test_a_strategy_is_never_edited_in_place_a_new_version_is_added(client, lead):
+    program = make_program(lead)
+    v1 = program.strategies.get()
+    page = client.get(reverse("admin:programs_eventstrategy_change", args=[v1.pk]))
+    assert not page.context["has_change_permission"]
+    response = client.post(
+        reverse("admin:programs_eventstrategy_add"),
+        {
+            "workspace": lead.pk,
+            "program": program.pk,
+            "allowed_event_types": ["discharge"],
+            "min_soc_percent": 30,
+            "max_soc_percent": 90,
+            "ramp_minutes": 5,
+            "max_event_duration_minutes": 120,
+            "notes": "",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert list(program.strategies.order_by("version").values_list("version", "min_soc_percent")) == [
+        (1, 20),
+        (2, 30),
+    ]
+
+
+def test_an_invalid_soc_range_is_a_form_error(client, lead):
+    program = make_program(lead)
+    response = client.post(
+        reverse("admin:programs_eventstrategy_add"),
+        {
+            "workspace": lead.pk,
+            "program": program.pk,
+            "allowed_event_types": ["discharge"],
+            "min_soc_percent": 80,
+            "max_soc_percent": 40,
+            "ramp_minutes": 0,
+            "max_event_duration_minutes": 60,
+        },
+    )
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors
+    assert program.strategies.count() == 1

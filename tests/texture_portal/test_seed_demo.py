@@ -1,0 +1,61 @@
+"""`python manage.py seed_demo`: the demo a new user logs in to."""
+
+import re
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+
+from fleet.choices import DeviceState
+from fleet.models import Contact, Device
+from programs.choices import EnrollmentStatus
+from programs.models import Enrollment, Program
+from texture_portal.demo.seed import DEMO_FLEET_CSV
+from texture_portal.models import Workspace
+
+pytestmark = pytest.mark.django_db
+
+
+def run_seed(*args) -> str:
+    out = StringIO()
+    call_command("seed_demo", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_seed_demo_creates_the_demo_and_prints_a_working_login(client):
+    output = run_seed()
+    password = re.search(r"Log in as: demo\s+password: (\S+)", output).group(1)
+    workspace = Workspace.objects.get(organization__slug="timber-ridge", name="production")
+    assert Workspace.objects.filter(organization__slug="timber-ridge", name="sandbox").exists()
+    program = Program.objects.get(workspace=workspace, slug="timber-ridge-2026-vpp")
+    strategy = program.strategies.get()
+    assert (strategy.min_soc_percent, strategy.max_soc_percent) == (20, 100)
+    rows = DEMO_FLEET_CSV.read_text().strip().splitlines()[1:]
+    assert Device.objects.filter(workspace=workspace, state=DeviceState.REGISTERED).count() == len(rows)
+    assert Contact.objects.filter(workspace=workspace).count() == len({r.split(",")[0] for r in rows})
+    assert Enrollment.objects.filter(program=program, status=EnrollmentStatus.APPROVED).count() == len(rows)
+
+    assert client.login(username="demo", password=password)
+    page = client.get(reverse("admin:fleet_device_changelist"))
+    assert page.status_code == 200
+    assert len(page.context["cl"].result_list) == len(rows)
+
+
+def test_seed_demo_is_idempotent_and_resets_the_password(client):
+    run_seed()
+    counts = (
+        Device.objects.count(),
+        Contact.objects.count(),
+        Program.objects.count(),
+        Workspace.objects.count(),
+    )
+    output = run_seed("--password", "another-demo-pass-2")
+    assert "0 new devices" in output
+    assert (
+        Device.objects.count(),
+        Contact.objects.count(),
+        Program.objects.count(),
+        Workspace.objects.count(),
+    ) == counts
+    assert client.login(username="demo", password="another-demo-pass-2")

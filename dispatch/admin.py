@@ -83,7 +83,7 @@ class DispatchEventAdmin(WorkspaceScopedAdmin):
         if obj is None:
             return fixed
         if not _is_draft(obj):
-            return [f for f in self.fields]
+            return list(self.fields)
         return ["workspace", "program", *fixed]
 
     def perform_save(self, request, obj, form, change):

@@ -58,9 +58,7 @@ class DispatchEvent(WorkspaceScopedModel):
         verbose_name = _("dispatch event")
         verbose_name_plural = _("dispatch events")
         constraints = [
-            models.CheckConstraint(
-                condition=Q(ends_at__gt=F("starts_at")), name="dispatch_event_ends_after_start"
-            ),
+            models.CheckConstraint(condition=Q(ends_at__gt=F("starts_at")), name="dispatch_event_ends_after_start"),
             models.CheckConstraint(
                 condition=Q(status__in=DispatchEventStatus.values), name="dispatch_event_status_valid"
             ),
@@ -84,12 +82,8 @@ class DispatchAction(WorkspaceScopedModel):
         verbose_name = _("dispatch action")
         verbose_name_plural = _("dispatch actions")
         constraints = [
-            models.CheckConstraint(
-                condition=Q(ends_at__gt=F("starts_at")), name="dispatch_action_ends_after_start"
-            ),
-            models.CheckConstraint(
-                condition=Q(action_type__in=EventType.values), name="dispatch_action_type_valid"
-            ),
+            models.CheckConstraint(condition=Q(ends_at__gt=F("starts_at")), name="dispatch_action_ends_after_start"),
+            models.CheckConstraint(condition=Q(action_type__in=EventType.values), name="dispatch_action_type_valid"),
         ]
 
     def __str__(self) -> str:
@@ -112,9 +106,7 @@ class Command(WorkspaceScopedModel):
     )
     slug = models.CharField(_("command"), max_length=40, choices=CommandSlug.choices)
     input = models.JSONField(_("input"), default=dict, blank=True)
-    status = models.CharField(
-        _("status"), max_length=20, choices=CommandStatus.choices, default=CommandStatus.PENDING
-    )
+    status = models.CharField(_("status"), max_length=20, choices=CommandStatus.choices, default=CommandStatus.PENDING)
     status_reason = models.CharField(_("status reason"), max_length=500, blank=True)
     attempts = models.PositiveIntegerField(_("attempts"), default=0)
     oem_reference = models.CharField(_("OEM reference"), max_length=200, blank=True)
@@ -131,9 +123,7 @@ class Command(WorkspaceScopedModel):
         verbose_name = _("command")
         verbose_name_plural = _("commands")
         constraints = [
-            models.UniqueConstraint(
-                fields=["workspace", "idempotency_key"], name="command_idempotency_key_unique"
-            ),
+            models.UniqueConstraint(fields=["workspace", "idempotency_key"], name="command_idempotency_key_unique"),
             models.CheckConstraint(condition=Q(status__in=CommandStatus.values), name="command_status_valid"),
             models.CheckConstraint(condition=Q(slug__in=CommandSlug.values), name="command_slug_valid"),
         ]

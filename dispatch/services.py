@@ -48,9 +48,7 @@ def dispatch_event_create(
     if strategy is None:
         raise ApplicationError(f"{program} has no event strategy.")
     if not is_test and not program.production_dispatch_enabled:
-        raise ApplicationError(
-            f"{program} is not launched for production dispatch: only test events may run."
-        )
+        raise ApplicationError(f"{program} is not launched for production dispatch: only test events may run.")
     event = DispatchEvent(
         workspace_id=program.workspace_id,
         program=program,
@@ -83,17 +81,14 @@ def dispatch_event_problems(*, event: DispatchEvent) -> list[str]:
     duration = (event.ends_at - event.starts_at).total_seconds() / 60
     if duration > strategy.max_event_duration_minutes:
         problems.append(
-            f"The event lasts {duration:.0f} minutes; the strategy allows at most {strategy.max_event_duration_minutes}."
+            f"The event lasts {duration:.0f} minutes; "
+            f"the strategy allows at most {strategy.max_event_duration_minutes}."
         )
     for action in actions:
         if action.action_type not in strategy.allowed_event_types:
-            problems.append(
-                f"“{action.get_action_type_display()}” is not an event type this strategy allows."
-            )
+            problems.append(f"“{action.get_action_type_display()}” is not an event type this strategy allows.")
         if action.starts_at < event.starts_at or action.ends_at > event.ends_at:
-            problems.append(
-                f"The {action.get_action_type_display().lower()} window lies outside the event window."
-            )
+            problems.append(f"The {action.get_action_type_display().lower()} window lies outside the event window.")
     ordered = sorted(actions, key=lambda a: a.starts_at)
     for earlier, later in zip(ordered, ordered[1:], strict=False):
         if later.starts_at < earlier.ends_at:
@@ -136,9 +131,7 @@ def dispatch_event_schedule(*, event: DispatchEvent, actor, source=AuditSource.S
 
 
 @transaction.atomic
-def dispatch_event_cancel(
-    *, event: DispatchEvent, actor, reason: str, source=AuditSource.SERVICE
-) -> DispatchEvent:
+def dispatch_event_cancel(*, event: DispatchEvent, actor, reason: str, source=AuditSource.SERVICE) -> DispatchEvent:
     if not reason.strip():
         raise ApplicationError("Cancelling an event needs a reason.")
     return _dispatch_event_move(
@@ -175,9 +168,7 @@ def command_create(
     """A pending command for a device. The same idempotency key in the workspace returns the existing
     command instead of creating a second one."""
     require_same_workspace(device.workspace_id, dispatch_event, action)
-    existing = Command.objects.filter(
-        workspace_id=device.workspace_id, idempotency_key=idempotency_key
-    ).first()
+    existing = Command.objects.filter(workspace_id=device.workspace_id, idempotency_key=idempotency_key).first()
     if existing is not None:
         return existing
     command = Command(
@@ -256,13 +247,9 @@ def dispatch_event_update(
     from texture_portal.model_update import model_update
 
     if event.status != DispatchEventStatus.DRAFT:
-        raise ApplicationError(
-            f"Only a draft event can be edited; “{event.name}” is {event.get_status_display()}."
-        )
+        raise ApplicationError(f"Only a draft event can be edited; “{event.name}” is {event.get_status_display()}.")
     if data.get("is_test") is False and not event.program.production_dispatch_enabled:
-        raise ApplicationError(
-            f"{event.program} is not launched for production dispatch: only test events may run."
-        )
+        raise ApplicationError(f"{event.program} is not launched for production dispatch: only test events may run.")
     changes = model_update(instance=event, fields=EVENT_EDITABLE_FIELDS, data=data)
     if target_tags is not None:
         before = sorted(event.target_tags.values_list("name", flat=True))
@@ -271,7 +258,5 @@ def dispatch_event_update(
             event.target_tags.set(tags)
             changes["target_tags"] = [before, sorted(t.name for t in tags)]
     if changes:
-        audit_record(
-            actor=actor, action=AuditAction.OBJECT_CHANGED, target=event, source=source, changes=changes
-        )
+        audit_record(actor=actor, action=AuditAction.OBJECT_CHANGED, target=event, source=source, changes=changes)
     return changes

@@ -102,9 +102,7 @@ class ContactAdmin(WorkspaceScopedAdmin):
         return ["workspace"] if obj else []
 
     def perform_save(self, request, obj, form, change):
-        data = {
-            name: form.cleaned_data[name] for name in services.CONTACT_FIELDS if name in form.cleaned_data
-        }
+        data = {name: form.cleaned_data[name] for name in services.CONTACT_FIELDS if name in form.cleaned_data}
         if change:
             services.contact_update(
                 contact=Contact.objects.get(pk=obj.pk),

@@ -33,9 +33,7 @@ class Contact(WorkspaceScopedModel):
         verbose_name_plural = _("contacts")
         constraints = [
             models.UniqueConstraint(fields=["workspace", "reference_id"], name="contact_reference_id_unique"),
-            models.CheckConstraint(
-                condition=Q(reference_id__length__gt=0), name="contact_reference_id_not_blank"
-            ),
+            models.CheckConstraint(condition=Q(reference_id__length__gt=0), name="contact_reference_id_not_blank"),
         ]
         indexes = [
             models.Index(fields=["workspace", "last_name", "first_name"], name="contact_name_idx"),
@@ -49,9 +47,7 @@ class Contact(WorkspaceScopedModel):
 class Site(WorkspaceScopedModel):
     """A physical address of a contact, where devices are installed. Carries map coordinates and timezone."""
 
-    contact = models.ForeignKey(
-        Contact, on_delete=models.PROTECT, related_name="sites", verbose_name=_("contact")
-    )
+    contact = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="sites", verbose_name=_("contact"))
     site_name = models.CharField(_("site name"), max_length=200, blank=True)
     site_reference_id = models.CharField(_("site reference ID"), max_length=100, blank=True)
     street_one = models.CharField(_("street"), max_length=200)
@@ -140,9 +136,7 @@ class Device(WorkspaceScopedModel):
     change in `DeviceStateChange` and the audit log. `contact` is the site's contact (kept in step).
     """
 
-    contact = models.ForeignKey(
-        Contact, on_delete=models.PROTECT, related_name="devices", verbose_name=_("contact")
-    )
+    contact = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="devices", verbose_name=_("contact"))
     site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="devices", verbose_name=_("site"))
     manufacturer = models.ForeignKey(
         "integrations.Manufacturer",
@@ -150,9 +144,7 @@ class Device(WorkspaceScopedModel):
         related_name="devices",
         verbose_name=_("manufacturer"),
     )
-    system_identifier = models.CharField(
-        _("system identifier"), max_length=100, help_text=_("OEM serial number.")
-    )
+    system_identifier = models.CharField(_("system identifier"), max_length=100, help_text=_("OEM serial number."))
     device_type = models.CharField(_("device type"), max_length=20, choices=DeviceType.choices)
     name = models.CharField(_("name"), max_length=200, blank=True)
     tags = models.ManyToManyField(DeviceTag, blank=True, related_name="devices", verbose_name=_("tags"))
@@ -162,9 +154,7 @@ class Device(WorkspaceScopedModel):
     state_changed_at = models.DateTimeField(_("state changed"), default=timezone.now)
     state_reason = models.CharField(_("state reason"), max_length=300, blank=True)
     oem_device_id = models.CharField(_("OEM device ID"), max_length=200, blank=True)
-    oem_data = models.JSONField(
-        _("OEM data"), default=dict, blank=True, help_text=_("Ids and details from the OEM.")
-    )
+    oem_data = models.JSONField(_("OEM data"), default=dict, blank=True, help_text=_("Ids and details from the OEM."))
     last_seen_at = models.DateTimeField(_("last seen"), null=True, blank=True)
     latest_telemetry = models.ForeignKey(
         "fleet.TelemetryReading",
@@ -183,9 +173,7 @@ class Device(WorkspaceScopedModel):
             models.UniqueConstraint(
                 fields=["workspace", "manufacturer", "system_identifier"], name="device_serial_unique"
             ),
-            models.CheckConstraint(
-                condition=Q(system_identifier__length__gt=0), name="device_serial_not_blank"
-            ),
+            models.CheckConstraint(condition=Q(system_identifier__length__gt=0), name="device_serial_not_blank"),
             models.CheckConstraint(condition=Q(state__in=DeviceState.values), name="device_state_valid"),
             models.CheckConstraint(condition=Q(device_type__in=DeviceType.values), name="device_type_valid"),
         ]
@@ -201,11 +189,7 @@ class Device(WorkspaceScopedModel):
         super().clean()
         if self.site_id and self.contact_id and self.site.contact_id != self.contact_id:
             raise ValidationError({"site": "The site belongs to another contact."})
-        if (
-            self.manufacturer_id
-            and self.device_type
-            and self.device_type not in self.manufacturer.device_types
-        ):
+        if self.manufacturer_id and self.device_type and self.device_type not in self.manufacturer.device_types:
             raise ValidationError(
                 {"device_type": f"{self.manufacturer} makes no devices of type “{self.device_type}”."}
             )
@@ -279,12 +263,9 @@ class TelemetryReading(models.Model):
         verbose_name = _("telemetry reading")
         verbose_name_plural = _("telemetry")
         constraints = [
-            models.UniqueConstraint(
-                fields=["device", "measured_at"], name="telemetry_unique_per_device_time"
-            ),
+            models.UniqueConstraint(fields=["device", "measured_at"], name="telemetry_unique_per_device_time"),
             models.CheckConstraint(
-                condition=Q(charge_percentage__isnull=True)
-                | Q(charge_percentage__gte=0, charge_percentage__lte=100),
+                condition=Q(charge_percentage__isnull=True) | Q(charge_percentage__gte=0, charge_percentage__lte=100),
                 name="telemetry_soc_range",
             ),
             models.CheckConstraint(

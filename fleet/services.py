@@ -41,22 +41,16 @@ def contact_create(*, workspace, actor, source: AuditSource | str = AuditSource.
 
 
 @transaction.atomic
-def contact_update(
-    *, contact: Contact, data: dict, actor, source: AuditSource | str = AuditSource.SERVICE
-) -> dict:
+def contact_update(*, contact: Contact, data: dict, actor, source: AuditSource | str = AuditSource.SERVICE) -> dict:
     """Update a contact's details; returns the changes (empty: nothing written, nothing audited)."""
     changes = model_update(instance=contact, fields=CONTACT_FIELDS, data=data)
     if changes:
-        audit_record(
-            actor=actor, action=AuditAction.CONTACT_UPDATED, target=contact, source=source, changes=changes
-        )
+        audit_record(actor=actor, action=AuditAction.CONTACT_UPDATED, target=contact, source=source, changes=changes)
     return changes
 
 
 @transaction.atomic
-def site_create(
-    *, workspace, contact: Contact, actor, source: AuditSource | str = AuditSource.SERVICE, **data
-) -> Site:
+def site_create(*, workspace, contact: Contact, actor, source: AuditSource | str = AuditSource.SERVICE, **data) -> Site:
     require_same_workspace(workspace.pk, contact)
     site = Site(workspace=workspace, contact=contact, **{k: v for k, v in data.items() if k in SITE_FIELDS})
     site.full_clean()
@@ -74,9 +68,7 @@ def site_update(*, site: Site, data: dict, actor, source: AuditSource | str = Au
         # Devices follow their site: a device's contact is its site's contact.
         site.devices.update(contact_id=site.contact_id, last_updated=timezone.now())
     if changes:
-        audit_record(
-            actor=actor, action=AuditAction.SITE_UPDATED, target=site, source=source, changes=changes
-        )
+        audit_record(actor=actor, action=AuditAction.SITE_UPDATED, target=site, source=source, changes=changes)
     return changes
 
 
@@ -165,9 +157,7 @@ def device_update(
             device.tags.set(new_tags)
             changes["tags"] = [before, after]
     if changes:
-        audit_record(
-            actor=actor, action=AuditAction.DEVICE_UPDATED, target=device, source=source, changes=changes
-        )
+        audit_record(actor=actor, action=AuditAction.DEVICE_UPDATED, target=device, source=source, changes=changes)
     return changes
 
 

@@ -45,9 +45,7 @@ class WorkspaceIntegrationForm(forms.ModelForm):
         label=_("new credentials (JSON)"),
         required=False,
         widget=forms.Textarea(attrs={"rows": 4, "autocomplete": "off"}),
-        help_text=_(
-            'E.g. {"client_id": "…", "client_secret": "…"}. Leave empty to keep the stored credentials.'
-        ),
+        help_text=_('E.g. {"client_id": "…", "client_secret": "…"}. Leave empty to keep the stored credentials.'),
     )
 
     class Meta:
@@ -61,9 +59,7 @@ class WorkspaceIntegrationForm(forms.ModelForm):
         try:
             value = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise forms.ValidationError(
-                f"Not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}."
-            ) from exc
+            raise forms.ValidationError(f"Not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}.") from exc
         if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
             raise forms.ValidationError("Credentials must be a JSON object of named values.")
         return value

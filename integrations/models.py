@@ -21,9 +21,7 @@ class Manufacturer(BaseModel):
     name = models.CharField(_("name"), max_length=120)
     aliases = models.JSONField(_("aliases"), default=list, blank=True)
     device_types = models.JSONField(_("device types"), default=list)
-    integration_channel = models.CharField(
-        _("integration channel"), max_length=30, choices=IntegrationChannel.choices
-    )
+    integration_channel = models.CharField(_("integration channel"), max_length=30, choices=IntegrationChannel.choices)
     supports_grid_services = models.BooleanField(_("supports grid services"), default=False)
     is_read_only = models.BooleanField(
         _("read-only"), default=False, help_text=_("Monitoring only: the OEM API takes no commands.")

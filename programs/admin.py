@@ -99,9 +99,7 @@ class ProgramAdmin(WorkspaceScopedAdmin):
         return format_html_join("", "<div>{}</div>", ((line,) for line in lines))
 
     def perform_save(self, request, obj, form, change):
-        data = {
-            name: form.cleaned_data[name] for name in services.PROGRAM_FIELDS if name in form.cleaned_data
-        }
+        data = {name: form.cleaned_data[name] for name in services.PROGRAM_FIELDS if name in form.cleaned_data}
         if change:
             services.program_update(
                 program=Program.objects.get(pk=obj.pk),
@@ -124,9 +122,7 @@ class ProgramAdmin(WorkspaceScopedAdmin):
         def advance(program):
             index = PHASE_ORDER.index(program.phase)
             target = PHASE_ORDER[min(index + 1, len(PHASE_ORDER) - 1)]
-            services.program_set_phase(
-                program=program, phase=target, actor=request.user, source=AuditSource.ADMIN
-            )
+            services.program_set_phase(program=program, phase=target, actor=request.user, source=AuditSource.ADMIN)
 
         run_service_for_each(self, request, queryset, advance, done="Programs advanced")
 
@@ -134,9 +130,7 @@ class ProgramAdmin(WorkspaceScopedAdmin):
     def move_phase_back(self, request, queryset):
         def back(program):
             target = PHASE_ORDER[max(PHASE_ORDER.index(program.phase) - 1, 0)]
-            services.program_set_phase(
-                program=program, phase=target, actor=request.user, source=AuditSource.ADMIN
-            )
+            services.program_set_phase(program=program, phase=target, actor=request.user, source=AuditSource.ADMIN)
 
         run_service_for_each(self, request, queryset, back, done="Programs moved back")
 
@@ -221,9 +215,7 @@ class EventStrategyAdmin(WorkspaceScopedAdmin):
         return initial
 
     def perform_save(self, request, obj, form, change):
-        data = {
-            name: form.cleaned_data[name] for name in services.STRATEGY_FIELDS if name in form.cleaned_data
-        }
+        data = {name: form.cleaned_data[name] for name in services.STRATEGY_FIELDS if name in form.cleaned_data}
         created = services.event_strategy_create_version(
             program=form.cleaned_data["program"], data=data, actor=request.user, source=AuditSource.ADMIN
         )
@@ -307,8 +299,6 @@ class EnrollmentAdmin(WorkspaceScopedAdmin):
             self,
             request,
             queryset,
-            lambda e: services.enrollment_unenroll(
-                enrollment=e, actor=request.user, source=AuditSource.ADMIN
-            ),
+            lambda e: services.enrollment_unenroll(enrollment=e, actor=request.user, source=AuditSource.ADMIN),
             done="Unenrolled",
         )

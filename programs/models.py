@@ -23,9 +23,7 @@ class Program(WorkspaceScopedModel):
     name = models.CharField(_("name"), max_length=200)
     description = models.TextField(_("description"), blank=True)
     program_type = models.CharField(_("program type"), max_length=20, choices=ProgramType.choices)
-    phase = models.CharField(
-        _("phase"), max_length=20, choices=ProgramPhase.choices, default=ProgramPhase.KICKOFF
-    )
+    phase = models.CharField(_("phase"), max_length=20, choices=ProgramPhase.choices, default=ProgramPhase.KICKOFF)
     enrollment_approval = models.CharField(
         _("enrollment approval"),
         max_length=20,
@@ -89,9 +87,7 @@ class EventStrategy(WorkspaceScopedModel):
                 & Q(min_soc_percent__lt=models.F("max_soc_percent")),
                 name="strategy_soc_range_valid",
             ),
-            models.CheckConstraint(
-                condition=Q(max_event_duration_minutes__gt=0), name="strategy_duration_positive"
-            ),
+            models.CheckConstraint(condition=Q(max_event_duration_minutes__gt=0), name="strategy_duration_positive"),
             models.CheckConstraint(
                 condition=Q(ramp_minutes__lte=models.F("max_event_duration_minutes")),
                 name="strategy_ramp_within_duration",
@@ -131,21 +127,15 @@ class Enrollment(WorkspaceScopedModel):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     reason = models.CharField(_("reason"), max_length=300, blank=True)
-    source = models.CharField(
-        _("source"), max_length=20, choices=AuditSource.choices, default=AuditSource.SERVICE
-    )
+    source = models.CharField(_("source"), max_length=20, choices=AuditSource.choices, default=AuditSource.SERVICE)
 
     class Meta:
         ordering = ["-submitted_at", "-id"]
         verbose_name = _("enrollment")
         verbose_name_plural = _("enrollments")
         constraints = [
-            models.UniqueConstraint(
-                fields=["device", "program"], name="enrollment_unique_per_device_program"
-            ),
-            models.CheckConstraint(
-                condition=Q(status__in=EnrollmentStatus.values), name="enrollment_status_valid"
-            ),
+            models.UniqueConstraint(fields=["device", "program"], name="enrollment_unique_per_device_program"),
+            models.CheckConstraint(condition=Q(status__in=EnrollmentStatus.values), name="enrollment_status_valid"),
         ]
         indexes = [models.Index(fields=["program", "status"], name="enrollment_program_status_idx")]
 

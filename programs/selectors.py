@@ -39,9 +39,7 @@ def program_phase_exit_blockers(*, program: Program) -> list[str]:
         blockers.append("No enrolled device is reporting telemetry (Device on Workspace) yet.")
     elif (
         phase == ProgramPhase.TESTING
-        and not program.dispatch_events.filter(
-            Q(is_test=True) & Q(status=DispatchEventStatus.COMPLETED)
-        ).exists()
+        and not program.dispatch_events.filter(Q(is_test=True) & Q(status=DispatchEventStatus.COMPLETED)).exists()
     ):
         blockers.append("No test event has completed end to end yet.")
     elif phase == ProgramPhase.TRAINING:

@@ -58,25 +58,17 @@ def program_create(
     program.full_clean()
     program.save()
     audit_record(actor=actor, action=AuditAction.PROGRAM_CREATED, target=program, source=source)
-    defaults = {
-        "allowed_event_types": [str(t) for t in DEFAULT_EVENT_TYPES[ProgramType(program.program_type)]]
-    }
-    event_strategy_create_version(
-        program=program, data={**defaults, **(strategy or {})}, actor=actor, source=source
-    )
+    defaults = {"allowed_event_types": [str(t) for t in DEFAULT_EVENT_TYPES[ProgramType(program.program_type)]]}
+    event_strategy_create_version(program=program, data={**defaults, **(strategy or {})}, actor=actor, source=source)
     return program
 
 
 @transaction.atomic
-def program_update(
-    *, program: Program, data: dict, actor, source: AuditSource | str = AuditSource.SERVICE
-) -> dict:
+def program_update(*, program: Program, data: dict, actor, source: AuditSource | str = AuditSource.SERVICE) -> dict:
     """Edit a program's descriptive fields. Phase and production dispatch have their own services."""
     changes = model_update(instance=program, fields=PROGRAM_FIELDS, data=data)
     if changes:
-        audit_record(
-            actor=actor, action=AuditAction.OBJECT_CHANGED, target=program, source=source, changes=changes
-        )
+        audit_record(actor=actor, action=AuditAction.OBJECT_CHANGED, target=program, source=source, changes=changes)
     return changes
 
 
@@ -107,9 +99,7 @@ def program_set_phase(
         update_fields.append("production_dispatch_enabled")
         changes["production_dispatch_enabled"] = [True, False]
     locked.save(update_fields=update_fields)
-    audit_record(
-        actor=actor, action=AuditAction.PROGRAM_PHASE_CHANGED, target=locked, source=source, changes=changes
-    )
+    audit_record(actor=actor, action=AuditAction.PROGRAM_PHASE_CHANGED, target=locked, source=source, changes=changes)
     program.refresh_from_db()
     return program
 
@@ -217,9 +207,7 @@ def _enrollment_decide(*, enrollment: Enrollment, status, action, actor, source,
 
 
 @transaction.atomic
-def enrollment_approve(
-    *, enrollment: Enrollment, actor, source=AuditSource.SERVICE, reason: str = ""
-) -> Enrollment:
+def enrollment_approve(*, enrollment: Enrollment, actor, source=AuditSource.SERVICE, reason: str = "") -> Enrollment:
     return _enrollment_decide(
         enrollment=enrollment,
         status=EnrollmentStatus.APPROVED,
@@ -231,9 +219,7 @@ def enrollment_approve(
 
 
 @transaction.atomic
-def enrollment_reject(
-    *, enrollment: Enrollment, actor, reason: str, source=AuditSource.SERVICE
-) -> Enrollment:
+def enrollment_reject(*, enrollment: Enrollment, actor, reason: str, source=AuditSource.SERVICE) -> Enrollment:
     if not reason.strip():
         raise ApplicationError("Rejecting an enrollment needs a reason.")
     return _enrollment_decide(
@@ -247,9 +233,7 @@ def enrollment_reject(
 
 
 @transaction.atomic
-def enrollment_unenroll(
-    *, enrollment: Enrollment, actor, reason: str = "", source=AuditSource.SERVICE
-) -> Enrollment:
+def enrollment_unenroll(*, enrollment: Enrollment, actor, reason: str = "", source=AuditSource.SERVICE) -> Enrollment:
     return _enrollment_decide(
         enrollment=enrollment,
         status=EnrollmentStatus.UNENROLLED,

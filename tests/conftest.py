@@ -27,9 +27,7 @@ def pytest_sessionstart(session):
 
         engine = settings.DATABASES["default"]["ENGINE"]
         if "postgresql" not in engine:
-            raise pytest.UsageError(
-                f"REQUIRE_SERVICES=1 needs DATABASE_URL to point at PostgreSQL (got {engine})."
-            )
+            raise pytest.UsageError(f"REQUIRE_SERVICES=1 needs DATABASE_URL to point at PostgreSQL (got {engine}).")
 
 
 def pytest_runtest_setup(item):

@@ -35,9 +35,7 @@ class MembershipInline(WorkspaceScopedTabularInline):
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "user" and not request.user.is_superuser:
             # Only people who already share one of your workspaces (no cross-tenant user list).
-            shared = WorkspaceMembership.objects.filter(workspace__memberships__user=request.user).values(
-                "user_id"
-            )
+            shared = WorkspaceMembership.objects.filter(workspace__memberships__user=request.user).values("user_id")
             kwargs["queryset"] = User.objects.filter(pk__in=shared, is_active=True)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 

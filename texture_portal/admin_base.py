@@ -60,9 +60,7 @@ class WorkspaceScopedAdminMixin:
         return f"{opts.app_label}.{get_permission_codename(action, opts)}"
 
     def has_view_permission(self, request, obj=None):
-        return request.user.has_perm(self._perm("view"), obj) or request.user.has_perm(
-            self._perm("change"), obj
-        )
+        return request.user.has_perm(self._perm("view"), obj) or request.user.has_perm(self._perm("change"), obj)
 
     def has_change_permission(self, request, obj=None):
         return request.user.has_perm(self._perm("change"), obj)
@@ -72,9 +70,9 @@ class WorkspaceScopedAdminMixin:
 
     # -- choices -----------------------------------------------------------------------------------------
     def _workspace_choices(self, request):
-        return workspaces_where(request.user, self._perm("add")).select_related(
-            "organization"
-        ) | workspaces_where(request.user, self._perm("change")).select_related("organization")
+        return workspaces_where(request.user, self._perm("add")).select_related("organization") | workspaces_where(
+            request.user, self._perm("change")
+        ).select_related("organization")
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         related_model = db_field.related_model
@@ -142,23 +140,17 @@ class WorkspaceScopedAdmin(WorkspaceScopedAdminMixin, admin.ModelAdmin):
                 changes=changed,
             )
         else:
-            audit_record(
-                actor=request.user, action=AuditAction.OBJECT_CREATED, target=obj, source=AuditSource.ADMIN
-            )
+            audit_record(actor=request.user, action=AuditAction.OBJECT_CREATED, target=obj, source=AuditSource.ADMIN)
 
     def delete_model(self, request, obj):
-        audit_record(
-            actor=request.user, action=AuditAction.OBJECT_DELETED, target=obj, source=AuditSource.ADMIN
-        )
+        audit_record(actor=request.user, action=AuditAction.OBJECT_DELETED, target=obj, source=AuditSource.ADMIN)
         super().delete_model(request, obj)
 
     def delete_queryset(self, request, queryset):
         for obj in queryset:
             if not request.user.has_perm(self._perm("delete"), obj):
                 raise PermissionDenied(f"You may not delete “{obj}”.")
-            audit_record(
-                actor=request.user, action=AuditAction.OBJECT_DELETED, target=obj, source=AuditSource.ADMIN
-            )
+            audit_record(actor=request.user, action=AuditAction.OBJECT_DELETED, target=obj, source=AuditSource.ADMIN)
         super().delete_queryset(request, queryset)
 
 

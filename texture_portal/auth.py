@@ -22,9 +22,7 @@ class WorkspaceRoleBackend(ModelBackend):
             return cached
         from texture_portal.models import WorkspaceMembership
 
-        memberships = list(
-            WorkspaceMembership.objects.filter(user_id=user_obj.pk).values_list("workspace_id", "role")
-        )
+        memberships = list(WorkspaceMembership.objects.filter(user_id=user_obj.pk).values_list("workspace_id", "role"))
         group_names = {str(Role(role).label) for _, role in memberships}
         by_group: dict[str, set[str]] = {name: set() for name in group_names}
         rows = Permission.objects.filter(group__name__in=group_names).values_list(

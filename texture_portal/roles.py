@@ -79,9 +79,7 @@ def sync_role_groups(apps, schema_editor=None) -> None:
     Permission = apps.get_model("auth", "Permission")
     index = {
         f"{app_label}.{codename}": pk
-        for pk, app_label, codename in Permission.objects.values_list(
-            "pk", "content_type__app_label", "codename"
-        )
+        for pk, app_label, codename in Permission.objects.values_list("pk", "content_type__app_label", "codename")
     }
     for role in Role:
         missing = sorted(p for p in ROLE_PERMISSIONS[role] if p not in index)

@@ -13,6 +13,6 @@ def audit_log_for_object(*, obj, limit: int = 50):
     from django.contrib.contenttypes.models import ContentType
 
     content_type = ContentType.objects.get_for_model(obj, for_concrete_model=True)
-    return AuditLogEntry.objects.filter(content_type=content_type, object_id=str(obj.pk)).select_related(
-        "actor"
-    )[:limit]
+    return AuditLogEntry.objects.filter(content_type=content_type, object_id=str(obj.pk)).select_related("actor")[
+        :limit
+    ]

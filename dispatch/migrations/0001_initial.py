@@ -15,15 +15,11 @@ class Migration(migrations.Migration):
             fields=[
                 (
                     "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
+                    models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID"),
                 ),
                 (
                     "created",
-                    models.DateTimeField(
-                        default=django.utils.timezone.now, editable=False, verbose_name="created"
-                    ),
+                    models.DateTimeField(default=django.utils.timezone.now, editable=False, verbose_name="created"),
                 ),
                 ("last_updated", models.DateTimeField(auto_now=True, verbose_name="last updated")),
                 (
@@ -78,15 +74,11 @@ class Migration(migrations.Migration):
             fields=[
                 (
                     "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
+                    models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID"),
                 ),
                 (
                     "created",
-                    models.DateTimeField(
-                        default=django.utils.timezone.now, editable=False, verbose_name="created"
-                    ),
+                    models.DateTimeField(default=django.utils.timezone.now, editable=False, verbose_name="created"),
                 ),
                 ("last_updated", models.DateTimeField(auto_now=True, verbose_name="last updated")),
                 (
@@ -111,15 +103,11 @@ class Migration(migrations.Migration):
             fields=[
                 (
                     "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
+                    models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID"),
                 ),
                 (
                     "created",
-                    models.DateTimeField(
-                        default=django.utils.timezone.now, editable=False, verbose_name="created"
-                    ),
+                    models.DateTimeField(default=django.utils.timezone.now, editable=False, verbose_name="created"),
                 ),
                 ("last_updated", models.DateTimeField(auto_now=True, verbose_name="last updated")),
                 ("name", models.CharField(max_length=200, verbose_name="name")),

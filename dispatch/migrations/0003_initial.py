@@ -133,9 +133,7 @@ class Migration(migrations.Migration):
         migrations.AddConstraint(
             model_name="dispatchevent",
             constraint=models.CheckConstraint(
-                condition=models.Q(
-                    ("status__in", ["draft", "scheduled", "in_progress", "completed", "cancelled"])
-                ),
+                condition=models.Q(("status__in", ["draft", "scheduled", "in_progress", "completed", "cancelled"])),
                 name="dispatch_event_status_valid",
             ),
         ),

@@ -15,22 +15,16 @@ class Migration(migrations.Migration):
             fields=[
                 (
                     "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
+                    models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID"),
                 ),
                 (
                     "created",
-                    models.DateTimeField(
-                        default=django.utils.timezone.now, editable=False, verbose_name="created"
-                    ),
+                    models.DateTimeField(default=django.utils.timezone.now, editable=False, verbose_name="created"),
                 ),
                 ("last_updated", models.DateTimeField(auto_now=True, verbose_name="last updated")),
                 (
                     "reference_id",
-                    models.CharField(
-                        help_text="Utility account number.", max_length=100, verbose_name="reference ID"
-                    ),
+                    models.CharField(help_text="Utility account number.", max_length=100, verbose_name="reference ID"),
                 ),
                 ("first_name", models.CharField(max_length=100, verbose_name="first name")),
                 ("last_name", models.CharField(max_length=100, verbose_name="last name")),
@@ -53,22 +47,16 @@ class Migration(migrations.Migration):
             fields=[
                 (
                     "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
+                    models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID"),
                 ),
                 (
                     "created",
-                    models.DateTimeField(
-                        default=django.utils.timezone.now, editable=False, verbose_name="created"
-                    ),
+                    models.DateTimeField(default=django.utils.timezone.now, editable=False, verbose_name="created"),
                 ),
                 ("last_updated", models.DateTimeField(auto_now=True, verbose_name="last updated")),
                 (
                     "system_identifier",
-                    models.CharField(
-                        help_text="OEM serial number.", max_length=100, verbose_name="system identifier"
-                    ),
+                    models.CharField(help_text="OEM serial number.", max_length=100, verbose_name="system identifier"),
                 ),
                 (
                     "device_type",
@@ -127,15 +115,11 @@ class Migration(migrations.Migration):
             fields=[
                 (
                     "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
+                    models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID"),
                 ),
                 (
                     "created",
-                    models.DateTimeField(
-                        default=django.utils.timezone.now, editable=False, verbose_name="created"
-                    ),
+                    models.DateTimeField(default=django.utils.timezone.now, editable=False, verbose_name="created"),
                 ),
                 ("last_updated", models.DateTimeField(auto_now=True, verbose_name="last updated")),
                 (
@@ -195,15 +179,11 @@ class Migration(migrations.Migration):
             fields=[
                 (
                     "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
+                    models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID"),
                 ),
                 (
                     "created",
-                    models.DateTimeField(
-                        default=django.utils.timezone.now, editable=False, verbose_name="created"
-                    ),
+                    models.DateTimeField(default=django.utils.timezone.now, editable=False, verbose_name="created"),
                 ),
                 ("last_updated", models.DateTimeField(auto_now=True, verbose_name="last updated")),
                 ("name", models.CharField(max_length=100, verbose_name="name")),
@@ -219,15 +199,11 @@ class Migration(migrations.Migration):
             fields=[
                 (
                     "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
+                    models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID"),
                 ),
                 (
                     "created",
-                    models.DateTimeField(
-                        default=django.utils.timezone.now, editable=False, verbose_name="created"
-                    ),
+                    models.DateTimeField(default=django.utils.timezone.now, editable=False, verbose_name="created"),
                 ),
                 ("last_updated", models.DateTimeField(auto_now=True, verbose_name="last updated")),
                 ("site_name", models.CharField(blank=True, max_length=200, verbose_name="site name")),
@@ -269,9 +245,7 @@ class Migration(migrations.Migration):
             fields=[
                 (
                     "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
+                    models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID"),
                 ),
                 ("measured_at", models.DateTimeField(verbose_name="measured at")),
                 (

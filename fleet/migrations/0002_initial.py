@@ -98,9 +98,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="device",
             name="tags",
-            field=models.ManyToManyField(
-                blank=True, related_name="devices", to="fleet.devicetag", verbose_name="tags"
-            ),
+            field=models.ManyToManyField(blank=True, related_name="devices", to="fleet.devicetag", verbose_name="tags"),
         ),
         migrations.AddField(
             model_name="site",
@@ -191,15 +189,11 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name="devicetag",
-            constraint=models.UniqueConstraint(
-                fields=("workspace", "name"), name="device_tag_unique_per_workspace"
-            ),
+            constraint=models.UniqueConstraint(fields=("workspace", "name"), name="device_tag_unique_per_workspace"),
         ),
         migrations.AddConstraint(
             model_name="devicetag",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("name__length__gt", 0)), name="device_tag_not_blank"
-            ),
+            constraint=models.CheckConstraint(condition=models.Q(("name__length__gt", 0)), name="device_tag_not_blank"),
         ),
         migrations.AddConstraint(
             model_name="site",
@@ -300,9 +294,7 @@ class Migration(migrations.Migration):
         migrations.AddConstraint(
             model_name="device",
             constraint=models.CheckConstraint(
-                condition=models.Q(
-                    ("device_type__in", ["battery", "charger", "vehicle", "inverter", "thermostat"])
-                ),
+                condition=models.Q(("device_type__in", ["battery", "charger", "vehicle", "inverter", "thermostat"])),
                 name="device_type_valid",
             ),
         ),

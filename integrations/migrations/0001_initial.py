@@ -17,15 +17,11 @@ class Migration(migrations.Migration):
             fields=[
                 (
                     "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
+                    models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID"),
                 ),
                 (
                     "created",
-                    models.DateTimeField(
-                        default=django.utils.timezone.now, editable=False, verbose_name="created"
-                    ),
+                    models.DateTimeField(default=django.utils.timezone.now, editable=False, verbose_name="created"),
                 ),
                 ("last_updated", models.DateTimeField(auto_now=True, verbose_name="last updated")),
                 ("slug", models.SlugField(max_length=60, unique=True, verbose_name="slug")),
@@ -81,15 +77,11 @@ class Migration(migrations.Migration):
             fields=[
                 (
                     "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
+                    models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID"),
                 ),
                 (
                     "created",
-                    models.DateTimeField(
-                        default=django.utils.timezone.now, editable=False, verbose_name="created"
-                    ),
+                    models.DateTimeField(default=django.utils.timezone.now, editable=False, verbose_name="created"),
                 ),
                 ("last_updated", models.DateTimeField(auto_now=True, verbose_name="last updated")),
                 (
@@ -111,9 +103,7 @@ class Migration(migrations.Migration):
                 ("enabled", models.BooleanField(default=False, verbose_name="enabled")),
                 (
                     "credentials",
-                    texture_portal.fields.EncryptedJSONField(
-                        blank=True, default=dict, verbose_name="credentials"
-                    ),
+                    texture_portal.fields.EncryptedJSONField(blank=True, default=dict, verbose_name="credentials"),
                 ),
                 (
                     "status",

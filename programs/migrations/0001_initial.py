@@ -20,15 +20,11 @@ class Migration(migrations.Migration):
             fields=[
                 (
                     "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
+                    models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID"),
                 ),
                 (
                     "created",
-                    models.DateTimeField(
-                        default=django.utils.timezone.now, editable=False, verbose_name="created"
-                    ),
+                    models.DateTimeField(default=django.utils.timezone.now, editable=False, verbose_name="created"),
                 ),
                 ("last_updated", models.DateTimeField(auto_now=True, verbose_name="last updated")),
                 ("version", models.PositiveIntegerField(default=1, verbose_name="version")),
@@ -64,22 +60,16 @@ class Migration(migrations.Migration):
             fields=[
                 (
                     "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
+                    models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID"),
                 ),
                 (
                     "created",
-                    models.DateTimeField(
-                        default=django.utils.timezone.now, editable=False, verbose_name="created"
-                    ),
+                    models.DateTimeField(default=django.utils.timezone.now, editable=False, verbose_name="created"),
                 ),
                 ("last_updated", models.DateTimeField(auto_now=True, verbose_name="last updated")),
                 (
                     "slug",
-                    models.SlugField(
-                        help_text="E.g. timber-ridge-2026-vpp.", max_length=100, verbose_name="slug"
-                    ),
+                    models.SlugField(help_text="E.g. timber-ridge-2026-vpp.", max_length=100, verbose_name="slug"),
                 ),
                 ("name", models.CharField(max_length=200, verbose_name="name")),
                 ("description", models.TextField(blank=True, verbose_name="description")),
@@ -150,15 +140,11 @@ class Migration(migrations.Migration):
             fields=[
                 (
                     "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
+                    models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID"),
                 ),
                 (
                     "created",
-                    models.DateTimeField(
-                        default=django.utils.timezone.now, editable=False, verbose_name="created"
-                    ),
+                    models.DateTimeField(default=django.utils.timezone.now, editable=False, verbose_name="created"),
                 ),
                 ("last_updated", models.DateTimeField(auto_now=True, verbose_name="last updated")),
                 (

@@ -72,9 +72,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name="program",
-            constraint=models.UniqueConstraint(
-                fields=("workspace", "slug"), name="program_slug_unique_per_workspace"
-            ),
+            constraint=models.UniqueConstraint(fields=("workspace", "slug"), name="program_slug_unique_per_workspace"),
         ),
         migrations.AddConstraint(
             model_name="program",
@@ -91,9 +89,7 @@ class Migration(migrations.Migration):
         migrations.AddConstraint(
             model_name="program",
             constraint=models.CheckConstraint(
-                condition=models.Q(
-                    ("production_dispatch_enabled", False), ("phase", "launched"), _connector="OR"
-                ),
+                condition=models.Q(("production_dispatch_enabled", False), ("phase", "launched"), _connector="OR"),
                 name="program_production_dispatch_only_when_launched",
             ),
         ),

@@ -28,9 +28,7 @@ def test_event_and_action_must_end_after_they_start():
         "name": "Peak",
     }
     refused(lambda: DispatchEvent.objects.create(**base, starts_at=start, ends_at=start))
-    refused(
-        lambda: DispatchEvent.objects.create(**base, starts_at=start, ends_at=start - timedelta(minutes=1))
-    )
+    refused(lambda: DispatchEvent.objects.create(**base, starts_at=start, ends_at=start - timedelta(minutes=1)))
     event = DispatchEvent.objects.create(**base, starts_at=start, ends_at=start + timedelta(hours=2))
     refused(
         lambda: DispatchAction.objects.create(

@@ -36,9 +36,7 @@ def window(start_in_hours=2, hours=1):
 def test_a_production_event_needs_production_dispatch(program):
     start, end = window()
     with pytest.raises(ApplicationError, match="only test events"):
-        dispatch_event_create(
-            program=program, name="Peak", starts_at=start, ends_at=end, is_test=False, actor=None
-        )
+        dispatch_event_create(program=program, name="Peak", starts_at=start, ends_at=end, is_test=False, actor=None)
 
 
 def test_scheduling_checks_the_strategy(program):

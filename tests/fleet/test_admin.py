@@ -86,12 +86,8 @@ def test_contact_changelist_query_count_does_not_grow_with_rows(client, ops):
 
 
 def test_contact_search_by_account_number_name_and_email(client, ops):
-    ContactFactory(
-        workspace=ops, reference_id="TRE-100200", first_name="Ava", last_name="Alvarez", email="ava@x.org"
-    )
-    ContactFactory(
-        workspace=ops, reference_id="TRE-999999", first_name="Ben", last_name="Brooks", email="ben@y.org"
-    )
+    ContactFactory(workspace=ops, reference_id="TRE-100200", first_name="Ava", last_name="Alvarez", email="ava@x.org")
+    ContactFactory(workspace=ops, reference_id="TRE-999999", first_name="Ben", last_name="Brooks", email="ben@y.org")
     url = reverse("admin:fleet_contact_changelist")
     for term in ("TRE-1002", "Alvarez", "ava", "ava@x"):
         rows = client.get(url, {"q": term}).context["cl"].result_list
@@ -122,9 +118,7 @@ def test_device_page_shows_latest_telemetry_and_state_history(client, ops):
     from fleet.services import device_mark_on_workspace
 
     device_mark_on_workspace(device=device, reason="Found at Tesla")
-    reading = TelemetryReadingFactory(
-        device=device, charge_percentage=73.0, charge_rate_w=-2500.0, grid_power_w=-800.0
-    )
+    reading = TelemetryReadingFactory(device=device, charge_percentage=73.0, charge_rate_w=-2500.0, grid_power_w=-800.0)
     Device.objects.filter(pk=device.pk).update(latest_telemetry=reading)
     page = client.get(reverse("admin:fleet_device_change", args=[device.pk])).content.decode()
     assert "73%" in page
@@ -171,9 +165,7 @@ def test_adding_a_device_in_the_admin_registers_it_through_the_service(client):
     device = Device.objects.get(system_identifier="TG-NEW-1")
     assert device.state == DeviceState.REGISTERED and device.contact_id == site.contact_id
     assert device.state_changes.count() == 1
-    assert AuditLogEntry.objects.filter(
-        action=AuditAction.DEVICE_REGISTERED, object_id=str(device.pk)
-    ).exists()
+    assert AuditLogEntry.objects.filter(action=AuditAction.DEVICE_REGISTERED, object_id=str(device.pk)).exists()
 
 
 def test_duplicate_serial_in_the_admin_is_a_form_error_not_a_crash(client):

@@ -34,9 +34,7 @@ def test_reference_id_is_unique_per_workspace_only():
 
 def test_reference_id_cannot_be_blank():
     workspace = WorkspaceFactory()
-    refused(
-        lambda: Contact.objects.create(workspace=workspace, reference_id="", first_name="x", last_name="y")
-    )
+    refused(lambda: Contact.objects.create(workspace=workspace, reference_id="", first_name="x", last_name="y"))
 
 
 def test_device_serial_is_unique_per_workspace_and_manufacturer():

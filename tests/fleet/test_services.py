@@ -42,9 +42,7 @@ def test_register_creates_a_registered_system_with_history_and_audit():
     assert sorted(device.tags.values_list("name", flat=True)) == ["feeder:12", "zone:a"]
     history = list(device.state_changes.values_list("from_state", "to_state"))
     assert history == [("", DeviceState.REGISTERED)]
-    assert AuditLogEntry.objects.filter(
-        action=AuditAction.DEVICE_REGISTERED, object_id=str(device.pk)
-    ).exists()
+    assert AuditLogEntry.objects.filter(action=AuditAction.DEVICE_REGISTERED, object_id=str(device.pk)).exists()
 
 
 def test_register_refuses_a_device_type_the_manufacturer_does_not_make():
@@ -89,12 +87,7 @@ def test_state_machine_registered_online_offline_and_back():
         .values_list("from_state", "to_state")
     )
     assert moves == [("registered", "on_workspace"), ("on_workspace", "offline"), ("offline", "on_workspace")]
-    assert (
-        AuditLogEntry.objects.filter(
-            action=AuditAction.DEVICE_STATE_CHANGED, object_id=str(device.pk)
-        ).count()
-        == 3
-    )
+    assert AuditLogEntry.objects.filter(action=AuditAction.DEVICE_STATE_CHANGED, object_id=str(device.pk)).count() == 3
 
 
 def test_a_registered_device_cannot_go_offline():
@@ -125,9 +118,7 @@ def test_contact_update_writes_only_changes_and_audits_them():
     contact = ContactFactory(email="old@example.com")
     assert contact_update(contact=contact, data={"email": "old@example.com"}, actor=None) == {}
     assert not AuditLogEntry.objects.filter(action=AuditAction.CONTACT_UPDATED).exists()
-    changes = contact_update(
-        contact=contact, data={"email": "new@example.com", "phone": "+15415550100"}, actor=None
-    )
+    changes = contact_update(contact=contact, data={"email": "new@example.com", "phone": "+15415550100"}, actor=None)
     assert changes == {"email": ["old@example.com", "new@example.com"], "phone": ["", "+15415550100"]}
     contact.refresh_from_db()
     assert contact.email == "new@example.com"

@@ -31,9 +31,7 @@ def test_credentials_are_stored_encrypted_and_read_back():
         actor=None,
     )
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT credentials FROM integrations_workspaceintegration WHERE id = %s", [integration.pk]
-        )
+        cursor.execute("SELECT credentials FROM integrations_workspaceintegration WHERE id = %s", [integration.pk])
         stored = cursor.fetchone()[0]
     assert "very-secret-ck" not in stored and stored.startswith("gAAAA")  # a Fernet token
     assert WorkspaceIntegration.objects.get(pk=integration.pk).credentials == {
@@ -49,8 +47,6 @@ def test_rotating_keys_keeps_old_rows_readable(settings):
     from cryptography.fernet import Fernet
 
     workspace = WorkspaceFactory()
-    integration = workspace_integration_save(
-        workspace=workspace, channel="tesla", credentials={"t": "v"}, actor=None
-    )
+    integration = workspace_integration_save(workspace=workspace, channel="tesla", credentials={"t": "v"}, actor=None)
     settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode(), *settings.FIELD_ENCRYPTION_KEYS]
     assert WorkspaceIntegration.objects.get(pk=integration.pk).credentials == {"t": "v"}

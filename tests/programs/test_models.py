@@ -36,20 +36,14 @@ def test_strategy_soc_range_must_be_valid(low, high):
 def test_strategy_ramp_fits_in_the_event_and_versions_are_unique():
     program = make_program(WorkspaceFactory())
     base = {"workspace": program.workspace, "program": program, "allowed_event_types": ["charge"]}
-    refused(
-        lambda: EventStrategy.objects.create(
-            **base, version=2, ramp_minutes=300, max_event_duration_minutes=60
-        )
-    )
+    refused(lambda: EventStrategy.objects.create(**base, version=2, ramp_minutes=300, max_event_duration_minutes=60))
     refused(lambda: EventStrategy.objects.create(**base, version=1))  # version 1 exists
     refused(lambda: EventStrategy.objects.create(**base, version=2, max_event_duration_minutes=0))
 
 
 def test_strategy_event_types_are_validated():
     program = make_program(WorkspaceFactory())
-    strategy = EventStrategy(
-        workspace=program.workspace, program=program, version=9, allowed_event_types=["explode"]
-    )
+    strategy = EventStrategy(workspace=program.workspace, program=program, version=9, allowed_event_types=["explode"])
     with pytest.raises(ValidationError) as excinfo:
         strategy.full_clean()
     assert "allowed_event_types" in excinfo.value.message_dict

@@ -97,10 +97,7 @@ def test_measured_exit_criteria_gate_each_phase_up_to_launch():
     advance(program, ProgramPhase.TRAINING)
     assert not program.production_dispatch_enabled
     assert (
-        AuditLogEntry.objects.filter(
-            action=AuditAction.PROGRAM_PHASE_CHANGED, object_id=str(program.pk)
-        ).count()
-        == 7
+        AuditLogEntry.objects.filter(action=AuditAction.PROGRAM_PHASE_CHANGED, object_id=str(program.pk)).count() == 7
     )
 
 

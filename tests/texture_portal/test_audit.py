@@ -62,9 +62,7 @@ def test_saving_without_changes_writes_no_audit_row(client, tenants):
 
 
 def test_service_state_change_is_audited_with_reason(tenants):
-    device_mark_on_workspace(
-        device=tenants.device_a, reason="Found at Tesla as energy site 1234", actor=tenants.alice
-    )
+    device_mark_on_workspace(device=tenants.device_a, reason="Found at Tesla as energy site 1234", actor=tenants.alice)
     entry = AuditLogEntry.objects.get(action=AuditAction.DEVICE_STATE_CHANGED)
     assert entry.changes == {"state": [DeviceState.REGISTERED, DeviceState.ON_WORKSPACE]}
     assert entry.reason == "Found at Tesla as energy site 1234"
@@ -82,7 +80,5 @@ def test_audit_log_is_read_only_and_scoped_in_the_admin(client, tenants):
     entry = entries[0]
     page = client.get(reverse("admin:texture_portal_auditlogentry_change", args=[entry.pk]))
     assert page.status_code == 200 and not page.context["has_change_permission"]
-    assert (
-        client.post(reverse("admin:texture_portal_auditlogentry_delete", args=[entry.pk])).status_code == 403
-    )
+    assert client.post(reverse("admin:texture_portal_auditlogentry_delete", args=[entry.pk])).status_code == 403
     assert client.get(reverse("admin:texture_portal_auditlogentry_add")).status_code == 403

@@ -22,10 +22,7 @@ def test_migration_seeds_the_five_roles_with_exactly_their_permissions():
     }
     for role in Role:
         group = Group.objects.get(name=str(role.label))
-        actual = {
-            f"{app}.{code}"
-            for app, code in group.permissions.values_list("content_type__app_label", "codename")
-        }
+        actual = {f"{app}.{code}" for app, code in group.permissions.values_list("content_type__app_label", "codename")}
         assert actual == ROLE_PERMISSIONS[role], role
 
 

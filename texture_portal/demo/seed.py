@@ -61,9 +61,7 @@ def seed_demo(*, password: str | None = None) -> DemoResult:
     production = _workspace(organization, "production", WorkspaceKind.PRODUCTION, user)
     sandbox = _workspace(organization, "sandbox", WorkspaceKind.SANDBOX, user)
     for workspace in (production, sandbox):
-        membership_grant(
-            user=user, workspace=workspace, role=Role.ADMIN, actor=None, source=AuditSource.COMMAND
-        )
+        membership_grant(user=user, workspace=workspace, role=Role.ADMIN, actor=None, source=AuditSource.COMMAND)
 
     program = Program.objects.filter(workspace=production, slug=DEMO_PROGRAM_SLUG).first() or program_create(
         workspace=production,

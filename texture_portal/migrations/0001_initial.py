@@ -20,15 +20,11 @@ class Migration(migrations.Migration):
             fields=[
                 (
                     "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
+                    models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID"),
                 ),
                 (
                     "created",
-                    models.DateTimeField(
-                        default=django.utils.timezone.now, editable=False, verbose_name="created"
-                    ),
+                    models.DateTimeField(default=django.utils.timezone.now, editable=False, verbose_name="created"),
                 ),
                 ("last_updated", models.DateTimeField(auto_now=True, verbose_name="last updated")),
                 ("name", models.CharField(max_length=200, unique=True, verbose_name="name")),
@@ -45,15 +41,11 @@ class Migration(migrations.Migration):
             fields=[
                 (
                     "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
+                    models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID"),
                 ),
                 (
                     "created",
-                    models.DateTimeField(
-                        default=django.utils.timezone.now, editable=False, verbose_name="created"
-                    ),
+                    models.DateTimeField(default=django.utils.timezone.now, editable=False, verbose_name="created"),
                 ),
                 ("last_updated", models.DateTimeField(auto_now=True, verbose_name="last updated")),
                 ("name", models.CharField(max_length=100, verbose_name="name")),
@@ -95,15 +87,11 @@ class Migration(migrations.Migration):
             fields=[
                 (
                     "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
+                    models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID"),
                 ),
                 (
                     "event_time",
-                    models.DateTimeField(
-                        db_index=True, default=django.utils.timezone.now, verbose_name="time"
-                    ),
+                    models.DateTimeField(db_index=True, default=django.utils.timezone.now, verbose_name="time"),
                 ),
                 (
                     "actor_label",
@@ -223,15 +211,11 @@ class Migration(migrations.Migration):
             fields=[
                 (
                     "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
+                    models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID"),
                 ),
                 (
                     "created",
-                    models.DateTimeField(
-                        default=django.utils.timezone.now, editable=False, verbose_name="created"
-                    ),
+                    models.DateTimeField(default=django.utils.timezone.now, editable=False, verbose_name="created"),
                 ),
                 ("last_updated", models.DateTimeField(auto_now=True, verbose_name="last updated")),
                 (
@@ -273,9 +257,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name="workspace",
-            constraint=models.UniqueConstraint(
-                fields=("organization", "name"), name="workspace_name_unique_per_org"
-            ),
+            constraint=models.UniqueConstraint(fields=("organization", "name"), name="workspace_name_unique_per_org"),
         ),
         migrations.AddIndex(
             model_name="auditlogentry",
@@ -287,16 +269,12 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name="workspacemembership",
-            constraint=models.UniqueConstraint(
-                fields=("user", "workspace"), name="membership_unique_per_workspace"
-            ),
+            constraint=models.UniqueConstraint(fields=("user", "workspace"), name="membership_unique_per_workspace"),
         ),
         migrations.AddConstraint(
             model_name="workspacemembership",
             constraint=models.CheckConstraint(
-                condition=models.Q(
-                    ("role__in", ["ops", "customer_support", "engineering", "program_lead", "admin"])
-                ),
+                condition=models.Q(("role__in", ["ops", "customer_support", "engineering", "program_lead", "admin"])),
                 name="membership_role_valid",
             ),
         ),

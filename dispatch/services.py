@@ -19,6 +19,8 @@ from dispatch.choices import (
 )
 from dispatch.models import Command, DispatchAction, DispatchEvent
 from fleet.services import device_tags_get_or_create
+from integrations import events
+from integrations.choices import PlatformEventType
 from programs.models import Program
 from programs.selectors import program_current_strategy
 from texture_portal.audit import audit_record
@@ -98,6 +100,18 @@ def dispatch_event_problems(*, event: DispatchEvent) -> list[str]:
     return problems
 
 
+EVENT_STATUS_EVENT = {
+    DispatchEventStatus.SCHEDULED: PlatformEventType.PROGRAM_EVENT_SCHEDULED,
+    DispatchEventStatus.IN_PROGRESS: PlatformEventType.PROGRAM_EVENT_STARTED,
+    DispatchEventStatus.COMPLETED: PlatformEventType.PROGRAM_EVENT_COMPLETED,
+    DispatchEventStatus.CANCELLED: PlatformEventType.PROGRAM_EVENT_CANCELLED,
+}
+COMMAND_STATUS_EVENT = {
+    CommandStatus.SUCCESS: PlatformEventType.COMMAND_SUCCEEDED,
+    CommandStatus.FAILED: PlatformEventType.COMMAND_FAILED,
+}
+
+
 def _dispatch_event_move(*, event: DispatchEvent, status, actor, source, reason: str = "") -> DispatchEvent:
     locked = DispatchEvent.objects.select_for_update().get(pk=event.pk)
     DISPATCH_EVENT_TRANSITIONS.check(locked.status, status)
@@ -105,7 +119,7 @@ def _dispatch_event_move(*, event: DispatchEvent, status, actor, source, reason:
     locked.status = status
     locked.status_reason = reason[:300]
     locked.save(update_fields=["status", "status_reason", "last_updated"])
-    audit_record(
+    entry = audit_record(
         actor=actor,
         action=AuditAction.DISPATCH_EVENT_STATUS_CHANGED,
         target=locked,
@@ -113,6 +127,13 @@ def _dispatch_event_move(*, event: DispatchEvent, status, actor, source, reason:
         changes={"status": [before, str(status)]},
         reason=reason,
     )
+    if status in EVENT_STATUS_EVENT:
+        events.event_emit(
+            workspace_id=locked.workspace_id,
+            type=EVENT_STATUS_EVENT[status],
+            key=f"{EVENT_STATUS_EVENT[status]}:{locked.pk}:{entry.pk}",
+            data=events.dispatch_event_data(locked),
+        )
     event.refresh_from_db()
     return event
 
@@ -227,6 +248,13 @@ def command_set_status(
         changes={"status": [before, str(status)]},
         reason=reason,
     )
+    if status in COMMAND_STATUS_EVENT:
+        events.event_emit(
+            workspace_id=locked.workspace_id,
+            type=COMMAND_STATUS_EVENT[status],
+            key=f"{COMMAND_STATUS_EVENT[status]}:{locked.pk}",
+            data=events.command_data(locked),
+        )
     command.refresh_from_db()
     return command
 

@@ -7,6 +7,8 @@ from django.utils import timezone
 
 from fleet.choices import DEVICE_STATE_TRANSITIONS, DeviceState
 from fleet.models import Contact, Device, DeviceStateChange, DeviceTag, Site
+from integrations import events
+from integrations.choices import PlatformEventType
 from texture_portal.audit import audit_record
 from texture_portal.choices import AuditAction, AuditSource
 from texture_portal.exceptions import ApplicationError
@@ -37,6 +39,12 @@ def contact_create(*, workspace, actor, source: AuditSource | str = AuditSource.
     contact.full_clean()
     contact.save()
     audit_record(actor=actor, action=AuditAction.CONTACT_CREATED, target=contact, source=source)
+    events.event_emit(
+        workspace_id=contact.workspace_id,
+        type=PlatformEventType.CUSTOMER_CREATED,
+        key=f"customer.created:{contact.pk}",
+        data=events.contact_data(contact),
+    )
     return contact
 
 
@@ -45,7 +53,15 @@ def contact_update(*, contact: Contact, data: dict, actor, source: AuditSource |
     """Update a contact's details; returns the changes (empty: nothing written, nothing audited)."""
     changes = model_update(instance=contact, fields=CONTACT_FIELDS, data=data)
     if changes:
-        audit_record(actor=actor, action=AuditAction.CONTACT_UPDATED, target=contact, source=source, changes=changes)
+        entry = audit_record(
+            actor=actor, action=AuditAction.CONTACT_UPDATED, target=contact, source=source, changes=changes
+        )
+        events.event_emit(
+            workspace_id=contact.workspace_id,
+            type=PlatformEventType.CUSTOMER_UPDATED,
+            key=f"customer.updated:{contact.pk}:{entry.pk}",
+            data=events.contact_data(contact),
+        )
     return changes
 
 
@@ -56,6 +72,12 @@ def site_create(*, workspace, contact: Contact, actor, source: AuditSource | str
     site.full_clean()
     site.save()
     audit_record(actor=actor, action=AuditAction.SITE_CREATED, target=site, source=source)
+    events.event_emit(
+        workspace_id=site.workspace_id,
+        type=PlatformEventType.SITE_CREATED,
+        key=f"site.created:{site.pk}",
+        data=events.site_data(site),
+    )
     return site
 
 
@@ -68,7 +90,13 @@ def site_update(*, site: Site, data: dict, actor, source: AuditSource | str = Au
         # Devices follow their site: a device's contact is its site's contact.
         site.devices.update(contact_id=site.contact_id, last_updated=timezone.now())
     if changes:
-        audit_record(actor=actor, action=AuditAction.SITE_UPDATED, target=site, source=source, changes=changes)
+        entry = audit_record(actor=actor, action=AuditAction.SITE_UPDATED, target=site, source=source, changes=changes)
+        events.event_emit(
+            workspace_id=site.workspace_id,
+            type=PlatformEventType.SITE_UPDATED,
+            key=f"site.updated:{site.pk}:{entry.pk}",
+            data=events.site_data(site),
+        )
     return changes
 
 
@@ -157,7 +185,15 @@ def device_update(
             device.tags.set(new_tags)
             changes["tags"] = [before, after]
     if changes:
-        audit_record(actor=actor, action=AuditAction.DEVICE_UPDATED, target=device, source=source, changes=changes)
+        entry = audit_record(
+            actor=actor, action=AuditAction.DEVICE_UPDATED, target=device, source=source, changes=changes
+        )
+        events.event_emit(
+            workspace_id=device.workspace_id,
+            type=PlatformEventType.DEVICE_UPDATED,
+            key=f"device.updated:{device.pk}:{entry.pk}",
+            data=events.device_data(device),
+        )
     return changes
 
 
@@ -204,6 +240,14 @@ def device_change_state(
         source=source,
         changes={"state": [from_state, str(to_state)]},
         reason=reason,
+    )
+    event_type = events.STATE_EVENT.get((from_state, str(to_state)), PlatformEventType.DEVICE_UPDATED)
+    events.event_emit(
+        workspace_id=locked.workspace_id,
+        type=event_type,
+        key=f"{event_type}:{locked.pk}:{change.pk}",
+        data=events.device_data(locked),
+        timestamp=at,
     )
     return change
 

@@ -8,8 +8,8 @@ from django.utils.html import format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from integrations import services
-from integrations.models import Manufacturer, WorkspaceIntegration
-from texture_portal.admin_base import ScopedRelatedFieldListFilter, WorkspaceScopedAdmin
+from integrations.models import Manufacturer, PlatformEvent, WorkspaceIntegration
+from texture_portal.admin_base import ReadOnlyWorkspaceScopedAdmin, ScopedRelatedFieldListFilter, WorkspaceScopedAdmin
 from texture_portal.choices import AuditSource
 
 
@@ -96,3 +96,14 @@ class WorkspaceIntegrationAdmin(WorkspaceScopedAdmin):
 
     def audit_save(self, request, obj, form, change):
         """The service audits (credential values are never written to the log)."""
+
+
+@admin.register(PlatformEvent)
+class PlatformEventAdmin(ReadOnlyWorkspaceScopedAdmin):
+    """The outbox: every event the workspace's destinations are sent, with its exact payload."""
+
+    list_display = ["timestamp", "type", "key", "workspace"]
+    list_select_related = ["workspace__organization"]
+    list_filter = ["type", ("workspace", ScopedRelatedFieldListFilter)]
+    search_fields = ["=key"]
+    readonly_fields = ["timestamp", "type", "version", "key", "data", "workspace"]

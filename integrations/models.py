@@ -2,12 +2,13 @@
 
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from fleet.choices import DeviceType
-from integrations.choices import IntegrationChannel, IntegrationStatus, SupportLevel
+from integrations.choices import IntegrationChannel, IntegrationStatus, PlatformEventType, SupportLevel
 from texture_portal.fields import EncryptedJSONField
-from texture_portal.models import BaseModel, WorkspaceScopedModel
+from texture_portal.models import BaseModel, WorkspaceScopedModel, WorkspaceScopedQuerySet
 
 
 class Manufacturer(BaseModel):
@@ -79,3 +80,43 @@ class WorkspaceIntegration(WorkspaceScopedModel):
 
     def __str__(self) -> str:
         return f"{self.get_channel_display()} ({'enabled' if self.enabled else 'disabled'})"
+
+
+class PlatformEvent(models.Model):
+    """Something integrators may want to hear about, recorded in the same transaction as the change that
+    caused it (a transactional outbox). Destinations deliver these after commit.
+
+    The envelope integrators receive is `{type, version, key, timestamp, data}`; `key` is unique in the
+    workspace, so emitting the same fact twice records it once.
+    """
+
+    workspace = models.ForeignKey("texture_portal.Workspace", on_delete=models.PROTECT, related_name="+")
+    type = models.CharField(_("type"), max_length=60, choices=PlatformEventType.choices)
+    version = models.PositiveSmallIntegerField(_("schema version"), default=1)
+    key = models.CharField(_("key"), max_length=200)
+    timestamp = models.DateTimeField(_("timestamp"), default=timezone.now)
+    data = models.JSONField(_("data"), default=dict)
+
+    objects = WorkspaceScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-timestamp", "-id"]
+        verbose_name = _("platform event")
+        verbose_name_plural = _("platform events")
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "key"], name="platform_event_key_unique"),
+            models.CheckConstraint(condition=Q(type__in=PlatformEventType.values), name="platform_event_type_valid"),
+        ]
+        indexes = [models.Index(fields=["workspace", "type", "-timestamp"], name="platform_event_type_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.key}"
+
+    def envelope(self) -> dict:
+        return {
+            "type": self.type,
+            "version": self.version,
+            "key": self.key,
+            "timestamp": self.timestamp.isoformat().replace("+00:00", "Z"),
+            "data": self.data,
+        }

@@ -3,6 +3,8 @@
 from django.db import transaction
 from django.utils import timezone
 
+from integrations import events
+from integrations.choices import PlatformEventType
 from programs.choices import (
     ENROLLMENT_TRANSITIONS,
     PHASE_ORDER,
@@ -180,9 +182,22 @@ def enrollment_submit(
     enrollment.full_clean()
     enrollment.save()
     audit_record(actor=actor, action=AuditAction.ENROLLMENT_SUBMITTED, target=enrollment, source=source)
+    events.event_emit(
+        workspace_id=enrollment.workspace_id,
+        type=PlatformEventType.ENROLLMENT_SUBMITTED,
+        key=f"enrollment.submitted:{enrollment.pk}",
+        data=events.enrollment_data(enrollment),
+    )
     if program.enrollment_approval == EnrollmentApproval.AUTOMATIC:
         enrollment_approve(enrollment=enrollment, actor=actor, source=source, reason="Automatic approval")
     return enrollment
+
+
+ENROLLMENT_EVENT = {
+    EnrollmentStatus.APPROVED: PlatformEventType.ENROLLMENT_APPROVED,
+    EnrollmentStatus.REJECTED: PlatformEventType.ENROLLMENT_REJECTED,
+    EnrollmentStatus.UNENROLLED: PlatformEventType.ENROLLMENT_UNENROLLED,
+}
 
 
 def _enrollment_decide(*, enrollment: Enrollment, status, action, actor, source, reason: str) -> Enrollment:
@@ -201,6 +216,12 @@ def _enrollment_decide(*, enrollment: Enrollment, status, action, actor, source,
         source=source,
         changes={"status": [before, str(status)]},
         reason=reason,
+    )
+    events.event_emit(
+        workspace_id=locked.workspace_id,
+        type=ENROLLMENT_EVENT[status],
+        key=f"{ENROLLMENT_EVENT[status]}:{locked.pk}",
+        data=events.enrollment_data(locked),
     )
     enrollment.refresh_from_db()
     return enrollment

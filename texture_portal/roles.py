@@ -16,7 +16,7 @@ PORTAL_MODELS = {
     "texture_portal": ["workspace", "workspacemembership", "auditlogentry"],
     "programs": ["program", "eventstrategy", "enrollment"],
     "fleet": ["contact", "site", "device", "devicestatechange", "devicetag", "telemetryreading"],
-    "integrations": ["manufacturer", "workspaceintegration"],
+    "integrations": ["manufacturer", "workspaceintegration", "platformevent"],
     "dispatch": ["dispatchevent", "dispatchaction", "command"],
 }
 
@@ -31,6 +31,9 @@ def _view_everything() -> set[str]:
         perms |= _perms(app, models_, (VIEW,))
     return perms - {"texture_portal.view_workspacemembership"}
 
+
+# Written by the portal itself (catalog migration, services): even a workspace Admin only reads these.
+READ_ONLY_FOR_ADMINS = ("manufacturer", "workspace", "auditlogentry", "platformevent")
 
 ROLE_PERMISSIONS: dict[str, set[str]] = {
     # Fleet, alerts and dispatch monitoring: runs events and keeps devices in order.
@@ -55,13 +58,14 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
     # Everything inside the workspace, including who is a member.
     Role.ADMIN: set().union(
         *(
-            _perms(app, [m for m in models_ if m not in ("manufacturer", "workspace", "auditlogentry")], ALL)
+            _perms(app, [m for m in models_ if m not in READ_ONLY_FOR_ADMINS], ALL)
             for app, models_ in PORTAL_MODELS.items()
         )
     )
     | _perms("integrations", ["manufacturer"], (VIEW,))
     | _perms("texture_portal", ["workspace"], (VIEW, CHANGE))
-    | _perms("texture_portal", ["auditlogentry"], (VIEW,)),
+    | _perms("texture_portal", ["auditlogentry"], (VIEW,))
+    | _perms("integrations", ["platformevent"], (VIEW,)),
 }
 
 
@@ -81,9 +85,21 @@ def sync_role_groups(apps, schema_editor=None) -> None:
         f"{app_label}.{codename}": pk
         for pk, app_label, codename in Permission.objects.values_list("pk", "content_type__app_label", "codename")
     }
+
+    def model_exists(perm: str) -> bool:
+        app_label, codename = perm.split(".")
+        try:
+            apps.get_model(app_label, codename.split("_", 1)[1])
+        except LookupError:
+            return False
+        return True
+
     for role in Role:
-        missing = sorted(p for p in ROLE_PERMISSIONS[role] if p not in index)
+        # A model added by a later migration is not in this historical state yet; the migration that adds it
+        # calls this again. A permission of a model that does exist must exist too (catches typos).
+        wanted = {p for p in ROLE_PERMISSIONS[role] if model_exists(p)}
+        missing = sorted(p for p in wanted if p not in index)
         if missing:
             raise LookupError(f"Role {role.label}: unknown permissions {missing}")
         group, _ = Group.objects.get_or_create(name=str(role.label))
-        group.permissions.set([index[p] for p in ROLE_PERMISSIONS[role]])
+        group.permissions.set([index[p] for p in wanted])

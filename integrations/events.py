@@ -1,0 +1,120 @@
+"""Recording platform events (the outbox) and the `data` each type carries, in the API's camelCase."""
+
+from django.utils import timezone
+
+from integrations.choices import PlatformEventType
+from integrations.models import PlatformEvent
+
+STATE_EVENT = {
+    # (from, to) of a device state change → the event integrators get
+    ("registered", "on_workspace"): PlatformEventType.DEVICE_DISCOVERED,
+    ("offline", "on_workspace"): PlatformEventType.DEVICE_CONNECTED,
+    ("on_workspace", "offline"): PlatformEventType.DEVICE_DISCONNECTED,
+}
+
+
+def iso(value) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def event_emit(*, workspace_id: int, type: PlatformEventType | str, key: str, data: dict, timestamp=None) -> None:
+    """Record an event inside the caller's transaction (idempotent on `key`). Delivery to destinations
+    happens after commit, from the outbox, so a rolled-back change never announces anything."""
+    PlatformEvent.objects.bulk_create(
+        [
+            PlatformEvent(
+                workspace_id=workspace_id, type=type, key=key[:200], data=data, timestamp=timestamp or timezone.now()
+            )
+        ],
+        ignore_conflicts=True,
+    )
+
+
+def contact_data(contact) -> dict:
+    return {
+        "id": contact.pk,
+        "workspaceId": contact.workspace_id,
+        "referenceId": contact.reference_id,
+        "firstName": contact.first_name,
+        "lastName": contact.last_name,
+        "email": contact.email,
+        "phone": contact.phone,
+        "updatedAt": iso(contact.last_updated),
+    }
+
+
+def site_data(site) -> dict:
+    return {
+        "id": site.pk,
+        "workspaceId": site.workspace_id,
+        "contactId": site.contact_id,
+        "siteName": site.site_name,
+        "siteReferenceId": site.site_reference_id,
+        "address": {
+            "streetOne": site.street_one,
+            "streetTwo": site.street_two,
+            "city": site.city,
+            "state": site.state,
+            "postalCode": site.postal_code,
+            "country": site.country,
+        },
+        "location": {"latitude": site.latitude, "longitude": site.longitude},
+        "updatedAt": iso(site.last_updated),
+    }
+
+
+def device_data(device) -> dict:
+    return {
+        "id": device.pk,
+        "workspaceId": device.workspace_id,
+        "systemIdentifier": device.system_identifier,
+        "manufacturerSlug": device.manufacturer.slug,
+        "deviceType": device.device_type,
+        "state": device.state,
+        "stateReason": device.state_reason,
+        "contactId": device.contact_id,
+        "siteId": device.site_id,
+        "manufacturerDeviceId": device.oem_device_id,
+        "lastSeenAt": iso(device.last_seen_at),
+    }
+
+
+def enrollment_data(enrollment) -> dict:
+    return {
+        "id": enrollment.pk,
+        "workspaceId": enrollment.workspace_id,
+        "deviceId": enrollment.device_id,
+        "programId": enrollment.program_id,
+        "programSlug": enrollment.program.slug,
+        "status": enrollment.status,
+        "reason": enrollment.reason,
+    }
+
+
+def dispatch_event_data(event) -> dict:
+    return {
+        "id": event.pk,
+        "workspaceId": event.workspace_id,
+        "programId": event.program_id,
+        "name": event.name,
+        "status": event.status,
+        "isTest": event.is_test,
+        "trigger": event.trigger,
+        "startsAt": iso(event.starts_at),
+        "endsAt": iso(event.ends_at),
+        "statusReason": event.status_reason,
+    }
+
+
+def command_data(command) -> dict:
+    return {
+        "id": command.pk,
+        "workspaceId": command.workspace_id,
+        "deviceId": command.device_id,
+        "slug": command.slug,
+        "input": command.input,
+        "status": command.status,
+        "statusReason": command.status_reason,
+        "attempts": command.attempts,
+        "dispatchEventId": command.dispatch_event_id,
+    }

@@ -51,3 +51,29 @@ class BatteryStrategy(models.TextChoices):
     TIME_OF_USE = "time_of_use", _("Time of use")
     BACKUP = "backup", _("Backup")
     UNKNOWN = "unknown", _("Unknown")
+
+
+class ImportJobStatus(models.TextChoices):
+    UPLOADED = "uploaded", _("Uploaded")
+    VALIDATING = "validating", _("Validating")
+    VALIDATED = "validated", _("Ready to import")
+    INVALID = "invalid", _("Has errors")
+    IMPORTING = "importing", _("Importing")
+    IMPORTED = "imported", _("Imported")
+    FAILED = "failed", _("Failed")
+    EXPIRED = "expired", _("Expired (file removed)")
+
+
+IMPORT_JOB_TRANSITIONS = Transitions(
+    "An import job",
+    ImportJobStatus,
+    {
+        ImportJobStatus.UPLOADED: {ImportJobStatus.VALIDATING, ImportJobStatus.EXPIRED},
+        ImportJobStatus.VALIDATING: {ImportJobStatus.VALIDATED, ImportJobStatus.INVALID, ImportJobStatus.FAILED},
+        ImportJobStatus.VALIDATED: {ImportJobStatus.IMPORTING, ImportJobStatus.EXPIRED},
+        ImportJobStatus.INVALID: {ImportJobStatus.EXPIRED},
+        # the data may have changed since the preview: importing re-checks and can still find errors
+        ImportJobStatus.IMPORTING: {ImportJobStatus.IMPORTED, ImportJobStatus.INVALID, ImportJobStatus.FAILED},
+        ImportJobStatus.FAILED: {ImportJobStatus.EXPIRED},
+    },
+)

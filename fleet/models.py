@@ -10,7 +10,7 @@ from django.db.models.functions import Length
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from fleet.choices import BatteryStrategy, ChargingState, DeviceState, DeviceType, GridStatus
+from fleet.choices import BatteryStrategy, ChargingState, DeviceState, DeviceType, GridStatus, ImportJobStatus
 from texture_portal.choices import AuditSource
 from texture_portal.models import WorkspaceScopedModel, WorkspaceScopedQuerySet
 
@@ -278,3 +278,56 @@ class TelemetryReading(models.Model):
     def __str__(self) -> str:
         soc = "—" if self.charge_percentage is None else f"{self.charge_percentage:.0f}%"
         return f"{self.measured_at:%Y-%m-%d %H:%M} SoC {soc}"
+
+
+class ImportJob(WorkspaceScopedModel):
+    """One upload of a fleet file and what became of it: validation (the preview), then the import.
+
+    Keeps the file until the import is done or the preview is abandoned (a sweep removes it), the counts,
+    every error ("row N, column: value — why"), warnings, per-row statuses, timings and who did it.
+    """
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    source = models.CharField(_("source"), max_length=20, choices=AuditSource.choices, default=AuditSource.ADMIN)
+    file = models.FileField(_("file"), upload_to="imports/%Y/%m/", blank=True, max_length=300)
+    original_filename = models.CharField(_("file name"), max_length=255)
+    size_bytes = models.PositiveBigIntegerField(_("size (bytes)"), default=0)
+    sha256 = models.CharField(_("SHA-256"), max_length=64, blank=True)
+    status = models.CharField(
+        _("status"), max_length=20, choices=ImportJobStatus.choices, default=ImportJobStatus.UPLOADED
+    )
+    status_reason = models.TextField(_("status reason"), blank=True)
+    progress_phase = models.CharField(_("phase"), max_length=20, blank=True)
+    progress_done = models.PositiveIntegerField(_("done"), default=0)
+    progress_total = models.PositiveIntegerField(_("total"), default=0)
+    row_count = models.PositiveIntegerField(_("rows"), default=0)
+    counts = models.JSONField(_("counts"), default=dict, blank=True)
+    error_count = models.PositiveIntegerField(_("errors"), default=0)
+    errors = models.JSONField(_("errors"), default=list, blank=True)
+    warnings = models.JSONField(_("warnings"), default=list, blank=True)
+    row_statuses = models.JSONField(
+        _("row statuses"), default=list, blank=True, help_text=_("[row, status, referenceId, systemIdentifier]")
+    )
+    encoding = models.CharField(_("encoding"), max_length=30, blank=True)
+    delimiter = models.CharField(_("delimiter"), max_length=5, blank=True)
+    timings = models.JSONField(_("timings (s)"), default=dict, blank=True)
+    validated_at = models.DateTimeField(_("validated"), null=True, blank=True)
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    confirmed_at = models.DateTimeField(_("confirmed"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        verbose_name = _("import job")
+        verbose_name_plural = _("import jobs")
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=ImportJobStatus.values), name="import_job_status_valid"),
+        ]
+        indexes = [models.Index(fields=["status", "created"], name="import_job_status_idx")]
+
+    def __str__(self) -> str:
+        return f"Import #{self.pk}: {self.original_filename}"

@@ -118,3 +118,8 @@ def command_data(command) -> dict:
         "attempts": command.attempts,
         "dispatchEventId": command.dispatch_event_id,
     }
+
+
+def event_emit_many(*, events: list[PlatformEvent]) -> None:
+    """Record many events in bulk (imports, sync jobs); same outbox semantics as `event_emit`."""
+    PlatformEvent.objects.bulk_create(events, batch_size=2000, ignore_conflicts=True)

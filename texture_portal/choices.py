@@ -57,6 +57,7 @@ class AuditAction(models.TextChoices):
     DEVICE_REGISTERED = "device.registered", _("Device registered")
     DEVICE_UPDATED = "device.updated", _("Device updated")
     DEVICE_STATE_CHANGED = "device.state_changed", _("Device state changed")
+    IMPORT_COMPLETED = "import.completed", _("Fleet file imported")
     # integrations
     INTEGRATION_CHANGED = "integration.changed", _("Integration changed")
     # dispatch

@@ -166,7 +166,8 @@ class AuditLogEntry(models.Model):
         _("actor label"), max_length=200, blank=True, help_text=_("Who acted, kept when the user is deleted.")
     )
     source = models.CharField(_("source"), max_length=20, choices=AuditSource.choices)
-    action = models.CharField(_("action"), max_length=60, choices=AuditAction.choices, db_index=True)
+    # No `choices` on the column: apps add actions over time, and the label comes from AuditAction.
+    action = models.CharField(_("action"), max_length=60, db_index=True)
     content_type = models.ForeignKey(ContentType, on_delete=models.PROTECT, related_name="+")
     object_id = models.CharField(_("object id"), max_length=64)
     object_repr = models.CharField(_("object"), max_length=300)
@@ -189,3 +190,6 @@ class AuditLogEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_time:%Y-%m-%d %H:%M:%S} {self.actor_label or 'system'}: {self.action} {self.object_repr}"
+
+    def get_action_display(self) -> str:
+        return str(dict(AuditAction.choices).get(self.action, self.action))

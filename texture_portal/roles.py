@@ -15,7 +15,7 @@ ALL = (VIEW, ADD, CHANGE, DELETE)
 PORTAL_MODELS = {
     "texture_portal": ["workspace", "workspacemembership", "auditlogentry"],
     "programs": ["program", "eventstrategy", "enrollment"],
-    "fleet": ["contact", "site", "device", "devicestatechange", "devicetag", "telemetryreading"],
+    "fleet": ["contact", "site", "device", "devicestatechange", "devicetag", "telemetryreading", "importjob"],
     "integrations": ["manufacturer", "workspaceintegration", "platformevent"],
     "dispatch": ["dispatchevent", "dispatchaction", "command"],
 }
@@ -39,6 +39,7 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
     # Fleet, alerts and dispatch monitoring: runs events and keeps devices in order.
     Role.OPS: _view_everything()
     | _perms("fleet", ["device", "devicetag"], (ADD, CHANGE))
+    | _perms("fleet", ["importjob"], (ADD, CHANGE))
     | _perms("dispatch", ["dispatchevent", "dispatchaction", "command"], (ADD, CHANGE)),
     # Looks customers up by account number and reads device status; keeps contact details current.
     Role.CUSTOMER_SUPPORT: _perms(
@@ -54,6 +55,7 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
     # Programs, strategies, enrollments, launch sign-off, events.
     Role.PROGRAM_LEAD: _view_everything()
     | _perms("programs", ["program", "eventstrategy", "enrollment"], (ADD, CHANGE))
+    | _perms("fleet", ["importjob"], (ADD, CHANGE))
     | _perms("dispatch", ["dispatchevent", "dispatchaction"], (ADD, CHANGE)),
     # Everything inside the workspace, including who is a member.
     Role.ADMIN: set().union(

@@ -8,6 +8,7 @@ point at the project's own OEM simulator. Production sets DATABASE_URL (PostgreS
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 
 from texture_portal.env import (
     env_bool,
@@ -159,7 +160,34 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
 }
 
+# Caches: progress of background imports is shared between the worker and the web process through it.
+REDIS_URL = env_str("REDIS_URL")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+
+# Fleet imports: files up to this size are checked and imported within the request; larger ones by a
+# Celery job with a progress bar. An unconfirmed preview's file is removed after the TTL.
+IMPORT_SYNC_MAX_BYTES = env_int("IMPORT_SYNC_MAX_BYTES", 512 * 1024)
+IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 200 * 1024 * 1024)
+IMPORT_PREVIEW_TTL_HOURS = env_int("IMPORT_PREVIEW_TTL_HOURS", 24)
+DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+CELERY_BEAT_SCHEDULE = {
+    # every hour at :17 (crontab.guru: "17 * * * *"): remove files of abandoned import previews
+    "import-jobs-sweep": {
+        "task": "fleet.importing.tasks.import_jobs_sweep_task",
+        "schedule": crontab(minute=17),
+    },
+}
+
 IMPORT_EXPORT_USE_TRANSACTIONS = True
+IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT = True
 IMPORT_EXPORT_SKIP_ADMIN_LOG = True
 
 LOGGING = {

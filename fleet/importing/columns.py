@@ -1,0 +1,27 @@
+"""The column contract of DOMAIN.md ("Bulk import CSV")."""
+
+REQUIRED = (
+    "referenceId",
+    "firstName",
+    "lastName",
+    "streetOne",
+    "city",
+    "state",
+    "postalCode",
+    "manufacturerSlug",
+    "systemIdentifier",
+    "programSlug",
+)
+OPTIONAL = ("email", "phone", "streetTwo", "country", "siteName", "siteReferenceId", "deviceType", "tags")
+COLUMNS = REQUIRED + OPTIONAL
+# Other spellings accepted for a column (after folding case, spaces, `_` and `-`).
+ALIASES = {"manufacturerslugs": "manufacturerSlug"}
+TAG_SEPARATOR = ";"
+
+
+def fold(header: str) -> str:
+    """`Reference ID`, `reference_id` and `referenceId` all fold to `referenceid`."""
+    return "".join(ch for ch in header.strip().lower() if ch not in " _-\ufeff")
+
+
+CANONICAL = {fold(name): name for name in COLUMNS} | ALIASES

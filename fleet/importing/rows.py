@@ -1,0 +1,239 @@
+"""Normalizing and checking one record of a fleet file. Every problem becomes a RowError naming the row,
+the column, the value and why; nothing here touches the database beyond the lookups handed in."""
+
+import difflib
+import re
+from dataclasses import dataclass
+
+import phonenumbers
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+
+from fleet.choices import DeviceType
+from fleet.importing.columns import TAG_SEPARATOR
+
+SCIENTIFIC = re.compile(r"^[+-]?\d+(\.\d+)?[eE][+-]?\d+$")
+FORMULA_MARK = ("'=", "'+", "'-", "'@")
+MAX_LENGTH = {
+    "referenceId": 100,
+    "firstName": 100,
+    "lastName": 100,
+    "email": 254,
+    "phone": 32,
+    "streetOne": 200,
+    "streetTwo": 200,
+    "city": 100,
+    "state": 50,
+    "postalCode": 20,
+    "siteName": 200,
+    "siteReferenceId": 100,
+    "systemIdentifier": 100,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    row: int
+    column: str
+    value: str
+    message: str
+
+    def __str__(self) -> str:
+        shown = self.value if len(self.value) <= 80 else self.value[:77] + "…"
+        return f'row {self.row}, {self.column}: "{shown}" — {self.message}'
+
+    def as_dict(self) -> dict:
+        return {"row": self.row, "column": self.column, "value": self.value, "message": self.message}
+
+
+@dataclass(slots=True)
+class FleetRow:
+    """One valid record, normalized. `tags` is None when the file has no tags column (tags left alone)."""
+
+    row: int
+    reference_id: str
+    first_name: str
+    last_name: str
+    email: str | None
+    phone: str | None
+    street_one: str
+    street_two: str
+    city: str
+    state: str
+    postal_code: str
+    country: str
+    site_name: str
+    site_reference_id: str
+    manufacturer_id: int
+    manufacturer_slug: str
+    system_identifier: str
+    device_type: str
+    program_id: int
+    tags: tuple[str, ...] | None
+
+    @property
+    def device_key(self) -> tuple[int, str]:
+        return (self.manufacturer_id, self.system_identifier)
+
+    @property
+    def site_key(self) -> tuple[str, str]:
+        if self.site_reference_id:
+            return (self.reference_id, "ref:" + self.site_reference_id)
+        return (self.reference_id, address_key(self.street_one, self.street_two, self.postal_code))
+
+
+def address_key(street_one: str, street_two: str, postal_code: str) -> str:
+    return "addr:" + "|".join(" ".join(part.lower().split()) for part in (street_one, street_two, postal_code))
+
+
+class Lookups:
+    """What rows are checked against: the catalog and the workspace's programs (loaded once per file)."""
+
+    def __init__(self, *, manufacturers, programs):
+        self.manufacturer_by_name = {}
+        for manufacturer in manufacturers:
+            for name in (manufacturer.slug, *manufacturer.aliases):
+                self.manufacturer_by_name[name.lower()] = manufacturer
+        self.program_by_slug = {program.slug.lower(): program for program in programs}
+        self._phones: dict[tuple[str, str], str | None] = {}
+
+    def manufacturer(self, value: str):
+        return self.manufacturer_by_name.get(value.lower())
+
+    def closest_manufacturer(self, value: str) -> str | None:
+        matches = difflib.get_close_matches(value.lower(), self.manufacturer_by_name, n=1, cutoff=0.6)
+        return self.manufacturer_by_name[matches[0]].slug if matches else None
+
+    def phone_e164(self, value: str, country: str) -> str | None:
+        key = (value, country)
+        if key not in self._phones:
+            try:
+                number = phonenumbers.parse(value, country)
+                valid = phonenumbers.is_valid_number(number)
+            except phonenumbers.NumberParseException:
+                valid = False
+            self._phones[key] = (
+                phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) if valid else None
+            )
+        return self._phones[key]
+
+
+def clean_cell(value: str) -> str:
+    """Trim, and undo the apostrophe our exports put before cells a spreadsheet would run as formulas."""
+    value = value.strip()
+    if value[:2] in FORMULA_MARK:
+        value = value[1:]
+    return value
+
+
+def normalize_row(record: dict[str, str], row: int, lookups: Lookups, errors: list[RowError]) -> FleetRow | None:
+    """A FleetRow, or None after appending every problem of the record to `errors`."""
+    found: list[RowError] = []
+    value = {name: clean_cell(text) for name, text in record.items()}
+
+    def fail(column: str, message: str) -> None:
+        found.append(RowError(row, column, record.get(column, "").strip(), message))
+
+    for column in (
+        "referenceId",
+        "firstName",
+        "lastName",
+        "streetOne",
+        "city",
+        "state",
+        "postalCode",
+        "manufacturerSlug",
+        "systemIdentifier",
+        "programSlug",
+    ):
+        if not value.get(column):
+            fail(column, "required, but empty" if column in record else "required column is missing from the file")
+    for column, limit in MAX_LENGTH.items():
+        if len(value.get(column, "")) > limit:
+            fail(column, f"longer than {limit} characters")
+
+    country = (value.get("country") or "US").upper()
+    if not re.fullmatch(r"[A-Z]{2}", country):
+        fail("country", "not a two-letter country code (ISO 3166-1, e.g. US)")
+        country = "US"
+
+    email = value.get("email") if "email" in record else None
+    if email:
+        try:
+            validate_email(email)
+        except ValidationError:
+            fail("email", "not a valid e-mail address")
+
+    phone = value.get("phone") if "phone" in record else None
+    if phone:
+        e164 = lookups.phone_e164(phone, country)
+        if e164 is None:
+            fail("phone", f"not a valid phone number for {country}")
+        phone = e164
+
+    serial = value.get("systemIdentifier", "")
+    if serial and SCIENTIFIC.match(serial):
+        fail(
+            "systemIdentifier",
+            "looks like a serial a spreadsheet turned into a number in scientific notation; "
+            "format the column as text and export again",
+        )
+
+    manufacturer = None
+    slug = value.get("manufacturerSlug", "")
+    if slug:
+        manufacturer = lookups.manufacturer(slug)
+        if manufacturer is None:
+            suggestion = lookups.closest_manufacturer(slug)
+            fail("manufacturerSlug", "unknown manufacturer" + (f'; did you mean "{suggestion}"?' if suggestion else ""))
+
+    program = None
+    program_slug = value.get("programSlug", "")
+    if program_slug:
+        program = lookups.program_by_slug.get(program_slug.lower())
+        if program is None:
+            known = ", ".join(sorted(p.slug for p in lookups.program_by_slug.values())[:5]) or "none"
+            fail("programSlug", f"no program with this slug in this workspace (programs: {known})")
+
+    device_type = value.get("deviceType", "").lower()
+    if manufacturer is not None:
+        if not device_type:
+            device_type = manufacturer.device_types[0]
+        elif device_type not in DeviceType.values:
+            fail("deviceType", f"unknown device type (one of {', '.join(DeviceType.values)})")
+        elif device_type not in manufacturer.device_types:
+            fail("deviceType", f"{manufacturer.name} makes no devices of this type")
+
+    tags = None
+    if "tags" in record:
+        names = [name.strip() for name in value.get("tags", "").split(TAG_SEPARATOR)]
+        tags = tuple(dict.fromkeys(name for name in names if name))
+        for name in tags:
+            if len(name) > 100:
+                fail("tags", f"tag “{name[:20]}…” is longer than 100 characters")
+
+    if found:
+        errors.extend(found)
+        return None
+    return FleetRow(
+        row=row,
+        reference_id=value["referenceId"],
+        first_name=value["firstName"],
+        last_name=value["lastName"],
+        email=email,
+        phone=phone,
+        street_one=value["streetOne"],
+        street_two=value.get("streetTwo", ""),
+        city=value["city"],
+        state=value["state"],
+        postal_code=value["postalCode"],
+        country=country,
+        site_name=value.get("siteName", ""),
+        site_reference_id=value.get("siteReferenceId", ""),
+        manufacturer_id=manufacturer.pk,
+        manufacturer_slug=manufacturer.slug,
+        system_identifier=serial,
+        device_type=device_type,
+        program_id=program.pk,
+        tags=tags,
+    )

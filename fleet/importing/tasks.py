@@ -1,0 +1,29 @@
+"""Background imports for files above IMPORT_SYNC_MAX_BYTES, and the sweep of abandoned previews."""
+
+from celery import shared_task
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def import_job_validate_task(job_id: int) -> None:
+    from fleet.importing.services import import_job_validate
+    from fleet.models import ImportJob
+
+    import_job_validate(job=ImportJob.objects.get(pk=job_id))
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def import_job_apply_task(job_id: int, user_id: int | None) -> None:
+    from django.contrib.auth import get_user_model
+
+    from fleet.importing.services import import_job_apply
+    from fleet.models import ImportJob
+
+    actor = get_user_model().objects.filter(pk=user_id).first() if user_id else None
+    import_job_apply(job=ImportJob.objects.get(pk=job_id), actor=actor)
+
+
+@shared_task(ignore_result=True)
+def import_jobs_sweep_task() -> int:
+    from fleet.importing.services import import_jobs_sweep
+
+    return import_jobs_sweep()

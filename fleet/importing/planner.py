@@ -227,7 +227,8 @@ def _check_owners_of_failed_rows(fleet_file: FleetFile, lookups: Lookups, plan: 
                         row,
                         "systemIdentifier",
                         serial,
-                        f"device {serial} is listed on rows {rows_text} with different owners (referenceId {refs_text})",
+                        f"device {serial} is listed on rows {rows_text} with different owners "
+                        f"(referenceId {refs_text})",
                     )
                 )
                 failed_rows.add(row)

@@ -5,6 +5,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from fleet import services
+from fleet.admin_imports import FleetImportExportMixin
 from fleet.choices import DeviceState
 from fleet.models import Contact, Device, DeviceStateChange, DeviceTag, Site, TelemetryReading
 from programs.models import Enrollment, Program
@@ -87,7 +88,7 @@ class DeviceEnrollmentInline(ReadOnlyWorkspaceScopedTabularInline):
 
 # -- contacts and sites -----------------------------------------------------------------------------------
 @admin.register(Contact)
-class ContactAdmin(WorkspaceScopedAdmin):
+class ContactAdmin(FleetImportExportMixin, WorkspaceScopedAdmin):
     list_display = ["reference_id", "last_name", "first_name", "email", "phone", "workspace"]
     list_display_links = ["reference_id", "last_name"]
     list_select_related = ["workspace__organization"]
@@ -177,7 +178,7 @@ class DeviceTagAdmin(WorkspaceScopedAdmin):
 
 
 @admin.register(Device)
-class DeviceAdmin(WorkspaceScopedAdmin):
+class DeviceAdmin(FleetImportExportMixin, WorkspaceScopedAdmin):
     list_display = [
         "system_identifier",
         "manufacturer",

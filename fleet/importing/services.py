@@ -86,7 +86,7 @@ def _plan(job: ImportJob, phase: str) -> tuple[FleetImportPlan | None, dict]:
     except FleetFileError as exc:
         return None, {"errors": [{"row": None, "column": "", "value": "", "message": str(exc)}], "error_count": 1}
     parsed = time.monotonic()
-    plan = plan_fleet_import(workspace=job.workspace, fleet_file=fleet_file, progress=_reporter(job, phase))
+    plan = plan_fleet_import(workspace=job.workspace, fleet_file=fleet_file, progress=_reporter(job, "checking"))
     checked = time.monotonic()
     fields = {
         "row_count": len(fleet_file.records),
@@ -109,7 +109,7 @@ def _plan(job: ImportJob, phase: str) -> tuple[FleetImportPlan | None, dict]:
 def import_job_validate(*, job: ImportJob) -> FleetImportPlan | None:
     """Check the file and record the preview: every row's status and every error. Writes nothing else."""
     job = ImportJob.objects.select_related("workspace").get(pk=job.pk)
-    _move(job, ImportJobStatus.VALIDATING, progress_phase="validating", progress_done=0, progress_total=0)
+    _move(job, ImportJobStatus.VALIDATING, progress_phase="checking", progress_done=0, progress_total=0)
     try:
         plan, fields = _plan(job, "validate")
     except Exception as exc:

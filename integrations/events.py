@@ -120,6 +120,10 @@ def command_data(command) -> dict:
     }
 
 
-def event_emit_many(*, events: list[PlatformEvent]) -> None:
-    """Record many events in bulk (imports, sync jobs); same outbox semantics as `event_emit`."""
-    PlatformEvent.objects.bulk_create(events, batch_size=2000, ignore_conflicts=True)
+def event_emit_many(*, events: list[dict]) -> None:
+    """Record many events at once (imports, sync jobs), each {workspace_id, type, version, key, data,
+    timestamp}. Keys must be new (they embed the fresh row ids), so they are streamed without a conflict
+    check; same outbox semantics as `event_emit` otherwise."""
+    from texture_portal.bulk import insert_rows
+
+    insert_rows(PlatformEvent, events, ids=False)

@@ -36,6 +36,15 @@ def pytest_runtest_setup(item):
 
         if "postgresql" not in settings.DATABASES["default"]["ENGINE"]:
             _missing("needs PostgreSQL: set DATABASE_URL=postgres://…")
+    if item.get_closest_marker("browser"):
+        import shutil
+
+        if shutil.which("chromium") is None:
+            _missing("needs Debian's chromium on PATH (apt-get install chromium)")
+        try:
+            import playwright  # noqa: F401
+        except ImportError:
+            _missing("needs the playwright package (pip install -e '.[dev]')")
     if item.get_closest_marker("redis"):
         import redis
 

@@ -75,11 +75,14 @@ class FleetRow:
     def device_key(self) -> tuple[int, str]:
         return (self.manufacturer_id, self.system_identifier)
 
-    @property
-    def site_key(self) -> tuple[str, str]:
+    site_key: tuple[str, str] = ("", "")
+
+    def __post_init__(self):
+        # computed once: every cross-row check and the planner key on it
         if self.site_reference_id:
-            return (self.reference_id, "ref:" + self.site_reference_id)
-        return (self.reference_id, address_key(self.street_one, self.street_two, self.postal_code))
+            self.site_key = (self.reference_id, "ref:" + self.site_reference_id)
+        else:
+            self.site_key = (self.reference_id, address_key(self.street_one, self.street_two, self.postal_code))
 
 
 def address_key(street_one: str, street_two: str, postal_code: str) -> str:
@@ -96,6 +99,7 @@ class Lookups:
                 self.manufacturer_by_name[name.lower()] = manufacturer
         self.program_by_slug = {program.slug.lower(): program for program in programs}
         self._phones: dict[tuple[str, str], str | None] = {}
+        self._known_phones: set[str] = set()
 
     def manufacturer(self, value: str):
         return self.manufacturer_by_name.get(value.lower())
@@ -104,7 +108,13 @@ class Lookups:
         matches = difflib.get_close_matches(value.lower(), self.manufacturer_by_name, n=1, cutoff=0.6)
         return self.manufacturer_by_name[matches[0]].slug if matches else None
 
+    def known_phones(self, numbers) -> None:
+        """E.164 numbers already validated (stored on contacts): they normalize to themselves."""
+        self._known_phones = set(numbers)
+
     def phone_e164(self, value: str, country: str) -> str | None:
+        if value in self._known_phones:
+            return value
         key = (value, country)
         if key not in self._phones:
             try:

@@ -128,9 +128,14 @@ def import_job_validate(*, job: ImportJob) -> FleetImportPlan | None:
     return plan
 
 
-def import_job_apply(*, job: ImportJob, actor) -> ImportJob:
+def import_job_apply(*, job: ImportJob, actor, plan: FleetImportPlan | None = None) -> ImportJob:
     """Import a validated job: claim it (a second confirm is refused), check the file again against the data
-    as it is now, and write everything in one transaction. Audited with the counts."""
+    as it is now, and write everything in one transaction. Audited with the counts.
+
+    `plan`: the plan `import_job_validate` just returned in this same process (CLI, API, one background
+    job). It is applied as is instead of checking the file a second time; a conflicting concurrent write is
+    still refused by the database's unique constraints, which roll the whole import back. A preview
+    confirmed later (the admin) always re-checks."""
     with transaction.atomic():
         job = ImportJob.objects.select_for_update().select_related("workspace").get(pk=job.pk)
         if job.status != ImportJobStatus.VALIDATED:
@@ -146,7 +151,10 @@ def import_job_apply(*, job: ImportJob, actor) -> ImportJob:
             progress_done=0,
         )
     try:
-        plan, fields = _plan(job, "import")
+        if plan is not None and plan.ok:
+            fields = {"timings": dict(job.timings)}
+        else:
+            plan, fields = _plan(job, "import")
         if plan is None or not plan.ok:
             _move(
                 job,

@@ -1,8 +1,9 @@
-"""Applying a plan: one transaction, bulk statements per model (never a query per row), the devices'
-first state-history rows, audit rows for every updated record and one for the import, and the platform
-events integrators receive."""
+"""Applying a plan: one transaction, rows streamed per table (`texture_portal.bulk.insert_rows`: COPY on
+PostgreSQL), never a query per row. Writes the devices' first state-history rows, an audit row for every
+updated record (creations are summed up on the import's own audit row) and the platform events."""
 
 from collections import defaultdict
+from types import SimpleNamespace
 
 from django.db import transaction
 from django.utils import timezone
@@ -12,10 +13,10 @@ from fleet.importing.planner import CHUNK, FleetImportPlan, chunked
 from fleet.models import Contact, Device, DeviceStateChange, DeviceTag, Site
 from integrations import events
 from integrations.choices import PlatformEventType
-from integrations.models import PlatformEvent
 from programs.choices import EnrollmentApproval, EnrollmentStatus
 from programs.models import Enrollment, Program
 from texture_portal.audit import audit_record_many
+from texture_portal.bulk import insert_rows
 from texture_portal.choices import AuditAction, AuditSource
 
 BATCH = 2000
@@ -42,9 +43,10 @@ def apply_fleet_import(
     if not plan.ok:
         raise PlanNotApplicable(f"The plan has {len(plan.errors)} errors.")
     now = timezone.now()
+    ws = workspace.pk
     actor_id = actor.pk if getattr(actor, "pk", None) else None
-    steps = [len(plan.contacts_new), len(plan.sites_new), len(plan.devices_new), len(plan.enrollments_new)]
-    total, done = max(sum(steps), 1), 0
+    total = max(len(plan.contacts_new) + len(plan.sites_new) + len(plan.devices_new) + len(plan.enrollments_new), 1)
+    done = 0
 
     def advance(count: int) -> None:
         nonlocal done
@@ -52,68 +54,74 @@ def apply_fleet_import(
         if progress:
             progress(min(done, total), total)
 
+    stamp = {"created": now, "last_updated": now, "workspace_id": ws}
     with transaction.atomic():
-        new_events: list[PlatformEvent] = []
+        outbox = Outbox(now)
 
         # contacts
-        contacts = [Contact(workspace_id=workspace.pk, created=now, **fields) for fields in plan.contacts_new.values()]
-        for batch in chunked(contacts, BATCH):
-            Contact.objects.bulk_create(batch)
+        contact_rows = [{**stamp, **fields} for fields in plan.contacts_new.values()]
+        contact_ids = dict(plan.contact_ids)
+        for batch in chunked(contact_rows, 20000):
+            for row, pk in zip(batch, insert_rows(Contact, batch), strict=True):
+                contact_ids[row["reference_id"]] = pk
+                row["id"] = pk
             advance(len(batch))
-        contact_ids = plan.contact_ids | {c.reference_id: c.pk for c in contacts}
         _bulk_update(Contact, plan.contacts_changed, now)
 
         # sites
-        sites = []
+        site_ids = dict(plan.site_ids)
+        site_rows = []
         for key, fields in plan.sites_new.items():
             fields = dict(fields)
-            ref = fields.pop("contact_ref")
-            sites.append((key, Site(workspace_id=workspace.pk, contact_id=contact_ids[ref], created=now, **fields)))
-        for batch in chunked(sites, BATCH):
-            Site.objects.bulk_create([site for _, site in batch])
+            site_rows.append((key, {**stamp, "contact_id": contact_ids[fields.pop("contact_ref")], **fields}))
+        for batch in chunked(site_rows, 20000):
+            for (key, row), pk in zip(batch, insert_rows(Site, [row for _, row in batch]), strict=True):
+                site_ids[key] = pk
+                row["id"] = pk
             advance(len(batch))
-        site_ids = plan.site_ids | {key: site.pk for key, site in sites}
         _bulk_update(Site, plan.sites_changed, now)
 
         # devices, with their first state-history row
-        devices = []
-        for key, spec in plan.devices_new.items():
-            devices.append(
-                (
-                    key,
-                    Device(
-                        workspace_id=workspace.pk,
-                        contact_id=contact_ids[spec["contact_ref"]],
-                        site_id=site_ids[spec["site_key"]],
-                        manufacturer_id=key[0],
-                        system_identifier=key[1],
-                        device_type=spec["device_type"],
-                        state=DeviceState.REGISTERED,
-                        state_changed_at=now,
-                        state_reason=label,
-                        created=now,
-                    ),
-                )
+        device_ids = dict(plan.device_ids)
+        device_rows = [
+            (
+                key,
+                {
+                    **stamp,
+                    "contact_id": contact_ids[spec["contact_ref"]],
+                    "site_id": site_ids[spec["site_key"]],
+                    "manufacturer_id": key[0],
+                    "system_identifier": key[1],
+                    "device_type": spec["device_type"],
+                    "state": DeviceState.REGISTERED,
+                    "state_changed_at": now,
+                    "state_reason": label,
+                },
             )
-        for batch in chunked(devices, BATCH):
-            Device.objects.bulk_create([device for _, device in batch])
-            DeviceStateChange.objects.bulk_create(
+            for key, spec in plan.devices_new.items()
+        ]
+        for batch in chunked(device_rows, 20000):
+            pks = insert_rows(Device, [row for _, row in batch])
+            for (key, _), pk in zip(batch, pks, strict=True):
+                device_ids[key] = pk
+            insert_rows(
+                DeviceStateChange,
                 [
-                    DeviceStateChange(
-                        workspace_id=workspace.pk,
-                        device_id=device.pk,
-                        from_state="",
-                        to_state=DeviceState.REGISTERED,
-                        changed_at=now,
-                        reason=label,
-                        actor_id=actor_id,
-                        source=source,
-                    )
-                    for _, device in batch
-                ]
+                    {
+                        **stamp,
+                        "device_id": pk,
+                        "from_state": "",
+                        "to_state": DeviceState.REGISTERED,
+                        "changed_at": now,
+                        "reason": label,
+                        "actor_id": actor_id,
+                        "source": source,
+                    }
+                    for pk in pks
+                ],
+                ids=False,
             )
             advance(len(batch))
-        device_ids = plan.device_ids | {key: device.pk for key, device in devices}
         # A device never changes owner here (the planner refuses that), so a move is only a new site.
         device_changes = {}
         for device_id, diff in plan.devices_changed.items():
@@ -128,7 +136,7 @@ def apply_fleet_import(
         if plan.tags:
             names = sorted({name for tags in plan.tags.values() for name in tags})
             DeviceTag.objects.bulk_create(
-                [DeviceTag(workspace_id=workspace.pk, name=name, created=now) for name in names],
+                [DeviceTag(workspace_id=ws, name=name, created=now) for name in names],
                 ignore_conflicts=True,
                 batch_size=BATCH,
             )
@@ -139,46 +147,48 @@ def apply_fleet_import(
             retagged = [device_ids[key] for key in plan.tags if key in plan.device_ids]
             for chunk in chunked(retagged, CHUNK):
                 through.objects.filter(device_id__in=chunk).delete()
-            links = [
-                through(device_id=device_ids[key], devicetag_id=tag_ids[name])
-                for key, tags in plan.tags.items()
-                for name in tags
-            ]
-            through.objects.bulk_create(links, batch_size=BATCH)
+            insert_rows(
+                through,
+                [
+                    {"device_id": device_ids[key], "devicetag_id": tag_ids[name]}
+                    for key, tags in plan.tags.items()
+                    for name in tags
+                ],
+                ids=False,
+            )
 
         # enrollments: approved at once when the program approves automatically
         programs = {p.pk: p for p in Program.objects.filter(pk__in={pid for _, pid in plan.enrollments_new})}
-        enrollments = []
+        enrollment_rows = []
         for device_key, program_id in plan.enrollments_new:
             automatic = programs[program_id].enrollment_approval == EnrollmentApproval.AUTOMATIC
-            enrollment = Enrollment(
-                workspace_id=workspace.pk,
-                device_id=device_ids[device_key],
-                program_id=program_id,
-                status=EnrollmentStatus.APPROVED if automatic else EnrollmentStatus.SUBMITTED,
-                submitted_at=now,
-                decided_at=now if automatic else None,
-                reason="Automatic approval" if automatic else "",
-                source=source,
-                created=now,
+            enrollment_rows.append(
+                {
+                    **stamp,
+                    "device_id": device_ids[device_key],
+                    "program_id": program_id,
+                    "status": EnrollmentStatus.APPROVED if automatic else EnrollmentStatus.SUBMITTED,
+                    "submitted_at": now,
+                    "decided_at": now if automatic else None,
+                    "reason": "Automatic approval" if automatic else "",
+                    "source": source,
+                }
             )
-            enrollment.program = programs[program_id]
-            enrollments.append(enrollment)
-        for batch in chunked(enrollments, BATCH):
-            Enrollment.objects.bulk_create(batch)
+        for batch in chunked(enrollment_rows, 20000):
+            for row, pk in zip(batch, insert_rows(Enrollment, batch), strict=True):
+                row["id"] = pk
             advance(len(batch))
 
-        # audit: every updated record with its changes (creations are summed up on the import's own row)
+        # audit: every updated record with its changes
         for model, changes, action in (
             (Contact, plan.contacts_changed, AuditAction.CONTACT_UPDATED),
             (Site, plan.sites_changed, AuditAction.SITE_UPDATED),
         ):
             if changes:
-                targets = list(model.objects.filter(pk__in=list(changes)))
                 audit_record_many(
                     actor=actor,
                     action=action,
-                    targets=targets,
+                    targets=list(model.objects.filter(pk__in=list(changes))),
                     source=source,
                     changes_by_pk={pk: {f: list(v) for f, v in diff.items()} for pk, diff in changes.items()},
                     reason=label,
@@ -191,89 +201,44 @@ def apply_fleet_import(
                     list(tags),
                 ]
         if device_audit:
-            targets = list(Device.objects.filter(pk__in=list(device_audit)).select_related("manufacturer"))
             audit_record_many(
                 actor=actor,
                 action=AuditAction.DEVICE_UPDATED,
-                targets=targets,
+                targets=list(Device.objects.filter(pk__in=list(device_audit)).select_related("manufacturer")),
                 source=source,
                 changes_by_pk=device_audit,
                 reason=label,
             )
 
         # platform events (the outbox)
-        stamp = f"{now.timestamp():.6f}"
-        for contact in contacts:
-            new_events.append(
-                _event(
-                    workspace,
-                    PlatformEventType.CUSTOMER_CREATED,
-                    f"customer.created:{contact.pk}",
-                    events.contact_data(contact),
-                    now,
-                )
+        tag = f"import-{now.timestamp():.6f}"
+        for row in contact_rows:
+            contact = SimpleNamespace(pk=row["id"], **row)
+            outbox.add(
+                ws, PlatformEventType.CUSTOMER_CREATED, f"customer.created:{contact.pk}", events.contact_data(contact)
             )
-        for _, site in sites:
-            new_events.append(
-                _event(
-                    workspace, PlatformEventType.SITE_CREATED, f"site.created:{site.pk}", events.site_data(site), now
-                )
-            )
-        for enrollment in enrollments:
+        for _, row in site_rows:
+            site = SimpleNamespace(pk=row["id"], **{"latitude": None, "longitude": None, **row})
+            outbox.add(ws, PlatformEventType.SITE_CREATED, f"site.created:{site.pk}", events.site_data(site))
+        for row in enrollment_rows:
+            enrollment = SimpleNamespace(pk=row["id"], program=programs[row["program_id"]], **row)
             data = events.enrollment_data(enrollment)
-            new_events.append(
-                _event(
-                    workspace,
-                    PlatformEventType.ENROLLMENT_SUBMITTED,
-                    f"enrollment.submitted:{enrollment.pk}",
-                    data,
-                    now,
-                )
-            )
-            if enrollment.status == EnrollmentStatus.APPROVED:
-                new_events.append(
-                    _event(
-                        workspace,
-                        PlatformEventType.ENROLLMENT_APPROVED,
-                        f"enrollment.approved:{enrollment.pk}",
-                        data,
-                        now,
-                    )
-                )
-        if plan.contacts_changed:
-            for contact in Contact.objects.filter(pk__in=list(plan.contacts_changed)):
-                new_events.append(
-                    _event(
-                        workspace,
-                        PlatformEventType.CUSTOMER_UPDATED,
-                        f"customer.updated:{contact.pk}:import-{stamp}",
-                        events.contact_data(contact),
-                        now,
-                    )
-                )
-        if plan.sites_changed:
-            for site in Site.objects.filter(pk__in=list(plan.sites_changed)):
-                new_events.append(
-                    _event(
-                        workspace,
-                        PlatformEventType.SITE_UPDATED,
-                        f"site.updated:{site.pk}:import-{stamp}",
-                        events.site_data(site),
-                        now,
-                    )
-                )
-        if device_audit:
-            for device in Device.objects.filter(pk__in=list(device_audit)).select_related("manufacturer"):
-                new_events.append(
-                    _event(
-                        workspace,
-                        PlatformEventType.DEVICE_UPDATED,
-                        f"device.updated:{device.pk}:import-{stamp}",
-                        events.device_data(device),
-                        now,
-                    )
-                )
-        events.event_emit_many(events=new_events)
+            outbox.add(ws, PlatformEventType.ENROLLMENT_SUBMITTED, f"enrollment.submitted:{enrollment.pk}", data)
+            if row["status"] == EnrollmentStatus.APPROVED:
+                outbox.add(ws, PlatformEventType.ENROLLMENT_APPROVED, f"enrollment.approved:{enrollment.pk}", data)
+        updated = (
+            (Contact, plan.contacts_changed, PlatformEventType.CUSTOMER_UPDATED, events.contact_data),
+            (Site, plan.sites_changed, PlatformEventType.SITE_UPDATED, events.site_data),
+            (Device, device_audit, PlatformEventType.DEVICE_UPDATED, events.device_data),
+        )
+        for model, changes, type_, builder in updated:
+            if changes:
+                queryset = model.objects.filter(pk__in=list(changes))
+                if model is Device:
+                    queryset = queryset.select_related("manufacturer")
+                for obj in queryset:
+                    outbox.add(ws, type_, f"{type_}:{obj.pk}:{tag}", builder(obj))
+        outbox.flush()
 
     counts = plan.counts()
     if progress:
@@ -281,5 +246,19 @@ def apply_fleet_import(
     return counts
 
 
-def _event(workspace, type_, key, data, now) -> PlatformEvent:
-    return PlatformEvent(workspace_id=workspace.pk, type=type_, key=key, data=data, timestamp=now)
+class Outbox:
+    """Platform events written in batches as they are made, so a 100k-row import never holds them all."""
+
+    def __init__(self, now, batch: int = 20000):
+        self.now, self.batch, self.rows = now, batch, []
+
+    def add(self, workspace_id: int, type_: str, key: str, data: dict) -> None:
+        self.rows.append(
+            {"workspace_id": workspace_id, "type": type_, "version": 1, "key": key, "data": data, "timestamp": self.now}
+        )
+        if len(self.rows) >= self.batch:
+            self.flush()
+
+    def flush(self) -> None:
+        events.event_emit_many(events=self.rows)
+        self.rows = []

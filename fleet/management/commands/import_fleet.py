@@ -41,10 +41,10 @@ class Command(BaseCommand):
             )
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
-        import_job_validate(job=job)
+        plan = import_job_validate(job=job)
         job.refresh_from_db()
         if job.status == ImportJobStatus.VALIDATED and not dry_run:
-            job = import_job_apply(job=job, actor=actor)
+            job = import_job_apply(job=job, actor=actor, plan=plan)
             job.refresh_from_db()
 
         for warning in job.warnings:

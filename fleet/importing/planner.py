@@ -121,18 +121,27 @@ def plan_fleet_import(*, workspace, fleet_file: FleetFile, progress=None) -> Fle
             progress(index + 1, total)
     _check_rows_agree(rows, plan, failed_rows)
     _check_owners_of_failed_rows(fleet_file, lookups, plan, failed_rows)
-    _plan_against_database(workspace, rows, plan, failed_rows, fleet_file)
+    # The raw records are the largest thing held (a dict of strings per row): keep what the row list needs
+    # of them and let them go before the database half of the plan.
+    raw_keys = {
+        row_number: (record.get("referenceId", "").strip(), record.get("systemIdentifier", "").strip())
+        for record, row_number in zip(fleet_file.records, fleet_file.row_numbers, strict=True)
+        if row_number in failed_rows
+    }
+    columns, row_numbers = list(fleet_file.columns), list(fleet_file.row_numbers)
+    fleet_file.records = []
+    _plan_against_database(workspace, rows, plan, failed_rows, columns, total)
     if progress:
         progress(total, total)
     # the row list, in file order, with every failed row marked
     status_by_row = {status.row: status for status in plan.rows}
+    normalized_keys = {row.row: (row.reference_id, row.system_identifier) for row in rows}
     ordered = []
-    for record, row_number in zip(fleet_file.records, fleet_file.row_numbers, strict=True):
+    for row_number in row_numbers:
         status = status_by_row.get(row_number)
         if status is None or row_number in failed_rows:
-            status = RowStatus(
-                row_number, ERROR, record.get("referenceId", "").strip(), record.get("systemIdentifier", "").strip()
-            )
+            reference_id, serial = raw_keys.get(row_number) or normalized_keys[row_number]
+            status = RowStatus(row_number, ERROR, reference_id, serial)
         ordered.append(status)
     plan.rows = ordered
     plan.errors.sort(key=lambda e: (e.row, e.column))
@@ -247,11 +256,10 @@ def _check_owners_of_failed_rows(fleet_file: FleetFile, lookups: Lookups, plan: 
 
 
 def _plan_against_database(
-    workspace, rows, plan: FleetImportPlan, failed_rows: set[int], fleet_file: FleetFile
+    workspace, rows, plan: FleetImportPlan, failed_rows: set[int], columns: list[str], file_rows: int
 ) -> None:
     good = [row for row in rows if row.row not in failed_rows]
     references = {row.reference_id for row in good}
-    file_rows = len(fleet_file.records)
     workspace_rows = Device.objects.filter(workspace=workspace).count()
 
     def load(queryset, field, keys):
@@ -312,7 +320,7 @@ def _plan_against_database(
         if device_id in known:
             enrollments[(device_id, program_id)] = status
 
-    has = set(fleet_file.columns)
+    has = set(columns)
     planned_sites: set[tuple] = set()
     for row in good:
         changed = False

@@ -86,10 +86,11 @@ def _plan(job: ImportJob, phase: str) -> tuple[FleetImportPlan | None, dict]:
     except FleetFileError as exc:
         return None, {"errors": [{"row": None, "column": "", "value": "", "message": str(exc)}], "error_count": 1}
     parsed = time.monotonic()
+    row_count = len(fleet_file.records)  # (planning lets the raw records go)
     plan = plan_fleet_import(workspace=job.workspace, fleet_file=fleet_file, progress=_reporter(job, "checking"))
     checked = time.monotonic()
     fields = {
-        "row_count": len(fleet_file.records),
+        "row_count": row_count,
         "encoding": fleet_file.encoding,
         "delimiter": {"\t": "tab"}.get(fleet_file.delimiter, fleet_file.delimiter),
         "counts": plan.counts(),

@@ -60,3 +60,17 @@ def tenants(db):
     from tests.factories import two_tenants
 
     return two_tenants()
+
+
+@pytest.fixture
+def reference_data(django_db_blocker):
+    """What the data migrations create (role groups, manufacturer catalog). A transactional test's flush
+    removes it, so tests with `transaction=True` ask for it again (idempotent)."""
+    from django.apps import apps
+
+    from integrations.catalog import seed_manufacturers
+    from texture_portal.roles import sync_role_groups
+
+    with django_db_blocker.unblock():
+        seed_manufacturers(apps)
+        sync_role_groups(apps)

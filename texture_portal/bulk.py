@@ -6,8 +6,29 @@ from the table's sequence first, so the caller can link rows (contacts → sites
 Runs inside the caller's transaction.
 """
 
+import datetime
+import json
+
 from django.db import connection, models
-from psycopg.types.json import Jsonb
+
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_text(value) -> str:
+    """One value in COPY's text format (NULL is \\N; backslash, tab, newline and CR escaped)."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, str):
+        return value.translate(_ESCAPES)
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, datetime.datetime | datetime.date):
+        return value.isoformat()
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":")).translate(_ESCAPES)
+    return str(value).translate(_ESCAPES)
 
 
 def _fields(model: type[models.Model]):
@@ -34,16 +55,22 @@ def insert_rows(model: type[models.Model], rows: list[dict], *, ids: bool = True
         return [obj.pk for obj in objs] if ids else []
 
     new_ids = allocate_ids(model, len(rows)) if ids else []
-    json_fields = {f.attname for f in fields if isinstance(f, models.JSONField)}
     names = [f.attname for f in fields]
     columns = ([model._meta.pk.column] if ids else []) + [f.column for f in fields]
     quote = connection.ops.quote_name
     sql = f"COPY {quote(model._meta.db_table)} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
+    # Rows are formatted here in batches and written as text: adapting each value through psycopg's
+    # write_row was the larger part of the time for a million-row import.
     with connection.cursor() as cursor, cursor.connection.cursor() as raw, raw.copy(sql) as copy:
+        lines = []
         for index, row in enumerate(rows):
-            values = []
-            for name in names:
-                value = row[name] if name in row else defaults[name]
-                values.append(Jsonb(value) if name in json_fields and value is not None else value)
-            copy.write_row([new_ids[index], *values] if ids else values)
+            values = [copy_text(row[name] if name in row else defaults[name]) for name in names]
+            if ids:
+                values.insert(0, str(new_ids[index]))
+            lines.append("\t".join(values))
+            if len(lines) == 5000:
+                copy.write("\n".join(lines) + "\n")
+                lines = []
+        if lines:
+            copy.write("\n".join(lines) + "\n")
     return new_ids

@@ -14,7 +14,7 @@ from texture_portal.exceptions import InvalidTransition
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_offline_marks_record_one_transition():
+def test_concurrent_offline_marks_record_one_transition(reference_data):
     device = DeviceFactory()
     device_mark_on_workspace(device=device, reason="found")
     barrier = threading.Barrier(4)

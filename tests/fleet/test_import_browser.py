@@ -31,7 +31,7 @@ def page(monkeypatch):
         browser.close()
 
 
-def test_upload_preview_confirm_and_find_the_registered_systems(live_server, page, tmp_path):
+def test_upload_preview_confirm_and_find_the_registered_systems(live_server, reference_data, page, tmp_path):
     workspace = WorkspaceFactory(organization__name="Timber Ridge Electric Co-op")
     make_program(workspace, slug="vpp")
     staff_user("ops-browser", workspace, Role.OPS)

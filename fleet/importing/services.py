@@ -23,6 +23,8 @@ from texture_portal.choices import AuditAction, AuditSource
 from texture_portal.exceptions import ApplicationError
 
 PROGRESS_KEY = "import-job-progress:{}"
+# A 100k-row job's preview and errors are megabytes of JSON: written once, never re-read by the lifecycle.
+HEAVY_FIELDS = ("row_statuses", "errors", "warnings")
 
 
 def import_job_progress(job: ImportJob) -> dict:
@@ -109,7 +111,7 @@ def _plan(job: ImportJob, phase: str) -> tuple[FleetImportPlan | None, dict]:
 
 def import_job_validate(*, job: ImportJob) -> FleetImportPlan | None:
     """Check the file and record the preview: every row's status and every error. Writes nothing else."""
-    job = ImportJob.objects.select_related("workspace").get(pk=job.pk)
+    job = ImportJob.objects.select_related("workspace").defer(*HEAVY_FIELDS).get(pk=job.pk)
     _move(job, ImportJobStatus.VALIDATING, progress_phase="checking", progress_done=0, progress_total=0)
     try:
         plan, fields = _plan(job, "validate")
@@ -138,7 +140,7 @@ def import_job_apply(*, job: ImportJob, actor, plan: FleetImportPlan | None = No
     still refused by the database's unique constraints, which roll the whole import back. A preview
     confirmed later (the admin) always re-checks."""
     with transaction.atomic():
-        job = ImportJob.objects.select_for_update().select_related("workspace").get(pk=job.pk)
+        job = ImportJob.objects.select_for_update().select_related("workspace").defer(*HEAVY_FIELDS).get(pk=job.pk)
         if job.status != ImportJobStatus.VALIDATED:
             raise ApplicationError(
                 f"Import #{job.pk} is {job.get_status_display().lower()}; only a checked file can be imported."

@@ -54,38 +54,41 @@ def apply_fleet_import(
         if progress:
             progress(min(done, total), total)
 
+    counts = plan.counts()
     stamp = {"created": now, "last_updated": now, "workspace_id": ws}
     with transaction.atomic():
+        # Events go out batch by batch with the rows they announce, so no batch is held longer than needed.
         outbox = Outbox(now)
 
         # contacts
-        contact_rows = [{**stamp, **fields} for fields in plan.contacts_new.values()]
         contact_ids = dict(plan.contact_ids)
-        for batch in chunked(contact_rows, 20000):
-            for row, pk in zip(batch, insert_rows(Contact, batch), strict=True):
+        for batch in chunked(plan.contacts_new.values(), 20000):
+            rows = [{**stamp, **fields} for fields in batch]
+            for row, pk in zip(rows, insert_rows(Contact, rows), strict=True):
                 contact_ids[row["reference_id"]] = pk
-                row["id"] = pk
-            advance(len(batch))
+                data = events.contact_data(SimpleNamespace(pk=pk, **row))
+                outbox.add(ws, PlatformEventType.CUSTOMER_CREATED, f"customer.created:{pk}", data)
+            advance(len(rows))
         _bulk_update(Contact, plan.contacts_changed, now)
 
         # sites
         site_ids = dict(plan.site_ids)
-        site_rows = []
-        for key, fields in plan.sites_new.items():
-            fields = dict(fields)
-            site_rows.append((key, {**stamp, "contact_id": contact_ids[fields.pop("contact_ref")], **fields}))
-        for batch in chunked(site_rows, 20000):
-            for (key, row), pk in zip(batch, insert_rows(Site, [row for _, row in batch]), strict=True):
+        for batch in chunked(plan.sites_new.items(), 20000):
+            rows = []
+            for _, fields in batch:
+                fields = dict(fields)
+                rows.append({**stamp, "contact_id": contact_ids[fields.pop("contact_ref")], **fields})
+            for (key, _), row, pk in zip(batch, rows, insert_rows(Site, rows), strict=True):
                 site_ids[key] = pk
-                row["id"] = pk
-            advance(len(batch))
+                data = events.site_data(SimpleNamespace(pk=pk, **{"latitude": None, "longitude": None, **row}))
+                outbox.add(ws, PlatformEventType.SITE_CREATED, f"site.created:{pk}", data)
+            advance(len(rows))
         _bulk_update(Site, plan.sites_changed, now)
 
         # devices, with their first state-history row
         device_ids = dict(plan.device_ids)
-        device_rows = [
-            (
-                key,
+        for batch in chunked(plan.devices_new.items(), 20000):
+            rows = [
                 {
                     **stamp,
                     "contact_id": contact_ids[spec["contact_ref"]],
@@ -96,12 +99,10 @@ def apply_fleet_import(
                     "state": DeviceState.REGISTERED,
                     "state_changed_at": now,
                     "state_reason": label,
-                },
-            )
-            for key, spec in plan.devices_new.items()
-        ]
-        for batch in chunked(device_rows, 20000):
-            pks = insert_rows(Device, [row for _, row in batch])
+                }
+                for key, spec in batch
+            ]
+            pks = insert_rows(Device, rows)
             for (key, _), pk in zip(batch, pks, strict=True):
                 device_ids[key] = pk
             insert_rows(
@@ -159,25 +160,28 @@ def apply_fleet_import(
 
         # enrollments: approved at once when the program approves automatically
         programs = {p.pk: p for p in Program.objects.filter(pk__in={pid for _, pid in plan.enrollments_new})}
-        enrollment_rows = []
-        for device_key, program_id in plan.enrollments_new:
-            automatic = programs[program_id].enrollment_approval == EnrollmentApproval.AUTOMATIC
-            enrollment_rows.append(
-                {
-                    **stamp,
-                    "device_id": device_ids[device_key],
-                    "program_id": program_id,
-                    "status": EnrollmentStatus.APPROVED if automatic else EnrollmentStatus.SUBMITTED,
-                    "submitted_at": now,
-                    "decided_at": now if automatic else None,
-                    "reason": "Automatic approval" if automatic else "",
-                    "source": source,
-                }
-            )
-        for batch in chunked(enrollment_rows, 20000):
-            for row, pk in zip(batch, insert_rows(Enrollment, batch), strict=True):
-                row["id"] = pk
-            advance(len(batch))
+        for batch in chunked(plan.enrollments_new, 20000):
+            rows = []
+            for device_key, program_id in batch:
+                automatic = programs[program_id].enrollment_approval == EnrollmentApproval.AUTOMATIC
+                rows.append(
+                    {
+                        **stamp,
+                        "device_id": device_ids[device_key],
+                        "program_id": program_id,
+                        "status": EnrollmentStatus.APPROVED if automatic else EnrollmentStatus.SUBMITTED,
+                        "submitted_at": now,
+                        "decided_at": now if automatic else None,
+                        "reason": "Automatic approval" if automatic else "",
+                        "source": source,
+                    }
+                )
+            for row, pk in zip(rows, insert_rows(Enrollment, rows), strict=True):
+                data = events.enrollment_data(SimpleNamespace(pk=pk, program=programs[row["program_id"]], **row))
+                outbox.add(ws, PlatformEventType.ENROLLMENT_SUBMITTED, f"enrollment.submitted:{pk}", data)
+                if row["status"] == EnrollmentStatus.APPROVED:
+                    outbox.add(ws, PlatformEventType.ENROLLMENT_APPROVED, f"enrollment.approved:{pk}", data)
+            advance(len(rows))
 
         # audit: every updated record with its changes
         for model, changes, action in (
@@ -210,22 +214,8 @@ def apply_fleet_import(
                 reason=label,
             )
 
-        # platform events (the outbox)
+        # events of the updated records
         tag = f"import-{now.timestamp():.6f}"
-        for row in contact_rows:
-            contact = SimpleNamespace(pk=row["id"], **row)
-            outbox.add(
-                ws, PlatformEventType.CUSTOMER_CREATED, f"customer.created:{contact.pk}", events.contact_data(contact)
-            )
-        for _, row in site_rows:
-            site = SimpleNamespace(pk=row["id"], **{"latitude": None, "longitude": None, **row})
-            outbox.add(ws, PlatformEventType.SITE_CREATED, f"site.created:{site.pk}", events.site_data(site))
-        for row in enrollment_rows:
-            enrollment = SimpleNamespace(pk=row["id"], program=programs[row["program_id"]], **row)
-            data = events.enrollment_data(enrollment)
-            outbox.add(ws, PlatformEventType.ENROLLMENT_SUBMITTED, f"enrollment.submitted:{enrollment.pk}", data)
-            if row["status"] == EnrollmentStatus.APPROVED:
-                outbox.add(ws, PlatformEventType.ENROLLMENT_APPROVED, f"enrollment.approved:{enrollment.pk}", data)
         updated = (
             (Contact, plan.contacts_changed, PlatformEventType.CUSTOMER_UPDATED, events.contact_data),
             (Site, plan.sites_changed, PlatformEventType.SITE_UPDATED, events.site_data),
@@ -240,7 +230,6 @@ def apply_fleet_import(
                     outbox.add(ws, type_, f"{type_}:{obj.pk}:{tag}", builder(obj))
         outbox.flush()
 
-    counts = plan.counts()
     if progress:
         progress(total, total)
     return counts

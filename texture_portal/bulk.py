@@ -8,6 +8,7 @@ Runs inside the caller's transaction.
 
 import datetime
 import json
+from functools import lru_cache
 
 from django.db import connection, models
 
@@ -29,6 +30,32 @@ def copy_text(value) -> str:
     if isinstance(value, dict | list):
         return json.dumps(value, separators=(",", ":")).translate(_ESCAPES)
     return str(value).translate(_ESCAPES)
+
+
+@lru_cache(maxsize=4096)
+def _iso(value) -> str:
+    return value.isoformat()  # the same few timestamps recur on every row of an import
+
+
+def _text(value) -> str:
+    return str(value).translate(_ESCAPES)
+
+
+def _formatter(field):
+    """The COPY text formatter of one column, chosen once per column instead of per value."""
+    if isinstance(field, models.JSONField):
+        base = lambda v: json.dumps(v, separators=(",", ":")).translate(_ESCAPES)  # noqa: E731
+    elif isinstance(field, models.BooleanField):
+        base = lambda v: "t" if v else "f"  # noqa: E731
+    elif isinstance(field, models.DateTimeField | models.DateField):
+        base = _iso
+    elif isinstance(field, models.ForeignKey | models.IntegerField):
+        base = str
+    elif isinstance(field, models.FloatField):
+        base = repr
+    else:
+        base = _text
+    return lambda v: "\\N" if v is None else base(v)
 
 
 def _fields(model: type[models.Model]):
@@ -63,8 +90,10 @@ def insert_rows(model: type[models.Model], rows: list[dict], *, ids: bool = True
     # write_row was the larger part of the time for a million-row import.
     with connection.cursor() as cursor, cursor.connection.cursor() as raw, raw.copy(sql) as copy:
         lines = []
+        formatters = [_formatter(f) for f in fields]
+        plan = list(zip(names, formatters, strict=True))
         for index, row in enumerate(rows):
-            values = [copy_text(row[name] if name in row else defaults[name]) for name in names]
+            values = [fmt(row[name] if name in row else defaults[name]) for name, fmt in plan]
             if ids:
                 values.insert(0, str(new_ids[index]))
             lines.append("\t".join(values))

@@ -136,26 +136,21 @@ class ProgramAdmin(WorkspaceScopedAdmin):
 
     @admin.action(description=_("Enable production dispatch (launched programs)"))
     def enable_production_dispatch(self, request, queryset):
-        run_service_for_each(
-            self,
-            request,
-            queryset,
-            lambda p: services.program_set_production_dispatch(
-                program=p, enabled=True, actor=request.user, source=AuditSource.ADMIN
-            ),
-            done="Production dispatch enabled",
-        )
+        self._set_production_dispatch(request, queryset, enabled=True)
 
     @admin.action(description=_("Disable production dispatch"))
     def disable_production_dispatch(self, request, queryset):
+        self._set_production_dispatch(request, queryset, enabled=False)
+
+    def _set_production_dispatch(self, request, queryset, *, enabled: bool):
         run_service_for_each(
             self,
             request,
             queryset,
             lambda p: services.program_set_production_dispatch(
-                program=p, enabled=False, actor=request.user, source=AuditSource.ADMIN
+                program=p, enabled=enabled, actor=request.user, source=AuditSource.ADMIN
             ),
-            done="Production dispatch disabled",
+            done=f"Production dispatch {'enabled' if enabled else 'disabled'}",
         )
 
 
@@ -166,17 +161,7 @@ class EventStrategyForm(forms.ModelForm):
 
     class Meta:
         model = EventStrategy
-        fields = [
-            "workspace",
-            "program",
-            "allowed_event_types",
-            "min_soc_percent",
-            "max_soc_percent",
-            "ramp_minutes",
-            "max_event_duration_minutes",
-            "enable_grid_interaction",
-            "notes",
-        ]
+        fields = ["workspace", "program", *services.STRATEGY_FIELDS]
 
 
 @admin.register(EventStrategy)

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 from fleet.choices import DeviceType
-from fleet.importing.columns import TAG_SEPARATOR
+from fleet.importing.columns import REQUIRED, TAG_SEPARATOR
 
 SCIENTIFIC = re.compile(r"^[+-]?\d+(\.\d+)?[eE][+-]?\d+$")
 FORMULA_MARK = ("'=", "'+", "'-", "'@")
@@ -144,18 +144,7 @@ def normalize_row(record: dict[str, str], row: int, lookups: Lookups, errors: li
     def fail(column: str, message: str) -> None:
         found.append(RowError(row, column, record.get(column, "").strip(), message))
 
-    for column in (
-        "referenceId",
-        "firstName",
-        "lastName",
-        "streetOne",
-        "city",
-        "state",
-        "postalCode",
-        "manufacturerSlug",
-        "systemIdentifier",
-        "programSlug",
-    ):
+    for column in REQUIRED:
         if not value.get(column):
             fail(column, "required, but empty" if column in record else "required column is missing from the file")
     for column, limit in MAX_LENGTH.items():

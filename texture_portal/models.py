@@ -189,3 +189,7 @@ class AuditLogEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_time:%Y-%m-%d %H:%M:%S} {self.actor_label or 'system'}: {self.action} {self.object_repr}"
+
+
+# API keys live in their own module; imported here so Django registers the model with this app.
+from texture_portal.api_keys import ApiKey  # noqa: E402, F401

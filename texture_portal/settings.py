@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "django_filters",
+    "drf_spectacular",
     "import_export",
     "texture_portal",
     "integrations",
@@ -157,7 +158,56 @@ OEM_HTTP_TIMEOUT_SECONDS = float(env_str("OEM_HTTP_TIMEOUT_SECONDS", "10"))
 
 REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    # The /v1/ API: workspace API keys only (no session cookies, so no CSRF), JSON only.
+    "DEFAULT_AUTHENTICATION_CLASSES": ["texture_portal.api.authentication.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["texture_portal.api.permissions.HasWorkspaceApiKey"],
+    "DEFAULT_THROTTLE_CLASSES": ["texture_portal.api.throttling.ApiKeyRateThrottle"],
+    "DEFAULT_PAGINATION_CLASS": "texture_portal.api.pagination.CursorPagination",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "texture_portal.api.schema.PortalAutoSchema",
+    "EXCEPTION_HANDLER": "texture_portal.api.exceptions.api_exception_handler",
+    "UNAUTHENTICATED_USER": None,
 }
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Texture Portal API",
+    "DESCRIPTION": "The integrator API of one workspace. See docs/integrators.md.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SCHEMA_PATH_PREFIX": "/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "DeviceStateEnum": "fleet.choices.DeviceState",
+        "DeviceTypeEnum": "fleet.choices.DeviceType",
+        "PlatformEventTypeEnum": "integrations.choices.PlatformEventType",
+        "CommandStatusEnum": "dispatch.choices.CommandStatus",
+        "DispatchActionTypeEnum": "programs.choices.EventType",
+    },
+}
+# Per API key: "<requests>/<second|minute|hour>" (documented in docs/integrators.md).
+API_RATE_LIMIT = env_str("API_RATE_LIMIT", "600/minute")
+
+# The cache holds the rate-limit counters: Redis when REDIS_URL is set (shared by all workers), otherwise
+# local memory (one process: the embedded default).
+REDIS_URL = env_str("REDIS_URL")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+
+# Destinations (webhooks out). Private, loopback and link-local targets are refused unless allowed (local dev).
+ALLOW_PRIVATE_WEBHOOK_URLS = env_bool("ALLOW_PRIVATE_WEBHOOK_URLS", False)
+WEBHOOK_TIMEOUT_SECONDS = float(env_str("WEBHOOK_TIMEOUT_SECONDS", "10"))
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 8)
+WEBHOOK_RETRY_BASE_SECONDS = env_int("WEBHOOK_RETRY_BASE_SECONDS", 30)
+WEBHOOK_RETRY_MAX_SECONDS = env_int("WEBHOOK_RETRY_MAX_SECONDS", 1800)
+# A destination whose deliveries keep failing is deactivated, with the reason, after this many in a row.
+WEBHOOK_DEACTIVATE_AFTER_FAILURES = env_int("WEBHOOK_DEACTIVATE_AFTER_FAILURES", 50)
 
 IMPORT_EXPORT_USE_TRANSACTIONS = True
 IMPORT_EXPORT_SKIP_ADMIN_LOG = True

@@ -1,0 +1,9 @@
+from rest_framework.routers import SimpleRouter
+
+from integrations.api import views
+
+router = SimpleRouter(trailing_slash=False)
+router.register("destinations", views.DestinationViewSet, basename="destination")
+router.register("events", views.PlatformEventViewSet, basename="event")
+
+urlpatterns = router.urls

@@ -122,6 +122,7 @@ class PlatformEventAdmin(ReadOnlyWorkspaceScopedAdmin):
 
 
 class DestinationForm(forms.ModelForm):
+    url = forms.URLField(label=_("URL"), max_length=500, assume_scheme="https")
     event_types = forms.MultipleChoiceField(
         label=_("event types"),
         choices=PlatformEventType.choices,

@@ -1,3 +1,4 @@
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from fleet.api import views
@@ -7,4 +8,8 @@ router.register("contacts", views.ContactViewSet, basename="contact")
 router.register("sites", views.SiteViewSet, basename="site")
 router.register("devices", views.DeviceViewSet, basename="device")
 
-urlpatterns = router.urls
+urlpatterns = [
+    path("devices/<int:pk>/telemetry", views.DeviceTelemetryView.as_view(), name="device-telemetry"),
+    path("devices/<int:pk>/commands", views.DeviceCommandsView.as_view(), name="device-commands"),
+    *router.urls,
+]

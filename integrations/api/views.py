@@ -15,7 +15,7 @@ from integrations.destinations import DeliveryAttempt, Destination
 from integrations.filtersets import DeliveryAttemptFilterSet, DestinationFilterSet, PlatformEventFilterSet
 from integrations.models import PlatformEvent
 from texture_portal.api.serializers import json_object
-from texture_portal.api.views import WorkspaceModelViewSet, WorkspaceReadOnlyViewSet
+from texture_portal.api.views import WorkspaceModelViewSet, WorkspaceNestedListView, WorkspaceReadOnlyViewSet
 from texture_portal.models import Workspace
 
 
@@ -80,29 +80,17 @@ class DestinationViewSet(WorkspaceModelViewSet):
         secret = webhooks.destination_rotate_secret(destination=destination, actor=self.actor, source=self.audit_source)
         return self._with_secret(destination, secret, status.HTTP_200_OK)
 
-    @action(
-        detail=True,
-        methods=["get"],
-        serializer_class=DeliveryAttemptSerializer,
-        filterset_class=DeliveryAttemptFilterSet,
-    )
-    def attempts(self, request, pk=None):
-        """Every delivery attempt to this destination, newest first."""
-        destination = self.get_object()
-        attempts = DeliveryAttempt.objects.filter(
-            workspace_id=self.workspace_id, destination_id=destination.pk
-        ).select_related("event")
-        page = self.paginate_queryset(self.filter_queryset(attempts))
-        return self.get_paginated_response(DeliveryAttemptSerializer(page, many=True).data)
 
-    def get_object(self):
-        if self.action == "attempts":
-            # look the destination up without the attempt filters of this action
-            queryset = self.get_queryset()
-            from django.shortcuts import get_object_or_404
+class DestinationAttemptsView(WorkspaceNestedListView):
+    """Every delivery attempt to one destination, newest first."""
 
-            return get_object_or_404(queryset, pk=self.kwargs["pk"])
-        return super().get_object()
+    parent_queryset = Destination.objects.all()
+    parent_field = "destination_id"
+    serializer_class = DeliveryAttemptSerializer
+    filterset_class = DeliveryAttemptFilterSet
+
+    def workspace_queryset(self):
+        return DeliveryAttempt.objects.select_related("event")
 
 
 class PlatformEventViewSet(WorkspaceReadOnlyViewSet):

@@ -2,94 +2,187 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import texture_portal.fields
 from django.conf import settings
 from django.db import migrations, models
 
+import texture_portal.fields
+
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('integrations', '0004_platform_event'),
-        ('texture_portal', '0004_apikey'),
+        ("integrations", "0004_platform_event"),
+        ("texture_portal", "0004_apikey"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Destination',
+            name="Destination",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created', models.DateTimeField(default=django.utils.timezone.now, editable=False, verbose_name='created')),
-                ('last_updated', models.DateTimeField(auto_now=True, verbose_name='last updated')),
-                ('label', models.CharField(max_length=100, verbose_name='label')),
-                ('url', models.URLField(max_length=500, verbose_name='URL')),
-                ('signing_secret', texture_portal.fields.EncryptedJSONField(blank=True, default=dict, editable=False, verbose_name='signing secret')),
-                ('event_types', models.JSONField(blank=True, default=list, help_text='Empty: every event type (firehose).', verbose_name='event types')),
-                ('is_active', models.BooleanField(default=True, verbose_name='active')),
-                ('deactivated_at', models.DateTimeField(blank=True, editable=False, null=True, verbose_name='deactivated')),
-                ('deactivated_reason', models.CharField(blank=True, editable=False, max_length=300, verbose_name='deactivation reason')),
-                ('consecutive_failures', models.PositiveIntegerField(default=0, editable=False, verbose_name='failures in a row')),
-                ('last_success_at', models.DateTimeField(blank=True, editable=False, null=True, verbose_name='last success')),
-                ('last_failure_at', models.DateTimeField(blank=True, editable=False, null=True, verbose_name='last failure')),
-                ('created_by', models.ForeignKey(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='texture_portal.workspace', verbose_name='workspace')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "created",
+                    models.DateTimeField(default=django.utils.timezone.now, editable=False, verbose_name="created"),
+                ),
+                ("last_updated", models.DateTimeField(auto_now=True, verbose_name="last updated")),
+                ("label", models.CharField(max_length=100, verbose_name="label")),
+                ("url", models.URLField(max_length=500, verbose_name="URL")),
+                (
+                    "signing_secret",
+                    texture_portal.fields.EncryptedJSONField(
+                        blank=True, default=dict, editable=False, verbose_name="signing secret"
+                    ),
+                ),
+                (
+                    "event_types",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        help_text="Empty: every event type (firehose).",
+                        verbose_name="event types",
+                    ),
+                ),
+                ("is_active", models.BooleanField(default=True, verbose_name="active")),
+                (
+                    "deactivated_at",
+                    models.DateTimeField(blank=True, editable=False, null=True, verbose_name="deactivated"),
+                ),
+                (
+                    "deactivated_reason",
+                    models.CharField(blank=True, editable=False, max_length=300, verbose_name="deactivation reason"),
+                ),
+                (
+                    "consecutive_failures",
+                    models.PositiveIntegerField(default=0, editable=False, verbose_name="failures in a row"),
+                ),
+                (
+                    "last_success_at",
+                    models.DateTimeField(blank=True, editable=False, null=True, verbose_name="last success"),
+                ),
+                (
+                    "last_failure_at",
+                    models.DateTimeField(blank=True, editable=False, null=True, verbose_name="last failure"),
+                ),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        editable=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="texture_portal.workspace",
+                        verbose_name="workspace",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'destination',
-                'verbose_name_plural': 'destinations',
-                'ordering': ['label', 'id'],
+                "verbose_name": "destination",
+                "verbose_name_plural": "destinations",
+                "ordering": ["label", "id"],
             },
         ),
         migrations.CreateModel(
-            name='DeliveryAttempt',
+            name="DeliveryAttempt",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created', models.DateTimeField(default=django.utils.timezone.now, editable=False, verbose_name='created')),
-                ('last_updated', models.DateTimeField(auto_now=True, verbose_name='last updated')),
-                ('attempt', models.PositiveSmallIntegerField(verbose_name='attempt')),
-                ('status', models.CharField(choices=[('in_flight', 'In flight'), ('succeeded', 'Succeeded'), ('failed', 'Failed')], max_length=20, verbose_name='status')),
-                ('response_status', models.PositiveSmallIntegerField(blank=True, null=True, verbose_name='HTTP status')),
-                ('response_excerpt', models.CharField(blank=True, max_length=500, verbose_name='response (excerpt)')),
-                ('error', models.CharField(blank=True, max_length=500, verbose_name='error')),
-                ('duration_ms', models.PositiveIntegerField(blank=True, null=True, verbose_name='duration (ms)')),
-                ('next_attempt_at', models.DateTimeField(blank=True, null=True, verbose_name='next attempt')),
-                ('event', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='integrations.platformevent')),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='texture_portal.workspace', verbose_name='workspace')),
-                ('destination', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='attempts', to='integrations.destination')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "created",
+                    models.DateTimeField(default=django.utils.timezone.now, editable=False, verbose_name="created"),
+                ),
+                ("last_updated", models.DateTimeField(auto_now=True, verbose_name="last updated")),
+                ("attempt", models.PositiveSmallIntegerField(verbose_name="attempt")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("in_flight", "In flight"), ("succeeded", "Succeeded"), ("failed", "Failed")],
+                        max_length=20,
+                        verbose_name="status",
+                    ),
+                ),
+                (
+                    "response_status",
+                    models.PositiveSmallIntegerField(blank=True, null=True, verbose_name="HTTP status"),
+                ),
+                ("response_excerpt", models.CharField(blank=True, max_length=500, verbose_name="response (excerpt)")),
+                ("error", models.CharField(blank=True, max_length=500, verbose_name="error")),
+                ("duration_ms", models.PositiveIntegerField(blank=True, null=True, verbose_name="duration (ms)")),
+                ("next_attempt_at", models.DateTimeField(blank=True, null=True, verbose_name="next attempt")),
+                (
+                    "event",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="integrations.platformevent"
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="texture_portal.workspace",
+                        verbose_name="workspace",
+                    ),
+                ),
+                (
+                    "destination",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="attempts",
+                        to="integrations.destination",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'delivery attempt',
-                'verbose_name_plural': 'delivery attempts',
-                'ordering': ['-created', '-id'],
+                "verbose_name": "delivery attempt",
+                "verbose_name_plural": "delivery attempts",
+                "ordering": ["-created", "-id"],
             },
         ),
         migrations.AddIndex(
-            model_name='destination',
-            index=models.Index(fields=['workspace', 'is_active'], name='destination_active_idx'),
+            model_name="destination",
+            index=models.Index(fields=["workspace", "is_active"], name="destination_active_idx"),
         ),
         migrations.AddConstraint(
-            model_name='destination',
-            constraint=models.CheckConstraint(condition=models.Q(('is_active', True), models.Q(('deactivated_reason', ''), _negated=True), _connector='OR'), name='destination_inactive_has_reason'),
+            model_name="destination",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("is_active", True), models.Q(("deactivated_reason", ""), _negated=True), _connector="OR"
+                ),
+                name="destination_inactive_has_reason",
+            ),
         ),
         migrations.AddIndex(
-            model_name='deliveryattempt',
-            index=models.Index(fields=['destination', '-created'], name='delivery_destination_idx'),
+            model_name="deliveryattempt",
+            index=models.Index(fields=["destination", "-created"], name="delivery_destination_idx"),
         ),
         migrations.AddIndex(
-            model_name='deliveryattempt',
-            index=models.Index(fields=['event', 'destination', 'status'], name='delivery_event_idx'),
+            model_name="deliveryattempt",
+            index=models.Index(fields=["event", "destination", "status"], name="delivery_event_idx"),
         ),
         migrations.AddConstraint(
-            model_name='deliveryattempt',
-            constraint=models.UniqueConstraint(fields=('destination', 'event', 'attempt'), name='delivery_attempt_unique'),
+            model_name="deliveryattempt",
+            constraint=models.UniqueConstraint(
+                fields=("destination", "event", "attempt"), name="delivery_attempt_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='deliveryattempt',
-            constraint=models.CheckConstraint(condition=models.Q(('attempt__gte', 1)), name='delivery_attempt_positive'),
+            model_name="deliveryattempt",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("attempt__gte", 1)), name="delivery_attempt_positive"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='deliveryattempt',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['in_flight', 'succeeded', 'failed'])), name='delivery_status_valid'),
+            model_name="deliveryattempt",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("status__in", ["in_flight", "succeeded", "failed"])), name="delivery_status_valid"
+            ),
         ),
     ]

@@ -1,6 +1,7 @@
 """Base classes of every `/v1/` view: the key's workspace is the only scope a view ever sees."""
 
-from rest_framework import mixins, viewsets
+from django.shortcuts import get_object_or_404
+from rest_framework import generics, mixins, viewsets
 from rest_framework.views import APIView
 
 from texture_portal.choices import AuditSource
@@ -57,3 +58,21 @@ class WorkspaceModelViewSet(
 
 class WorkspaceApiView(WorkspaceApiMixin, APIView):
     pass
+
+
+class WorkspaceNestedListView(WorkspaceApiMixin, generics.ListAPIView):
+    """A paginated, filterable history under one parent object (`/devices/{id}/telemetry`): the parent must
+    be in the key's workspace (404 otherwise), and the rows are that parent's."""
+
+    parent_queryset = None  # the parent model's queryset; the URL passes its id as `pk`
+    parent_field = ""  # the rows' foreign key to the parent, e.g. "device_id"
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        if getattr(self, "swagger_fake_view", False):
+            return queryset
+        return queryset.filter(**{self.parent_field: self.kwargs["pk"]})
+
+    def list(self, request, *args, **kwargs):
+        get_object_or_404(self.parent_queryset.filter(workspace_id=self.workspace_id), pk=self.kwargs["pk"])
+        return super().list(request, *args, **kwargs)

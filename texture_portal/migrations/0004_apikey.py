@@ -7,34 +7,79 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('texture_portal', '0003_roles_platform_events'),
+        ("texture_portal", "0003_roles_platform_events"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ApiKey',
+            name="ApiKey",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created', models.DateTimeField(default=django.utils.timezone.now, editable=False, verbose_name='created')),
-                ('last_updated', models.DateTimeField(auto_now=True, verbose_name='last updated')),
-                ('name', models.CharField(help_text='What uses this key, e.g. “MDMS sync”.', max_length=100, verbose_name='name')),
-                ('prefix', models.CharField(editable=False, max_length=8, unique=True, verbose_name='prefix')),
-                ('key_hash', models.CharField(editable=False, max_length=64, unique=True, verbose_name='key hash')),
-                ('expires_at', models.DateTimeField(blank=True, help_text='Empty: never expires.', null=True, verbose_name='expires')),
-                ('revoked_at', models.DateTimeField(blank=True, editable=False, null=True, verbose_name='revoked')),
-                ('revoked_reason', models.CharField(blank=True, editable=False, max_length=300, verbose_name='revocation reason')),
-                ('last_used_at', models.DateTimeField(blank=True, editable=False, null=True, verbose_name='last used')),
-                ('created_by', models.ForeignKey(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='texture_portal.workspace', verbose_name='workspace')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "created",
+                    models.DateTimeField(default=django.utils.timezone.now, editable=False, verbose_name="created"),
+                ),
+                ("last_updated", models.DateTimeField(auto_now=True, verbose_name="last updated")),
+                (
+                    "name",
+                    models.CharField(
+                        help_text="What uses this key, e.g. “MDMS sync”.", max_length=100, verbose_name="name"
+                    ),
+                ),
+                ("prefix", models.CharField(editable=False, max_length=8, unique=True, verbose_name="prefix")),
+                ("key_hash", models.CharField(editable=False, max_length=64, unique=True, verbose_name="key hash")),
+                (
+                    "expires_at",
+                    models.DateTimeField(
+                        blank=True, help_text="Empty: never expires.", null=True, verbose_name="expires"
+                    ),
+                ),
+                ("revoked_at", models.DateTimeField(blank=True, editable=False, null=True, verbose_name="revoked")),
+                (
+                    "revoked_reason",
+                    models.CharField(blank=True, editable=False, max_length=300, verbose_name="revocation reason"),
+                ),
+                ("last_used_at", models.DateTimeField(blank=True, editable=False, null=True, verbose_name="last used")),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        editable=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="texture_portal.workspace",
+                        verbose_name="workspace",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'API key',
-                'verbose_name_plural': 'API keys',
-                'ordering': ['-created', '-id'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('prefix', ''), _negated=True), name='api_key_prefix_not_blank'), models.CheckConstraint(condition=models.Q(('revoked_at__isnull', True), models.Q(('revoked_reason', ''), _negated=True), _connector='OR'), name='api_key_revoked_has_reason')],
+                "verbose_name": "API key",
+                "verbose_name_plural": "API keys",
+                "ordering": ["-created", "-id"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("prefix", ""), _negated=True), name="api_key_prefix_not_blank"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("revoked_at__isnull", True),
+                            models.Q(("revoked_reason", ""), _negated=True),
+                            _connector="OR",
+                        ),
+                        name="api_key_revoked_has_reason",
+                    ),
+                ],
             },
         ),
     ]

@@ -4,7 +4,7 @@ import django_filters
 
 from dispatch.choices import CommandSlug, CommandStatus, DispatchEventStatus
 from dispatch.models import Command, DispatchEvent
-from texture_portal.filters import UpdatedSinceFilterSet
+from texture_portal.filters import IdFilter, UpdatedSinceFilterSet
 
 
 class DispatchEventFilterSet(UpdatedSinceFilterSet):
@@ -22,8 +22,8 @@ class DispatchEventFilterSet(UpdatedSinceFilterSet):
 class CommandFilterSet(UpdatedSinceFilterSet):
     status = django_filters.MultipleChoiceFilter(choices=CommandStatus.choices)
     command = django_filters.ChoiceFilter(field_name="slug", choices=CommandSlug.choices)
-    deviceId = django_filters.NumberFilter(field_name="device_id")
-    dispatchEventId = django_filters.NumberFilter(field_name="dispatch_event_id")
+    deviceId = IdFilter(field_name="device_id")
+    dispatchEventId = IdFilter(field_name="dispatch_event_id")
 
     class Meta:
         model = Command

@@ -6,7 +6,7 @@ from django.db.models import Exists, OuterRef
 from fleet.choices import DeviceState, DeviceType
 from fleet.models import Contact, Device, Site, TelemetryReading
 from programs.models import Enrollment
-from texture_portal.filters import UpdatedSinceFilterSet
+from texture_portal.filters import IdFilter, UpdatedSinceFilterSet
 
 
 class ContactFilterSet(UpdatedSinceFilterSet):
@@ -19,7 +19,7 @@ class ContactFilterSet(UpdatedSinceFilterSet):
 
 
 class SiteFilterSet(UpdatedSinceFilterSet):
-    contactId = django_filters.NumberFilter(field_name="contact_id")
+    contactId = IdFilter(field_name="contact_id")
     referenceId = django_filters.CharFilter(field_name="contact__reference_id", label="The contact's account number")
     siteReferenceId = django_filters.CharFilter(field_name="site_reference_id")
     postalCode = django_filters.CharFilter(field_name="postal_code")
@@ -36,7 +36,7 @@ class DeviceFilterSet(UpdatedSinceFilterSet):
     manufacturer = django_filters.CharFilter(field_name="manufacturer__slug", label="Manufacturer slug")
     referenceId = django_filters.CharFilter(field_name="contact__reference_id", label="The contact's account number")
     systemIdentifier = django_filters.CharFilter(field_name="system_identifier")
-    siteId = django_filters.NumberFilter(field_name="site_id")
+    siteId = IdFilter(field_name="site_id")
     tag = django_filters.CharFilter(method="filter_tag", label="Tag name, e.g. feeder:12")
     program = django_filters.CharFilter(method="filter_program", label="Program slug (any enrollment status)")
 

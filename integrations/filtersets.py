@@ -5,7 +5,7 @@ import django_filters
 from integrations.choices import PlatformEventType
 from integrations.destinations import DeliveryAttempt, DeliveryStatus, Destination
 from integrations.models import PlatformEvent
-from texture_portal.filters import UpdatedSinceFilterSet
+from texture_portal.filters import IdFilter, UpdatedSinceFilterSet
 
 
 class DestinationFilterSet(UpdatedSinceFilterSet):
@@ -18,7 +18,7 @@ class DestinationFilterSet(UpdatedSinceFilterSet):
 
 class DeliveryAttemptFilterSet(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=DeliveryStatus.choices)
-    eventId = django_filters.NumberFilter(field_name="event_id")
+    eventId = IdFilter(field_name="event_id")
 
     class Meta:
         model = DeliveryAttempt

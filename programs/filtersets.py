@@ -4,7 +4,7 @@ import django_filters
 
 from programs.choices import EnrollmentStatus, ProgramPhase, ProgramType
 from programs.models import Enrollment, EventStrategy, Program
-from texture_portal.filters import UpdatedSinceFilterSet
+from texture_portal.filters import IdFilter, UpdatedSinceFilterSet
 
 
 class ProgramFilterSet(UpdatedSinceFilterSet):
@@ -27,7 +27,7 @@ class EventStrategyFilterSet(UpdatedSinceFilterSet):
 class EnrollmentFilterSet(UpdatedSinceFilterSet):
     status = django_filters.MultipleChoiceFilter(choices=EnrollmentStatus.choices)
     program = django_filters.CharFilter(field_name="program__slug", label="Program slug")
-    deviceId = django_filters.NumberFilter(field_name="device_id")
+    deviceId = IdFilter(field_name="device_id")
     referenceId = django_filters.CharFilter(field_name="device__contact__reference_id", label="Account number")
 
     class Meta:

@@ -11,7 +11,7 @@ from fleet.services import device_tags_get_or_create
 from integrations.models import PlatformEvent
 from integrations.webhooks import destination_create
 from programs.models import Enrollment
-from programs.services import event_strategy_create_version, enrollment_submit
+from programs.services import enrollment_submit, event_strategy_create_version
 from tests.factories import DeviceFactory, TelemetryReadingFactory, make_program
 
 

@@ -6,6 +6,7 @@ from dispatch.choices import CommandSlug
 from dispatch.models import Command, DispatchAction, DispatchEvent
 from programs.choices import EventType
 from texture_portal.api.serializers import TimestampedSerializer
+from texture_portal.filters import MAX_ID
 
 
 class CommandSerializer(TimestampedSerializer):
@@ -76,7 +77,7 @@ COMMAND_INPUTS: dict[str, type[serializers.Serializer]] = {
 
 
 class CommandCreateSerializer(serializers.Serializer):
-    deviceId = serializers.IntegerField(min_value=1)
+    deviceId = serializers.IntegerField(min_value=1, max_value=MAX_ID)
     input = serializers.DictField(
         help_text="The command's input; its fields depend on the command (see the operation description)."
     )

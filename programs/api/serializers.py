@@ -2,6 +2,7 @@ from rest_framework import serializers
 
 from programs.models import Enrollment, EventStrategy, Program
 from texture_portal.api.serializers import TimestampedSerializer
+from texture_portal.filters import MAX_ID
 
 
 class ProgramSerializer(TimestampedSerializer):
@@ -52,5 +53,5 @@ class EnrollmentSerializer(TimestampedSerializer):
 
 
 class EnrollmentCreateSerializer(serializers.Serializer):
-    deviceId = serializers.IntegerField(min_value=1)
+    deviceId = serializers.IntegerField(min_value=1, max_value=MAX_ID)
     programSlug = serializers.SlugField(max_length=100)

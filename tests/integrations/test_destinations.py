@@ -238,10 +238,13 @@ def test_a_rolled_back_change_delivers_nothing(django_capture_on_commit_callback
     device = DeviceFactory()
     with Receiver() as receiver:
         make_destination(device.workspace, receiver.url)
-        with django_capture_on_commit_callbacks(execute=True) as callbacks:
-            with pytest.raises(RuntimeError), transaction.atomic():
-                device_mark_on_workspace(device=device, reason="found")
-                raise RuntimeError("boom")
+        with (
+            django_capture_on_commit_callbacks(execute=True) as callbacks,
+            pytest.raises(RuntimeError),
+            transaction.atomic(),
+        ):
+            device_mark_on_workspace(device=device, reason="found")
+            raise RuntimeError("boom")
     assert callbacks == [] and receiver.requests == []
 
 

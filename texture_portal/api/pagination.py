@@ -1,7 +1,7 @@
 """Cursor pagination: a page deep in a 100k-row result costs what the first page costs (no COUNT, no
 OFFSET scan). The ordering must be unique and indexed; the default is the primary key, newest first."""
 
-from rest_framework import pagination
+from rest_framework import exceptions, pagination
 from rest_framework.response import Response
 
 
@@ -11,6 +11,12 @@ class CursorPagination(pagination.CursorPagination):
     page_size_query_param = "perPage"
     max_page_size = 500
     cursor_query_param = "cursor"
+
+    def decode_cursor(self, request):
+        try:
+            return super().decode_cursor(request)
+        except exceptions.NotFound as exc:  # DRF answers a bad cursor with 404; it is a bad parameter
+            raise exceptions.ValidationError({self.cursor_query_param: ["Invalid cursor."]}) from exc
 
     def get_paginated_response(self, data):
         return Response(

@@ -22,7 +22,7 @@ class ErrorSerializer(serializers.Serializer):
 ERROR_DESCRIPTIONS = {
     "400": "Invalid request (validation error or a domain rule refused it).",
     "401": "Missing, unknown, revoked or expired API key.",
-    "404": "No such object in the key's workspace.",
+    "404": "No such object in the key's workspace (in the path or named in the body).",
     "409": "The object's state does not allow this transition.",
     "429": "Rate limit exceeded; see the Retry-After header.",
 }
@@ -34,7 +34,7 @@ class PortalAutoSchema(AutoSchema):
         if direction != "response":
             return responses
         codes = ["401", "429", "400"]
-        if "{" in self.path:
+        if "{" in self.path or self.method == "POST":  # creates look up the objects they name (deviceId…)
             codes.append("404")
         if getattr(self.view, "action", None) in getattr(self.view, "transition_actions", ()):
             codes.append("409")

@@ -2,9 +2,11 @@
 
 from django.shortcuts import get_object_or_404
 from rest_framework import generics, mixins, viewsets
+from rest_framework.exceptions import NotFound
 from rest_framework.views import APIView
 
 from texture_portal.choices import AuditSource
+from texture_portal.filters import MAX_ID
 
 
 class WorkspaceApiMixin:
@@ -29,6 +31,12 @@ class WorkspaceApiMixin:
         if getattr(self, "swagger_fake_view", False):  # schema generation: no request, no key
             return self.workspace_queryset().none()
         return self.workspace_queryset().filter(workspace_id=self.workspace_id)
+
+    def get_object(self):
+        value = self.kwargs.get(self.lookup_url_kwarg or self.lookup_field, "")
+        if self.lookup_field == "pk" and (not str(value).isdigit() or int(value) > MAX_ID):
+            raise NotFound()  # not an id the database could hold
+        return super().get_object()
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
@@ -74,5 +82,7 @@ class WorkspaceNestedListView(WorkspaceApiMixin, generics.ListAPIView):
         return queryset.filter(**{self.parent_field: self.kwargs["pk"]})
 
     def list(self, request, *args, **kwargs):
+        if int(self.kwargs["pk"]) > MAX_ID:
+            raise NotFound()
         get_object_or_404(self.parent_queryset.filter(workspace_id=self.workspace_id), pk=self.kwargs["pk"])
         return super().list(request, *args, **kwargs)

@@ -4,15 +4,15 @@ import django_filters
 
 from dispatch.choices import CommandSlug, CommandStatus, DispatchEventStatus
 from dispatch.models import Command, DispatchEvent
-from texture_portal.filters import IdFilter, UpdatedSinceFilterSet
+from texture_portal.filters import IdFilter, IsoDateTimeFilter, UpdatedSinceFilterSet
 
 
 class DispatchEventFilterSet(UpdatedSinceFilterSet):
     status = django_filters.MultipleChoiceFilter(choices=DispatchEventStatus.choices)
     program = django_filters.CharFilter(field_name="program__slug", label="Program slug")
     isTest = django_filters.BooleanFilter(field_name="is_test")
-    startsAfter = django_filters.IsoDateTimeFilter(field_name="starts_at", lookup_expr="gte")
-    startsBefore = django_filters.IsoDateTimeFilter(field_name="starts_at", lookup_expr="lt")
+    startsAfter = IsoDateTimeFilter(field_name="starts_at", lookup_expr="gte")
+    startsBefore = IsoDateTimeFilter(field_name="starts_at", lookup_expr="lt")
 
     class Meta:
         model = DispatchEvent

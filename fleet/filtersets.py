@@ -6,7 +6,7 @@ from django.db.models import Exists, OuterRef
 from fleet.choices import DeviceState, DeviceType
 from fleet.models import Contact, Device, Site, TelemetryReading
 from programs.models import Enrollment
-from texture_portal.filters import IdFilter, UpdatedSinceFilterSet
+from texture_portal.filters import IdFilter, IsoDateTimeFilter, UpdatedSinceFilterSet
 
 
 class ContactFilterSet(UpdatedSinceFilterSet):
@@ -64,8 +64,8 @@ class DeviceFilterSet(UpdatedSinceFilterSet):
 
 
 class TelemetryReadingFilterSet(django_filters.FilterSet):
-    since = django_filters.IsoDateTimeFilter(field_name="measured_at", lookup_expr="gte", label="Measured at or after")
-    until = django_filters.IsoDateTimeFilter(field_name="measured_at", lookup_expr="lt", label="Measured before")
+    since = IsoDateTimeFilter(field_name="measured_at", lookup_expr="gte", label="Measured at or after")
+    until = IsoDateTimeFilter(field_name="measured_at", lookup_expr="lt", label="Measured before")
 
     class Meta:
         model = TelemetryReading

@@ -5,7 +5,7 @@ import django_filters
 from integrations.choices import PlatformEventType
 from integrations.destinations import DeliveryAttempt, DeliveryStatus, Destination
 from integrations.models import PlatformEvent
-from texture_portal.filters import IdFilter, UpdatedSinceFilterSet
+from texture_portal.filters import IdFilter, IsoDateTimeFilter, UpdatedSinceFilterSet
 
 
 class DestinationFilterSet(UpdatedSinceFilterSet):
@@ -27,7 +27,7 @@ class DeliveryAttemptFilterSet(django_filters.FilterSet):
 
 class PlatformEventFilterSet(django_filters.FilterSet):
     type = django_filters.MultipleChoiceFilter(choices=PlatformEventType.choices)
-    since = django_filters.IsoDateTimeFilter(field_name="timestamp", lookup_expr="gte")
+    since = IsoDateTimeFilter(field_name="timestamp", lookup_expr="gte")
     key = django_filters.CharFilter(field_name="key")
 
     class Meta:

@@ -2,7 +2,7 @@
 response matches the schema (status code documented, content type, body). Runs in CI as part of the suite.
 
 One test drives every operation, so the live server and its committed data are set up once; the seed rows
-that migrations wrote (manufacturer catalog, role groups) are put back after the transactional flush."""
+that migrations wrote (manufacturer catalog, role groups) are ensured before and put back after the flush."""
 
 import json
 from unittest import mock
@@ -10,7 +10,6 @@ from unittest import mock
 import pytest
 import requests
 import schemathesis
-from django.core import serializers
 from django.test import override_settings
 from hypothesis import HealthCheck, given, settings
 from pytest_django.live_server_helper import LiveServer
@@ -44,21 +43,35 @@ def _fake_post(url, body, headers):
     return response
 
 
+def _seed_catalog_and_roles() -> None:
+    """What migrations seed and a transactional test's flush removes: the manufacturer catalog and the role
+    groups (idempotent; the same functions the data migrations run)."""
+    from django.apps import apps
+    from django.contrib.auth.models import Group, Permission
+
+    from integrations.catalog import seed_manufacturers
+    from texture_portal.choices import Role
+    from texture_portal.roles import ROLE_PERMISSIONS
+
+    seed_manufacturers(apps)
+    index = {
+        f"{app}.{codename}": pk
+        for pk, app, codename in Permission.objects.values_list("pk", "content_type__app_label", "codename")
+    }
+    for role in Role:
+        group, _ = Group.objects.get_or_create(name=str(role.label))
+        group.permissions.set([index[perm] for perm in ROLE_PERMISSIONS[role]])
+
+
 @pytest.fixture
 def reseed(django_db_blocker):
-    """Set up before (so torn down after) the transactional flush: restores the migration-seeded rows."""
-    from django.contrib.auth.models import Group
-
-    from integrations.models import Manufacturer
-
+    """Set up before (so torn down after) the transactional flush: the seed rows are there for this test
+    (an earlier transactional test may have flushed them) and for the tests after it."""
     with django_db_blocker.unblock():
-        seed = serializers.serialize(
-            "json", [*Manufacturer.objects.all(), *Group.objects.all()], use_natural_foreign_keys=True
-        )
+        _seed_catalog_and_roles()
     yield
     with django_db_blocker.unblock():
-        for obj in serializers.deserialize("json", seed):
-            obj.save()
+        _seed_catalog_and_roles()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from texture_portal.filters import IdFilter, IsoDateTimeFilter, UpdatedSinceFilt
 
 
 class DispatchEventFilterSet(UpdatedSinceFilterSet):
-    status = django_filters.MultipleChoiceFilter(choices=DispatchEventStatus.choices)
+    status = django_filters.MultipleChoiceFilter(distinct=False, choices=DispatchEventStatus.choices)
     program = django_filters.CharFilter(field_name="program__slug", label="Program slug")
     isTest = django_filters.BooleanFilter(field_name="is_test")
     startsAfter = IsoDateTimeFilter(field_name="starts_at", lookup_expr="gte")
@@ -20,7 +20,7 @@ class DispatchEventFilterSet(UpdatedSinceFilterSet):
 
 
 class CommandFilterSet(UpdatedSinceFilterSet):
-    status = django_filters.MultipleChoiceFilter(choices=CommandStatus.choices)
+    status = django_filters.MultipleChoiceFilter(distinct=False, choices=CommandStatus.choices)
     command = django_filters.ChoiceFilter(field_name="slug", choices=CommandSlug.choices)
     deviceId = IdFilter(field_name="device_id")
     dispatchEventId = IdFilter(field_name="dispatch_event_id")

@@ -31,7 +31,9 @@ class SiteFilterSet(UpdatedSinceFilterSet):
 
 
 class DeviceFilterSet(UpdatedSinceFilterSet):
-    state = django_filters.MultipleChoiceFilter(choices=DeviceState.choices, label="Device state (repeatable)")
+    state = django_filters.MultipleChoiceFilter(
+        distinct=False, choices=DeviceState.choices, label="Device state (repeatable)"
+    )
     deviceType = django_filters.ChoiceFilter(field_name="device_type", choices=DeviceType.choices)
     manufacturer = django_filters.CharFilter(field_name="manufacturer__slug", label="Manufacturer slug")
     referenceId = django_filters.CharFilter(field_name="contact__reference_id", label="The contact's account number")

@@ -17,7 +17,7 @@ class DestinationFilterSet(UpdatedSinceFilterSet):
 
 
 class DeliveryAttemptFilterSet(django_filters.FilterSet):
-    status = django_filters.MultipleChoiceFilter(choices=DeliveryStatus.choices)
+    status = django_filters.MultipleChoiceFilter(distinct=False, choices=DeliveryStatus.choices)
     eventId = IdFilter(field_name="event_id")
 
     class Meta:
@@ -26,7 +26,7 @@ class DeliveryAttemptFilterSet(django_filters.FilterSet):
 
 
 class PlatformEventFilterSet(django_filters.FilterSet):
-    type = django_filters.MultipleChoiceFilter(choices=PlatformEventType.choices)
+    type = django_filters.MultipleChoiceFilter(distinct=False, choices=PlatformEventType.choices)
     since = IsoDateTimeFilter(field_name="timestamp", lookup_expr="gte")
     key = django_filters.CharFilter(field_name="key")
 

@@ -8,7 +8,7 @@ from texture_portal.filters import IdFilter, UpdatedSinceFilterSet
 
 
 class ProgramFilterSet(UpdatedSinceFilterSet):
-    phase = django_filters.MultipleChoiceFilter(choices=ProgramPhase.choices)
+    phase = django_filters.MultipleChoiceFilter(distinct=False, choices=ProgramPhase.choices)
     programType = django_filters.ChoiceFilter(field_name="program_type", choices=ProgramType.choices)
 
     class Meta:
@@ -25,7 +25,7 @@ class EventStrategyFilterSet(UpdatedSinceFilterSet):
 
 
 class EnrollmentFilterSet(UpdatedSinceFilterSet):
-    status = django_filters.MultipleChoiceFilter(choices=EnrollmentStatus.choices)
+    status = django_filters.MultipleChoiceFilter(distinct=False, choices=EnrollmentStatus.choices)
     program = django_filters.CharFilter(field_name="program__slug", label="Program slug")
     deviceId = IdFilter(field_name="device_id")
     referenceId = django_filters.CharFilter(field_name="device__contact__reference_id", label="Account number")

@@ -234,7 +234,7 @@ class DestinationAdmin(WorkspaceScopedAdmin):
     def audit_save(self, request, obj, form, change):
         """The services audit."""
 
-    @admin.action(description=_("Rotate the signing secret (shown once)"))
+    @admin.action(description=_("Rotate the signing secret (shown once)"), permissions=["change"])
     def rotate_secret(self, request, queryset):
         for destination in queryset:
             if not request.user.has_perm("integrations.change_destination", destination):

@@ -255,7 +255,7 @@ class ApiKeyAdmin(WorkspaceScopedAdmin):
 
         return HttpResponseRedirect(reverse("admin:texture_portal_apikey_changelist"))
 
-    @admin.action(description=_("Revoke selected API keys"))
+    @admin.action(description=_("Revoke selected API keys"), permissions=["change"])
     def revoke_selected(self, request, queryset):
         revoked = 0
         for api_key in queryset:

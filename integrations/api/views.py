@@ -16,6 +16,8 @@ from integrations.filtersets import DeliveryAttemptFilterSet, DestinationFilterS
 from integrations.models import PlatformEvent
 from texture_portal.api.serializers import json_object
 from texture_portal.api.views import WorkspaceModelViewSet, WorkspaceNestedListView, WorkspaceReadOnlyViewSet
+from texture_portal.audit import audit_record
+from texture_portal.choices import AuditAction
 from texture_portal.models import Workspace
 
 
@@ -66,9 +68,6 @@ class DestinationViewSet(WorkspaceModelViewSet):
         return Response(DestinationSerializer(destination).data)
 
     def perform_destroy(self, instance):
-        from texture_portal.audit import audit_record
-        from texture_portal.choices import AuditAction
-
         audit_record(actor=self.actor, action=AuditAction.OBJECT_DELETED, target=instance, source=self.audit_source)
         instance.delete()
 

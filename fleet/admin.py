@@ -6,6 +6,7 @@ from django.utils.translation import gettext_lazy as _
 
 from fleet import services
 from fleet.choices import DeviceState
+from fleet.filtersets import ContactFilterSet, DeviceFilterSet, SiteFilterSet
 from fleet.models import Contact, Device, DeviceStateChange, DeviceTag, Site, TelemetryReading
 from programs.models import Enrollment, Program
 from texture_portal.admin_base import (
@@ -16,6 +17,7 @@ from texture_portal.admin_base import (
     scope_to_user,
 )
 from texture_portal.choices import AuditSource
+from texture_portal.filters import FilterSetAdminMixin
 
 
 class ProgramListFilter(admin.SimpleListFilter):
@@ -87,7 +89,8 @@ class DeviceEnrollmentInline(ReadOnlyWorkspaceScopedTabularInline):
 
 # -- contacts and sites -----------------------------------------------------------------------------------
 @admin.register(Contact)
-class ContactAdmin(WorkspaceScopedAdmin):
+class ContactAdmin(FilterSetAdminMixin, WorkspaceScopedAdmin):
+    filterset_class = ContactFilterSet  # the API's filters, by the API's names
     list_display = ["reference_id", "last_name", "first_name", "email", "phone", "workspace"]
     list_display_links = ["reference_id", "last_name"]
     list_select_related = ["workspace__organization"]
@@ -122,7 +125,8 @@ class ContactAdmin(WorkspaceScopedAdmin):
 
 
 @admin.register(Site)
-class SiteAdmin(WorkspaceScopedAdmin):
+class SiteAdmin(FilterSetAdminMixin, WorkspaceScopedAdmin):
+    filterset_class = SiteFilterSet  # the API's filters, by the API's names
     list_display = ["__str__", "city", "state", "postal_code", "contact", "workspace"]
     list_select_related = ["contact", "workspace__organization"]
     list_filter = [("workspace", ScopedRelatedFieldListFilter), "state"]
@@ -177,7 +181,8 @@ class DeviceTagAdmin(WorkspaceScopedAdmin):
 
 
 @admin.register(Device)
-class DeviceAdmin(WorkspaceScopedAdmin):
+class DeviceAdmin(FilterSetAdminMixin, WorkspaceScopedAdmin):
+    filterset_class = DeviceFilterSet  # the API's filters, by the API's names
     list_display = [
         "system_identifier",
         "manufacturer",

@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from integrations import services, webhooks
 from integrations.choices import PlatformEventType
 from integrations.destinations import DeliveryAttempt, Destination
+from integrations.filtersets import DestinationFilterSet, PlatformEventFilterSet
 from integrations.models import Manufacturer, PlatformEvent, WorkspaceIntegration
 from texture_portal.admin_base import (
     ReadOnlyWorkspaceScopedAdmin,
@@ -20,6 +21,7 @@ from texture_portal.admin_base import (
 )
 from texture_portal.choices import AuditSource
 from texture_portal.exceptions import ApplicationError
+from texture_portal.filters import FilterSetAdminMixin
 
 
 @admin.register(Manufacturer)
@@ -108,8 +110,10 @@ class WorkspaceIntegrationAdmin(WorkspaceScopedAdmin):
 
 
 @admin.register(PlatformEvent)
-class PlatformEventAdmin(ReadOnlyWorkspaceScopedAdmin):
+class PlatformEventAdmin(FilterSetAdminMixin, ReadOnlyWorkspaceScopedAdmin):
     """The outbox: every event the workspace's destinations are sent, with its exact payload."""
+
+    filterset_class = PlatformEventFilterSet  # the API's filters, by the API's names
 
     list_display = ["timestamp", "type", "key", "workspace"]
     list_select_related = ["workspace__organization"]
@@ -164,7 +168,8 @@ class DeliveryAttemptInline(ReadOnlyWorkspaceScopedTabularInline):
 
 
 @admin.register(Destination)
-class DestinationAdmin(WorkspaceScopedAdmin):
+class DestinationAdmin(FilterSetAdminMixin, WorkspaceScopedAdmin):
+    filterset_class = DestinationFilterSet  # the API's filters, by the API's names
     form = DestinationForm
     list_display = [
         "label",

@@ -4,6 +4,8 @@ import datetime
 
 import django_filters
 from django import forms
+from django.contrib import messages
+from django.http import QueryDict
 from django_filters.fields import IsoDateTimeField
 
 
@@ -45,3 +47,40 @@ class IdFilter(django_filters.NumberFilter):
         kwargs.setdefault("min_value", 1)
         kwargs.setdefault("max_value", MAX_ID)
         super().__init__(*args, **kwargs)
+
+
+class FilterSetAdminMixin:
+    """Shares an app's FilterSet with its admin changelist: the changelist accepts the API's query names
+    (`/admin/fleet/device/?manufacturer=tesla&updatedSince=2026-07-01T00:00:00Z`) and filters with the very
+    same FilterSet. Names the admin's own sidebar filters already use (e.g. `program`, `tag`, which take ids
+    there) stay the admin's."""
+
+    filterset_class = None
+
+    def _admin_param_names(self) -> set[str]:
+        return {getattr(item, "parameter_name", None) for item in self.list_filter} - {None}
+
+    def changelist_view(self, request, extra_context=None):
+        taken = self._admin_param_names()
+        names = [name for name in self.filterset_class.base_filters if name in request.GET and name not in taken]
+        if names:
+            data = QueryDict(mutable=True)
+            remaining = request.GET.copy()
+            for name in names:
+                data.setlist(name, request.GET.getlist(name))
+                del remaining[name]
+            request.GET = remaining  # the admin's ChangeList would refuse names that are not model lookups
+            request.api_filter_data = data
+        return super().changelist_view(request, extra_context)
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        data = getattr(request, "api_filter_data", None)
+        if not data:
+            return queryset
+        filterset = self.filterset_class(data, queryset=queryset, request=request)
+        if not filterset.is_valid():
+            errors = "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in filterset.errors.items())
+            messages.error(request, f"Invalid filter — {errors}")
+            return queryset.none()
+        return filterset.qs

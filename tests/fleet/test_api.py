@@ -145,3 +145,30 @@ def test_command_log_of_a_device(fleet):
     rows = api_client_for(workspace).get(f"/v1/devices/{tesla_live.pk}/commands").json()["data"]
     assert [row["id"] for row in rows] == [first.pk]
     assert rows[0]["command"] == "battery:set-reserve" and rows[0]["status"] == "pending"
+
+
+def test_the_admin_changelist_filters_with_the_same_filterset(client, fleet):
+    from django.urls import reverse
+
+    from tests.factories import staff_user
+    from texture_portal.choices import Role
+
+    workspace, tesla_live, tesla_new, franklin_live = fleet
+    client.force_login(staff_user("ops", workspace, Role.OPS))
+    url = reverse("admin:fleet_device_changelist")
+
+    def listed(params):
+        response = client.get(url, params)
+        assert response.status_code == 200
+        return sorted(obj.pk for obj in response.context["cl"].result_list)
+
+    assert listed({"manufacturer": "franklinwh"}) == [franklin_live.pk]
+    assert listed({"referenceId": "ACCT-77"}) == [tesla_new.pk]
+    assert listed({"state": "on_workspace", "manufacturer": "tesla"}) == [tesla_live.pk]
+    # the admin's own sidebar filters keep their parameters (a tag id) and combine with the API's names
+    tag_id = tesla_live.tags.get(name="feeder:12").pk
+    assert listed({"tag": tag_id, "state": "on_workspace"}) == [tesla_live.pk]
+    # an invalid value says so and lists nothing
+    response = client.get(url, {"updatedSince": "yesterday"})
+    assert list(response.context["cl"].result_list) == []
+    assert any("updatedSince" in str(m) for m in response.context["messages"])

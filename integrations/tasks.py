@@ -6,6 +6,7 @@ from celery import shared_task
 
 from integrations import webhooks
 from integrations.models import PlatformEvent
+from texture_portal.celery import app
 
 logger = logging.getLogger(__name__)
 
@@ -33,3 +34,20 @@ def destination_deliver_task(destination_id: int, event_id: int, attempt: int = 
     elif outcome.status == "failed":
         logger.warning("Event %s to destination %s: gave up after attempt %s", event_id, destination_id, attempt)
     return outcome.status
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def destinations_sweep_task() -> int:
+    """Safety net of the outbox (every 5 minutes from beat): queue the first attempt of any event an active
+    destination never got. Idempotent: a first attempt already claimed is never sent twice."""
+    pairs = webhooks.undelivered_events()
+    for destination_id, event_id in pairs:
+        destination_deliver_task.delay(destination_id, event_id, 1)
+    if pairs:
+        logger.warning("Webhook sweep queued %s missed deliveries", len(pairs))
+    return len(pairs)
+
+
+@app.on_after_finalize.connect
+def schedule_destinations_sweep(sender, **kwargs):
+    sender.add_periodic_task(300.0, destinations_sweep_task.s(), name="destinations sweep (missed webhook deliveries)")

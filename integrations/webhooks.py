@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import requests
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from integrations.choices import PlatformEventType
@@ -321,3 +321,25 @@ def destinations_for_event(event: PlatformEvent) -> list[int]:
     """Ids of the active destinations of the event's workspace that subscribe to its type."""
     rows = Destination.objects.filter(workspace_id=event.workspace_id, is_active=True).values_list("pk", "event_types")
     return [pk for pk, types in rows if not types or event.type in types]
+
+
+def undelivered_events(*, window_hours: int = 24, grace_seconds: int = 120, limit: int = 1000) -> list[tuple[int, int]]:
+    """(destination id, event id) of events of the last `window_hours` that an active destination wants but
+    never got a first attempt for — e.g. the broker was down when the change committed. Events younger than
+    `grace_seconds` are left to the normal after-commit path."""
+    now = timezone.now()
+    since = now - datetime.timedelta(hours=window_hours)
+    pairs: list[tuple[int, int]] = []
+    for destination in Destination.objects.filter(is_active=True).only("pk", "workspace_id", "event_types", "created"):
+        events = PlatformEvent.objects.filter(
+            workspace_id=destination.workspace_id,
+            timestamp__gte=max(since, destination.created),
+            timestamp__lt=now - datetime.timedelta(seconds=grace_seconds),
+        ).exclude(Exists(DeliveryAttempt.objects.filter(destination_id=destination.pk, event_id=OuterRef("pk"))))
+        if destination.event_types:
+            events = events.filter(type__in=destination.event_types)
+        ids = events.order_by("timestamp", "id").values_list("pk", flat=True)[: limit - len(pairs)]
+        pairs += [(destination.pk, event_id) for event_id in ids]
+        if len(pairs) >= limit:
+            break
+    return pairs

@@ -295,3 +295,25 @@ def test_the_guard_runs_again_at_delivery_time(settings):
 def test_unknown_event_types_are_refused():
     with pytest.raises(ApplicationError, match="Unknown event types"):
         make_destination(WorkspaceFactory(), "http://127.0.0.1:1/", event_types=["device.exploded"])
+
+
+@local_hooks
+def test_the_sweep_delivers_events_that_missed_the_after_commit_path():
+    """E.g. the broker was down at commit: the outbox row is there, no attempt was made."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from integrations.tasks import destinations_sweep_task
+
+    device = DeviceFactory()
+    with Receiver() as receiver:
+        destination = make_destination(device.workspace, receiver.url, event_types=["device.updated"])
+        earlier = timezone.now() - timedelta(minutes=10)
+        event_emit(workspace_id=device.workspace_id, type="device.updated", key="missed", data={}, timestamp=earlier)
+        event_emit(workspace_id=device.workspace_id, type="site.created", key="unwanted", data={}, timestamp=earlier)
+        event_emit(workspace_id=device.workspace_id, type="device.updated", key="just-now", data={})  # in grace
+        Destination.objects.filter(pk=destination.pk).update(created=earlier - timedelta(minutes=1))
+        assert destinations_sweep_task.apply().get() == 1
+        assert destinations_sweep_task.apply().get() == 0  # delivered: nothing left to sweep
+    assert [json.loads(r["body"])["key"] for r in receiver.requests] == ["missed"]

@@ -174,3 +174,9 @@ def test_other_roles_cannot_see_or_create_keys(client, role):
     client.force_login(staff_user("someone", workspace, role))
     assert client.get(reverse("admin:texture_portal_apikey_changelist")).status_code == 403
     assert client.get(reverse("admin:texture_portal_apikey_add")).status_code == 403
+
+
+def test_unknown_paths_under_v1_answer_in_the_error_shape():
+    client = api_client_for(WorkspaceFactory())
+    for path in ("/v1/devices/-3", "/v1/destinations/abc/attempts", "/v1/nothing-here"):
+        assert_error(client.get(path), 404, "not_found")

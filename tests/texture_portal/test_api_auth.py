@@ -180,3 +180,6 @@ def test_unknown_paths_under_v1_answer_in_the_error_shape():
     client = api_client_for(WorkspaceFactory())
     for path in ("/v1/devices/-3", "/v1/destinations/abc/attempts", "/v1/nothing-here"):
         assert_error(client.get(path), 404, "not_found")
+    csrf_checking = api_client_for(WorkspaceFactory(), name="csrf")
+    csrf_checking.handler.enforce_csrf_checks = True
+    assert_error(csrf_checking.patch("/v1/destinations/x", {}, format="json"), 404, "not_found")

@@ -14,6 +14,7 @@ import schemathesis
 from django.test import override_settings
 from hypothesis import HealthCheck, given, settings
 from pytest_django.live_server_helper import LiveServer
+from schemathesis import GenerationMode
 from schemathesis.checks import (
     content_type_conformance,
     not_a_server_error,
@@ -100,10 +101,10 @@ def test_every_operation_conforms_to_the_served_schema(live_api):
     assert len(operations) >= 30
     calls: dict[str, int] = {}
 
-    def fuzz(operation):
-        label = f"{operation.method.upper()} {operation.path}"
+    def fuzz(operation, mode):
+        label = f"{mode.value} {operation.method.upper()} {operation.path}"
 
-        @given(case=operation.as_strategy())
+        @given(case=operation.as_strategy(generation_mode=mode))
         @settings(
             max_examples=EXAMPLES_PER_OPERATION,
             deadline=None,
@@ -118,5 +119,6 @@ def test_every_operation_conforms_to_the_served_schema(live_api):
         run()
 
     for operation in operations:
-        fuzz(operation)
-    assert set(calls) == {f"{op.method.upper()} {op.path}" for op in operations}
+        fuzz(operation, GenerationMode.POSITIVE)  # valid requests: documented answers, bodies as documented
+        fuzz(operation, GenerationMode.NEGATIVE)  # invalid requests: refused in the one error shape, never a 5xx
+    assert set(calls) == {f"{m} {op.method.upper()} {op.path}" for op in operations for m in ("positive", "negative")}

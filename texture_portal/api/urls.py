@@ -2,6 +2,7 @@
 
 from django.http import JsonResponse
 from django.urls import include, path, re_path
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
 from texture_portal.api.exceptions import error_body
@@ -16,6 +17,7 @@ urlpatterns = [
 ]
 
 
+@csrf_exempt  # API-key requests carry no CSRF token; without this a POST to a bad path would be a 403 page
 def api_not_found(request, *args, **kwargs):
     """Any other path under /v1/ (a malformed id, a typo) answers in the one error shape, not Django's HTML."""
     return JsonResponse(error_body(404, "not_found", f"No endpoint at {request.path}."), status=404)

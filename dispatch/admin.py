@@ -5,6 +5,7 @@ from django.utils.translation import gettext_lazy as _
 
 from dispatch import services
 from dispatch.choices import DispatchEventStatus
+from dispatch.filtersets import CommandFilterSet, DispatchEventFilterSet
 from dispatch.models import Command, DispatchAction, DispatchEvent
 from texture_portal.admin_actions import run_service_for_each
 from texture_portal.admin_base import (
@@ -16,6 +17,7 @@ from texture_portal.admin_base import (
 )
 from texture_portal.audit import audit_record
 from texture_portal.choices import AuditAction, AuditSource
+from texture_portal.filters import FilterSetAdminMixin
 
 
 def _is_draft(event) -> bool:
@@ -48,7 +50,8 @@ class EventCommandInline(ReadOnlyWorkspaceScopedTabularInline):
 
 
 @admin.register(DispatchEvent)
-class DispatchEventAdmin(WorkspaceScopedAdmin):
+class DispatchEventAdmin(FilterSetAdminMixin, WorkspaceScopedAdmin):
+    filterset_class = DispatchEventFilterSet  # the API's filters, by the API's names
     list_display = ["name", "program", "status", "is_test", "trigger", "starts_at", "ends_at", "workspace"]
     list_select_related = ["program", "workspace__organization"]
     list_filter = [
@@ -171,7 +174,8 @@ class DispatchEventAdmin(WorkspaceScopedAdmin):
 
 
 @admin.register(Command)
-class CommandAdmin(ReadOnlyWorkspaceScopedAdmin):
+class CommandAdmin(FilterSetAdminMixin, ReadOnlyWorkspaceScopedAdmin):
+    filterset_class = CommandFilterSet  # the API's filters, by the API's names
     list_display = [
         "created",
         "device",

@@ -7,6 +7,7 @@ from django.utils.translation import gettext_lazy as _
 from fleet import services
 from fleet.admin_imports import FleetImportExportMixin
 from fleet.choices import DeviceState
+from fleet.filtersets import ContactFilterSet, DeviceFilterSet, SiteFilterSet
 from fleet.models import Contact, Device, DeviceStateChange, DeviceTag, Site, TelemetryReading
 from programs.models import Enrollment, Program
 from texture_portal.admin_base import (
@@ -17,6 +18,7 @@ from texture_portal.admin_base import (
     scope_to_user,
 )
 from texture_portal.choices import AuditSource
+from texture_portal.filters import FilterSetAdminMixin
 
 
 class ProgramListFilter(admin.SimpleListFilter):
@@ -88,7 +90,8 @@ class DeviceEnrollmentInline(ReadOnlyWorkspaceScopedTabularInline):
 
 # -- contacts and sites -----------------------------------------------------------------------------------
 @admin.register(Contact)
-class ContactAdmin(FleetImportExportMixin, WorkspaceScopedAdmin):
+class ContactAdmin(FleetImportExportMixin, FilterSetAdminMixin, WorkspaceScopedAdmin):
+    filterset_class = ContactFilterSet  # the API's filters, by the API's names
     list_display = ["reference_id", "last_name", "first_name", "email", "phone", "workspace"]
     list_display_links = ["reference_id", "last_name"]
     list_select_related = ["workspace__organization"]
@@ -123,7 +126,8 @@ class ContactAdmin(FleetImportExportMixin, WorkspaceScopedAdmin):
 
 
 @admin.register(Site)
-class SiteAdmin(WorkspaceScopedAdmin):
+class SiteAdmin(FilterSetAdminMixin, WorkspaceScopedAdmin):
+    filterset_class = SiteFilterSet  # the API's filters, by the API's names
     list_display = ["__str__", "city", "state", "postal_code", "contact", "workspace"]
     list_select_related = ["contact", "workspace__organization"]
     list_filter = [("workspace", ScopedRelatedFieldListFilter), "state"]
@@ -178,7 +182,8 @@ class DeviceTagAdmin(WorkspaceScopedAdmin):
 
 
 @admin.register(Device)
-class DeviceAdmin(FleetImportExportMixin, WorkspaceScopedAdmin):
+class DeviceAdmin(FleetImportExportMixin, FilterSetAdminMixin, WorkspaceScopedAdmin):
+    filterset_class = DeviceFilterSet  # the API's filters, by the API's names
     list_display = [
         "system_identifier",
         "manufacturer",

@@ -1,9 +1,15 @@
 """Recording platform events (the outbox) and the `data` each type carries, in the API's camelCase."""
 
+import logging
+from functools import partial
+
+from django.db import transaction
 from django.utils import timezone
 
 from integrations.choices import PlatformEventType
 from integrations.models import PlatformEvent
+
+logger = logging.getLogger(__name__)
 
 STATE_EVENT = {
     # (from, to) of a device state change → the event integrators get
@@ -28,6 +34,18 @@ def event_emit(*, workspace_id: int, type: PlatformEventType | str, key: str, da
         ],
         ignore_conflicts=True,
     )
+    transaction.on_commit(partial(_fan_out, workspace_id, key[:200]))
+
+
+def _fan_out(workspace_id: int, key: str) -> None:
+    """After commit: hand the event to the webhook fan-out (idempotent per destination and event)."""
+    from integrations.tasks import platform_event_fan_out_task
+
+    try:
+        platform_event_fan_out_task.delay(workspace_id, key)
+    except Exception:
+        # The change is committed and the event is in the outbox; a broker outage must not fail the request.
+        logger.exception("Could not queue the webhook fan-out of event %s", key)
 
 
 def contact_data(contact) -> dict:

@@ -120,3 +120,7 @@ class PlatformEvent(models.Model):
             "timestamp": self.timestamp.isoformat().replace("+00:00", "Z"),
             "data": self.data,
         }
+
+
+# Destinations live in their own module; imported here so Django registers them with this app.
+from integrations.destinations import DeliveryAttempt, Destination  # noqa: E402, F401

@@ -8,6 +8,7 @@ from django.utils.translation import gettext_lazy as _
 
 from programs import selectors, services
 from programs.choices import PHASE_ORDER, EnrollmentStatus, EventType
+from programs.filtersets import EnrollmentFilterSet, ProgramFilterSet
 from programs.models import Enrollment, EventStrategy, Program
 from texture_portal.admin_actions import run_service_for_each
 from texture_portal.admin_base import (
@@ -16,6 +17,7 @@ from texture_portal.admin_base import (
     WorkspaceScopedAdmin,
 )
 from texture_portal.choices import AuditSource
+from texture_portal.filters import FilterSetAdminMixin
 
 
 class EventStrategyInline(ReadOnlyWorkspaceScopedTabularInline):
@@ -35,7 +37,8 @@ class EventStrategyInline(ReadOnlyWorkspaceScopedTabularInline):
 
 
 @admin.register(Program)
-class ProgramAdmin(WorkspaceScopedAdmin):
+class ProgramAdmin(FilterSetAdminMixin, WorkspaceScopedAdmin):
+    filterset_class = ProgramFilterSet  # the API's filters, by the API's names
     list_display = [
         "name",
         "slug",
@@ -212,7 +215,8 @@ class EventStrategyAdmin(WorkspaceScopedAdmin):
 
 
 @admin.register(Enrollment)
-class EnrollmentAdmin(WorkspaceScopedAdmin):
+class EnrollmentAdmin(FilterSetAdminMixin, WorkspaceScopedAdmin):
+    filterset_class = EnrollmentFilterSet  # the API's filters, by the API's names
     list_display = ["device", "program", "status", "submitted_at", "decided_at", "reason", "workspace"]
     list_select_related = ["device__manufacturer", "program", "workspace__organization"]
     list_filter = [

@@ -1,8 +1,10 @@
 """Tenancy admin: organizations (superusers), workspaces with their members, users, and the audit log."""
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.core.exceptions import PermissionDenied
 from django.utils.translation import gettext_lazy as _
 
 from texture_portal import services
@@ -12,7 +14,9 @@ from texture_portal.admin_base import (
     WorkspaceScopedAdmin,
     WorkspaceScopedTabularInline,
 )
+from texture_portal.api_keys import ApiKey
 from texture_portal.choices import AuditSource
+from texture_portal.exceptions import ApplicationError
 from texture_portal.models import AuditLogEntry, Organization, Workspace, WorkspaceMembership
 
 User = get_user_model()
@@ -176,3 +180,93 @@ class AuditLogEntryAdmin(ReadOnlyWorkspaceScopedAdmin):
         "reason",
         "correlation_id",
     ]
+
+
+# -- API keys ------------------------------------------------------------------------------------------------
+
+
+class ApiKeyForm(forms.ModelForm):
+    class Meta:
+        model = ApiKey
+        fields = ["workspace", "name", "expires_at"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(WorkspaceScopedAdmin):
+    """Engineering creates keys (the key is shown once, in the confirmation message) and revokes them.
+    The hash is never shown; the prefix identifies a key."""
+
+    form = ApiKeyForm
+    list_display = ["name", "display_prefix", "workspace", "status", "expires_at", "last_used_at", "created"]
+    list_select_related = ["workspace__organization"]
+    list_filter = [("workspace", ScopedRelatedFieldListFilter)]
+    search_fields = ["name", "=prefix"]
+    actions = ["revoke_selected"]
+    readonly_fields = ["display_prefix", "status", "last_used_at", "revoked_at", "revoked_reason", "created_by"]
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["workspace", "name", "expires_at"]
+        return [
+            "workspace",
+            "name",
+            "display_prefix",
+            "status",
+            "expires_at",
+            "last_used_at",
+            "revoked_at",
+            "revoked_reason",
+            "created_by",
+        ]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["workspace", "name", "expires_at", *self.readonly_fields] if obj else []
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoked keys stay, for the audit trail
+
+    def perform_save(self, request, obj, form, change):
+        if change:
+            return
+        try:
+            api_key, raw = services.api_key_create(
+                workspace=form.cleaned_data["workspace"],
+                name=form.cleaned_data["name"],
+                expires_at=form.cleaned_data.get("expires_at"),
+                actor=request.user,
+                source=AuditSource.ADMIN,
+            )
+        except ApplicationError as exc:
+            raise PermissionDenied(exc.message) from exc
+        obj.pk = api_key.pk
+        messages.warning(
+            request,
+            f"The API key “{api_key.name}” is {raw} — copy it now: it is stored only as a hash and will not be "
+            "shown again.",
+        )
+
+    def audit_save(self, request, obj, form, change):
+        """The service audits."""
+
+    def response_add(self, request, obj, post_url_continue=None):
+        # Go to the list (not the change page, whose success message would repeat the key's name only).
+        from django.http import HttpResponseRedirect
+        from django.urls import reverse
+
+        return HttpResponseRedirect(reverse("admin:texture_portal_apikey_changelist"))
+
+    @admin.action(description=_("Revoke selected API keys"), permissions=["change"])
+    def revoke_selected(self, request, queryset):
+        revoked = 0
+        for api_key in queryset:
+            if not request.user.has_perm("texture_portal.change_apikey", api_key):
+                raise PermissionDenied(f"You may not revoke “{api_key}”.")
+            if api_key.revoked_at is None:
+                services.api_key_revoke(
+                    api_key=api_key,
+                    actor=request.user,
+                    reason=f"Revoked in the admin by {request.user.get_username()}",
+                    source=AuditSource.ADMIN,
+                )
+                revoked += 1
+        self.message_user(request, f"{revoked} API key(s) revoked.", messages.SUCCESS)

@@ -193,3 +193,7 @@ class AuditLogEntry(models.Model):
 
     def get_action_display(self) -> str:
         return str(dict(AuditAction.choices).get(self.action, self.action))
+
+
+# API keys live in their own module; imported here so Django registers the model with this app.
+from texture_portal.api_keys import ApiKey  # noqa: E402, F401

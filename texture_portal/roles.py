@@ -13,10 +13,10 @@ ALL = (VIEW, ADD, CHANGE, DELETE)
 
 # Every tenant and catalog model, by app: the role table below refers to these.
 PORTAL_MODELS = {
-    "texture_portal": ["workspace", "workspacemembership", "auditlogentry"],
+    "texture_portal": ["workspace", "workspacemembership", "auditlogentry", "apikey"],
     "programs": ["program", "eventstrategy", "enrollment"],
     "fleet": ["contact", "site", "device", "devicestatechange", "devicetag", "telemetryreading", "importjob"],
-    "integrations": ["manufacturer", "workspaceintegration", "platformevent"],
+    "integrations": ["manufacturer", "workspaceintegration", "platformevent", "destination", "deliveryattempt"],
     "dispatch": ["dispatchevent", "dispatchaction", "command"],
 }
 
@@ -29,11 +29,12 @@ def _view_everything() -> set[str]:
     perms: set[str] = set()
     for app, models_ in PORTAL_MODELS.items():
         perms |= _perms(app, models_, (VIEW,))
-    return perms - {"texture_portal.view_workspacemembership"}
+    # Memberships are the Admin's business; API keys are Engineering's and the Admin's.
+    return perms - {"texture_portal.view_workspacemembership", "texture_portal.view_apikey"}
 
 
 # Written by the portal itself (catalog migration, services): even a workspace Admin only reads these.
-READ_ONLY_FOR_ADMINS = ("manufacturer", "workspace", "auditlogentry", "platformevent")
+READ_ONLY_FOR_ADMINS = ("manufacturer", "workspace", "auditlogentry", "platformevent", "deliveryattempt")
 
 ROLE_PERMISSIONS: dict[str, set[str]] = {
     # Fleet, alerts and dispatch monitoring: runs events and keeps devices in order.
@@ -51,7 +52,9 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
     | _perms("texture_portal", ["workspace"], (VIEW,))
     | _perms("fleet", ["contact", "site"], (CHANGE,)),
     # API keys, webhooks, integrations.
-    Role.ENGINEERING: _view_everything() | _perms("integrations", ["workspaceintegration"], ALL),
+    Role.ENGINEERING: _view_everything()
+    | _perms("integrations", ["workspaceintegration", "destination"], ALL)
+    | _perms("texture_portal", ["apikey"], (VIEW, ADD, CHANGE)),
     # Programs, strategies, enrollments, launch sign-off, events.
     Role.PROGRAM_LEAD: _view_everything()
     | _perms("programs", ["program", "eventstrategy", "enrollment"], (ADD, CHANGE))
@@ -67,7 +70,7 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
     | _perms("integrations", ["manufacturer"], (VIEW,))
     | _perms("texture_portal", ["workspace"], (VIEW, CHANGE))
     | _perms("texture_portal", ["auditlogentry"], (VIEW,))
-    | _perms("integrations", ["platformevent"], (VIEW,)),
+    | _perms("integrations", ["platformevent", "deliveryattempt"], (VIEW,)),
 }
 
 
@@ -77,9 +80,12 @@ def sync_role_groups(apps, schema_editor=None) -> None:
 
     # Permissions are normally created after all migrations ran; create them now so groups can hold them.
     for app_config in apps.get_app_configs():
-        app_config.models_module = True
+        # A historical app registry has no models module, which create_permissions takes for "no models";
+        # the real registry (tests re-seeding after a flush) keeps its own, untouched.
+        original = getattr(app_config, "models_module", None)
+        app_config.models_module = original or True
         create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
+        app_config.models_module = original
 
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")

@@ -89,3 +89,75 @@ def membership_revoke(
             source=source,
             changes={"user": user.get_username()},
         )
+
+
+# -- API keys ------------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def api_key_create(
+    *,
+    workspace: Workspace,
+    name: str,
+    actor,
+    expires_at=None,
+    source: AuditSource | str = AuditSource.SERVICE,
+):
+    """Create a key for `workspace`. Returns (ApiKey, raw key): the raw key exists only in this return value,
+    so the caller shows it once and forgets it."""
+    from django.utils import timezone
+
+    from texture_portal.api_keys import ApiKey, api_key_generate, api_key_hash
+    from texture_portal.exceptions import ApplicationError
+
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ApplicationError("The expiry date must be in the future.")
+    prefix, raw = api_key_generate()
+    while ApiKey.objects.filter(prefix=prefix).exists():  # 32^8 prefixes: a clash is rare, but cheap to avoid
+        prefix, raw = api_key_generate()
+    api_key = ApiKey(
+        workspace=workspace,
+        name=name,
+        prefix=prefix,
+        key_hash=api_key_hash(raw),
+        expires_at=expires_at,
+        created_by=actor if getattr(actor, "pk", None) else None,
+    )
+    api_key.full_clean()
+    api_key.save()
+    audit_record(
+        actor=actor,
+        action=AuditAction.OBJECT_CREATED,
+        target=api_key,
+        source=source,
+        changes={"prefix": api_key.prefix, "expires_at": expires_at},
+        reason="API key created",
+    )
+    return api_key, raw
+
+
+@transaction.atomic
+def api_key_revoke(*, api_key, actor, reason: str, source: AuditSource | str = AuditSource.SERVICE):
+    """Revoke a key for good (idempotent: revoking a revoked key changes nothing)."""
+    from django.utils import timezone
+
+    from texture_portal.api_keys import ApiKey
+    from texture_portal.exceptions import ApplicationError
+
+    if not reason.strip():
+        raise ApplicationError("Revoking an API key needs a reason.")
+    locked = ApiKey.objects.select_for_update().get(pk=api_key.pk)
+    if locked.revoked_at is None:
+        locked.revoked_at = timezone.now()
+        locked.revoked_reason = reason.strip()[:300]
+        locked.save(update_fields=["revoked_at", "revoked_reason", "last_updated"])
+        audit_record(
+            actor=actor,
+            action=AuditAction.OBJECT_CHANGED,
+            target=locked,
+            source=source,
+            changes={"revoked_at": [None, locked.revoked_at]},
+            reason=f"API key revoked: {locked.revoked_reason}",
+        )
+    api_key.refresh_from_db()
+    return api_key

@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "django_filters",
+    "drf_spectacular",
     "import_export",
     "texture_portal",
     "integrations",
@@ -158,9 +159,39 @@ OEM_HTTP_TIMEOUT_SECONDS = float(env_str("OEM_HTTP_TIMEOUT_SECONDS", "10"))
 
 REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    # The /v1/ API: workspace API keys only (no session cookies, so no CSRF), JSON only.
+    "DEFAULT_AUTHENTICATION_CLASSES": ["texture_portal.api.authentication.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["texture_portal.api.permissions.HasWorkspaceApiKey"],
+    "DEFAULT_THROTTLE_CLASSES": ["texture_portal.api.throttling.ApiKeyRateThrottle"],
+    "DEFAULT_PAGINATION_CLASS": "texture_portal.api.pagination.CursorPagination",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "texture_portal.api.schema.PortalAutoSchema",
+    "EXCEPTION_HANDLER": "texture_portal.api.exceptions.api_exception_handler",
+    "UNAUTHENTICATED_USER": None,
 }
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Texture Portal API",
+    "DESCRIPTION": "The integrator API of one workspace. See docs/integrators.md.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SCHEMA_PATH_PREFIX": "/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "DeviceStateEnum": "fleet.choices.DeviceState",
+        "DeviceTypeEnum": "fleet.choices.DeviceType",
+        "PlatformEventTypeEnum": "integrations.choices.PlatformEventType",
+        "CommandStatusEnum": "dispatch.choices.CommandStatus",
+        "DispatchActionTypeEnum": "programs.choices.EventType",
+    },
+}
+# Per API key: "<requests>/<second|minute|hour>" (documented in docs/integrators.md).
+API_RATE_LIMIT = env_str("API_RATE_LIMIT", "600/minute")
 
-# Caches: progress of background imports is shared between the worker and the web process through it.
+# The cache holds the rate-limit counters and the progress of background imports: Redis when REDIS_URL is
+# set (shared by the web processes and the workers), otherwise local memory (one process: the embedded default).
 REDIS_URL = env_str("REDIS_URL")
 CACHES = {
     "default": (
@@ -170,6 +201,15 @@ CACHES = {
     )
 }
 
+# Destinations (webhooks out). Private, loopback and link-local targets are refused unless allowed (local dev).
+ALLOW_PRIVATE_WEBHOOK_URLS = env_bool("ALLOW_PRIVATE_WEBHOOK_URLS", False)
+WEBHOOK_TIMEOUT_SECONDS = float(env_str("WEBHOOK_TIMEOUT_SECONDS", "10"))
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 8)
+WEBHOOK_RETRY_BASE_SECONDS = env_int("WEBHOOK_RETRY_BASE_SECONDS", 30)
+WEBHOOK_RETRY_MAX_SECONDS = env_int("WEBHOOK_RETRY_MAX_SECONDS", 1800)
+# A destination whose deliveries keep failing is deactivated, with the reason, after this many in a row.
+WEBHOOK_DEACTIVATE_AFTER_FAILURES = env_int("WEBHOOK_DEACTIVATE_AFTER_FAILURES", 50)
+
 # Fleet imports: files up to this size are checked and imported within the request; larger ones by a
 # Celery job with a progress bar. An unconfirmed preview's file is removed after the TTL.
 IMPORT_SYNC_MAX_BYTES = env_int("IMPORT_SYNC_MAX_BYTES", 512 * 1024)
@@ -178,7 +218,13 @@ IMPORT_PREVIEW_TTL_HOURS = env_int("IMPORT_PREVIEW_TTL_HOURS", 24)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
+# Periodic tasks, all in one place (run exactly one `celery beat`).
 CELERY_BEAT_SCHEDULE = {
+    # every 5 minutes (crontab.guru: "*/5 * * * *"): deliver any event a destination missed (outbox safety net)
+    "destinations-sweep": {
+        "task": "integrations.tasks.destinations_sweep_task",
+        "schedule": crontab(minute="*/5"),
+    },
     # every hour at :17 (crontab.guru: "17 * * * *"): remove files of abandoned import previews
     "import-jobs-sweep": {
         "task": "fleet.importing.tasks.import_jobs_sweep_task",

@@ -1,0 +1,224 @@
+"""API latency at fleet scale: the filtered device list, first page and a page deep in the result.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/wt_api_bench .venv/bin/python bench/api_latency.py
+
+Seeds (once; re-runs reuse it) a workspace of 100,000 devices (plus a second workspace of 20,000, so the
+workspace scope is real), then requests `GET /v1/devices?state=on_workspace&manufacturer=tesla&perPage=100`
+through the whole Django stack (middleware, API-key auth, rate limit, filters, cursor pagination, serializer)
+in-process with the test client. For the first page and a page ~90 % deep it reports p50/p95 over repeated
+requests and the queries per request, and in the same run replays the bare SQL of the same page (the floor).
+Finally it checks that the query count does not change with the page size. Targets: p95 ≤ 100 ms for both
+pages; query count constant in page size. Exit status 1 when a target is missed.
+"""
+
+import argparse
+import base64
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "texture_portal.settings")
+os.environ.setdefault("API_RATE_LIMIT", "100000000/minute")  # measure the limiter's cost, not its refusals
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
+
+from fleet.models import Contact, Device, DeviceTag, Site  # noqa: E402
+from integrations.models import Manufacturer  # noqa: E402
+from texture_portal.models import Organization, Workspace  # noqa: E402
+from texture_portal.services import api_key_create  # noqa: E402
+
+BATTERY_MAKERS = ["tesla", "franklinwh", "enphase"]
+STATES = ["on_workspace"] * 7 + ["offline"] * 2 + ["registered"]
+FILTER = {"state": "on_workspace", "manufacturer": "tesla"}
+
+
+def seed_workspace(slug: str, devices: int, batch: int = 5000) -> Workspace:
+    organization, _ = Organization.objects.get_or_create(slug=f"bench-{slug}", defaults={"name": f"Bench {slug}"})
+    workspace, created = Workspace.objects.get_or_create(
+        slug=f"bench-{slug}", defaults={"organization": organization, "name": slug, "kind": "production"}
+    )
+    have = Device.objects.filter(workspace=workspace).count()
+    if have >= devices:
+        return workspace
+    rng = random.Random(slug)
+    makers = {m.slug: m for m in Manufacturer.objects.filter(slug__in=BATTERY_MAKERS)}
+    tags = [DeviceTag.objects.get_or_create(workspace=workspace, name=f"feeder:{n}")[0] for n in range(50)]
+    through = Device.tags.through
+    started = time.perf_counter()
+    for start in range(have, devices, batch):
+        n = min(batch, devices - start)
+        with transaction.atomic():
+            contacts = Contact.objects.bulk_create(
+                Contact(
+                    workspace=workspace,
+                    reference_id=f"{slug.upper()}-{start + i:07d}",
+                    first_name="Pat",
+                    last_name=f"Customer{start + i}",
+                )
+                for i in range(n)
+            )
+            sites = Site.objects.bulk_create(
+                Site(
+                    workspace=workspace,
+                    contact=c,
+                    street_one=f"{i} Main St",
+                    city="Bend",
+                    state="OR",
+                    postal_code="97701",
+                )
+                for i, c in enumerate(contacts)
+            )
+            made = Device.objects.bulk_create(
+                Device(
+                    workspace=workspace,
+                    contact_id=s.contact_id,
+                    site=s,
+                    manufacturer=makers[rng.choice(BATTERY_MAKERS)],
+                    system_identifier=f"{slug.upper()}-SN-{start + i:08d}",
+                    device_type="battery",
+                    state=rng.choice(STATES),
+                )
+                for i, s in enumerate(sites)
+            )
+            through.objects.bulk_create(
+                through(device_id=d.pk, devicetag_id=tags[rng.randrange(len(tags))].pk) for d in made
+            )
+        print(f"  seeded {start + n:>7,} devices in {slug} ({time.perf_counter() - started:5.1f} s)", flush=True)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    return workspace
+
+
+def cursor_at(position: int) -> str:
+    """The cursor DRF's CursorPagination issues for "rows after `position`" (ordering -id)."""
+    return base64.b64encode(urlencode({"p": str(position)}).encode("ascii")).decode("ascii")
+
+
+def percentile(values, pct):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+
+
+def measure(client, url, headers, repeats):
+    for _ in range(5):  # warm up: connections, caches, last_used_at write
+        assert client.get(url, **headers).status_code == 200
+    times, counts, rows = [], set(), 0
+    sql = None
+    for _ in range(repeats):
+        with CaptureQueriesContext(connection) as ctx:
+            started = time.perf_counter()
+            response = client.get(url, **headers)
+            times.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200, response.content[:300]
+        rows = len(response.json()["data"])
+        counts.add(len(ctx.captured_queries))
+        sql = [q["sql"] for q in ctx.captured_queries]
+    return times, counts, rows, sql
+
+
+def replay(statements, repeats):
+    """The same SQL, sent straight to the database: what the page costs without Django and DRF."""
+    page_sql = max(statements, key=len)  # the device page itself (the joins make it the longest)
+    timings = {"page query": [], "all queries of the request": []}
+    with connection.cursor() as cursor:
+        for _ in range(5):
+            cursor.execute(page_sql)
+            cursor.fetchall()
+        for _ in range(repeats):
+            started = time.perf_counter()
+            cursor.execute(page_sql)
+            cursor.fetchall()
+            timings["page query"].append((time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            for statement in statements:
+                cursor.execute(statement)
+                if cursor.description:
+                    cursor.fetchall()
+            timings["all queries of the request"].append((time.perf_counter() - started) * 1000)
+    return timings
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--devices", type=int, default=100_000)
+    parser.add_argument("--other-devices", type=int, default=20_000)
+    parser.add_argument("--per-page", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--target-ms", type=float, default=100.0)
+    args = parser.parse_args()
+
+    if connection.vendor != "postgresql":
+        print("This benchmark runs on PostgreSQL: set DATABASE_URL=postgres://…", file=sys.stderr)
+        return 2
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
+    call_command("migrate", verbosity=0)
+    print("Seeding (reused when present)…", flush=True)
+    workspace = seed_workspace("alpha", args.devices)
+    seed_workspace("beta", args.other_devices)
+    _, raw = api_key_create(workspace=workspace, name="bench", actor=None)
+    headers = {"HTTP_TEXTURE_API_KEY": raw}
+    client = Client()
+
+    matching = Device.objects.filter(
+        workspace=workspace, state=FILTER["state"], manufacturer__slug=FILTER["manufacturer"]
+    )
+    total = matching.count()
+    deep_offset = int(total * 0.9)
+    deep_position = matching.order_by("-id").values_list("id", flat=True)[deep_offset]
+    base = f"/v1/devices?{urlencode({**FILTER, 'perPage': args.per_page})}"
+    pages = {
+        "first page": base,
+        f"deep page (row {deep_offset:,} of {total:,})": f"{base}&cursor={cursor_at(deep_position)}",
+    }
+
+    print(
+        f"\nPostgreSQL {connection.pg_version}, {Device.objects.filter(workspace=workspace).count():,} devices in the "
+        f"workspace, {Device.objects.count():,} in the table; filter {FILTER}; perPage={args.per_page}; "
+        f"{args.repeats} requests per page; cache backend {settings.CACHES['default']['BACKEND'].rsplit('.', 1)[-1]}\n"
+    )
+    print(f"{'':<34}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'queries':>9}{'rows':>6}")
+    ok = True
+    for name, url in pages.items():
+        times, counts, rows, sql = measure(client, url, headers, args.repeats)
+        p95 = percentile(times, 95)
+        ok &= p95 <= args.target_ms and len(counts) == 1
+        print(
+            f"{'API ' + name:<34}{statistics.median(times):>9.2f}{p95:>9.2f}{max(times):>9.2f}"
+            f"{'/'.join(map(str, sorted(counts))):>9}{rows:>6}"
+        )
+        for label, floor in replay(sql, args.repeats).items():
+            print(
+                f"{'  bare SQL: ' + label:<34}{statistics.median(floor):>9.2f}{percentile(floor, 95):>9.2f}"
+                f"{max(floor):>9.2f}"
+            )
+
+    print("\nQueries per request by page size (must not change):")
+    per_size = {}
+    for size in (10, 100, 500):
+        _, counts, rows, _ = measure(client, f"/v1/devices?{urlencode({**FILTER, 'perPage': size})}", headers, 3)
+        per_size[size] = sorted(counts)
+        print(f"  perPage={size:<4} rows={rows:<4} queries={'/'.join(map(str, sorted(counts)))}")
+    constant = len({tuple(v) for v in per_size.values()}) == 1
+    ok &= constant
+    print(
+        f"\nTargets: p95 ≤ {args.target_ms:g} ms on both pages; query count constant in page size → "
+        f"{'MET' if ok else 'MISSED'}"
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""Dispatch API bodies: program (dispatch) events and device commands."""
+
+from rest_framework import serializers
+
+from dispatch.choices import CommandSlug
+from dispatch.models import Command, DispatchAction, DispatchEvent
+from programs.choices import EventType
+from texture_portal.api.serializers import TimestampedSerializer
+from texture_portal.filters import MAX_ID
+
+
+class CommandSerializer(TimestampedSerializer):
+    id = serializers.IntegerField(read_only=True)
+    deviceId = serializers.IntegerField(source="device_id")
+    command = serializers.ChoiceField(source="slug", choices=CommandSlug.choices)
+    input = serializers.DictField()
+    status = serializers.CharField()
+    statusReason = serializers.CharField(source="status_reason", allow_blank=True)
+    attempts = serializers.IntegerField()
+    manufacturerReference = serializers.CharField(source="oem_reference", allow_blank=True)
+    idempotencyKey = serializers.CharField(source="idempotency_key")
+    dispatchEventId = serializers.IntegerField(source="dispatch_event_id", allow_null=True)
+    notBefore = serializers.DateTimeField(source="not_before")
+    sentAt = serializers.DateTimeField(source="sent_at", allow_null=True)
+    completedAt = serializers.DateTimeField(source="completed_at", allow_null=True)
+
+    class Meta:
+        model = Command
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses keys it does not know (a typo in a command input must not be silently ignored)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+Percent = {"min_value": 0, "max_value": 100}
+
+
+class BatterySetOperatingModeInput(StrictSerializer):
+    operatingMode = serializers.ChoiceField(choices=["charge", "discharge", "idle", "reset"])
+    minimumBatteryReserve = serializers.IntegerField(required=False, **Percent)
+    maximumBatteryReserve = serializers.IntegerField(required=False, **Percent)
+    enableGridInteraction = serializers.BooleanField(required=False, default=False)
+
+    def validate(self, attrs):
+        low, high = attrs.get("minimumBatteryReserve"), attrs.get("maximumBatteryReserve")
+        if low is not None and high is not None and low > high:
+            raise serializers.ValidationError({"minimumBatteryReserve": ["Must not exceed maximumBatteryReserve."]})
+        return attrs
+
+
+class BatterySetReserveInput(StrictSerializer):
+    chargePercentage = serializers.IntegerField(**Percent)
+
+
+class ChargingOperatingModeInput(StrictSerializer):
+    operatingMode = serializers.ChoiceField(choices=["start-charging", "stop-charging"])
+
+
+class VehicleSetChargeLimitInput(StrictSerializer):
+    chargeLimit = serializers.IntegerField(**Percent, help_text='0–100; a numeric string such as "80" is accepted.')
+
+
+COMMAND_INPUTS: dict[str, type[serializers.Serializer]] = {
+    CommandSlug.BATTERY_SET_OPERATING_MODE: BatterySetOperatingModeInput,
+    CommandSlug.BATTERY_SET_RESERVE: BatterySetReserveInput,
+    CommandSlug.CHARGER_SET_OPERATING_MODE: ChargingOperatingModeInput,
+    CommandSlug.VEHICLE_SET_OPERATING_MODE: ChargingOperatingModeInput,
+    CommandSlug.VEHICLE_SET_CHARGE_LIMIT: VehicleSetChargeLimitInput,
+}
+
+
+class CommandCreateSerializer(serializers.Serializer):
+    deviceId = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+    input = serializers.DictField(
+        help_text="The command's input; its fields depend on the command (see the operation description)."
+    )
+
+
+class DispatchActionSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    type = serializers.ChoiceField(source="action_type", choices=EventType.choices)
+    startsAt = serializers.DateTimeField(source="starts_at")
+    endsAt = serializers.DateTimeField(source="ends_at")
+
+    class Meta:
+        model = DispatchAction
+
+
+class DispatchEventSerializer(TimestampedSerializer):
+    id = serializers.IntegerField(read_only=True)
+    programId = serializers.IntegerField(source="program_id")
+    programSlug = serializers.CharField(source="program.slug")
+    strategyVersion = serializers.IntegerField(source="strategy.version")
+    name = serializers.CharField()
+    status = serializers.CharField()
+    statusReason = serializers.CharField(source="status_reason", allow_blank=True)
+    isTest = serializers.BooleanField(source="is_test")
+    trigger = serializers.CharField()
+    startsAt = serializers.DateTimeField(source="starts_at")
+    endsAt = serializers.DateTimeField(source="ends_at")
+    targetTags = serializers.SerializerMethodField()
+    actions = DispatchActionSerializer(many=True)
+
+    class Meta:
+        model = DispatchEvent
+
+    def get_targetTags(self, event) -> list[str]:
+        return sorted(tag.name for tag in event.target_tags.all())
+
+
+class DispatchActionInputSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=EventType.choices)
+    startsAt = serializers.DateTimeField()
+    endsAt = serializers.DateTimeField()
+
+    def validate(self, attrs):
+        if attrs["endsAt"] <= attrs["startsAt"]:
+            raise serializers.ValidationError({"endsAt": ["Must be after startsAt."]})
+        return attrs
+
+
+class DispatchEventCreateSerializer(serializers.Serializer):
+    programSlug = serializers.SlugField(max_length=100)
+    name = serializers.CharField(max_length=200)
+    startsAt = serializers.DateTimeField()
+    endsAt = serializers.DateTimeField()
+    isTest = serializers.BooleanField(default=True)
+    targetTags = serializers.ListField(child=serializers.CharField(max_length=100), required=False, default=list)
+    actions = DispatchActionInputSerializer(many=True, allow_empty=False)
+    signalReference = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
+
+    def validate(self, attrs):
+        if attrs["endsAt"] <= attrs["startsAt"]:
+            raise serializers.ValidationError({"endsAt": ["Must be after startsAt."]})
+        return attrs

@@ -1,0 +1,13 @@
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from dispatch.api import views
+
+router = SimpleRouter(trailing_slash=False)
+router.register("dispatch-events", views.DispatchEventViewSet, basename="dispatch-event")
+router.register("commands", views.CommandViewSet, basename="command")
+
+urlpatterns = [
+    path("commands/<str:deviceType>/<str:action>", views.CommandCreateView.as_view(), name="command-send"),
+    *router.urls,
+]

@@ -1,0 +1,155 @@
+import uuid
+
+from django.db.models import Prefetch
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, mixins, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from dispatch import services
+from dispatch.api.serializers import (
+    COMMAND_INPUTS,
+    CommandCreateSerializer,
+    CommandSerializer,
+    DispatchEventCreateSerializer,
+    DispatchEventSerializer,
+)
+from dispatch.filtersets import CommandFilterSet, DispatchEventFilterSet
+from dispatch.models import Command, DispatchAction, DispatchEvent
+from fleet.models import Device
+from programs.models import Program
+from texture_portal.api.serializers import RequiredReasonSerializer, json_object
+from texture_portal.api.views import WorkspaceApiView, WorkspaceReadOnlyViewSet
+
+COMMAND_DEVICE_TYPES = sorted({slug.split(":")[0] for slug in COMMAND_INPUTS})
+COMMAND_ACTIONS = sorted({slug.split(":")[1] for slug in COMMAND_INPUTS})
+
+
+class DispatchEventViewSet(mixins.CreateModelMixin, WorkspaceReadOnlyViewSet):
+    """Program (dispatch) events: create a draft, schedule it, cancel it."""
+
+    serializer_class = DispatchEventSerializer
+    filterset_class = DispatchEventFilterSet
+    transition_actions = ("schedule", "cancel")
+
+    def workspace_queryset(self):
+        return DispatchEvent.objects.select_related("program", "strategy").prefetch_related(
+            "target_tags", Prefetch("actions", queryset=DispatchAction.objects.order_by("starts_at", "id"))
+        )
+
+    def _respond(self, event, code=status.HTTP_200_OK):
+        return Response(self.get_serializer(self.get_queryset().get(pk=event.pk)).data, status=code)
+
+    @extend_schema(request=DispatchEventCreateSerializer, responses={201: DispatchEventSerializer})
+    def create(self, request, *args, **kwargs):
+        """A draft event of a program with its actions (charge / discharge / idle windows)."""
+        body = DispatchEventCreateSerializer(data=json_object(request))
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        program = get_object_or_404(Program.objects.filter(workspace_id=self.workspace_id), slug=data["programSlug"])
+        event = services.dispatch_event_create(
+            program=program,
+            name=data["name"],
+            starts_at=data["startsAt"],
+            ends_at=data["endsAt"],
+            is_test=data["isTest"],
+            target_tags=data["targetTags"],
+            signal_reference=data["signalReference"],
+            actions=[
+                {"action_type": a["type"], "starts_at": a["startsAt"], "ends_at": a["endsAt"]} for a in data["actions"]
+            ],
+            actor=self.actor,
+            source=self.audit_source,
+        )
+        return self._respond(event, status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses=DispatchEventSerializer)
+    @action(detail=True, methods=["post"])
+    def schedule(self, request, pk=None):
+        """draft → scheduled, when the event satisfies its strategy version and starts in the future."""
+        event = services.dispatch_event_schedule(event=self.get_object(), actor=self.actor, source=self.audit_source)
+        return self._respond(event)
+
+    @extend_schema(request=RequiredReasonSerializer, responses=DispatchEventSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        """Cancel a draft, scheduled or running event (a reason is required)."""
+        body = RequiredReasonSerializer(data=json_object(request))
+        body.is_valid(raise_exception=True)
+        event = services.dispatch_event_cancel(
+            event=self.get_object(), actor=self.actor, reason=body.validated_data["reason"], source=self.audit_source
+        )
+        return self._respond(event)
+
+
+class CommandViewSet(WorkspaceReadOnlyViewSet):
+    """The command log of the workspace; `GET /v1/commands/{id}` tracks one command."""
+
+    serializer_class = CommandSerializer
+    filterset_class = CommandFilterSet
+
+    def workspace_queryset(self):
+        return Command.objects.all()
+
+
+COMMAND_DOC = "\n".join(
+    f"- `{slug}`: " + ", ".join(f"`{name}`" for name in serializer().fields)
+    for slug, serializer in COMMAND_INPUTS.items()
+)
+
+
+class CommandCreateView(WorkspaceApiView):
+    """`POST /v1/commands/{deviceType}/{action}` with `{deviceId, input}`: a pending command, sent to the
+    device's OEM asynchronously. Track it with `GET /v1/commands/{id}` or the `command.*` webhooks."""
+
+    @extend_schema(
+        operation_id="commands_send",
+        description="Queue a command for a device. Commands and their `input` fields:\n\n" + COMMAND_DOC,
+        parameters=[
+            OpenApiParameter("deviceType", OpenApiTypes.STR, OpenApiParameter.PATH, enum=COMMAND_DEVICE_TYPES),
+            OpenApiParameter("action", OpenApiTypes.STR, OpenApiParameter.PATH, enum=COMMAND_ACTIONS),
+            OpenApiParameter(
+                "Idempotency-Key",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                required=False,
+                description="Repeat a request with the same key to get the same command back, never a second one.",
+            ),
+        ],
+        request=CommandCreateSerializer,
+        responses={202: CommandSerializer},
+    )
+    def post(self, request, deviceType: str, action: str):
+        slug = f"{deviceType}:{action}"
+        input_serializer = COMMAND_INPUTS.get(slug)
+        if input_serializer is None:
+            raise exceptions.NotFound(f"There is no command “{slug}”.")
+        body = CommandCreateSerializer(data=json_object(request))
+        body.is_valid(raise_exception=True)
+        device = get_object_or_404(
+            Device.objects.filter(workspace_id=self.workspace_id).select_related("manufacturer"),
+            pk=body.validated_data["deviceId"],
+        )
+        if device.device_type != deviceType:
+            raise exceptions.ValidationError(
+                {"deviceId": [f"Device {device.pk} is a {device.device_type}; “{slug}” needs a {deviceType}."]}
+            )
+        if device.manufacturer.is_read_only:
+            raise exceptions.ValidationError({"deviceId": [f"{device.manufacturer} devices are monitoring only."]})
+        command_input = input_serializer(data=body.validated_data["input"])
+        if not command_input.is_valid():
+            raise exceptions.ValidationError({"input": command_input.errors})
+        idempotency_key = request.headers.get("Idempotency-Key", "").strip()[:150] or uuid.uuid4().hex
+        command = services.command_create(
+            device=device,
+            slug=slug,
+            input=dict(command_input.validated_data),
+            idempotency_key=f"api:{idempotency_key}",
+            actor=self.actor,
+            source=self.audit_source,
+        )
+        # Sending belongs to the OEM adapter work: enqueue dispatch.tasks.command_send_task(command.pk) here,
+        # with transaction.on_commit, once that task exists.
+        return Response(CommandSerializer(command).data, status=status.HTTP_202_ACCEPTED)

@@ -1,0 +1,30 @@
+"""One FilterSet per dispatch model, used by the API."""
+
+import django_filters
+
+from dispatch.choices import CommandSlug, CommandStatus, DispatchEventStatus
+from dispatch.models import Command, DispatchEvent
+from texture_portal.filters import IdFilter, IsoDateTimeFilter, UpdatedSinceFilterSet
+
+
+class DispatchEventFilterSet(UpdatedSinceFilterSet):
+    status = django_filters.MultipleChoiceFilter(distinct=False, choices=DispatchEventStatus.choices)
+    program = django_filters.CharFilter(field_name="program__slug", label="Program slug")
+    isTest = django_filters.BooleanFilter(field_name="is_test")
+    startsAfter = IsoDateTimeFilter(field_name="starts_at", lookup_expr="gte")
+    startsBefore = IsoDateTimeFilter(field_name="starts_at", lookup_expr="lt")
+
+    class Meta:
+        model = DispatchEvent
+        fields = ["status", "program", "isTest", "startsAfter", "startsBefore", "updatedSince"]
+
+
+class CommandFilterSet(UpdatedSinceFilterSet):
+    status = django_filters.MultipleChoiceFilter(distinct=False, choices=CommandStatus.choices)
+    command = django_filters.ChoiceFilter(field_name="slug", choices=CommandSlug.choices)
+    deviceId = IdFilter(field_name="device_id")
+    dispatchEventId = IdFilter(field_name="dispatch_event_id")
+
+    class Meta:
+        model = Command
+        fields = ["status", "command", "deviceId", "dispatchEventId", "updatedSince"]

@@ -1,0 +1,15 @@
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from fleet.api import views
+
+router = SimpleRouter(trailing_slash=False)
+router.register("contacts", views.ContactViewSet, basename="contact")
+router.register("sites", views.SiteViewSet, basename="site")
+router.register("devices", views.DeviceViewSet, basename="device")
+
+urlpatterns = [
+    path("devices/<int:pk>/telemetry", views.DeviceTelemetryView.as_view(), name="device-telemetry"),
+    path("devices/<int:pk>/commands", views.DeviceCommandsView.as_view(), name="device-commands"),
+    *router.urls,
+]

@@ -1,0 +1,74 @@
+"""One FilterSet per fleet model, used by the API (and the query names integrators see)."""
+
+import django_filters
+from django.db.models import Exists, OuterRef
+
+from fleet.choices import DeviceState, DeviceType
+from fleet.models import Contact, Device, Site, TelemetryReading
+from programs.models import Enrollment
+from texture_portal.filters import IdFilter, IsoDateTimeFilter, UpdatedSinceFilterSet
+
+
+class ContactFilterSet(UpdatedSinceFilterSet):
+    referenceId = django_filters.CharFilter(field_name="reference_id", label="Utility account number (exact)")
+    email = django_filters.CharFilter(field_name="email", lookup_expr="iexact")
+
+    class Meta:
+        model = Contact
+        fields = ["referenceId", "email", "updatedSince"]
+
+
+class SiteFilterSet(UpdatedSinceFilterSet):
+    contactId = IdFilter(field_name="contact_id")
+    referenceId = django_filters.CharFilter(field_name="contact__reference_id", label="The contact's account number")
+    siteReferenceId = django_filters.CharFilter(field_name="site_reference_id")
+    postalCode = django_filters.CharFilter(field_name="postal_code")
+    state = django_filters.CharFilter(field_name="state", lookup_expr="iexact")
+
+    class Meta:
+        model = Site
+        fields = ["contactId", "referenceId", "siteReferenceId", "postalCode", "state", "updatedSince"]
+
+
+class DeviceFilterSet(UpdatedSinceFilterSet):
+    state = django_filters.MultipleChoiceFilter(
+        distinct=False, choices=DeviceState.choices, label="Device state (repeatable)"
+    )
+    deviceType = django_filters.ChoiceFilter(field_name="device_type", choices=DeviceType.choices)
+    manufacturer = django_filters.CharFilter(field_name="manufacturer__slug", label="Manufacturer slug")
+    referenceId = django_filters.CharFilter(field_name="contact__reference_id", label="The contact's account number")
+    systemIdentifier = django_filters.CharFilter(field_name="system_identifier")
+    siteId = IdFilter(field_name="site_id")
+    tag = django_filters.CharFilter(method="filter_tag", label="Tag name, e.g. feeder:12")
+    program = django_filters.CharFilter(method="filter_program", label="Program slug (any enrollment status)")
+
+    class Meta:
+        model = Device
+        fields = [
+            "state",
+            "deviceType",
+            "manufacturer",
+            "referenceId",
+            "systemIdentifier",
+            "siteId",
+            "tag",
+            "program",
+            "updatedSince",
+        ]
+
+    def filter_tag(self, queryset, name, value):
+        # EXISTS, not a join: a device matches once however its tags are stored.
+        through = Device.tags.through
+        return queryset.filter(Exists(through.objects.filter(device_id=OuterRef("pk"), devicetag__name=value)))
+
+    def filter_program(self, queryset, name, value):
+        return queryset.filter(Exists(Enrollment.objects.filter(device_id=OuterRef("pk"), program__slug=value)))
+
+
+class TelemetryReadingFilterSet(django_filters.FilterSet):
+    since = IsoDateTimeFilter(field_name="measured_at", lookup_expr="gte", label="Measured at or after")
+    until = IsoDateTimeFilter(field_name="measured_at", lookup_expr="lt", label="Measured before")
+
+    class Meta:
+        model = TelemetryReading
+        fields = ["since", "until"]

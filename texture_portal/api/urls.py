@@ -1,0 +1,26 @@
+"""`/v1/`: each app's `api/urls.py` is included here; a new capability (e.g. imports) adds one line."""
+
+from django.http import JsonResponse
+from django.urls import include, path, re_path
+from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
+
+from texture_portal.api.exceptions import error_body
+
+urlpatterns = [
+    path("schema", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs", SpectacularRedocView.as_view(url_name="api-schema"), name="api-docs"),
+    path("", include("fleet.api.urls")),
+    path("", include("programs.api.urls")),
+    path("", include("dispatch.api.urls")),
+    path("", include("integrations.api.urls")),
+]
+
+
+@csrf_exempt  # API-key requests carry no CSRF token; without this a POST to a bad path would be a 403 page
+def api_not_found(request, *args, **kwargs):
+    """Any other path under /v1/ (a malformed id, a typo) answers in the one error shape, not Django's HTML."""
+    return JsonResponse(error_body(404, "not_found", f"No endpoint at {request.path}."), status=404)
+
+
+urlpatterns.append(re_path(r"^.*$", api_not_found))

@@ -258,3 +258,26 @@ def import_jobs_sweep(*, now=None) -> int:
         job.save(update_fields=fields)
         removed += 1
     return removed
+
+
+def import_job_run(*, job: ImportJob, actor, dry_run: bool = False) -> ImportJob:
+    """Check and (unless `dry_run`) import a job in one process, checking the file once: the CLI's and the
+    API's path. A dry run stays `validated`, to be confirmed later (or swept)."""
+    plan = import_job_validate(job=job)
+    job.refresh_from_db(fields=["status"])
+    if job.status == ImportJobStatus.VALIDATED and not dry_run:
+        job = import_job_apply(job=job, actor=actor, plan=plan)
+    return job
+
+
+def import_job_start(*, job: ImportJob, actor, dry_run: bool = False) -> None:
+    """`import_job_run` now for a small file, or as a Celery job after commit for a large one."""
+    if not import_job_should_run_in_background(job):
+        import_job_run(job=job, actor=actor, dry_run=dry_run)
+        return
+    from fleet.importing.tasks import import_job_run_task
+
+    api_key = getattr(actor, "api_key", None)
+    user_id = None if api_key is not None else getattr(actor, "pk", None)
+    api_key_id = api_key.pk if api_key is not None else None
+    transaction.on_commit(lambda: import_job_run_task.delay(job.pk, user_id, api_key_id, dry_run))

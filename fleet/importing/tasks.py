@@ -27,3 +27,22 @@ def import_jobs_sweep_task() -> int:
     from fleet.importing.services import import_jobs_sweep
 
     return import_jobs_sweep()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def import_job_run_task(job_id: int, user_id: int | None, api_key_id: int | None, dry_run: bool) -> None:
+    """Check and import in one pass (the API's and CLI's path) for a file too large for the request."""
+    from django.contrib.auth import get_user_model
+
+    from fleet.importing.services import import_job_run
+    from fleet.models import ImportJob
+
+    actor = None
+    if api_key_id:
+        from texture_portal.api.authentication import ApiKeyPrincipal
+        from texture_portal.api_keys import ApiKey
+
+        actor = ApiKeyPrincipal(ApiKey.objects.get(pk=api_key_id))
+    elif user_id:
+        actor = get_user_model().objects.filter(pk=user_id).first()
+    import_job_run(job=ImportJob.objects.get(pk=job_id), actor=actor, dry_run=dry_run)

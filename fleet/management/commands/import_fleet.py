@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from fleet.choices import ImportJobStatus
-from fleet.importing.services import import_job_apply, import_job_create, import_job_validate
+from fleet.importing.services import import_job_create, import_job_run
 from texture_portal.choices import AuditSource
 from texture_portal.exceptions import ApplicationError
 from texture_portal.models import Workspace
@@ -41,11 +41,8 @@ class Command(BaseCommand):
             )
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
-        plan = import_job_validate(job=job)
+        import_job_run(job=job, actor=actor, dry_run=dry_run)
         job.refresh_from_db()
-        if job.status == ImportJobStatus.VALIDATED and not dry_run:
-            job = import_job_apply(job=job, actor=actor, plan=plan)
-            job.refresh_from_db()
 
         for warning in job.warnings:
             self.stderr.write(f"warning: {warning}")

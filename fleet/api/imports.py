@@ -53,9 +53,9 @@ class ImportJobSerializer(TimestampedSerializer):
     errors = serializers.SerializerMethodField(help_text=f"The first {ERRORS_INLINE}; all at /errors.")
     warnings = serializers.ListField(child=serializers.CharField(), read_only=True)
     progress = serializers.SerializerMethodField()
-    validatedAt = serializers.DateTimeField(source="validated_at", read_only=True)
-    confirmedAt = serializers.DateTimeField(source="confirmed_at", read_only=True)
-    finishedAt = serializers.DateTimeField(source="finished_at", read_only=True)
+    validatedAt = serializers.DateTimeField(source="validated_at", read_only=True, allow_null=True)
+    confirmedAt = serializers.DateTimeField(source="confirmed_at", read_only=True, allow_null=True)
+    finishedAt = serializers.DateTimeField(source="finished_at", read_only=True, allow_null=True)
 
     def get_errors(self, job) -> list[dict]:
         return list(job.errors or [])[:ERRORS_INLINE]

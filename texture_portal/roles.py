@@ -16,7 +16,7 @@ PORTAL_MODELS = {
     "texture_portal": ["workspace", "workspacemembership", "auditlogentry"],
     "programs": ["program", "eventstrategy", "enrollment"],
     "fleet": ["contact", "site", "device", "devicestatechange", "devicetag", "telemetryreading"],
-    "integrations": ["manufacturer", "workspaceintegration", "platformevent"],
+    "integrations": ["manufacturer", "workspaceintegration", "platformevent", "integrationrun"],
     "dispatch": ["dispatchevent", "dispatchaction", "command"],
 }
 
@@ -33,7 +33,7 @@ def _view_everything() -> set[str]:
 
 
 # Written by the portal itself (catalog migration, services): even a workspace Admin only reads these.
-READ_ONLY_FOR_ADMINS = ("manufacturer", "workspace", "auditlogentry", "platformevent")
+READ_ONLY_FOR_ADMINS = ("manufacturer", "workspace", "auditlogentry", "platformevent", "integrationrun")
 
 ROLE_PERMISSIONS: dict[str, set[str]] = {
     # Fleet, alerts and dispatch monitoring: runs events and keeps devices in order.
@@ -65,7 +65,7 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
     | _perms("integrations", ["manufacturer"], (VIEW,))
     | _perms("texture_portal", ["workspace"], (VIEW, CHANGE))
     | _perms("texture_portal", ["auditlogentry"], (VIEW,))
-    | _perms("integrations", ["platformevent"], (VIEW,)),
+    | _perms("integrations", ["platformevent", "integrationrun"], (VIEW,)),
 }
 
 

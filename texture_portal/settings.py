@@ -154,6 +154,38 @@ OEM_SIMULATOR_URL = env_str("OEM_SIMULATOR_URL", "http://127.0.0.1:8100").rstrip
 OEM_SLUGS = ("tesla", "franklinwh", "enphase", "solaredge", "emporia", "chargepoint", "smartcar")
 OEM_BASE_URLS = {slug: env_str(f"OEM_{slug.upper()}_BASE_URL", f"{OEM_SIMULATOR_URL}/{slug}") for slug in OEM_SLUGS}
 OEM_HTTP_TIMEOUT_SECONDS = float(env_str("OEM_HTTP_TIMEOUT_SECONDS", "10"))
+# Calls per second (sustained, burst) per OEM across all workers: a token bucket in Redis when one is
+# configured, in process memory otherwise. Set to what each OEM grants the portal's app or plan.
+OEM_RATE_LIMITS = {
+    slug: (float(env_str(f"OEM_{slug.upper()}_RATE_PER_SECOND", "50")), float(env_str(f"OEM_{slug.upper()}_BURST", "100")))
+    for slug in OEM_SLUGS
+}
+OEM_RATE_LIMIT_REDIS_URL = env_str("OEM_RATE_LIMIT_REDIS_URL") or env_str("CELERY_BROKER_URL")
+# A device is offline after cadence × this factor without a reading (one missed sync is not an outage).
+OEM_OFFLINE_GRACE_FACTOR = float(env_str("OEM_OFFLINE_GRACE_FACTOR", "3"))
+# Concurrent OEM calls inside one telemetry sync job (threads sharing one pooled session).
+OEM_SYNC_CONCURRENCY = env_int("OEM_SYNC_CONCURRENCY", 8)
+# Devices per telemetry sync task: a large account is split into tasks that finish well inside the cadence.
+OEM_SYNC_BATCH_SIZE = env_int("OEM_SYNC_BATCH_SIZE", 2000)
+
+CELERY_BEAT_SCHEDULE = {
+    # Find registered devices at their OEMs (every enabled integration); "discover now" in the admin runs it too.
+    "integrations-discover": {"task": "integrations.tasks.discovery_run_all_task", "schedule": 15 * 60},
+    # Telemetry of the 5-minute OEMs (Tesla, FranklinWH, Emporia).
+    "integrations-telemetry-5min": {
+        "task": "integrations.tasks.telemetry_sync_all_task",
+        "schedule": 5 * 60,
+        "kwargs": {"cadence_minutes": 5},
+    },
+    # Telemetry of the 15-minute OEMs (Enphase's interval data).
+    "integrations-telemetry-15min": {
+        "task": "integrations.tasks.telemetry_sync_all_task",
+        "schedule": 15 * 60,
+        "kwargs": {"cadence_minutes": 15},
+    },
+    # Devices with no reading within cadence × grace go offline.
+    "fleet-offline-sweep": {"task": "fleet.tasks.devices_mark_stale_offline_task", "schedule": 5 * 60},
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],

@@ -1,12 +1,13 @@
 """Writes of the fleet: contacts, sites, devices and device state. Every one is atomic and audited."""
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from django.db import transaction
 from django.utils import timezone
 
 from fleet.choices import DEVICE_STATE_TRANSITIONS, DeviceState
-from fleet.models import Contact, Device, DeviceStateChange, DeviceTag, Site
+from fleet.models import Contact, Device, DeviceStateChange, DeviceTag, Site, TelemetryReading
 from integrations import events
 from integrations.choices import PlatformEventType
 from texture_portal.audit import audit_record
@@ -268,3 +269,144 @@ def device_mark_registered(*, device: Device, reason: str, actor=None, source=Au
     return device_change_state(
         device=device, to_state=DeviceState.REGISTERED, reason=reason, actor=actor, source=source, at=at
     )
+
+
+# -- discovery and telemetry (written by integration jobs) ------------------------------------------------
+@transaction.atomic
+def device_mark_discovered(
+    *, device: Device, oem_device_id: str, oem_data: dict, reason: str, source=AuditSource.TASK, at=None
+) -> Device:
+    """Bind a Registered System to what its OEM calls it, and move it to Device on Workspace
+    (`device.discovered`). The OEM ids are stored before the state change so the event carries them."""
+    Device.objects.filter(pk=device.pk).update(
+        oem_device_id=oem_device_id[:200], oem_data=oem_data, last_updated=timezone.now()
+    )
+    device.oem_device_id, device.oem_data = oem_device_id[:200], oem_data
+    device_change_state(
+        device=device, to_state=DeviceState.ON_WORKSPACE, reason=reason, actor=None, source=source, at=at
+    )
+    return device
+
+
+def devices_note_reason(*, device_ids: Iterable[int], reason: str) -> int:
+    """Say why devices stay where they are (not found at the OEM, integration not enabled) without a state
+    change: no history row, no event, just the readable reason staff see on the device."""
+    return (
+        Device.objects.filter(pk__in=list(device_ids))
+        .exclude(state_reason=reason[:300])
+        .update(state_reason=reason[:300], last_updated=timezone.now())
+    )
+
+
+@dataclass(frozen=True)
+class TelemetryIngestResult:
+    readings_written: int
+    devices_updated: int
+    devices_recovered: list[int]
+
+
+def telemetry_ingest(*, workspace_id: int, readings: list[tuple[int, object]]) -> TelemetryIngestResult:
+    """Write normalized readings in bulk and move each device's latest snapshot forward.
+
+    `readings` is [(device_id, TelemetrySnapshot)]. Idempotent on (device, measured_at): a re-sent reading
+    (a retried batch, a dropped connection mid-sync) is neither lost nor duplicated. A device only moves
+    forward: an older reading never replaces a newer latest snapshot. Offline devices that report again go
+    back to Device on Workspace (`device.connected`). Queries per call are constant in the number of
+    readings, except one state change per recovered device.
+    """
+    if not readings:
+        return TelemetryIngestResult(0, 0, [])
+    received = timezone.now()
+    rows = [
+        TelemetryReading(
+            workspace_id=workspace_id,
+            device_id=device_id,
+            measured_at=snapshot.measured_at,
+            received_at=received,
+            **snapshot.reading_fields(),
+        )
+        for device_id, snapshot in readings
+    ]
+    device_ids = sorted({device_id for device_id, _ in readings})
+    with transaction.atomic():
+        TelemetryReading.objects.bulk_create(rows, batch_size=2000, ignore_conflicts=True)
+        newest = {}
+        for device_id, snapshot in readings:
+            if device_id not in newest or snapshot.measured_at > newest[device_id]:
+                newest[device_id] = snapshot.measured_at
+        oldest = min(newest.values())
+        stored = {
+            (device_id, measured_at): pk
+            for pk, device_id, measured_at in TelemetryReading.objects.filter(
+                device_id__in=device_ids, measured_at__gte=oldest
+            ).values_list("pk", "device_id", "measured_at")
+        }
+        devices = list(
+            Device.objects.filter(pk__in=device_ids, workspace_id=workspace_id).only(
+                "pk", "workspace_id", "state", "last_seen_at", "latest_telemetry_id"
+            )
+        )
+        changed, recovered = [], []
+        for device in devices:
+            measured_at = newest[device.pk]
+            if device.last_seen_at is not None and device.last_seen_at >= measured_at:
+                continue
+            device.last_seen_at = measured_at
+            device.latest_telemetry_id = stored.get((device.pk, measured_at))
+            changed.append(device)
+            if device.state == DeviceState.OFFLINE:
+                recovered.append(device.pk)
+        Device.objects.bulk_update(changed, ["last_seen_at", "latest_telemetry_id"], batch_size=1000)
+        events.events_emit_many(
+            workspace_id=workspace_id,
+            type=PlatformEventType.DEVICE_UPDATED,
+            items=[
+                (
+                    f"device.updated:{device.pk}:{events.iso(device.last_seen_at)}",
+                    {
+                        "id": device.pk,
+                        "workspaceId": workspace_id,
+                        "state": device.state,
+                        "lastSeenAt": events.iso(device.last_seen_at),
+                        "telemetryId": device.latest_telemetry_id,
+                    },
+                )
+                for device in changed
+            ],
+        )
+        for device in devices:
+            if device.pk in recovered:
+                device_change_state(
+                    device=device,
+                    to_state=DeviceState.ON_WORKSPACE,
+                    reason=f"Reporting again (reading of {events.iso(device.last_seen_at)}).",
+                    actor=None,
+                    source=AuditSource.TASK,
+                )
+    # ON CONFLICT DO NOTHING does not say which rows were new: count the offered readings now stored.
+    written = sum(1 for device_id, snapshot in readings if (device_id, snapshot.measured_at) in stored)
+    return TelemetryIngestResult(written, len(changed), recovered)
+
+
+@transaction.atomic
+def device_mark_stale_offline(*, device: Device, stale_since, reason: str) -> bool:
+    """Offline, if the device is still on the workspace and still has not reported since `stale_since`
+    (re-checked under the row lock, so a reading that just arrived wins)."""
+    locked = Device.objects.select_for_update().get(pk=device.pk)
+    if locked.state != DeviceState.ON_WORKSPACE:
+        return False
+    if locked.last_seen_at is not None and locked.last_seen_at >= stale_since:
+        return False
+    if locked.last_seen_at is None and locked.state_changed_at >= stale_since:
+        return False
+    device_change_state(device=locked, to_state=DeviceState.OFFLINE, reason=reason, actor=None, source=AuditSource.TASK)
+    return True
+
+
+def devices_record_sync_error(*, errors: dict[int, str]) -> None:
+    """Keep each device's last OEM answer (offline, not found, timeout) so the offline reason can quote it."""
+    at = events.iso(timezone.now())
+    devices = list(Device.objects.filter(pk__in=list(errors)).only("pk", "oem_data"))
+    for device in devices:
+        device.oem_data = {**device.oem_data, "lastSyncError": {"message": errors[device.pk][:300], "at": at}}
+    Device.objects.bulk_update(devices, ["oem_data"], batch_size=1000)

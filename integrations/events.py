@@ -118,3 +118,20 @@ def command_data(command) -> dict:
         "attempts": command.attempts,
         "dispatchEventId": command.dispatch_event_id,
     }
+
+
+def events_emit_many(
+    *, workspace_id: int, type: PlatformEventType | str, items: list[tuple[str, dict]], timestamp=None
+):
+    """Record many events of one type in one statement (telemetry sync emits one per device)."""
+    if not items:
+        return
+    at = timestamp or timezone.now()
+    PlatformEvent.objects.bulk_create(
+        [
+            PlatformEvent(workspace_id=workspace_id, type=type, key=key[:200], data=data, timestamp=at)
+            for key, data in items
+        ],
+        batch_size=2000,
+        ignore_conflicts=True,
+    )

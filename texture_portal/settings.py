@@ -157,7 +157,10 @@ OEM_HTTP_TIMEOUT_SECONDS = float(env_str("OEM_HTTP_TIMEOUT_SECONDS", "10"))
 # Calls per second (sustained, burst) per OEM across all workers: a token bucket in Redis when one is
 # configured, in process memory otherwise. Set to what each OEM grants the portal's app or plan.
 OEM_RATE_LIMITS = {
-    slug: (float(env_str(f"OEM_{slug.upper()}_RATE_PER_SECOND", "50")), float(env_str(f"OEM_{slug.upper()}_BURST", "100")))
+    slug: (
+        float(env_str(f"OEM_{slug.upper()}_RATE_PER_SECOND", "50")),
+        float(env_str(f"OEM_{slug.upper()}_BURST", "100")),
+    )
     for slug in OEM_SLUGS
 }
 OEM_RATE_LIMIT_REDIS_URL = env_str("OEM_RATE_LIMIT_REDIS_URL") or env_str("CELERY_BROKER_URL")

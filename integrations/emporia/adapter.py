@@ -59,7 +59,9 @@ class EmporiaAdapter(OemAdapter):
             return response.json()
         message = f"Emporia {status}: {_json(response).get('message', '')}".strip()
         if status == 429:
-            raise RateLimited(message, status=status, retry_after=parse_retry_after(response.headers.get("Retry-After")))
+            raise RateLimited(
+                message, status=status, retry_after=parse_retry_after(response.headers.get("Retry-After"))
+            )
         if status == 401 and path == "devices/evcharger":
             # PUT on a charger this account does not own answers 401 (not 404)
             raise NotFound(f"{message} (the charger is not on this account)", status=status)

@@ -43,10 +43,8 @@ class EnphaseAdapter(OemAdapter):
             )
             if response.status_code != 200:
                 body = _json(response)
-                raise AuthError(
-                    f"Enphase token refresh refused: {body.get('error_description') or body.get('error') or response.status_code}",
-                    status=response.status_code,
-                )
+                reason = body.get("error_description") or body.get("error") or response.status_code
+                raise AuthError(f"Enphase token refresh refused: {reason}", status=response.status_code)
             body = response.json()
             self.set_credential(access_token=body["access_token"], refresh_token=body["refresh_token"])
 
@@ -54,7 +52,10 @@ class EnphaseAdapter(OemAdapter):
         if not self.credentials.get("access_token"):
             self._refresh()
         for attempt in (1, 2):
-            headers = {"Authorization": f"Bearer {self.credentials['access_token']}", "key": self.credentials["api_key"]}
+            headers = {
+                "Authorization": f"Bearer {self.credentials['access_token']}",
+                "key": self.credentials["api_key"],
+            }
             response = self.http(method, f"{API}/{path}", headers=headers, **kwargs)
             if response.status_code == 401 and attempt == 1 and "mismatch" not in response.text:
                 self._refresh()
@@ -108,7 +109,11 @@ class EnphaseAdapter(OemAdapter):
                     kind="battery",
                     online=system.get("status") != "comm",
                     last_seen_at=utc_from_epoch(system.get("last_report_at")),
-                    oem_data={"system_id": system_id, "name": system.get("name", ""), "timezone": system.get("timezone", "")},
+                    oem_data={
+                        "system_id": system_id,
+                        "name": system.get("name", ""),
+                        "timezone": system.get("timezone", ""),
+                    },
                 )
             )
         return found

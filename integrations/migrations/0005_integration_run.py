@@ -6,40 +6,96 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('integrations', '0004_platform_event'),
-        ('texture_portal', '0003_roles_platform_events'),
+        ("integrations", "0004_platform_event"),
+        ("texture_portal", "0003_roles_platform_events"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='IntegrationRun',
+            name="IntegrationRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created', models.DateTimeField(default=django.utils.timezone.now, editable=False, verbose_name='created')),
-                ('last_updated', models.DateTimeField(auto_now=True, verbose_name='last updated')),
-                ('kind', models.CharField(choices=[('discovery', 'Discovery'), ('telemetry', 'Telemetry sync')], max_length=20, verbose_name='kind')),
-                ('status', models.CharField(choices=[('running', 'Running'), ('succeeded', 'Succeeded'), ('partial', 'Partly failed'), ('failed', 'Failed')], default='running', max_length=20, verbose_name='status')),
-                ('attempt', models.PositiveSmallIntegerField(default=1, verbose_name='attempt')),
-                ('started_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='started')),
-                ('finished_at', models.DateTimeField(blank=True, null=True, verbose_name='finished')),
-                ('devices_total', models.PositiveIntegerField(default=0, verbose_name='devices')),
-                ('devices_ok', models.PositiveIntegerField(default=0, verbose_name='devices OK')),
-                ('devices_failed', models.PositiveIntegerField(default=0, verbose_name='devices failed')),
-                ('readings_written', models.PositiveIntegerField(default=0, verbose_name='readings written')),
-                ('http_requests', models.PositiveIntegerField(default=0, verbose_name='OEM requests')),
-                ('errors', models.JSONField(blank=True, default=list, verbose_name='errors')),
-                ('message', models.CharField(blank=True, max_length=500, verbose_name='summary')),
-                ('integration', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='runs', to='integrations.workspaceintegration', verbose_name='integration')),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='texture_portal.workspace', verbose_name='workspace')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "created",
+                    models.DateTimeField(default=django.utils.timezone.now, editable=False, verbose_name="created"),
+                ),
+                ("last_updated", models.DateTimeField(auto_now=True, verbose_name="last updated")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("discovery", "Discovery"), ("telemetry", "Telemetry sync")],
+                        max_length=20,
+                        verbose_name="kind",
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("partial", "Partly failed"),
+                            ("failed", "Failed"),
+                        ],
+                        default="running",
+                        max_length=20,
+                        verbose_name="status",
+                    ),
+                ),
+                ("attempt", models.PositiveSmallIntegerField(default=1, verbose_name="attempt")),
+                ("started_at", models.DateTimeField(default=django.utils.timezone.now, verbose_name="started")),
+                ("finished_at", models.DateTimeField(blank=True, null=True, verbose_name="finished")),
+                ("devices_total", models.PositiveIntegerField(default=0, verbose_name="devices")),
+                ("devices_ok", models.PositiveIntegerField(default=0, verbose_name="devices OK")),
+                ("devices_failed", models.PositiveIntegerField(default=0, verbose_name="devices failed")),
+                ("readings_written", models.PositiveIntegerField(default=0, verbose_name="readings written")),
+                ("http_requests", models.PositiveIntegerField(default=0, verbose_name="OEM requests")),
+                ("errors", models.JSONField(blank=True, default=list, verbose_name="errors")),
+                ("message", models.CharField(blank=True, max_length=500, verbose_name="summary")),
+                (
+                    "integration",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="runs",
+                        to="integrations.workspaceintegration",
+                        verbose_name="integration",
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="texture_portal.workspace",
+                        verbose_name="workspace",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'integration run',
-                'verbose_name_plural': 'integration runs',
-                'ordering': ['-started_at', '-id'],
-                'indexes': [models.Index(fields=['integration', 'kind', '-started_at'], name='integration_run_recent_idx')],
-                'constraints': [models.CheckConstraint(condition=models.Q(('kind__in', ['discovery', 'telemetry'])), name='integration_run_kind_valid'), models.CheckConstraint(condition=models.Q(('status__in', ['running', 'succeeded', 'partial', 'failed'])), name='integration_run_status_valid'), models.CheckConstraint(condition=models.Q(models.Q(('finished_at__isnull', True), ('status', 'running')), models.Q(models.Q(('status', 'running'), _negated=True), ('finished_at__isnull', False)), _connector='OR'), name='integration_run_finished_when_done')],
+                "verbose_name": "integration run",
+                "verbose_name_plural": "integration runs",
+                "ordering": ["-started_at", "-id"],
+                "indexes": [
+                    models.Index(fields=["integration", "kind", "-started_at"], name="integration_run_recent_idx")
+                ],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("kind__in", ["discovery", "telemetry"])), name="integration_run_kind_valid"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("status__in", ["running", "succeeded", "partial", "failed"])),
+                        name="integration_run_status_valid",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("finished_at__isnull", True), ("status", "running")),
+                            models.Q(models.Q(("status", "running"), _negated=True), ("finished_at__isnull", False)),
+                            _connector="OR",
+                        ),
+                        name="integration_run_finished_when_done",
+                    ),
+                ],
             },
         ),
     ]

@@ -1,7 +1,7 @@
 """The project's own emulation of the OEM clouds: stateful devices, a steerable clock, fault injection.
 
-    state = SimState(); state.load_fleet_csv(path); demo_accounts(state)
-    with SimulatorServer(state) as sim: ...   # sim.url, sim.base_urls()
+state = SimState(); state.load_fleet_csv(path); demo_accounts(state)
+with SimulatorServer(state) as sim: ...   # sim.url, sim.base_urls()
 """
 
 from integrations.simulator.server import SimulatorServer

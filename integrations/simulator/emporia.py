@@ -125,7 +125,7 @@ def app_api(state, request, account):
             continue
         state.live(device)
         # A device that is not connected has no usage for the interval: Emporia answers null.
-        usage = None if not device.online else round(-device.battery_w(now) / 1000 * seconds / 3600, 6)
+        usage = None if not device.online else round(max(0.0, -device.battery_w(now)) / 1000 * seconds / 3600, 6)
         rows.append(
             {
                 "deviceGid": device.number,

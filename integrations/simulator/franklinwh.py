@@ -43,7 +43,9 @@ def handle(state: SimState, request: SimRequest) -> SimResponse:
         return body(181, "no permission")
     if fault and fault.kind == "rate_limit":
         # The app API publishes no limit shape; its gateway answers a plain 429 with Retry-After.
-        return SimResponse(429, "Too Many Requests", {"Retry-After": str(fault.params.get("retry_after", 30))}, "text/plain")
+        return SimResponse(
+            429, "Too Many Requests", {"Retry-After": str(fault.params.get("retry_after", 30))}, "text/plain"
+        )
     if fault and fault.kind == "server_error":
         return SimResponse(int(fault.params.get("status", 502)), "Bad Gateway", content_type="text/plain")
     view, _ = router.match(request)

@@ -7,6 +7,7 @@ test, or from `manage.py run_oem_simulator`, with nothing to install.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -141,13 +142,15 @@ class _Handler(BaseHTTPRequestHandler):
         if response.drop:
             # an abrupt close mid-exchange, as a load balancer or a flaky uplink does
             self.close_connection = True
-            try:
+            with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             return
         payload = response.encoded()
-        self.send_response(response.status)
+        self.log_request(response.status)
+        self.send_response_only(response.status)
+        self.send_header("Server", self.server_version)
+        if "Date" not in response.headers:
+            self.send_header("Date", self.date_time_string())
         self.send_header("Content-Type", response.content_type)
         self.send_header("Content-Length", str(len(payload)))
         for name, value in response.headers.items():

@@ -137,7 +137,11 @@ class TeslaAdapter(OemAdapter):
         (oem-apis.md, "Control semantics")."""
         site = device.external_id
         if slug == "battery:set-reserve":
-            self.call("POST", f"/api/1/energy_sites/{site}/backup", json={"backup_reserve_percent": int(payload["chargePercentage"])})
+            self.call(
+                "POST",
+                f"/api/1/energy_sites/{site}/backup",
+                json={"backup_reserve_percent": int(payload["chargePercentage"])},
+            )
             return CommandResult("accepted", message="backup reserve set")
         if slug != "battery:set-operating-mode":
             raise CommandRejected(f"Tesla energy sites do not take {slug}")

@@ -1,0 +1,79 @@
+"""Celery tasks of integrations: thin wrappers over the services. They take ids, are safe to run twice, and
+retry only transient OEM errors, with backoff + jitter and never sooner than the OEM's Retry-After."""
+
+import logging
+
+from celery import shared_task
+from django.conf import settings
+from django.db import transaction
+
+from integrations import selectors, services
+from integrations.adapters.base import TransientError, backoff_seconds
+from integrations.models import WorkspaceIntegration
+
+log = logging.getLogger(__name__)
+
+MAX_RETRIES = 5
+# No long ETAs on Redis: a countdown beyond the visibility timeout would be delivered twice.
+MAX_COUNTDOWN = 600
+
+
+def _countdown(retries: int, retry_after: float | None) -> float:
+    return min(MAX_COUNTDOWN, backoff_seconds(retries, retry_after=retry_after))
+
+
+@shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES)
+def discovery_run_task(self, integration_id: int):
+    integration = WorkspaceIntegration.objects.filter(pk=integration_id, enabled=True).first()
+    if integration is None:
+        return "integration disabled or gone"
+    try:
+        run = services.discovery_run(integration=integration, attempt=self.request.retries + 1)
+    except TransientError as exc:
+        raise self.retry(exc=exc, countdown=_countdown(self.request.retries, exc.retry_after)) from exc
+    return run.message
+
+
+@shared_task(acks_late=True)
+def discovery_run_all_task(workspace_id: int | None = None):
+    """Fan out one discovery per enabled integration (that has something to discover)."""
+    services.discovery_note_disabled(workspace_id=workspace_id)
+    queued = 0
+    for integration in selectors.integrations_enabled().filter(
+        **({"workspace_id": workspace_id} if workspace_id else {})
+    ):
+        if selectors.devices_awaiting_discovery(integration=integration).exists():
+            transaction.on_commit(lambda pk=integration.pk: discovery_run_task.delay(pk))
+            queued += 1
+    return queued
+
+
+@shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES)
+def telemetry_sync_task(self, integration_id: int, device_ids: list[int] | None = None):
+    integration = WorkspaceIntegration.objects.filter(pk=integration_id, enabled=True).first()
+    if integration is None:
+        return "integration disabled or gone"
+    outcome = services.telemetry_sync(integration=integration, device_ids=device_ids, attempt=self.request.retries + 1)
+    if outcome.retry_device_ids and self.request.retries < self.max_retries:
+        # only the devices that failed transiently are read again
+        raise self.retry(
+            args=[integration_id, outcome.retry_device_ids],
+            countdown=_countdown(self.request.retries, outcome.retry_after),
+        )
+    return outcome.run.message
+
+
+@shared_task(acks_late=True)
+def telemetry_sync_all_task(cadence_minutes: int | None = None):
+    """Fan out telemetry sync per enabled integration (at its OEM's cadence), in batches of devices."""
+    queued = 0
+    for integration in selectors.integrations_enabled():
+        cadence = services.channel_cadence(integration.channel)
+        if cadence_minutes and cadence.total_seconds() != cadence_minutes * 60:
+            continue
+        ids = selectors.device_ids_for_sync(integration=integration)
+        size = settings.OEM_SYNC_BATCH_SIZE
+        for start in range(0, len(ids), size):
+            telemetry_sync_task.delay(integration.pk, ids[start : start + size])
+            queued += 1
+    return queued

@@ -101,6 +101,9 @@ class WorkspaceIntegrationAdmin(WorkspaceScopedAdmin):
     def get_readonly_fields(self, request, obj=None):
         return ["workspace", "channel", *self.readonly_fields] if obj else self.readonly_fields
 
+    def get_inlines(self, request, obj):
+        return self.inlines if obj else []  # a new integration has no runs yet
+
     @admin.display(description=_("stored credentials"))
     def stored_credentials(self, obj):
         if obj is None or not obj.credentials:

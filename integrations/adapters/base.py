@@ -279,6 +279,8 @@ class OemAdapter:
 
     # HTTP ------------------------------------------------------------------------------------------------
     def url(self, path: str) -> str:
+        if path.startswith(("http://", "https://")):
+            return path  # an OEM's separate auth host
         return f"{self.base_url}/{path.lstrip('/')}"
 
     def http(self, method: str, path: str, *, timeout: float | None = None, **kwargs) -> requests.Response:

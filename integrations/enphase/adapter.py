@@ -143,7 +143,8 @@ class EnphaseAdapter(OemAdapter):
             grid_power_w=live.get("grid_power"),
             solar_power_w=live.get("pv_power"),
             backup_reserve_percent=settings.get("reserve_soc"),
-            strategy=MODES.get(settings.get("battery_mode"), "unknown"),
+            # the live mode: Storm Guard's forced Full Backup shows here, not in the stored settings
+            strategy=MODES.get(live.get("battery_mode")) or MODES.get(settings.get("battery_mode"), "unknown"),
             is_storm_mode_enabled=str(storm.get("storm_guard_status", "")).lower().startswith("enabled"),
             is_storm_mode_active=storm.get("storm_alert") == "true",
         )

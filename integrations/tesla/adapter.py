@@ -37,14 +37,14 @@ class TeslaAdapter(OemAdapter):
     def _refresh(self) -> None:
         with self._auth_lock:
             token_url = self.credentials.get("token_url") or self.url("/oauth2/v3/token")
-            response = self.session.post(
+            response = self.http(
+                "POST",
                 token_url,
                 data={
                     "grant_type": "refresh_token",
                     "client_id": self.credentials.get("client_id", ""),
                     "refresh_token": self.credentials.get("refresh_token", ""),
                 },
-                timeout=self.timeout,
             )
             if response.status_code != 200:
                 body = _json(response)

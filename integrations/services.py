@@ -277,6 +277,8 @@ def telemetry_sync(
                 futures = {pool.submit(adapter.fetch_telemetry, ref): pk for pk, ref in refs.items()}
                 for future in as_completed(futures):
                     device_id = futures[future]
+                    if future.cancelled():
+                        continue  # not read because the OEM said stop: retried with the rest
                     try:
                         record(device_id, future.result())
                     except (DeviceOffline, NotFound) as exc:

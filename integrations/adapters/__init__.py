@@ -2,11 +2,13 @@
 
 from integrations.adapters.base import (
     AuthError,
+    CommandRejected,
     CommandResult,
     DeviceOffline,
     DeviceRef,
     DiscoveredDevice,
     IntegrationError,
+    NotFound,
     NotSupported,
     OemAdapter,
     RateLimited,
@@ -17,11 +19,13 @@ from integrations.adapters.registry import adapter_class, adapter_for
 
 __all__ = [
     "AuthError",
+    "CommandRejected",
     "CommandResult",
     "DeviceOffline",
     "DeviceRef",
     "DiscoveredDevice",
     "IntegrationError",
+    "NotFound",
     "NotSupported",
     "OemAdapter",
     "RateLimited",

@@ -190,7 +190,7 @@ class SimulatorServer:
         return f"http://{host}:{port}"
 
     def base_urls(self) -> dict[str, str]:
-        return {oem: f"{self.url}/{oem}" for oem in OEM_MODULES}
+        return {oem: f"{self.url}/{oem}" for oem in _oem_modules()}
 
     def start(self) -> SimulatorServer:
         self.thread.start()

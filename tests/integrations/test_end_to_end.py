@@ -34,6 +34,11 @@ def test_import_discover_stream_offline_and_back(sim_behind, celery_worker):  # 
     from fleet.tasks import devices_mark_stale_offline_task
     from integrations.tasks import discovery_run_task, telemetry_sync_task
 
+    from django.apps import apps
+
+    from integrations.catalog import seed_manufacturers
+
+    seed_manufacturers(apps)  # an earlier transactional test may have flushed the migration-seeded catalog
     sim = sim_behind
     workspace = WorkspaceFactory()
     integration = services.workspace_integration_save(

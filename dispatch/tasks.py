@@ -15,8 +15,10 @@ def command_send_task(self, command_id: int):
     command = Command.objects.filter(pk=command_id).first()
     if command is None:
         return "gone"
+    # eagerly (no worker) there is no retry: the first attempt is the last
+    final = self.request.is_eager or self.request.retries >= self.max_retries
     try:
-        command = services.command_send(command=command, final_attempt=self.request.retries >= self.max_retries)
+        command = services.command_send(command=command, final_attempt=final)
     except TransientError as exc:
         raise self.retry(
             exc=exc, countdown=min(600, backoff_seconds(self.request.retries, retry_after=exc.retry_after))

@@ -22,6 +22,15 @@ def _countdown(retries: int, retry_after: float | None) -> float:
     return min(MAX_COUNTDOWN, backoff_seconds(retries, retry_after=retry_after))
 
 
+def _can_retry(task) -> bool:
+    """Retries need a worker: run eagerly (no broker, the embedded default) a retry would block the web
+    request that queued the job, so the failure stays recorded on the run and the next schedule picks it up."""
+    if task.request.is_eager:
+        log.warning("%s: transient failure, not retried in eager mode", task.name)
+        return False
+    return task.request.retries < task.max_retries
+
+
 @shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES)
 def discovery_run_task(self, integration_id: int):
     integration = WorkspaceIntegration.objects.filter(pk=integration_id, enabled=True).first()
@@ -30,6 +39,8 @@ def discovery_run_task(self, integration_id: int):
     try:
         run = services.discovery_run(integration=integration, attempt=self.request.retries + 1)
     except TransientError as exc:
+        if not _can_retry(self):
+            return f"failed: {exc.message}"
         raise self.retry(exc=exc, countdown=_countdown(self.request.retries, exc.retry_after)) from exc
     return run.message
 
@@ -54,7 +65,7 @@ def telemetry_sync_task(self, integration_id: int, device_ids: list[int] | None 
     if integration is None:
         return "integration disabled or gone"
     outcome = services.telemetry_sync(integration=integration, device_ids=device_ids, attempt=self.request.retries + 1)
-    if outcome.retry_device_ids and self.request.retries < self.max_retries:
+    if outcome.retry_device_ids and _can_retry(self):
         # only the devices that failed transiently are read again
         raise self.retry(
             args=[integration_id, outcome.retry_device_ids],

@@ -31,12 +31,11 @@ def sim_behind(settings):
 
 @pytest.mark.django_db(transaction=True)
 def test_import_discover_stream_offline_and_back(sim_behind, celery_worker):  # noqa: F811
-    from fleet.tasks import devices_mark_stale_offline_task
-    from integrations.tasks import discovery_run_task, telemetry_sync_task
-
     from django.apps import apps
 
+    from fleet.tasks import devices_mark_stale_offline_task
     from integrations.catalog import seed_manufacturers
+    from integrations.tasks import discovery_run_task, telemetry_sync_task
 
     seed_manufacturers(apps)  # an earlier transactional test may have flushed the migration-seeded catalog
     sim = sim_behind
@@ -70,8 +69,13 @@ def test_import_discover_stream_offline_and_back(sim_behind, celery_worker):  # 
     quiet = Device.objects.get(system_identifier=serials[0])
     sim.state.set_online("tesla", quiet.system_identifier, False)
     sim.state.advance(40 * 60)
+    # Tesla answers 429 with Retry-After: 2 to the first call: the worker backs off at least that long
+    sim.state.inject("tesla", "demo", "rate_limit", retry_after=2)
     telemetry_sync_task.delay(integration.pk, ids)
     celery_worker.wait_for(lambda: TelemetryReading.objects.count() == 5, what="the second telemetry sync")
+    limited, retried = IntegrationRun.objects.filter(kind="telemetry").order_by("started_at", "id")[1:3]
+    assert "429" in limited.message and retried.attempt == 2
+    assert (retried.started_at - limited.finished_at).total_seconds() >= 2
     devices_mark_stale_offline_task.delay()
     celery_worker.wait_for(
         lambda: Device.objects.filter(pk=quiet.pk, state="offline").exists(), what="the offline sweep"

@@ -79,10 +79,17 @@ class IntegrationRunInline(ReadOnlyWorkspaceScopedTabularInline):
     verbose_name_plural = _("recent runs")
     max_num = 0
 
+    def get_formset(self, request, obj=None, **kwargs):
+        request._runs_of_integration = obj  # admin instances are shared between requests: keep it on the request
+        return super().get_formset(request, obj, **kwargs)
+
     def get_queryset(self, request):
-        # the latest runs only: a busy integration has thousands
+        # the latest runs of this integration only: a busy one has thousands
         qs = super().get_queryset(request)
-        recent = qs.order_by("-started_at").values("pk")[:20]
+        parent = getattr(request, "_runs_of_integration", None)
+        if parent is None:
+            return qs.none()
+        recent = qs.filter(integration=parent).order_by("-started_at", "-id").values_list("pk", flat=True)[:20]
         return qs.filter(pk__in=list(recent))
 
 

@@ -300,8 +300,9 @@ def _command_claim(*, command: Command) -> tuple[Command, str | None]:
     from fleet.choices import DeviceState
     from integrations.models import WorkspaceIntegration
 
+    # lock the command row only (the device's latest reading is an outer join PostgreSQL cannot lock)
     locked = (
-        Command.objects.select_for_update()
+        Command.objects.select_for_update(of=("self",))
         .select_related("device__manufacturer", "device__latest_telemetry")
         .get(pk=command.pk)
     )

@@ -3,7 +3,7 @@
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from fleet.choices import DEVICE_STATE_TRANSITIONS, DeviceState
@@ -310,12 +310,112 @@ def telemetry_ingest(*, workspace_id: int, readings: list[tuple[int, object]]) -
 
     `readings` is [(device_id, TelemetrySnapshot)]. Idempotent on (device, measured_at): a re-sent reading
     (a retried batch, a dropped connection mid-sync) is neither lost nor duplicated. A device only moves
-    forward: an older reading never replaces a newer latest snapshot. Offline devices that report again go
-    back to Device on Workspace (`device.connected`). Queries per call are constant in the number of
-    readings, except one state change per recovered device.
+    forward: an older reading never replaces a newer latest snapshot. Each device that moved gets a
+    `device.updated` event; offline devices that report again go back to Device on Workspace
+    (`device.connected`). A constant number of statements per call, plus one state change per recovered
+    device. On PostgreSQL, one INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING RETURNING and one
+    UPDATE … FROM unnest(…): no per-row round trips and no ORM objects per reading.
     """
     if not readings:
         return TelemetryIngestResult(0, 0, [])
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            moved = _ingest_postgresql(workspace_id=workspace_id, readings=readings)
+        else:
+            moved = _ingest_portable(workspace_id=workspace_id, readings=readings)
+        written, changed = moved
+        events.events_emit_many(
+            workspace_id=workspace_id,
+            type=PlatformEventType.DEVICE_UPDATED,
+            items=[
+                (
+                    f"device.updated:{device_id}:{events.iso(seen)}",
+                    {
+                        "id": device_id,
+                        "workspaceId": workspace_id,
+                        "state": state,
+                        "lastSeenAt": events.iso(seen),
+                        "telemetryId": reading_id,
+                    },
+                )
+                for device_id, state, seen, reading_id in changed
+            ],
+        )
+        recovered = [device_id for device_id, state, _, _ in changed if state == DeviceState.OFFLINE]
+        for device in Device.objects.filter(pk__in=recovered):
+            device_change_state(
+                device=device,
+                to_state=DeviceState.ON_WORKSPACE,
+                reason=f"Reporting again (reading of {events.iso(device.last_seen_at)}).",
+                actor=None,
+                source=AuditSource.TASK,
+            )
+    return TelemetryIngestResult(written, len(changed), recovered)
+
+
+READING_COLUMNS = [
+    ("charge_percentage", "float8"),
+    ("charge_rate_w", "float8"),
+    ("grid_power_w", "float8"),
+    ("solar_power_w", "float8"),
+    ("backup_reserve_percent", "float8"),
+    ("charging_state", "text"),
+    ("grid_status", "text"),
+    ("strategy", "text"),
+    ("is_storm_mode_enabled", "bool"),
+    ("is_storm_mode_active", "bool"),
+    ("is_plugged_in", "bool"),
+    ("charger_wattage_w", "float8"),
+    ("charge_limit_percent", "float8"),
+    ("range_km", "float8"),
+]
+
+
+def _newest_per_device(rows) -> dict[int, tuple]:
+    newest: dict[int, tuple] = {}
+    for reading_id, device_id, measured_at in rows:
+        if device_id not in newest or measured_at > newest[device_id][0]:
+            newest[device_id] = (measured_at, reading_id)
+    return newest
+
+
+def _ingest_postgresql(*, workspace_id, readings):
+    names = [name for name, _ in READING_COLUMNS]
+    arrays = [[device_id for device_id, _ in readings], [snap.measured_at for _, snap in readings]]
+    arrays += [[getattr(snap, name) for _, snap in readings] for name in names]
+    casts = ["bigint[]", "timestamptz[]"] + [f"{kind}[]" for _, kind in READING_COLUMNS]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO fleet_telemetryreading
+                (workspace_id, received_at, device_id, measured_at, {", ".join(names)})
+            SELECT %s, %s, r.* FROM unnest({", ".join(f"%s::{cast}" for cast in casts)}) AS r
+            ON CONFLICT (device_id, measured_at) DO NOTHING
+            RETURNING id, device_id, measured_at
+            """,  # noqa: S608 - column names and casts are constants of this module
+            [workspace_id, timezone.now(), *arrays],
+        )
+        inserted = cursor.fetchall()
+        newest = _newest_per_device(inserted)
+        written = len(inserted)
+        if not newest:
+            return written, []
+        ids = list(newest)
+        cursor.execute(
+            """
+            UPDATE fleet_device AS d
+               SET last_seen_at = v.seen, latest_telemetry_id = v.reading_id
+              FROM unnest(%s::bigint[], %s::timestamptz[], %s::bigint[]) AS v(id, seen, reading_id)
+             WHERE d.id = v.id AND d.workspace_id = %s
+               AND (d.last_seen_at IS NULL OR d.last_seen_at < v.seen)
+            RETURNING d.id, d.state, d.last_seen_at, d.latest_telemetry_id
+            """,
+            [ids, [newest[i][0] for i in ids], [newest[i][1] for i in ids], workspace_id],
+        )
+        return written, cursor.fetchall()
+
+
+def _ingest_portable(*, workspace_id, readings):
     received = timezone.now()
     rows = [
         TelemetryReading(
@@ -328,64 +428,33 @@ def telemetry_ingest(*, workspace_id: int, readings: list[tuple[int, object]]) -
         for device_id, snapshot in readings
     ]
     device_ids = sorted({device_id for device_id, _ in readings})
-    with transaction.atomic():
-        TelemetryReading.objects.bulk_create(rows, batch_size=2000, ignore_conflicts=True)
-        newest = {}
-        for device_id, snapshot in readings:
-            if device_id not in newest or snapshot.measured_at > newest[device_id]:
-                newest[device_id] = snapshot.measured_at
-        oldest = min(newest.values())
-        stored = {
-            (device_id, measured_at): pk
-            for pk, device_id, measured_at in TelemetryReading.objects.filter(
-                device_id__in=device_ids, measured_at__gte=oldest
-            ).values_list("pk", "device_id", "measured_at")
-        }
-        devices = list(
-            Device.objects.filter(pk__in=device_ids, workspace_id=workspace_id).only(
-                "pk", "workspace_id", "state", "last_seen_at", "latest_telemetry_id"
-            )
+    oldest = min(snapshot.measured_at for _, snapshot in readings)
+    before = set(
+        TelemetryReading.objects.filter(device_id__in=device_ids, measured_at__gte=oldest).values_list(
+            "device_id", "measured_at"
         )
-        changed, recovered = [], []
-        for device in devices:
-            measured_at = newest[device.pk]
-            if device.last_seen_at is not None and device.last_seen_at >= measured_at:
-                continue
-            device.last_seen_at = measured_at
-            device.latest_telemetry_id = stored.get((device.pk, measured_at))
-            changed.append(device)
-            if device.state == DeviceState.OFFLINE:
-                recovered.append(device.pk)
-        Device.objects.bulk_update(changed, ["last_seen_at", "latest_telemetry_id"], batch_size=1000)
-        events.events_emit_many(
-            workspace_id=workspace_id,
-            type=PlatformEventType.DEVICE_UPDATED,
-            items=[
-                (
-                    f"device.updated:{device.pk}:{events.iso(device.last_seen_at)}",
-                    {
-                        "id": device.pk,
-                        "workspaceId": workspace_id,
-                        "state": device.state,
-                        "lastSeenAt": events.iso(device.last_seen_at),
-                        "telemetryId": device.latest_telemetry_id,
-                    },
-                )
-                for device in changed
-            ],
+    )
+    TelemetryReading.objects.bulk_create(rows, batch_size=500, ignore_conflicts=True)
+    stored = list(
+        TelemetryReading.objects.filter(device_id__in=device_ids, measured_at__gte=oldest).values_list(
+            "pk", "device_id", "measured_at"
         )
-        for device in devices:
-            if device.pk in recovered:
-                device_change_state(
-                    device=device,
-                    to_state=DeviceState.ON_WORKSPACE,
-                    reason=f"Reporting again (reading of {events.iso(device.last_seen_at)}).",
-                    actor=None,
-                    source=AuditSource.TASK,
-                )
-    # ON CONFLICT DO NOTHING does not say which rows were new: count the offered readings now stored.
-    written = sum(1 for device_id, snapshot in readings if (device_id, snapshot.measured_at) in stored)
-    return TelemetryIngestResult(written, len(changed), recovered)
+    )
+    offered = {(device_id, snapshot.measured_at) for device_id, snapshot in readings}
+    inserted = [row for row in stored if (row[1], row[2]) in offered and (row[1], row[2]) not in before]
+    newest = _newest_per_device(inserted)
+    devices = list(
+        Device.objects.filter(pk__in=list(newest), workspace_id=workspace_id).only("pk", "state", "last_seen_at")
+    )
+    changed = []
+    for device in devices:
+        seen, reading_id = newest[device.pk]
+        if device.last_seen_at is not None and device.last_seen_at >= seen:
+            continue
+        device.last_seen_at, device.latest_telemetry_id = seen, reading_id
+        changed.append(device)
+    Device.objects.bulk_update(changed, ["last_seen_at", "latest_telemetry_id"], batch_size=500)
+    return len(inserted), [(d.pk, d.state, d.last_seen_at, d.latest_telemetry_id) for d in changed]
 
 
 @transaction.atomic

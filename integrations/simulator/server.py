@@ -132,6 +132,11 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: the adapters' pooled sessions reuse connections
     server_version = "TextureOemSimulator/1"
 
+    def setup(self):
+        super().setup()
+        # headers and body leave in separate writes: without NODELAY, Nagle + delayed ACK stall each answer ~40 ms
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def _serve(self):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""

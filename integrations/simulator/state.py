@@ -173,6 +173,7 @@ class SimState:
         self.request_count = 0
         self.requests_by_oem: dict[str, int] = {}
         self.token_ttl = timedelta(hours=8)
+        self._numbers: dict[str, int] = {}
 
     # -- building --------------------------------------------------------------------------------------------
     def add_account(self, oem: str, name: str, secret: str, *, api_key: str = "") -> SimAccount:
@@ -187,7 +188,8 @@ class SimState:
     def add_device(self, oem: str, serial: str, *, kind: str, account: str = "demo", **attrs) -> SimDevice:
         with self.lock:
             rng = random.Random(int(hashlib.sha256(f"{self.seed}:{oem}:{serial}".encode()).hexdigest()[:12], 16))
-            number = attrs.pop("number", None) or (len([d for d in self.devices.values() if d.oem == oem]) + 1)
+            number = attrs.pop("number", None) or self._numbers.get(oem, 0) + 1
+            self._numbers[oem] = max(self._numbers.get(oem, 0), number)
             defaults = {
                 "soc": round(rng.uniform(35, 90), 1),
                 "reserve": rng.choice([10.0, 20.0, 30.0]),
@@ -234,7 +236,7 @@ class SimState:
             return None
 
     def account_devices(self, oem: str, account: str) -> list[SimDevice]:
-        return [d for d in self.devices.values() if d.oem == oem and d.account == account]
+        return [d for d in list(self.devices.values()) if d.oem == oem and d.account == account]
 
     def live(self, device: SimDevice) -> SimDevice:
         """The device with its SoC brought up to the current simulated time."""

@@ -73,6 +73,10 @@ def test_import_discover_stream_offline_and_back(sim_behind, celery_worker):  # 
     sim.state.inject("tesla", "demo", "rate_limit", retry_after=2)
     telemetry_sync_task.delay(integration.pk, ids)
     celery_worker.wait_for(lambda: TelemetryReading.objects.count() == 5, what="the second telemetry sync")
+    celery_worker.wait_for(
+        lambda: IntegrationRun.objects.filter(kind="telemetry", attempt=2).exclude(status="running").exists(),
+        what="the retry after the 429",
+    )
     limited, retried = IntegrationRun.objects.filter(kind="telemetry").order_by("started_at", "id")[1:3]
     assert "429" in limited.message and retried.attempt == 2
     assert (retried.started_at - limited.finished_at).total_seconds() >= 2

@@ -52,6 +52,18 @@ class CeleryWorker:
         pytest.fail(f"timed out after {timeout:g} s waiting for {what}; worker log tail:\n{self.log()[-4000:]}")
 
 
+def _drop_broker_pools(app) -> None:
+    """Forget connection/producer pools made earlier in this process. Even eager `.delay()` acquires a
+    producer, so a pool bound to the default broker URL may exist; Celery resets the same two attributes
+    after a fork (`Celery._after_fork`)."""
+    if app._pool is not None:
+        app._pool.force_close_all()
+    app._pool = None
+    amqp = app.__dict__.get("amqp")
+    if amqp is not None:
+        amqp._producer_pool = None
+
+
 def _database_url(settings_dict: dict) -> str:
     user = settings_dict.get("USER") or "postgres"
     password = settings_dict.get("PASSWORD") or ""
@@ -87,6 +99,7 @@ def celery_worker(transactional_db, settings):
 
     previous = {k: app.conf[k] for k in ("broker_url", "task_always_eager")}
     app.conf.update(broker_url=broker_url, task_always_eager=False)
+    _drop_broker_pools(app)
     app.control.purge()  # nothing left over from an earlier run on this Redis database
 
     log = tempfile.NamedTemporaryFile(prefix="celery-worker-", suffix=".log", delete=False)  # noqa: SIM115
@@ -121,7 +134,7 @@ def celery_worker(transactional_db, settings):
             process.kill()
             process.wait(timeout=10)
         app.control.purge()
-        app.pool.force_close_all()
+        _drop_broker_pools(app)
         app.conf.update(**previous)
         log.close()
         os.unlink(log.name)

@@ -379,27 +379,31 @@ def _newest_per_device(rows) -> dict[int, tuple]:
     return newest
 
 
-def _ingest_postgresql(*, workspace_id, readings):
+def readings_insert_postgresql(cursor, *, workspace_id, readings) -> list[tuple]:
+    """One INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING; returns (id, device_id, measured_at) of
+    the rows that were new."""
     names = [name for name, _ in READING_COLUMNS]
     arrays = [[device_id for device_id, _ in readings], [snap.measured_at for _, snap in readings]]
     arrays += [[getattr(snap, name) for _, snap in readings] for name in names]
     casts = ["bigint[]", "timestamptz[]"] + [f"{kind}[]" for _, kind in READING_COLUMNS]
+    cursor.execute(
+        f"""
+        INSERT INTO fleet_telemetryreading (workspace_id, received_at, device_id, measured_at, {", ".join(names)})
+        SELECT %s, %s, r.* FROM unnest({", ".join(f"%s::{cast}" for cast in casts)}) AS r
+        ON CONFLICT (device_id, measured_at) DO NOTHING
+        RETURNING id, device_id, measured_at
+        """,  # noqa: S608 - column names and casts are constants of this module
+        [workspace_id, timezone.now(), *arrays],
+    )
+    return cursor.fetchall()
+
+
+def _ingest_postgresql(*, workspace_id, readings):
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            INSERT INTO fleet_telemetryreading
-                (workspace_id, received_at, device_id, measured_at, {", ".join(names)})
-            SELECT %s, %s, r.* FROM unnest({", ".join(f"%s::{cast}" for cast in casts)}) AS r
-            ON CONFLICT (device_id, measured_at) DO NOTHING
-            RETURNING id, device_id, measured_at
-            """,  # noqa: S608 - column names and casts are constants of this module
-            [workspace_id, timezone.now(), *arrays],
-        )
-        inserted = cursor.fetchall()
+        inserted = readings_insert_postgresql(cursor, workspace_id=workspace_id, readings=readings)
         newest = _newest_per_device(inserted)
-        written = len(inserted)
         if not newest:
-            return written, []
+            return 0, []
         ids = list(newest)
         cursor.execute(
             """
@@ -412,7 +416,7 @@ def _ingest_postgresql(*, workspace_id, readings):
             """,
             [ids, [newest[i][0] for i in ids], [newest[i][1] for i in ids], workspace_id],
         )
-        return written, cursor.fetchall()
+        return len(inserted), cursor.fetchall()
 
 
 def _ingest_portable(*, workspace_id, readings):

@@ -5,7 +5,6 @@ import logging
 
 from celery import shared_task
 from django.conf import settings
-from django.db import transaction
 
 from integrations import selectors, services
 from integrations.adapters.base import TransientError, backoff_seconds
@@ -54,7 +53,7 @@ def discovery_run_all_task(workspace_id: int | None = None):
         **({"workspace_id": workspace_id} if workspace_id else {})
     ):
         if selectors.devices_awaiting_discovery(integration=integration).exists():
-            transaction.on_commit(lambda pk=integration.pk: discovery_run_task.delay(pk))
+            discovery_run_task.delay(integration.pk)
             queued += 1
     return queued
 

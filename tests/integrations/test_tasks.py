@@ -23,14 +23,11 @@ def tesla_pair(sim, db):
     return workspace, integration
 
 
-def test_discovery_all_and_sync_all_fan_out_per_enabled_integration(
-    sim, tesla_pair, django_capture_on_commit_callbacks
-):
+def test_discovery_all_and_sync_all_fan_out_per_enabled_integration(sim, tesla_pair):
     from integrations.tasks import discovery_run_all_task, telemetry_sync_all_task
 
     workspace, integration = tesla_pair
-    with django_capture_on_commit_callbacks(execute=True):
-        assert discovery_run_all_task() == 1
+    assert discovery_run_all_task() == 1
     assert Device.objects.filter(state="on_workspace").count() == 2
     assert telemetry_sync_all_task(cadence_minutes=15) == 0  # Tesla syncs every 5 minutes
     assert telemetry_sync_all_task(cadence_minutes=5) == 1

@@ -14,6 +14,13 @@ def integrations_enabled(*, channel: str | None = None) -> QuerySet[WorkspaceInt
     return qs.filter(channel=channel) if channel else qs
 
 
+def integrations_runnable() -> QuerySet[WorkspaceIntegration]:
+    """Enabled integrations of channels the portal has an adapter for (the ones jobs can run)."""
+    from integrations.adapters.registry import ADAPTERS
+
+    return integrations_enabled().filter(channel__in=list(ADAPTERS))
+
+
 def devices_awaiting_discovery(*, integration: WorkspaceIntegration) -> QuerySet[Device]:
     """Registered Systems of this workspace whose manufacturer is reached through this integration."""
     return Device.objects.filter(

@@ -97,7 +97,11 @@ def integration_test_connection(*, integration: WorkspaceIntegration, actor, sou
     """One authenticated call to the OEM with the stored credentials; records status and last error."""
     from integrations.adapters import IntegrationError, adapter_for
 
-    adapter = adapter_for(integration)
+    try:
+        adapter = adapter_for(integration)
+    except IntegrationError as exc:
+        _integration_health(integration=integration, error=exc.message)
+        return f"Connection failed: {exc.message}"
     missing = adapter.check_credentials()
     try:
         if missing:
@@ -154,7 +158,10 @@ def discovery_run(*, integration: WorkspaceIntegration, attempt: int = 1) -> Int
         raise ApplicationError(f"{integration.get_channel_display()} is not enabled for this workspace.")
     devices = {d.system_identifier: d for d in selectors.devices_awaiting_discovery(integration=integration)}
     run = _run_start(integration=integration, kind=RunKind.DISCOVERY, attempt=attempt, devices_total=len(devices))
-    adapter = adapter_for(integration)
+    try:
+        adapter = adapter_for(integration)
+    except IntegrationError as exc:
+        return _run_finish(run, status=RunStatus.FAILED, message=exc.message, errors=[exc.message])
     try:
         found = {d.serial: d for d in adapter.discover(sorted(devices))}
     except IntegrationError as exc:
@@ -204,7 +211,9 @@ def discovery_run(*, integration: WorkspaceIntegration, attempt: int = 1) -> Int
 
 
 def discovery_note_disabled(*, workspace_id: int | None = None) -> int:
-    """Registered Systems whose OEM has no enabled integration in their workspace say so."""
+    """Registered Systems whose OEM has no enabled integration in their workspace (or no adapter yet) say so."""
+    from integrations.adapters.registry import ADAPTERS
+
     noted = 0
     for _workspace, channel, device_ids in selectors.devices_without_enabled_integration(workspace_id=workspace_id):
         label = IntegrationChannel(channel).label
@@ -212,6 +221,14 @@ def discovery_note_disabled(*, workspace_id: int | None = None) -> int:
             device_ids=device_ids,
             reason=f"The {label} integration is not enabled for this workspace: enable it and enter its "
             "credentials under Integrations.",
+        )
+    for integration in selectors.integrations_enabled().exclude(channel__in=list(ADAPTERS)):
+        if workspace_id is not None and integration.workspace_id != workspace_id:
+            continue
+        noted += fleet_services.devices_note_reason(
+            device_ids=selectors.devices_awaiting_discovery(integration=integration).values_list("pk", flat=True),
+            reason=f"The portal has no {integration.get_channel_display()} adapter yet: the device cannot be "
+            "discovered.",
         )
     return noted
 
@@ -248,7 +265,12 @@ def telemetry_sync(
     run = _run_start(integration=integration, kind=RunKind.TELEMETRY, attempt=attempt, devices_total=len(devices))
     if not integration.enabled or not devices:
         return SyncOutcome(_run_finish(run, status=RunStatus.SUCCEEDED, message="Nothing to sync."), [], None)
-    adapter = adapter_for(integration, pool_size=settings.OEM_SYNC_CONCURRENCY)
+    try:
+        adapter = adapter_for(integration, pool_size=settings.OEM_SYNC_CONCURRENCY)
+    except IntegrationError as exc:
+        return SyncOutcome(
+            _run_finish(run, status=RunStatus.FAILED, message=exc.message, errors=[exc.message]), [], None
+        )
     refs = {
         d.pk: DeviceRef(
             serial=d.system_identifier, external_id=d.oem_device_id, oem_data=d.oem_data, device_type=d.device_type

@@ -7,7 +7,7 @@ from celery import shared_task
 from django.conf import settings
 
 from integrations import selectors, services
-from integrations.adapters.base import TransientError, backoff_seconds
+from integrations.adapters.base import IntegrationError, TransientError, backoff_seconds
 from integrations.models import WorkspaceIntegration
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,9 @@ def discovery_run_task(self, integration_id: int):
         if not _can_retry(self):
             return f"failed: {exc.message}"
         raise self.retry(exc=exc, countdown=_countdown(self.request.retries, exc.retry_after)) from exc
+    except IntegrationError as exc:
+        # not transient (credentials refused…): recorded on the integration and the run; a person acts
+        return f"failed: {exc.message}"
     return run.message
 
 
@@ -49,7 +52,7 @@ def discovery_run_all_task(workspace_id: int | None = None):
     """Fan out one discovery per enabled integration (that has something to discover)."""
     services.discovery_note_disabled(workspace_id=workspace_id)
     queued = 0
-    for integration in selectors.integrations_enabled().filter(
+    for integration in selectors.integrations_runnable().filter(
         **({"workspace_id": workspace_id} if workspace_id else {})
     ):
         if selectors.devices_awaiting_discovery(integration=integration).exists():
@@ -77,7 +80,7 @@ def telemetry_sync_task(self, integration_id: int, device_ids: list[int] | None 
 def telemetry_sync_all_task(cadence_minutes: int | None = None):
     """Fan out telemetry sync per enabled integration (at its OEM's cadence), in batches of devices."""
     queued = 0
-    for integration in selectors.integrations_enabled():
+    for integration in selectors.integrations_runnable():
         cadence = services.channel_cadence(integration.channel)
         if cadence_minutes and cadence.total_seconds() != cadence_minutes * 60:
             continue

@@ -90,3 +90,28 @@ def test_redis_bucket_is_shared_between_limiters():
         thread.join()
     # 30 calls from two "workers" through one bucket: 5 burst + 25 at 25/s ≈ 1 s (each alone would take 0.4 s)
     assert time.monotonic() - started >= 0.9
+
+
+def test_channels_without_an_adapter_say_so_and_never_crash_a_job(sim, db):
+    from integrations.tasks import discovery_run_all_task, discovery_run_task, telemetry_sync_all_task
+
+    workspace = WorkspaceFactory()
+    integration = services.workspace_integration_save(
+        workspace=workspace, channel="chargepoint", actor=None, enabled=True, credentials={"api_key": "k"}
+    )
+    device = make_device(workspace, "chargepoint", "CP-0001", device_type="charger")
+    assert discovery_run_all_task() == 0
+    assert telemetry_sync_all_task() == 0
+    device.refresh_from_db()
+    assert "no ChargePoint adapter yet" in device.state_reason
+    assert discovery_run_task(integration.pk) == "No adapter for the “chargepoint” channel yet."
+    assert "Connection failed" in services.integration_test_connection(integration=integration, actor=None)
+
+
+def test_rejected_credentials_end_the_task_without_raising(sim, tesla_pair):
+    from integrations.tasks import discovery_run_task
+
+    workspace, integration = tesla_pair
+    integration.credentials = {**integration.credentials, "refresh_token": "revoked"}
+    integration.save(update_fields=["credentials"])
+    assert discovery_run_task.delay(integration.pk).get().startswith("failed: Tesla token refresh refused")

@@ -4,8 +4,8 @@ demo's devices get discovered, stream telemetry and go offline exactly as under 
 import time
 
 from django.conf import settings
-from django.utils.module_loading import import_string
 from django.core.management.base import BaseCommand
+from django.utils.module_loading import import_string
 
 
 class Command(BaseCommand):

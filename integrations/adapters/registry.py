@@ -8,6 +8,7 @@ ADAPTERS = {
     "franklinwh": "integrations.franklinwh.adapter.FranklinWHAdapter",
     "enphase": "integrations.enphase.adapter.EnphaseAdapter",
     "emporia": "integrations.emporia.adapter.EmporiaAdapter",
+    "smartcar": "integrations.smartcar.adapter.SmartcarAdapter",
 }
 
 

@@ -18,6 +18,11 @@ DEMO_CREDENTIALS = {
         "refresh_token": "demo-enphase-refresh",
     },
     "emporia": {"username": "demo", "password": "demo-emporia-password"},
+    "smartcar": {
+        "client_id": "demo",
+        "client_secret": "demo-smartcar-secret",
+        "refresh_token": "demo-smartcar-refresh",
+    },
 }
 
 

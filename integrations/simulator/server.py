@@ -52,9 +52,9 @@ class SimResponse:
 
 
 def _oem_modules():
-    from integrations.simulator import emporia, enphase, franklinwh, tesla
+    from integrations.simulator import emporia, enphase, franklinwh, smartcar, tesla
 
-    return {"tesla": tesla, "franklinwh": franklinwh, "enphase": enphase, "emporia": emporia}
+    return {"tesla": tesla, "franklinwh": franklinwh, "enphase": enphase, "emporia": emporia, "smartcar": smartcar}
 
 
 class _LazyModules(dict):

@@ -199,6 +199,8 @@ class SimState:
                 "storm_enabled": rng.random() < 0.8,
                 "plugged_in": kind != "battery" and rng.random() < 0.7,
             }
+            if kind == "vehicle":
+                defaults["capacity_wh"] = 75_000.0
             if kind == "battery":
                 defaults["profile_ids"] = {mode: rng.randint(100_000, 999_999) for mode in (1, 2, 3)}
             defaults.update(attrs)
@@ -217,6 +219,8 @@ class SimState:
         with open(path, newline="") as handle:
             for row in csv.DictReader(handle):
                 oem = row.get("manufacturerSlug", "").strip()
+                if row.get("deviceType", "").strip() == "vehicle":
+                    oem = "smartcar"  # every EV brand is reached through Smartcar
                 if oem not in OEM_MODULES:
                     continue
                 kind = {"battery": "battery", "charger": "charger", "vehicle": "vehicle"}.get(

@@ -289,3 +289,46 @@ def test_emporia_stop_charging_changes_later_usage(sim, fleet):
     with pytest.raises(RateLimited) as caught:
         emporia.fetch_telemetry(charger)
     assert caught.value.retry_after == 12
+
+
+# -- Smartcar ------------------------------------------------------------------------------------------
+def test_smartcar_batch_maps_fractions_units_and_data_age(sim, fleet):
+    car = sim.state.add_device("smartcar", "1FTVW1EL5NWG00001", kind="vehicle", soc=42.0, plugged_in=True)
+    smartcar = adapter(sim, "smartcar")
+    found = smartcar.discover()
+    assert [(f.serial, f.external_id) for f in found] == [("1FTVW1EL5NWG00001", f"veh-{car.number}")]
+    vehicle = ref(found[0])
+    snap = smartcar.fetch_telemetry(vehicle)
+    assert snap.charge_percentage == 42.0  # 0.42 → %
+    assert snap.range_km == pytest.approx(42.0 * car.range_km_per_pct, abs=0.1)
+    assert snap.charge_limit_percent == 80.0 and snap.is_plugged_in is True
+    assert snap.measured_at == sim.state.clock.now()  # sc-data-age, not the time we asked
+    imperial = adapter(
+        sim,
+        "smartcar",
+        unit_system="imperial",
+        **{k: smartcar.credentials[k] for k in ("access_token", "refresh_token")},
+    )
+    assert imperial.fetch_telemetry(vehicle).range_km == pytest.approx(snap.range_km, abs=0.2)  # miles → km
+
+
+def test_smartcar_commands_refresh_429_and_asleep(sim, fleet):
+    sim.state.add_device("smartcar", "KNDCE3LG5N5000001", kind="vehicle", soc=50.0, plugged_in=True)
+    smartcar = adapter(sim, "smartcar")
+    vehicle = ref(smartcar.discover()[0])
+    smartcar.send_command(vehicle, "vehicle:set-charge-limit", {"chargeLimit": 90})
+    smartcar.send_command(vehicle, "vehicle:set-operating-mode", {"operatingMode": "start-charging"})
+    sim.state.advance(600)
+    snap = smartcar.fetch_telemetry(vehicle)
+    assert snap.charge_limit_percent == 90.0 and snap.charging_state == "charging"
+    assert snap.charge_percentage == pytest.approx(50 + 7.2 * (10 / 60) / 75 * 100, abs=0.05)
+    sim.state.inject("smartcar", "demo", "expired_token")
+    assert smartcar.fetch_telemetry(vehicle).charge_percentage > 50
+    assert smartcar.credentials["refresh_token"] != "demo-smartcar-refresh"
+    sim.state.inject("smartcar", "KNDCE3LG5N5000001", "rate_limit", retry_after=9)
+    with pytest.raises(RateLimited) as caught:
+        smartcar.fetch_telemetry(vehicle)
+    assert caught.value.retry_after == 9 and "RATE_LIMIT" in caught.value.message
+    sim.state.set_online("smartcar", "KNDCE3LG5N5000001", False)
+    with pytest.raises(DeviceOffline, match="VEHICLE_STATE"):
+        smartcar.fetch_telemetry(vehicle)

@@ -218,13 +218,15 @@ def test_test_connection_records_status_and_error(sim):
         ("franklinwh", "1005000077700001", "battery"),
         ("enphase", "EN7770000001", "battery"),
         ("emporia", "A277700001", "charger"),
+        ("ford", "1FTVW1EL5NWG77701", "vehicle"),
     ],
 )
 def test_discovery_and_sync_for_each_oem(sim, slug, serial, kind):
     workspace = WorkspaceFactory()
-    integration = make_integration(workspace, slug)
-    sim.state.add_device(slug, serial, kind=kind, charger_on=True, plugged_in=True)
-    device = make_device(workspace, slug, serial, device_type="charger" if kind == "charger" else "battery")
+    channel = Manufacturer.objects.get(slug=slug).integration_channel
+    integration = make_integration(workspace, channel)
+    sim.state.add_device(channel, serial, kind=kind, charger_on=True, plugged_in=True, soc=50.0)
+    device = make_device(workspace, slug, serial, device_type=kind)
     assert services.discovery_run(integration=integration).devices_ok == 1
     outcome = sync(integration)
     assert outcome.run.devices_ok == 1, outcome.run.errors
@@ -232,6 +234,8 @@ def test_discovery_and_sync_for_each_oem(sim, slug, serial, kind):
     assert device.state == "on_workspace" and device.latest_telemetry is not None
     if kind == "charger":
         assert device.latest_telemetry.charger_wattage_w == pytest.approx(32 * 240)
+    elif kind == "vehicle":
+        assert device.latest_telemetry.range_km is not None and device.latest_telemetry.charging_state == "charging"
     else:
         assert device.latest_telemetry.charge_percentage is not None
 

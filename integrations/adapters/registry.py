@@ -7,6 +7,7 @@ ADAPTERS = {
     "tesla": "integrations.tesla.adapter.TeslaAdapter",
     "franklinwh": "integrations.franklinwh.adapter.FranklinWHAdapter",
     "enphase": "integrations.enphase.adapter.EnphaseAdapter",
+    "solaredge": "integrations.solaredge.adapter.SolarEdgeAdapter",
     "emporia": "integrations.emporia.adapter.EmporiaAdapter",
     "smartcar": "integrations.smartcar.adapter.SmartcarAdapter",
 }

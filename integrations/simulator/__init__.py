@@ -17,6 +17,7 @@ DEMO_CREDENTIALS = {
         "api_key": "demo-enphase-key",
         "refresh_token": "demo-enphase-refresh",
     },
+    "solaredge": {"api_key": "demo-solaredge-key"},
     "emporia": {"username": "demo", "password": "demo-emporia-password"},
     "smartcar": {
         "client_id": "demo",
@@ -30,8 +31,8 @@ def add_accounts(state: SimState, name: str = "demo", credentials: dict | None =
     """Create `name`'s account at every simulated OEM; returns the credentials the portal should store."""
     credentials = credentials or DEMO_CREDENTIALS
     for oem, creds in credentials.items():
-        secret = creds.get("client_secret") or creds.get("password")
-        account = state.add_account(oem, name, secret, api_key=creds.get("api_key", ""))
+        secret = creds.get("client_secret") or creds.get("password") or creds.get("api_key")
+        account = state.add_account(oem, name, secret, api_key=creds.get("api_key", "") if oem == "enphase" else "")
         if "refresh_token" in creds:
             account.refresh_token = creds["refresh_token"]
     return credentials

@@ -52,9 +52,16 @@ class SimResponse:
 
 
 def _oem_modules():
-    from integrations.simulator import emporia, enphase, franklinwh, smartcar, tesla
+    from integrations.simulator import emporia, enphase, franklinwh, smartcar, solaredge, tesla
 
-    return {"tesla": tesla, "franklinwh": franklinwh, "enphase": enphase, "emporia": emporia, "smartcar": smartcar}
+    return {
+        "tesla": tesla,
+        "franklinwh": franklinwh,
+        "enphase": enphase,
+        "solaredge": solaredge,
+        "emporia": emporia,
+        "smartcar": smartcar,
+    }
 
 
 class _LazyModules(dict):

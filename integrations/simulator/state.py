@@ -53,6 +53,8 @@ class SimAccount:
     tokens: dict[str, datetime] = field(default_factory=dict)  # access token → expiry
     used_refresh_tokens: set[str] = field(default_factory=set)
     requests_today: int = 0
+    quota_day: str = ""
+    daily_quota: int = 300  # SolarEdge's calls per key per day
 
     def issue_token(self, now: datetime, ttl: timedelta) -> str:
         token = secrets.token_urlsafe(24)

@@ -332,3 +332,37 @@ def test_smartcar_commands_refresh_429_and_asleep(sim, fleet):
     sim.state.set_online("smartcar", "KNDCE3LG5N5000001", False)
     with pytest.raises(DeviceOffline, match="VEHICLE_STATE"):
         smartcar.fetch_telemetry(vehicle)
+
+
+# -- SolarEdge (read-only) -----------------------------------------------------------------------------
+def test_solaredge_local_times_flipped_storage_sign_and_flow_direction(sim, fleet):
+    site = sim.state.add_device("solaredge", "7E1400000001", kind="battery", soc=61.0, solar_peak_w=0.0, mode="backup")
+    solaredge = adapter(sim, "solaredge")
+    found = solaredge.discover()
+    assert [(f.serial, f.external_id) for f in found] == [("7E1400000001", str(site.number))]
+    assert found[0].oem_data["timeZone"] == "America/Los_Angeles"
+    snap = solaredge.fetch_telemetry(ref(found[0]))
+    at = sim.state.clock.now()
+    assert snap.measured_at == at  # "YYYY-MM-DD hh:mm:ss" in Los Angeles time → UTC
+    assert snap.charge_rate_w == -site.max_power_w and snap.charging_state == "charging"  # SolarEdge + = charging
+    assert (
+        snap.grid_power_w == pytest.approx(site.grid_w(at), abs=1) and snap.grid_status == "importing"
+    )  # kW, 3 decimals
+    assert snap.charge_percentage == pytest.approx(61.0, abs=0.1)
+    from integrations.adapters import NotSupported
+
+    with pytest.raises(NotSupported):
+        solaredge.send_command(ref(found[0]), "battery:set-reserve", {"chargePercentage": 30})
+
+
+def test_solaredge_bad_key_and_daily_quota(sim, fleet):
+    sim.state.add_device("solaredge", "7E1400000002", kind="battery")
+    with pytest.raises(AuthError, match="403"):
+        adapter(sim, "solaredge", api_key="not-a-key").discover()
+    sim.state.account("solaredge", "demo").daily_quota = 3
+    solaredge = adapter(sim, "solaredge")
+    solaredge.discover()  # list + inventory: 2 of 3
+    with pytest.raises(RateLimited) as caught:
+        solaredge.discover()  # list (3 of 3), inventory: over the quota
+    # a daily quota: the wait runs to the next day, never a quick retry
+    assert 0 < caught.value.retry_after <= 24 * 3600

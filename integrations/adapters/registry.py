@@ -9,6 +9,7 @@ ADAPTERS = {
     "enphase": "integrations.enphase.adapter.EnphaseAdapter",
     "solaredge": "integrations.solaredge.adapter.SolarEdgeAdapter",
     "emporia": "integrations.emporia.adapter.EmporiaAdapter",
+    "chargepoint": "integrations.chargepoint.adapter.ChargePointAdapter",
     "smartcar": "integrations.smartcar.adapter.SmartcarAdapter",
 }
 

@@ -19,6 +19,7 @@ DEMO_CREDENTIALS = {
     },
     "solaredge": {"api_key": "demo-solaredge-key"},
     "emporia": {"username": "demo", "password": "demo-emporia-password"},
+    "chargepoint": {"username": "demo", "password": "demo-chargepoint-password"},
     "smartcar": {
         "client_id": "demo",
         "client_secret": "demo-smartcar-secret",

@@ -52,7 +52,7 @@ class SimResponse:
 
 
 def _oem_modules():
-    from integrations.simulator import emporia, enphase, franklinwh, smartcar, solaredge, tesla
+    from integrations.simulator import chargepoint, emporia, enphase, franklinwh, smartcar, solaredge, tesla
 
     return {
         "tesla": tesla,
@@ -60,6 +60,7 @@ def _oem_modules():
         "enphase": enphase,
         "solaredge": solaredge,
         "emporia": emporia,
+        "chargepoint": chargepoint,
         "smartcar": smartcar,
     }
 

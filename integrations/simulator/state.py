@@ -90,6 +90,8 @@ class SimDevice:
     max_charging_rate_a: float = 48.0
     charge_limit: float = 80.0
     range_km_per_pct: float = 4.5
+    shed_kw: float | None = None  # ChargePoint load shed: allowed kW until cleared or `shed_until`
+    shed_until: datetime | None = None
     last_tick: datetime | None = None
     profile_ids: dict[int, int] = field(default_factory=dict)  # FranklinWH per-account TOU profile ids
 

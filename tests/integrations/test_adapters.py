@@ -366,3 +366,43 @@ def test_solaredge_bad_key_and_daily_quota(sim, fleet):
         solaredge.discover()  # list (3 of 3), inventory: over the quota
     # a daily quota: the wait runs to the next day, never a quick retry
     assert 0 < caught.value.retry_after <= 24 * 3600
+
+
+# -- ChargePoint (SOAP) --------------------------------------------------------------------------------
+def test_chargepoint_soap_discovery_group_load_and_shed(sim, fleet):
+    for i in range(3):
+        sim.state.add_device("chargepoint", f"1:90000{i}", kind="charger", charger_on=True, plugged_in=True)
+    chargepoint = adapter(sim, "chargepoint")
+    found = chargepoint.discover()
+    assert sorted(f.serial for f in found) == ["1:900000", "1:900001", "1:900002"]
+    before = chargepoint.requests_made
+    loads = chargepoint.fetch_telemetry_many([ref(f) for f in found])
+    assert chargepoint.requests_made - before == 1  # one getLoad for the whole station group
+    assert loads["1:900001"].charger_wattage_w == pytest.approx(32 * 240)
+    assert loads["1:900001"].measured_at == sim.state.clock.now()
+    station = ref(next(f for f in found if f.serial == "1:900001"))
+    chargepoint.send_command(
+        station, "charger:set-operating-mode", {"operatingMode": "stop-charging", "durationMinutes": 30}
+    )
+    assert chargepoint.fetch_telemetry(station).charger_wattage_w == 0
+    sim.state.advance(31 * 60)  # the shed lapses after its timeInterval
+    assert chargepoint.fetch_telemetry(station).charger_wattage_w == pytest.approx(32 * 240)
+    chargepoint.send_command(station, "charger:set-operating-mode", {"operatingMode": "stop-charging"})
+    sim.state.advance(3600)
+    assert chargepoint.fetch_telemetry(station).charger_wattage_w == 0  # until cleared
+    chargepoint.send_command(station, "charger:set-operating-mode", {"operatingMode": "start-charging"})
+    assert chargepoint.fetch_telemetry(station).charging_state == "charging"
+    with pytest.raises(AuthError, match="Authentication failed"):
+        adapter(sim, "chargepoint", password="wrong").discover()
+    from integrations.adapters import NotFound
+
+    with pytest.raises(NotFound, match="Station not found"):
+        chargepoint.send_command(
+            DeviceRef(serial="1:404", external_id="1:404"),
+            "charger:set-operating-mode",
+            {"operatingMode": "start-charging"},
+        )
+    sim.state.inject("chargepoint", "demo", "rate_limit", retry_after=20)
+    with pytest.raises(RateLimited) as caught:
+        chargepoint.discover()
+    assert caught.value.retry_after == 20

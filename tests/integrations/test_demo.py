@@ -25,7 +25,7 @@ def test_demo_fleet_is_discovered_and_streams_with_no_internet(settings):
             WorkspaceIntegration.objects.filter(workspace=result.workspace, enabled=True).values_list(
                 "channel", flat=True
             )
-        ) == {"tesla", "franklinwh", "enphase", "solaredge", "emporia", "smartcar"}
+        ) == {"tesla", "franklinwh", "enphase", "solaredge", "emporia", "chargepoint", "smartcar"}
         assert Device.objects.filter(state="registered").count() == 24
         call_command("run_integration_schedule", "--once", stdout=open("/dev/null", "w"))  # noqa: SIM115
         assert Device.objects.filter(state="on_workspace").count() == 24
@@ -33,4 +33,4 @@ def test_demo_fleet_is_discovered_and_streams_with_no_internet(settings):
         assert TelemetryReading.objects.values("device").distinct().count() == 24
         # re-seeding (a second `make demo`) keeps the integrations and resets their simulator credentials
         seed_demo(password="demo-password-123")
-        assert WorkspaceIntegration.objects.filter(workspace=result.workspace).count() == 6
+        assert WorkspaceIntegration.objects.filter(workspace=result.workspace).count() == 7

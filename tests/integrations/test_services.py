@@ -219,6 +219,8 @@ def test_test_connection_records_status_and_error(sim):
         ("enphase", "EN7770000001", "battery"),
         ("emporia", "A277700001", "charger"),
         ("ford", "1FTVW1EL5NWG77701", "vehicle"),
+        ("solaredge", "7E1477700001", "battery"),
+        ("chargepoint", "1:770001", "charger"),
     ],
 )
 def test_discovery_and_sync_for_each_oem(sim, slug, serial, kind):

@@ -31,11 +31,14 @@ class EmporiaAdapter(OemAdapter):
     telemetry_cadence = timedelta(minutes=5)
     required_credentials = ("username", "password")
 
-    def _login(self) -> None:
+    def _login(self, failed: str | None = None) -> None:
         """The real cloud signs in through AWS Cognito (SRP); the endpoint here is the simulator's stand-in
         for that exchange and answers Cognito's `AuthenticationResult` shape. An `id_token` given in the
         credentials is used as is."""
         with self._auth_lock:
+            current = self.credentials.get("id_token")
+            if current and current != failed:
+                return  # another thread already (re)authenticated while this one waited
             response = self.http(
                 "POST",
                 self.credentials.get("cognito_path", "cognito/login"),
@@ -49,9 +52,10 @@ class EmporiaAdapter(OemAdapter):
         if not self.credentials.get("id_token"):
             self._login()
         for attempt in (1, 2):
+            used = self.credentials.get("id_token")
             response = self.http(method, path, headers={"authtoken": self.credentials["id_token"]}, **kwargs)
             if response.status_code == 401 and attempt == 1 and path != "devices/evcharger":
-                self._login()
+                self._login(failed=used)
                 continue
             break
         status = response.status_code

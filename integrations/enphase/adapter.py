@@ -33,8 +33,11 @@ class EnphaseAdapter(OemAdapter):
     telemetry_cadence = timedelta(minutes=15)
     required_credentials = ("client_id", "client_secret", "api_key", "refresh_token")
 
-    def _refresh(self) -> None:
+    def _refresh(self, failed: str | None = None) -> None:
         with self._auth_lock:
+            current = self.credentials.get("access_token")
+            if current and current != failed:
+                return  # another thread already (re)authenticated while this one waited
             response = self.http(
                 "POST",
                 "oauth/token",
@@ -52,13 +55,14 @@ class EnphaseAdapter(OemAdapter):
         if not self.credentials.get("access_token"):
             self._refresh()
         for attempt in (1, 2):
+            used = self.credentials.get("access_token")
             headers = {
                 "Authorization": f"Bearer {self.credentials['access_token']}",
                 "key": self.credentials["api_key"],
             }
             response = self.http(method, f"{API}/{path}", headers=headers, **kwargs)
             if response.status_code == 401 and attempt == 1 and "mismatch" not in response.text:
-                self._refresh()
+                self._refresh(failed=used)
                 continue
             break
         status = response.status_code

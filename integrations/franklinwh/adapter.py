@@ -32,8 +32,11 @@ class FranklinWHAdapter(OemAdapter):
     telemetry_cadence = timedelta(minutes=5)
     required_credentials = ("account", "password")
 
-    def _login(self) -> None:
+    def _login(self, failed: str | None = None) -> None:
         with self._auth_lock:
+            current = getattr(self, "token", None)
+            if current and current != failed:
+                return  # another thread already (re)authenticated while this one waited
             response = self.http(
                 "POST",
                 f"{PREFIX}/initialize/appUserOrInstallerLogin",
@@ -71,11 +74,12 @@ class FranklinWHAdapter(OemAdapter):
         if gateway:
             params["gatewayId"] = gateway
         for attempt in (1, 2):
+            used = getattr(self, "token", None)
             headers = {"loginToken": self.token, **extra_headers}
             response = self.http(method, f"{PREFIX}/{path}", headers=headers, params=params, **kwargs)
             body = self._body(response)
             if body.get("code") == 401 and attempt == 1:
-                self._login()
+                self._login(failed=used)
                 continue
             break
         code = body.get("code")

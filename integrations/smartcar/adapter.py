@@ -35,8 +35,11 @@ class SmartcarAdapter(OemAdapter):
     # Commands travel to the car over cellular: tens of seconds is normal.
     command_timeout = 60.0
 
-    def _refresh(self) -> None:
+    def _refresh(self, failed: str | None = None) -> None:
         with self._auth_lock:
+            current = self.credentials.get("access_token")
+            if current and current != failed:
+                return  # another thread already (re)authenticated while this one waited
             response = self.http(
                 "POST",
                 self.credentials.get("token_url") or "oauth/token",
@@ -54,13 +57,14 @@ class SmartcarAdapter(OemAdapter):
         if not self.credentials.get("access_token"):
             self._refresh()
         for attempt in (1, 2):
+            used = self.credentials.get("access_token")
             headers = {
                 "Authorization": f"Bearer {self.credentials['access_token']}",
                 "SC-Unit-System": self.credentials.get("unit_system", "metric"),
             }
             response = self.http(method, f"{API}/{path}", headers=headers, timeout=timeout, **kwargs)
             if response.status_code == 401 and attempt == 1:
-                self._refresh()
+                self._refresh(failed=used)
                 continue
             break
         status = response.status_code

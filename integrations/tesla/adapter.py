@@ -34,8 +34,11 @@ class TeslaAdapter(OemAdapter):
     required_credentials = ("client_id", "refresh_token")
 
     # auth --------------------------------------------------------------------------------------------------
-    def _refresh(self) -> None:
+    def _refresh(self, failed: str | None = None) -> None:
         with self._auth_lock:
+            current = self.credentials.get("access_token")
+            if current and current != failed:
+                return  # another thread already (re)authenticated while this one waited
             token_url = self.credentials.get("token_url") or self.url("/oauth2/v3/token")
             response = self.http(
                 "POST",
@@ -61,11 +64,12 @@ class TeslaAdapter(OemAdapter):
         if not self.credentials.get("access_token"):
             self._refresh()
         for attempt in (1, 2):
+            used = self.credentials.get("access_token")
             response = self.http(
                 method, path, headers={"Authorization": f"Bearer {self.credentials['access_token']}"}, **kwargs
             )
             if response.status_code == 401 and attempt == 1:
-                self._refresh()
+                self._refresh(failed=used)
                 continue
             break
         status = response.status_code

@@ -406,3 +406,37 @@ def test_chargepoint_soap_discovery_group_load_and_shed(sim, fleet):
     with pytest.raises(RateLimited) as caught:
         chargepoint.discover()
     assert caught.value.retry_after == 20
+
+
+def test_concurrent_calls_refresh_an_expired_token_once(sim, fleet):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from integrations.simulator.common import expire_tokens
+
+    def all_at_once(call, n=8):
+        barrier = threading.Barrier(n)
+
+        def go(_):
+            barrier.wait()
+            return call()
+
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            return list(pool.map(go, range(n)))
+
+    tesla = adapter(sim, "tesla")
+    site = ref(tesla.discover()[0])
+    account = sim.state.account("tesla", "demo")
+    expire_tokens(account)  # every thread's first call answers 401 "token expired (401)"
+    issued = len(account.tokens)
+    snapshots = all_at_once(lambda: tesla.fetch_telemetry(site))
+    assert all(s.charge_percentage is not None for s in snapshots)
+    # one rotation: every further refresh would have spent a refresh token for nothing
+    assert len(account.tokens) == issued + 1
+
+    franklin = adapter(sim, "franklinwh")
+    gateway = ref(franklin.discover()[0])
+    franklin.token = None
+    logins = len(sim.state.account("franklinwh", "demo").tokens)
+    all_at_once(lambda: franklin.fetch_telemetry(gateway))
+    assert len(sim.state.account("franklinwh", "demo").tokens) == logins + 1

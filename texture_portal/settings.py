@@ -174,13 +174,13 @@ OEM_SYNC_BATCH_SIZE = env_int("OEM_SYNC_BATCH_SIZE", 2000)
 CELERY_BEAT_SCHEDULE = {
     # Find registered devices at their OEMs (every enabled integration); "discover now" in the admin runs it too.
     "integrations-discover": {"task": "integrations.tasks.discovery_run_all_task", "schedule": 15 * 60},
-    # Telemetry of the 5-minute OEMs (Tesla, FranklinWH, Emporia).
+    # Telemetry of the 5-minute OEMs (Tesla, FranklinWH, Emporia, ChargePoint).
     "integrations-telemetry-5min": {
         "task": "integrations.tasks.telemetry_sync_all_task",
         "schedule": 5 * 60,
         "kwargs": {"cadence_minutes": 5},
     },
-    # Telemetry of the 15-minute OEMs (Enphase's interval data).
+    # Telemetry of the 15-minute OEMs (Enphase, SolarEdge's daily call quota, Smartcar's vehicle rate limits).
     "integrations-telemetry-15min": {
         "task": "integrations.tasks.telemetry_sync_all_task",
         "schedule": 15 * 60,

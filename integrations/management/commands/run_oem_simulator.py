@@ -10,7 +10,7 @@ from texture_portal.demo.seed import DEMO_FLEET_CSV
 
 
 class Command(BaseCommand):
-    help = "Run the OEM simulator (Tesla, FranklinWH, Enphase, Emporia) seeded from a fleet CSV."
+    help = "Run the OEM simulator (every OEM cloud the portal has an adapter for) seeded from a fleet CSV."
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1")

@@ -288,3 +288,103 @@ def dispatch_event_update(
     if changes:
         audit_record(actor=actor, action=AuditAction.OBJECT_CHANGED, target=event, source=source, changes=changes)
     return changes
+
+
+# Commands that set a battery's state (mode, reserve) and must not be sent while Storm Guard holds it.
+BATTERY_COMMANDS = {CommandSlug.BATTERY_SET_OPERATING_MODE, CommandSlug.BATTERY_SET_RESERVE}
+
+
+@transaction.atomic
+def _command_claim(*, command: Command) -> tuple[Command, str | None]:
+    """Lock the command and decide: send it (None), or why not (a skip reason). Marks it `sent`."""
+    from fleet.choices import DeviceState
+    from integrations.models import WorkspaceIntegration
+
+    # lock the command row only (the device's latest reading is an outer join PostgreSQL cannot lock)
+    locked = (
+        Command.objects.select_for_update(of=("self",))
+        .select_related("device__manufacturer", "device__latest_telemetry")
+        .get(pk=command.pk)
+    )
+    if locked.status not in (CommandStatus.PENDING, CommandStatus.SENT):
+        return locked, "done"
+    device = locked.device
+    channel = device.manufacturer.integration_channel
+    reason = None
+    if device.state != DeviceState.ON_WORKSPACE:
+        reason = f"The device is {device.get_state_display()}, not reachable through its OEM."
+    elif not WorkspaceIntegration.objects.filter(
+        workspace_id=locked.workspace_id, channel=channel, enabled=True
+    ).exists():
+        reason = f"The {device.manufacturer.name} integration is not enabled for this workspace."
+    elif (
+        locked.slug in BATTERY_COMMANDS
+        and device.latest_telemetry is not None
+        and device.latest_telemetry.is_storm_mode_active
+    ):
+        reason = "Storm Guard is active: the battery keeps its backup charge and does not take part."
+    if reason:
+        if locked.status == CommandStatus.PENDING:
+            command_set_status(command=locked, status=CommandStatus.SKIPPED, reason=reason)
+        else:
+            command_set_status(command=locked, status=CommandStatus.FAILED, reason=reason)
+        return locked, reason
+    if locked.status == CommandStatus.PENDING:
+        command_set_status(command=locked, status=CommandStatus.SENT)
+    else:
+        # A retry of a command already sent once: the OEM calls set a state (mode, reserve, charger on), so
+        # sending again is harmless; count the attempt.
+        Command.objects.filter(pk=locked.pk).update(attempts=locked.attempts + 1, sent_at=timezone.now())
+    locked.refresh_from_db()
+    return locked, None
+
+
+def command_send(*, command: Command, final_attempt: bool = True) -> Command:
+    """Send a pending command through its device's OEM adapter and record the outcome.
+
+    Idempotent: a command already succeeded, failed or skipped is returned untouched. Skipped (with why)
+    when the device is not on the workspace, its integration is disabled, or Storm Guard holds a battery.
+    A transient OEM error leaves the command `sent` and is raised for the task to retry, unless this is the
+    final attempt, which marks it failed.
+    """
+    from integrations.adapters import DeviceRef, IntegrationError, adapter_for
+    from integrations.models import WorkspaceIntegration
+    from integrations.services import integration_credentials_persist
+
+    locked, reason = _command_claim(command=command)
+    if reason:
+        command.refresh_from_db()
+        return command
+    device = locked.device
+    integration = WorkspaceIntegration.objects.get(
+        workspace_id=locked.workspace_id, channel=device.manufacturer.integration_channel
+    )
+    adapter = adapter_for(integration)
+    ref = DeviceRef(
+        serial=device.system_identifier,
+        external_id=device.oem_device_id,
+        oem_data=device.oem_data,
+        device_type=device.device_type,
+    )
+    try:
+        result = adapter.send_command(ref, locked.slug, locked.input)
+        result = adapter.command_status(ref, result)
+    except IntegrationError as exc:
+        if exc.transient and not final_attempt:
+            raise
+        command_set_status(
+            command=locked, status=CommandStatus.FAILED, reason=f"{integration.get_channel_display()}: {exc.message}"
+        )
+        command.refresh_from_db()
+        return command
+    finally:
+        integration_credentials_persist(integration=integration, adapter=adapter)
+        adapter.close()
+    if result.status == "accepted":
+        command_set_status(
+            command=locked, status=CommandStatus.SUCCESS, reason=result.message, oem_reference=result.oem_reference
+        )
+    elif result.status in ("rejected", "failed"):
+        command_set_status(command=locked, status=CommandStatus.FAILED, reason=result.message or result.status)
+    command.refresh_from_db()
+    return command

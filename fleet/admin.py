@@ -1,11 +1,17 @@
 """Fleet admin: contacts (looked up by account number), sites, devices with state history and telemetry."""
 
-from django.contrib import admin
+from datetime import timedelta
+
+from django.contrib import admin, messages
+from django.db import transaction
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
+from fleet import selectors as fleet_selectors
 from fleet import services
 from fleet.admin_imports import FleetImportExportMixin
+from fleet.charts import telemetry_chart_svg
 from fleet.choices import DeviceState
 from fleet.filtersets import ContactFilterSet, DeviceFilterSet, SiteFilterSet
 from fleet.models import Contact, Device, DeviceStateChange, DeviceTag, Site, TelemetryReading
@@ -48,6 +54,33 @@ class TagListFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         if self.value():
             return queryset.filter(tags__id=self.value())
+        return queryset
+
+
+class LastSeenListFilter(admin.SimpleListFilter):
+    """When the device last reported (its OEM's measurement time)."""
+
+    title = _("last seen")
+    parameter_name = "last_seen"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("hour", _("Within the last hour")),
+            ("day", _("Within the last day")),
+            ("older", _("More than a day ago")),
+            ("never", _("Never")),
+        ]
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        if self.value() == "hour":
+            return queryset.filter(last_seen_at__gte=now - timedelta(hours=1))
+        if self.value() == "day":
+            return queryset.filter(last_seen_at__gte=now - timedelta(days=1))
+        if self.value() == "older":
+            return queryset.filter(last_seen_at__lt=now - timedelta(days=1))
+        if self.value() == "never":
+            return queryset.filter(last_seen_at__isnull=True)
         return queryset
 
 
@@ -200,10 +233,12 @@ class DeviceAdmin(FleetImportExportMixin, FilterSetAdminMixin, WorkspaceScopedAd
         "state",
         ("manufacturer", admin.RelatedFieldListFilter),
         "device_type",
+        LastSeenListFilter,
         ProgramListFilter,
         TagListFilter,
         ("workspace", ScopedRelatedFieldListFilter),
     ]
+    actions = ["discover_now"]
     search_fields = ["^system_identifier", "=contact__reference_id"]
     search_help_text = _("Serial (from the start) or the owner's exact account number.")
     autocomplete_fields = ["site", "tags"]
@@ -225,7 +260,7 @@ class DeviceAdmin(FleetImportExportMixin, FilterSetAdminMixin, WorkspaceScopedAd
             },
         ),
         (_("State"), {"fields": ["state", "state_changed_at", "state_reason", "last_seen_at"]}),
-        (_("Latest telemetry"), {"fields": ["latest_telemetry_panel"]}),
+        (_("Latest telemetry"), {"fields": ["latest_telemetry_panel", "telemetry_chart"]}),
         (_("OEM"), {"fields": ["oem_device_id", "oem_data"], "classes": ["collapse"]}),
     ]
     readonly_fields = [
@@ -235,6 +270,7 @@ class DeviceAdmin(FleetImportExportMixin, FilterSetAdminMixin, WorkspaceScopedAd
         "state_reason",
         "last_seen_at",
         "latest_telemetry_panel",
+        "telemetry_chart",
         "oem_device_id",
         "oem_data",
     ]
@@ -298,6 +334,48 @@ class DeviceAdmin(FleetImportExportMixin, FilterSetAdminMixin, WorkspaceScopedAd
             "<table>{}</table>",
             format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", ((str(k), v) for k, v in rows)),
         )
+
+    @admin.display(description=_("last day"))
+    def telemetry_chart(self, obj):
+        if obj is None or obj.pk is None:
+            return "—"
+        end = timezone.now()
+        start = end - timedelta(days=1)
+        return telemetry_chart_svg(
+            fleet_selectors.device_telemetry_series(device=obj, since=start), start=start, end=end
+        )
+
+    @admin.action(description=_("Discover now (look the selected devices up at their OEMs)"))
+    def discover_now(self, request, queryset):
+        from integrations.models import WorkspaceIntegration
+        from integrations.tasks import discovery_run_task
+
+        pairs = set(
+            queryset.filter(state=DeviceState.REGISTERED).values_list(
+                "workspace_id", "manufacturer__integration_channel"
+            )
+        )
+        if not pairs:
+            self.message_user(request, _("None of the selected devices is a Registered System."), messages.WARNING)
+            return
+        queued, disabled = [], []
+        for workspace_id, channel in sorted(pairs):
+            integration = WorkspaceIntegration.objects.filter(workspace_id=workspace_id, channel=channel).first()
+            if integration is None or not integration.enabled:
+                disabled.append(channel)
+                continue
+            if not request.user.has_perm("fleet.change_device", integration):
+                continue
+            transaction.on_commit(lambda pk=integration.pk: discovery_run_task.delay(pk))
+            queued.append(integration.get_channel_display())
+        if queued:
+            self.message_user(request, f"Discovery queued for: {', '.join(queued)}.", messages.SUCCESS)
+        if disabled:
+            self.message_user(
+                request,
+                f"Not enabled in this workspace, so not discovered: {', '.join(sorted(set(disabled)))}.",
+                messages.WARNING,
+            )
 
     def perform_save(self, request, obj, form, change):
         data = form.cleaned_data

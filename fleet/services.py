@@ -1,12 +1,13 @@
 """Writes of the fleet: contacts, sites, devices and device state. Every one is atomic and audited."""
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from fleet.choices import DEVICE_STATE_TRANSITIONS, DeviceState
-from fleet.models import Contact, Device, DeviceStateChange, DeviceTag, Site
+from fleet.models import Contact, Device, DeviceStateChange, DeviceTag, Site, TelemetryReading
 from integrations import events
 from integrations.choices import PlatformEventType
 from texture_portal.audit import audit_record
@@ -268,3 +269,217 @@ def device_mark_registered(*, device: Device, reason: str, actor=None, source=Au
     return device_change_state(
         device=device, to_state=DeviceState.REGISTERED, reason=reason, actor=actor, source=source, at=at
     )
+
+
+# -- discovery and telemetry (written by integration jobs) ------------------------------------------------
+@transaction.atomic
+def device_mark_discovered(
+    *, device: Device, oem_device_id: str, oem_data: dict, reason: str, source=AuditSource.TASK, at=None
+) -> Device:
+    """Bind a Registered System to what its OEM calls it, and move it to Device on Workspace
+    (`device.discovered`). The OEM ids are stored before the state change so the event carries them."""
+    Device.objects.filter(pk=device.pk).update(
+        oem_device_id=oem_device_id[:200], oem_data=oem_data, last_updated=timezone.now()
+    )
+    device.oem_device_id, device.oem_data = oem_device_id[:200], oem_data
+    device_change_state(
+        device=device, to_state=DeviceState.ON_WORKSPACE, reason=reason, actor=None, source=source, at=at
+    )
+    return device
+
+
+def devices_note_reason(*, device_ids: Iterable[int], reason: str) -> int:
+    """Say why devices stay where they are (not found at the OEM, integration not enabled) without a state
+    change: no history row, no event, just the readable reason staff see on the device."""
+    return (
+        Device.objects.filter(pk__in=list(device_ids))
+        .exclude(state_reason=reason[:300])
+        .update(state_reason=reason[:300], last_updated=timezone.now())
+    )
+
+
+@dataclass(frozen=True)
+class TelemetryIngestResult:
+    readings_written: int
+    devices_updated: int
+    devices_recovered: list[int]
+
+
+def telemetry_ingest(*, workspace_id: int, readings: list[tuple[int, object]]) -> TelemetryIngestResult:
+    """Write normalized readings in bulk and move each device's latest snapshot forward.
+
+    `readings` is [(device_id, TelemetrySnapshot)]. Idempotent on (device, measured_at): a re-sent reading
+    (a retried batch, a dropped connection mid-sync) is neither lost nor duplicated. A device only moves
+    forward: an older reading never replaces a newer latest snapshot. Each device that moved gets a
+    `device.updated` event; offline devices that report again go back to Device on Workspace
+    (`device.connected`). A constant number of statements per call, plus one state change per recovered
+    device. On PostgreSQL, one INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING RETURNING and one
+    UPDATE … FROM unnest(…): no per-row round trips and no ORM objects per reading.
+    """
+    if not readings:
+        return TelemetryIngestResult(0, 0, [])
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            moved = _ingest_postgresql(workspace_id=workspace_id, readings=readings)
+        else:
+            moved = _ingest_portable(workspace_id=workspace_id, readings=readings)
+        written, changed = moved
+        events.events_emit_many(
+            workspace_id=workspace_id,
+            type=PlatformEventType.DEVICE_UPDATED,
+            items=[
+                (
+                    f"device.updated:{device_id}:{events.iso(seen)}",
+                    {
+                        "id": device_id,
+                        "workspaceId": workspace_id,
+                        "state": state,
+                        "lastSeenAt": events.iso(seen),
+                        "telemetryId": reading_id,
+                    },
+                )
+                for device_id, state, seen, reading_id in changed
+            ],
+        )
+        recovered = [device_id for device_id, state, _, _ in changed if state == DeviceState.OFFLINE]
+        for device in Device.objects.filter(pk__in=recovered):
+            device_change_state(
+                device=device,
+                to_state=DeviceState.ON_WORKSPACE,
+                reason=f"Reporting again (reading of {events.iso(device.last_seen_at)}).",
+                actor=None,
+                source=AuditSource.TASK,
+            )
+    return TelemetryIngestResult(written, len(changed), recovered)
+
+
+READING_COLUMNS = [
+    ("charge_percentage", "float8"),
+    ("charge_rate_w", "float8"),
+    ("grid_power_w", "float8"),
+    ("solar_power_w", "float8"),
+    ("backup_reserve_percent", "float8"),
+    ("charging_state", "text"),
+    ("grid_status", "text"),
+    ("strategy", "text"),
+    ("is_storm_mode_enabled", "bool"),
+    ("is_storm_mode_active", "bool"),
+    ("is_plugged_in", "bool"),
+    ("charger_wattage_w", "float8"),
+    ("charge_limit_percent", "float8"),
+    ("range_km", "float8"),
+]
+
+
+def _newest_per_device(rows) -> dict[int, tuple]:
+    newest: dict[int, tuple] = {}
+    for reading_id, device_id, measured_at in rows:
+        if device_id not in newest or measured_at > newest[device_id][0]:
+            newest[device_id] = (measured_at, reading_id)
+    return newest
+
+
+def readings_insert_postgresql(cursor, *, workspace_id, readings) -> list[tuple]:
+    """One INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING; returns (id, device_id, measured_at) of
+    the rows that were new."""
+    names = [name for name, _ in READING_COLUMNS]
+    arrays = [[device_id for device_id, _ in readings], [snap.measured_at for _, snap in readings]]
+    arrays += [[getattr(snap, name) for _, snap in readings] for name in names]
+    casts = ["bigint[]", "timestamptz[]"] + [f"{kind}[]" for _, kind in READING_COLUMNS]
+    cursor.execute(
+        f"""
+        INSERT INTO fleet_telemetryreading (workspace_id, received_at, device_id, measured_at, {", ".join(names)})
+        SELECT %s, %s, r.* FROM unnest({", ".join(f"%s::{cast}" for cast in casts)}) AS r
+        ON CONFLICT (device_id, measured_at) DO NOTHING
+        RETURNING id, device_id, measured_at
+        """,  # noqa: S608 - column names and casts are constants of this module
+        [workspace_id, timezone.now(), *arrays],
+    )
+    return cursor.fetchall()
+
+
+def _ingest_postgresql(*, workspace_id, readings):
+    with connection.cursor() as cursor:
+        inserted = readings_insert_postgresql(cursor, workspace_id=workspace_id, readings=readings)
+        newest = _newest_per_device(inserted)
+        if not newest:
+            return 0, []
+        ids = list(newest)
+        cursor.execute(
+            """
+            UPDATE fleet_device AS d
+               SET last_seen_at = v.seen, latest_telemetry_id = v.reading_id
+              FROM unnest(%s::bigint[], %s::timestamptz[], %s::bigint[]) AS v(id, seen, reading_id)
+             WHERE d.id = v.id AND d.workspace_id = %s
+               AND (d.last_seen_at IS NULL OR d.last_seen_at < v.seen)
+            RETURNING d.id, d.state, d.last_seen_at, d.latest_telemetry_id
+            """,
+            [ids, [newest[i][0] for i in ids], [newest[i][1] for i in ids], workspace_id],
+        )
+        return len(inserted), cursor.fetchall()
+
+
+def _ingest_portable(*, workspace_id, readings):
+    received = timezone.now()
+    rows = [
+        TelemetryReading(
+            workspace_id=workspace_id,
+            device_id=device_id,
+            measured_at=snapshot.measured_at,
+            received_at=received,
+            **snapshot.reading_fields(),
+        )
+        for device_id, snapshot in readings
+    ]
+    device_ids = sorted({device_id for device_id, _ in readings})
+    oldest = min(snapshot.measured_at for _, snapshot in readings)
+    before = set(
+        TelemetryReading.objects.filter(device_id__in=device_ids, measured_at__gte=oldest).values_list(
+            "device_id", "measured_at"
+        )
+    )
+    TelemetryReading.objects.bulk_create(rows, batch_size=500, ignore_conflicts=True)
+    stored = list(
+        TelemetryReading.objects.filter(device_id__in=device_ids, measured_at__gte=oldest).values_list(
+            "pk", "device_id", "measured_at"
+        )
+    )
+    offered = {(device_id, snapshot.measured_at) for device_id, snapshot in readings}
+    inserted = [row for row in stored if (row[1], row[2]) in offered and (row[1], row[2]) not in before]
+    newest = _newest_per_device(inserted)
+    devices = list(
+        Device.objects.filter(pk__in=list(newest), workspace_id=workspace_id).only("pk", "state", "last_seen_at")
+    )
+    changed = []
+    for device in devices:
+        seen, reading_id = newest[device.pk]
+        if device.last_seen_at is not None and device.last_seen_at >= seen:
+            continue
+        device.last_seen_at, device.latest_telemetry_id = seen, reading_id
+        changed.append(device)
+    Device.objects.bulk_update(changed, ["last_seen_at", "latest_telemetry_id"], batch_size=500)
+    return len(inserted), [(d.pk, d.state, d.last_seen_at, d.latest_telemetry_id) for d in changed]
+
+
+@transaction.atomic
+def device_mark_stale_offline(*, device: Device, stale_since, reason: str) -> bool:
+    """Offline, if the device is still on the workspace and still has not reported since `stale_since`
+    (re-checked under the row lock, so a reading that just arrived wins)."""
+    locked = Device.objects.select_for_update().get(pk=device.pk)
+    if locked.state != DeviceState.ON_WORKSPACE:
+        return False
+    if locked.last_seen_at is not None and locked.last_seen_at >= stale_since:
+        return False
+    if locked.last_seen_at is None and locked.state_changed_at >= stale_since:
+        return False
+    device_change_state(device=locked, to_state=DeviceState.OFFLINE, reason=reason, actor=None, source=AuditSource.TASK)
+    return True
+
+
+def devices_record_sync_error(*, errors: dict[int, str]) -> None:
+    """Keep each device's last OEM answer (offline, not found, timeout) so the offline reason can quote it."""
+    at = events.iso(timezone.now())
+    devices = list(Device.objects.filter(pk__in=list(errors)).only("pk", "oem_data"))
+    for device in devices:
+        device.oem_data = {**device.oem_data, "lastSyncError": {"message": errors[device.pk][:300], "at": at}}
+    Device.objects.bulk_update(devices, ["oem_data"], batch_size=1000)

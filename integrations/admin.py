@@ -5,6 +5,7 @@ import json
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.utils.html import format_html_join
 from django.utils.translation import gettext_lazy as _
 
@@ -12,7 +13,8 @@ from integrations import services, webhooks
 from integrations.choices import PlatformEventType
 from integrations.destinations import DeliveryAttempt, Destination
 from integrations.filtersets import DestinationFilterSet, PlatformEventFilterSet
-from integrations.models import Manufacturer, PlatformEvent, WorkspaceIntegration
+from integrations.models import IntegrationRun, Manufacturer, PlatformEvent, WorkspaceIntegration
+from texture_portal.admin_actions import run_service_for_each
 from texture_portal.admin_base import (
     ReadOnlyWorkspaceScopedAdmin,
     ReadOnlyWorkspaceScopedTabularInline,
@@ -76,16 +78,44 @@ class WorkspaceIntegrationForm(forms.ModelForm):
         return value
 
 
+class IntegrationRunInline(ReadOnlyWorkspaceScopedTabularInline):
+    model = IntegrationRun
+    fields = ["started_at", "kind", "status", "attempt", "devices_total", "devices_ok", "readings_written", "message"]
+    readonly_fields = fields
+    verbose_name_plural = _("recent runs")
+    max_num = 0
+
+    def get_formset(self, request, obj=None, **kwargs):
+        request._runs_of_integration = obj  # admin instances are shared between requests: keep it on the request
+        return super().get_formset(request, obj, **kwargs)
+
+    def get_queryset(self, request):
+        # the latest runs of this integration only: a busy one has thousands
+        qs = super().get_queryset(request)
+        parent = getattr(request, "_runs_of_integration", None)
+        if parent is None:
+            return qs.none()
+        recent = qs.filter(integration=parent).order_by("-started_at", "-id").values_list("pk", flat=True)[:20]
+        return qs.filter(pk__in=list(recent))
+
+
 @admin.register(WorkspaceIntegration)
 class WorkspaceIntegrationAdmin(WorkspaceScopedAdmin):
+    """The integration tiles: one per OEM channel and workspace, with health, test and run buttons."""
+
     form = WorkspaceIntegrationForm
     list_display = ["channel", "workspace", "enabled", "status", "last_checked_at", "last_error"]
+    actions = ["test_connection", "discover_now", "sync_telemetry_now"]
+    inlines = [IntegrationRunInline]
     list_select_related = ["workspace__organization"]
     list_filter = ["channel", "enabled", "status", ("workspace", ScopedRelatedFieldListFilter)]
     readonly_fields = ["stored_credentials", "status", "last_error", "last_checked_at"]
 
     def get_readonly_fields(self, request, obj=None):
         return ["workspace", "channel", *self.readonly_fields] if obj else self.readonly_fields
+
+    def get_inlines(self, request, obj):
+        return self.inlines if obj else []  # a new integration has no runs yet
 
     @admin.display(description=_("stored credentials"))
     def stored_credentials(self, obj):
@@ -107,6 +137,83 @@ class WorkspaceIntegrationAdmin(WorkspaceScopedAdmin):
 
     def audit_save(self, request, obj, form, change):
         """The service audits (credential values are never written to the log)."""
+
+    @admin.action(description=_("Test connection (one call to the OEM with the stored credentials)"))
+    def test_connection(self, request, queryset):
+        for integration in queryset:
+            if not request.user.has_perm(self._perm("change"), integration):
+                self.message_user(request, f"{integration}: you may not manage integrations there.", messages.ERROR)
+                continue
+            outcome = services.integration_test_connection(
+                integration=integration, actor=request.user, source=AuditSource.ADMIN
+            )
+            level = messages.SUCCESS if outcome.startswith("Connected") else messages.ERROR
+            self.message_user(request, f"{integration.get_channel_display()}: {outcome}", level)
+
+    @admin.action(description=_("Discover now (look registered devices up at the OEM)"))
+    def discover_now(self, request, queryset):
+        from integrations.tasks import discovery_run_task
+
+        def queue(integration):
+            if not integration.enabled:
+                from texture_portal.exceptions import ApplicationError
+
+                raise ApplicationError("not enabled: enable it first.")
+            transaction.on_commit(lambda: discovery_run_task.delay(integration.pk))
+
+        run_service_for_each(self, request, queryset, queue, done="Discovery queued")
+
+    @admin.action(description=_("Sync telemetry now"))
+    def sync_telemetry_now(self, request, queryset):
+        from integrations import selectors
+        from integrations.tasks import telemetry_sync_task
+
+        def queue(integration):
+            if not integration.enabled:
+                from texture_portal.exceptions import ApplicationError
+
+                raise ApplicationError("not enabled: enable it first.")
+            ids = selectors.device_ids_for_sync(integration=integration)
+            transaction.on_commit(lambda: telemetry_sync_task.delay(integration.pk, ids))
+
+        run_service_for_each(self, request, queryset, queue, done="Telemetry sync queued")
+
+
+@admin.register(IntegrationRun)
+class IntegrationRunAdmin(ReadOnlyWorkspaceScopedAdmin):
+    """Every discovery and telemetry-sync job: what ran, how far it got, and the errors it met."""
+
+    list_display = [
+        "started_at",
+        "integration",
+        "kind",
+        "status",
+        "attempt",
+        "devices_total",
+        "devices_ok",
+        "devices_failed",
+        "readings_written",
+        "http_requests",
+        "finished_at",
+    ]
+    list_select_related = ["integration"]
+    list_filter = ["kind", "status", ("workspace", ScopedRelatedFieldListFilter)]
+    readonly_fields = [
+        "workspace",
+        "integration",
+        "kind",
+        "status",
+        "attempt",
+        "started_at",
+        "finished_at",
+        "devices_total",
+        "devices_ok",
+        "devices_failed",
+        "readings_written",
+        "http_requests",
+        "message",
+        "errors",
+    ]
 
 
 @admin.register(PlatformEvent)

@@ -46,3 +46,15 @@ class PlatformEventType(models.TextChoices):
     PROGRAM_EVENT_STARTED = "program_event.started", "program_event.started"
     PROGRAM_EVENT_COMPLETED = "program_event.completed", "program_event.completed"
     PROGRAM_EVENT_CANCELLED = "program_event.cancelled", "program_event.cancelled"
+
+
+class RunKind(models.TextChoices):
+    DISCOVERY = "discovery", _("Discovery")
+    TELEMETRY = "telemetry", _("Telemetry sync")
+
+
+class RunStatus(models.TextChoices):
+    RUNNING = "running", _("Running")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    PARTIAL = "partial", _("Partly failed")
+    FAILED = "failed", _("Failed")

@@ -1,9 +1,10 @@
 """Recording platform events (the outbox) and the `data` each type carries, in the API's camelCase."""
 
+import json
 import logging
 from functools import partial
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from integrations.choices import PlatformEventType
@@ -46,6 +47,24 @@ def _fan_out(workspace_id: int, key: str) -> None:
     except Exception:
         # The change is committed and the event is in the outbox; a broker outage must not fail the request.
         logger.exception("Could not queue the webhook fan-out of event %s", key)
+
+
+def _fan_out_batch(workspace_id: int, timestamp) -> None:
+    """Events written in bulk (an import, a sync batch) share their timestamp: after commit, one task hands
+    all of them to the destinations that want them (none queued when the workspace has no destination)."""
+    transaction.on_commit(partial(_queue_batch, workspace_id, timestamp.isoformat()))
+
+
+def _queue_batch(workspace_id: int, timestamp: str) -> None:
+    from integrations.destinations import Destination
+    from integrations.tasks import platform_events_fan_out_batch_task
+
+    if not Destination.objects.filter(workspace_id=workspace_id, is_active=True).exists():
+        return
+    try:
+        platform_events_fan_out_batch_task.delay(workspace_id, timestamp)
+    except Exception:
+        logger.exception("Could not queue the webhook fan-out of the events of %s", timestamp)
 
 
 def contact_data(contact) -> dict:
@@ -145,3 +164,35 @@ def event_emit_many(*, events: list[dict]) -> None:
     from texture_portal.bulk import insert_rows
 
     insert_rows(PlatformEvent, events, ids=False)
+    for workspace_id, timestamp in {(e["workspace_id"], e["timestamp"]) for e in events}:
+        _fan_out_batch(workspace_id, timestamp)
+
+
+def events_emit_many(
+    *, workspace_id: int, type: PlatformEventType | str, items: list[tuple[str, dict]], timestamp=None
+):
+    """Record many events of one type in one statement (telemetry sync emits one per device)."""
+    if not items:
+        return
+    at = timestamp or timezone.now()
+    if connection.vendor == "postgresql":
+        # one INSERT … SELECT FROM unnest: no model instance per event (telemetry emits thousands per batch)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """
+                INSERT INTO integrations_platformevent (workspace_id, type, version, key, timestamp, data)
+                SELECT %s, %s, 1, e.key, %s, e.data::jsonb FROM unnest(%s::text[], %s::text[]) AS e(key, data)
+                ON CONFLICT (workspace_id, key) DO NOTHING
+                """,
+                [workspace_id, str(type), at, [key[:200] for key, _ in items], [json.dumps(data) for _, data in items]],
+            )
+    else:
+        PlatformEvent.objects.bulk_create(
+            [
+                PlatformEvent(workspace_id=workspace_id, type=type, key=key[:200], data=data, timestamp=at)
+                for key, data in items
+            ],
+            batch_size=2000,
+            ignore_conflicts=True,
+        )
+    _fan_out_batch(workspace_id, at)

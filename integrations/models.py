@@ -6,7 +6,14 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from fleet.choices import DeviceType
-from integrations.choices import IntegrationChannel, IntegrationStatus, PlatformEventType, SupportLevel
+from integrations.choices import (
+    IntegrationChannel,
+    IntegrationStatus,
+    PlatformEventType,
+    RunKind,
+    RunStatus,
+    SupportLevel,
+)
 from texture_portal.fields import EncryptedJSONField
 from texture_portal.models import BaseModel, WorkspaceScopedModel, WorkspaceScopedQuerySet
 
@@ -80,6 +87,48 @@ class WorkspaceIntegration(WorkspaceScopedModel):
 
     def __str__(self) -> str:
         return f"{self.get_channel_display()} ({'enabled' if self.enabled else 'disabled'})"
+
+
+class IntegrationRun(WorkspaceScopedModel):
+    """One discovery or telemetry-sync job of one workspace integration (one row per attempt), so staff can
+    see what ran, how far it got and why it failed.
+
+    Counts only grow while `running`; `finished_at` is set exactly when the run leaves `running`.
+    """
+
+    integration = models.ForeignKey(
+        WorkspaceIntegration, on_delete=models.CASCADE, related_name="runs", verbose_name=_("integration")
+    )
+    kind = models.CharField(_("kind"), max_length=20, choices=RunKind.choices)
+    status = models.CharField(_("status"), max_length=20, choices=RunStatus.choices, default=RunStatus.RUNNING)
+    attempt = models.PositiveSmallIntegerField(_("attempt"), default=1)
+    started_at = models.DateTimeField(_("started"), default=timezone.now)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    devices_total = models.PositiveIntegerField(_("devices"), default=0)
+    devices_ok = models.PositiveIntegerField(_("devices OK"), default=0)
+    devices_failed = models.PositiveIntegerField(_("devices failed"), default=0)
+    readings_written = models.PositiveIntegerField(_("readings written"), default=0)
+    http_requests = models.PositiveIntegerField(_("OEM requests"), default=0)
+    errors = models.JSONField(_("errors"), default=list, blank=True)
+    message = models.CharField(_("summary"), max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        verbose_name = _("integration run")
+        verbose_name_plural = _("integration runs")
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=RunKind.values), name="integration_run_kind_valid"),
+            models.CheckConstraint(condition=Q(status__in=RunStatus.values), name="integration_run_status_valid"),
+            models.CheckConstraint(
+                condition=Q(status=RunStatus.RUNNING, finished_at__isnull=True)
+                | (~Q(status=RunStatus.RUNNING) & Q(finished_at__isnull=False)),
+                name="integration_run_finished_when_done",
+            ),
+        ]
+        indexes = [models.Index(fields=["integration", "kind", "-started_at"], name="integration_run_recent_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.started_at:%Y-%m-%d %H:%M} ({self.get_status_display()})"
 
 
 class PlatformEvent(models.Model):

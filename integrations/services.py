@@ -1,11 +1,22 @@
-"""Writes of integrations: enabling an OEM channel for a workspace and storing its credentials."""
+"""Writes of integrations: OEM channels per workspace and their credentials, connection tests, discovery
+and telemetry sync (each recorded as an IntegrationRun)."""
 
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
-from integrations.choices import IntegrationStatus
-from integrations.models import WorkspaceIntegration
+from fleet import selectors as fleet_selectors
+from fleet import services as fleet_services
+from integrations import selectors
+from integrations.adapters.base import OemAdapter as OemAdapterBase
+from integrations.choices import IntegrationChannel, IntegrationStatus, RunKind, RunStatus
+from integrations.models import IntegrationRun, WorkspaceIntegration
 from texture_portal.audit import audit_record
 from texture_portal.choices import AuditAction, AuditSource
+from texture_portal.exceptions import ApplicationError
 
 
 def mask_secret(value) -> str:
@@ -61,3 +72,318 @@ def workspace_integration_save(
             changes=changes,
         )
     return integration
+
+
+# -- connection, discovery, telemetry ---------------------------------------------------------------------
+def integration_credentials_persist(*, integration: WorkspaceIntegration, adapter) -> None:
+    """Store tokens the adapter refreshed (encrypted). Rotating refresh tokens are spent on use, so losing
+    the new one would lock the integration out. Not audited: the system rotates these every few hours and
+    the values are never shown; credential changes by people are audited in `workspace_integration_save`."""
+    if adapter.credentials_changed:
+        WorkspaceIntegration.objects.filter(pk=integration.pk).update(credentials=adapter.credentials)
+        integration.credentials = dict(adapter.credentials)
+        adapter.credentials_changed = False
+
+
+def _integration_health(*, integration: WorkspaceIntegration, error: str = "") -> None:
+    status = IntegrationStatus.ERROR if error else IntegrationStatus.CONNECTED
+    WorkspaceIntegration.objects.filter(pk=integration.pk).update(
+        status=status, last_error=error[:2000], last_checked_at=timezone.now()
+    )
+    integration.status, integration.last_error = status, error[:2000]
+
+
+def integration_test_connection(*, integration: WorkspaceIntegration, actor, source=AuditSource.ADMIN) -> str:
+    """One authenticated call to the OEM with the stored credentials; records status and last error."""
+    from integrations.adapters import IntegrationError, adapter_for
+
+    try:
+        adapter = adapter_for(integration)
+    except IntegrationError as exc:
+        _integration_health(integration=integration, error=exc.message)
+        return f"Connection failed: {exc.message}"
+    missing = adapter.check_credentials()
+    try:
+        if missing:
+            raise ApplicationError(f"Missing credentials: {', '.join(missing)}.")
+        message = adapter.test_connection()
+        integration_credentials_persist(integration=integration, adapter=adapter)
+        _integration_health(integration=integration)
+        outcome = f"Connected: {message}."
+    except (IntegrationError, ApplicationError) as exc:
+        _integration_health(integration=integration, error=exc.message)
+        outcome = f"Connection failed: {exc.message}"
+    finally:
+        adapter.close()
+    audit_record(
+        actor=actor,
+        action=AuditAction.INTEGRATION_CHANGED,
+        target=integration,
+        source=source,
+        changes={"tested": outcome},
+    )
+    return outcome
+
+
+def _run_start(*, integration, kind, attempt: int = 1, devices_total: int = 0) -> IntegrationRun:
+    return IntegrationRun.objects.create(
+        workspace_id=integration.workspace_id,
+        integration=integration,
+        kind=kind,
+        attempt=attempt,
+        devices_total=devices_total,
+    )
+
+
+def _run_finish(run: IntegrationRun, *, status, message: str = "", **counts) -> IntegrationRun:
+    for name, value in counts.items():
+        setattr(run, name, value)
+    run.status, run.message, run.finished_at = status, message[:500], timezone.now()
+    run.errors = run.errors[:200]  # a bounded sample: the counts say how many there were
+    run.save()
+    return run
+
+
+def discovery_run(*, integration: WorkspaceIntegration, attempt: int = 1) -> IntegrationRun:
+    """Look up every Registered System of this integration's OEM at the OEM (by `systemIdentifier`).
+
+    Found: bound (OEM ids stored) and moved to Device on Workspace (`device.discovered`). Not found: stays a
+    Registered System with a readable reason. One listing call per account where the OEM allows it.
+    Raises the adapter's transient errors (rate limit, outage) for the task to retry; auth errors are
+    recorded on the integration.
+    """
+    from integrations.adapters import AuthError, IntegrationError, adapter_for
+
+    if not integration.enabled:
+        raise ApplicationError(f"{integration.get_channel_display()} is not enabled for this workspace.")
+    devices = {d.system_identifier: d for d in selectors.devices_awaiting_discovery(integration=integration)}
+    run = _run_start(integration=integration, kind=RunKind.DISCOVERY, attempt=attempt, devices_total=len(devices))
+    try:
+        adapter = adapter_for(integration)
+    except IntegrationError as exc:
+        return _run_finish(run, status=RunStatus.FAILED, message=exc.message, errors=[exc.message])
+    try:
+        found = {d.serial: d for d in adapter.discover(sorted(devices))}
+    except IntegrationError as exc:
+        integration_credentials_persist(integration=integration, adapter=adapter)
+        if isinstance(exc, AuthError):
+            _integration_health(integration=integration, error=exc.message)
+        _run_finish(
+            run,
+            status=RunStatus.FAILED,
+            message=exc.message,
+            http_requests=adapter.requests_made,
+            errors=[exc.message],
+        )
+        adapter.close()
+        raise
+    integration_credentials_persist(integration=integration, adapter=adapter)
+    _integration_health(integration=integration)
+    adapter.close()
+    oem = integration.get_channel_display()
+    bound, missing = 0, []
+    for serial, device in devices.items():
+        match = found.get(serial)
+        if match is None:
+            missing.append(device.pk)
+            continue
+        fleet_services.device_mark_discovered(
+            device=device,
+            oem_device_id=match.external_id,
+            oem_data={**match.oem_data, "kind": match.kind, "model": match.model, "firmware": match.firmware},
+            reason=f"Found at {oem} ({match.external_id}).",
+        )
+        bound += 1
+    checked = timezone.now().strftime("%Y-%m-%d %H:%M UTC")
+    fleet_services.devices_note_reason(
+        device_ids=missing,
+        reason=f"Not found at {oem} for this workspace's account (checked {checked}): check the serial and that "
+        "the device is provisioned to the account.",
+    )
+    return _run_finish(
+        run,
+        status=RunStatus.SUCCEEDED,
+        message=f"{bound} discovered, {len(missing)} not found, {len(found)} listed by {oem}.",
+        devices_ok=bound,
+        devices_failed=len(missing),
+        http_requests=adapter.requests_made,
+    )
+
+
+def discovery_note_disabled(*, workspace_id: int | None = None) -> int:
+    """Registered Systems whose OEM has no enabled integration in their workspace (or no adapter yet) say so."""
+    from integrations.adapters.registry import ADAPTERS
+
+    noted = 0
+    for _workspace, channel, device_ids in selectors.devices_without_enabled_integration(workspace_id=workspace_id):
+        label = IntegrationChannel(channel).label
+        noted += fleet_services.devices_note_reason(
+            device_ids=device_ids,
+            reason=f"The {label} integration is not enabled for this workspace: enable it and enter its "
+            "credentials under Integrations.",
+        )
+    for integration in selectors.integrations_enabled().exclude(channel__in=list(ADAPTERS)):
+        if workspace_id is not None and integration.workspace_id != workspace_id:
+            continue
+        noted += fleet_services.devices_note_reason(
+            device_ids=selectors.devices_awaiting_discovery(integration=integration).values_list("pk", flat=True),
+            reason=f"The portal has no {integration.get_channel_display()} adapter yet: the device cannot be "
+            "discovered.",
+        )
+    return noted
+
+
+@dataclass
+class SyncOutcome:
+    run: IntegrationRun
+    retry_device_ids: list[int]
+    retry_after: float | None
+
+
+def telemetry_sync(
+    *, integration: WorkspaceIntegration, device_ids: list[int] | None = None, attempt: int = 1
+) -> SyncOutcome:
+    """Read the latest telemetry of the integration's live devices and store it.
+
+    Per-device answers (offline, not found) are recorded on the run; devices whose call failed transiently
+    (timeout, dropped connection, 5xx) are returned for a retry, and a rate limit or auth failure stops the
+    batch. Whatever was read before a failure is written: nothing is lost, and because readings are unique
+    on (device, measured time) a retry duplicates nothing.
+    """
+    from integrations.adapters import (
+        AuthError,
+        DeviceOffline,
+        DeviceRef,
+        IntegrationError,
+        NotFound,
+        RateLimited,
+        TransientError,
+        adapter_for,
+    )
+
+    devices = list(selectors.devices_for_sync(integration=integration, device_ids=device_ids))
+    run = _run_start(integration=integration, kind=RunKind.TELEMETRY, attempt=attempt, devices_total=len(devices))
+    if not integration.enabled or not devices:
+        return SyncOutcome(_run_finish(run, status=RunStatus.SUCCEEDED, message="Nothing to sync."), [], None)
+    try:
+        adapter = adapter_for(integration, pool_size=settings.OEM_SYNC_CONCURRENCY)
+    except IntegrationError as exc:
+        return SyncOutcome(
+            _run_finish(run, status=RunStatus.FAILED, message=exc.message, errors=[exc.message]), [], None
+        )
+    refs = {
+        d.pk: DeviceRef(
+            serial=d.system_identifier, external_id=d.oem_device_id, oem_data=d.oem_data, device_type=d.device_type
+        )
+        for d in devices
+    }
+    readings, errors, retry, stop = [], [], [], None
+    per_device_notes = {}
+
+    def record(device_id, result):
+        if isinstance(result, IntegrationError):
+            errors.append(f"{refs[device_id].serial}: {result.message}")
+            per_device_notes[device_id] = result.message
+            if isinstance(result, TransientError):
+                retry.append(device_id)
+        else:
+            readings.append((device_id, result))
+
+    try:
+        if type(adapter).fetch_telemetry_many is not OemAdapterBase.fetch_telemetry_many:
+            by_serial = {ref.serial: pk for pk, ref in refs.items()}
+            for serial, result in adapter.fetch_telemetry_many(list(refs.values())).items():
+                record(by_serial[serial], result)
+        else:
+            with ThreadPoolExecutor(max_workers=settings.OEM_SYNC_CONCURRENCY) as pool:
+                futures = {pool.submit(adapter.fetch_telemetry, ref): pk for pk, ref in refs.items()}
+                for future in as_completed(futures):
+                    device_id = futures[future]
+                    if future.cancelled():
+                        continue  # not read because the OEM said stop: retried with the rest
+                    try:
+                        record(device_id, future.result())
+                    except (DeviceOffline, NotFound) as exc:
+                        record(device_id, exc)
+                    except (RateLimited, AuthError) as exc:
+                        stop = stop or exc
+                        retry.append(device_id)
+                        for pending in futures:
+                            pending.cancel()
+                    except TransientError as exc:
+                        record(device_id, exc)
+                    except IntegrationError as exc:
+                        record(device_id, exc)
+    except (RateLimited, AuthError, TransientError) as exc:
+        # an account-wide answer to a batch call: every device of the batch waits for the retry
+        stop = exc
+        retry = [pk for pk in refs if pk not in {d for d, _ in readings}]
+    finally:
+        integration_credentials_persist(integration=integration, adapter=adapter)
+        adapter.close()
+    if isinstance(stop, RateLimited):
+        # cancelled futures never ran: they are retried with the rest
+        done = {d for d, _ in readings} | set(per_device_notes)
+        retry = sorted(set(retry) | {pk for pk in refs if pk not in done})
+    result = fleet_services.telemetry_ingest(workspace_id=integration.workspace_id, readings=readings)
+    if per_device_notes:
+        fleet_services.devices_record_sync_error(errors=per_device_notes)
+    if isinstance(stop, AuthError):
+        _integration_health(integration=integration, error=stop.message)
+        retry = []
+    elif readings:
+        _integration_health(integration=integration)
+    if stop is not None:
+        errors.insert(0, stop.message)
+    status = RunStatus.SUCCEEDED
+    if stop is not None and not readings:
+        status = RunStatus.FAILED
+    elif stop is not None or errors:
+        status = RunStatus.PARTIAL
+    run = _run_finish(
+        run,
+        status=status,
+        message=(
+            f"{len(readings)} of {len(devices)} devices read, {result.readings_written} readings stored, "
+            f"{len(result.devices_recovered)} back online"
+            + (f"; stopped: {stop.message}" if stop else "")
+            + (f"; {len(retry)} to retry" if retry else "")
+        ),
+        devices_ok=len(readings),
+        devices_failed=len(devices) - len(readings),
+        readings_written=result.readings_written,
+        http_requests=adapter.requests_made,
+        errors=errors,
+    )
+    return SyncOutcome(run, sorted(set(retry)), getattr(stop, "retry_after", None))
+
+
+def channel_cadence(channel: str):
+    from integrations.adapters import adapter_class
+
+    return adapter_class(channel).telemetry_cadence
+
+
+def offline_sweep(*, now=None) -> list[int]:
+    """Devices with no reading within their OEM's cadence × grace go offline, with the reason (and the OEM's
+    last answer, when there was one). A single failed sync is never enough: grace is at least two cadences."""
+    from integrations.adapters.registry import ADAPTERS
+
+    now = now or timezone.now()
+    grace = max(2.0, settings.OEM_OFFLINE_GRACE_FACTOR)
+    marked = []
+    for channel in ADAPTERS:
+        cadence = channel_cadence(channel)
+        stale_since = now - cadence * grace
+        for device in fleet_selectors.devices_stale(channel=channel, stale_since=stale_since):
+            last = device.last_seen_at.strftime("%Y-%m-%d %H:%M UTC") if device.last_seen_at else "never"
+            reason = (
+                f"No telemetry since {last} (expected every {cadence.total_seconds() / 60:.0f} min; "
+                f"offline after {grace:g}×)."
+            )
+            oem_error = (device.oem_data or {}).get("lastSyncError", {}).get("message")
+            if oem_error:
+                reason += f" Last OEM answer: {oem_error}"
+            if fleet_services.device_mark_stale_offline(device=device, stale_since=stale_since, reason=reason):
+                marked.append(device.pk)
+    return marked

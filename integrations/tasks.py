@@ -1,13 +1,97 @@
-"""Celery tasks of integrations: webhook fan-out and delivery. Tasks take ids and are idempotent."""
+"""Celery tasks of integrations: OEM discovery, telemetry sync and the offline sweep (thin wrappers over the
+services that retry only transient OEM errors, with backoff + jitter and never sooner than the OEM's
+Retry-After), and webhook fan-out and delivery. Tasks take ids and are safe to run twice."""
 
 import logging
 
 from celery import shared_task
+from django.conf import settings
 
-from integrations import webhooks
-from integrations.models import PlatformEvent
+from integrations import selectors, services, webhooks
+from integrations.adapters.base import IntegrationError, TransientError, backoff_seconds
+from integrations.models import PlatformEvent, WorkspaceIntegration
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
+logger = log
+
+MAX_RETRIES = 5
+# No long ETAs on Redis: a countdown beyond the visibility timeout would be delivered twice.
+MAX_COUNTDOWN = 600
+
+
+def _countdown(retries: int, retry_after: float | None) -> float:
+    return min(MAX_COUNTDOWN, backoff_seconds(retries, retry_after=retry_after))
+
+
+def _can_retry(task) -> bool:
+    """Retries need a worker: run eagerly (no broker, the embedded default) a retry would block the web
+    request that queued the job, so the failure stays recorded on the run and the next schedule picks it up."""
+    if task.request.is_eager:
+        log.warning("%s: transient failure, not retried in eager mode", task.name)
+        return False
+    return task.request.retries < task.max_retries
+
+
+@shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES)
+def discovery_run_task(self, integration_id: int):
+    integration = WorkspaceIntegration.objects.filter(pk=integration_id, enabled=True).first()
+    if integration is None:
+        return "integration disabled or gone"
+    try:
+        run = services.discovery_run(integration=integration, attempt=self.request.retries + 1)
+    except TransientError as exc:
+        if not _can_retry(self):
+            return f"failed: {exc.message}"
+        raise self.retry(exc=exc, countdown=_countdown(self.request.retries, exc.retry_after)) from exc
+    except IntegrationError as exc:
+        # not transient (credentials refused…): recorded on the integration and the run; a person acts
+        return f"failed: {exc.message}"
+    return run.message
+
+
+@shared_task(acks_late=True)
+def discovery_run_all_task(workspace_id: int | None = None):
+    """Fan out one discovery per enabled integration (that has something to discover)."""
+    services.discovery_note_disabled(workspace_id=workspace_id)
+    queued = 0
+    for integration in selectors.integrations_runnable().filter(
+        **({"workspace_id": workspace_id} if workspace_id else {})
+    ):
+        if selectors.devices_awaiting_discovery(integration=integration).exists():
+            discovery_run_task.delay(integration.pk)
+            queued += 1
+    return queued
+
+
+@shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES)
+def telemetry_sync_task(self, integration_id: int, device_ids: list[int] | None = None):
+    integration = WorkspaceIntegration.objects.filter(pk=integration_id, enabled=True).first()
+    if integration is None:
+        return "integration disabled or gone"
+    outcome = services.telemetry_sync(integration=integration, device_ids=device_ids, attempt=self.request.retries + 1)
+    if outcome.retry_device_ids and _can_retry(self):
+        # only the devices that failed transiently are read again
+        raise self.retry(
+            args=[integration_id, outcome.retry_device_ids],
+            countdown=_countdown(self.request.retries, outcome.retry_after),
+        )
+    return outcome.run.message
+
+
+@shared_task(acks_late=True)
+def telemetry_sync_all_task(cadence_minutes: int | None = None):
+    """Fan out telemetry sync per enabled integration (at its OEM's cadence), in batches of devices."""
+    queued = 0
+    for integration in selectors.integrations_runnable():
+        cadence = services.channel_cadence(integration.channel)
+        if cadence_minutes and cadence.total_seconds() != cadence_minutes * 60:
+            continue
+        ids = selectors.device_ids_for_sync(integration=integration)
+        size = settings.OEM_SYNC_BATCH_SIZE
+        for start in range(0, len(ids), size):
+            telemetry_sync_task.delay(integration.pk, ids[start : start + size])
+            queued += 1
+    return queued
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -45,3 +129,25 @@ def destinations_sweep_task() -> int:
     if pairs:
         logger.warning("Webhook sweep queued %s missed deliveries", len(pairs))
     return len(pairs)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def platform_events_fan_out_batch_task(workspace_id: int, timestamp: str) -> int:
+    """Queue the first attempt of each event written in one bulk batch (same workspace and timestamp) to
+    each destination that wants it. Safe to run twice: the attempt log refuses a second first attempt."""
+    from django.utils.dateparse import parse_datetime
+
+    from integrations.destinations import Destination
+
+    at = parse_datetime(timestamp)
+    queued = 0
+    for destination_id, types in Destination.objects.filter(workspace_id=workspace_id, is_active=True).values_list(
+        "pk", "event_types"
+    ):
+        events = PlatformEvent.objects.filter(workspace_id=workspace_id, timestamp=at)
+        if types:
+            events = events.filter(type__in=types)
+        for event_id in events.values_list("pk", flat=True).iterator():
+            destination_deliver_task.delay(destination_id, event_id, 1)
+            queued += 1
+    return queued

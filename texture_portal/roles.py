@@ -16,7 +16,14 @@ PORTAL_MODELS = {
     "texture_portal": ["workspace", "workspacemembership", "auditlogentry", "apikey"],
     "programs": ["program", "eventstrategy", "enrollment"],
     "fleet": ["contact", "site", "device", "devicestatechange", "devicetag", "telemetryreading", "importjob"],
-    "integrations": ["manufacturer", "workspaceintegration", "platformevent", "destination", "deliveryattempt"],
+    "integrations": [
+        "manufacturer",
+        "workspaceintegration",
+        "platformevent",
+        "destination",
+        "deliveryattempt",
+        "integrationrun",
+    ],
     "dispatch": ["dispatchevent", "dispatchaction", "command"],
 }
 
@@ -34,7 +41,14 @@ def _view_everything() -> set[str]:
 
 
 # Written by the portal itself (catalog migration, services): even a workspace Admin only reads these.
-READ_ONLY_FOR_ADMINS = ("manufacturer", "workspace", "auditlogentry", "platformevent", "deliveryattempt")
+READ_ONLY_FOR_ADMINS = (
+    "manufacturer",
+    "workspace",
+    "auditlogentry",
+    "platformevent",
+    "deliveryattempt",
+    "integrationrun",
+)
 
 ROLE_PERMISSIONS: dict[str, set[str]] = {
     # Fleet, alerts and dispatch monitoring: runs events and keeps devices in order.
@@ -70,7 +84,7 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
     | _perms("integrations", ["manufacturer"], (VIEW,))
     | _perms("texture_portal", ["workspace"], (VIEW, CHANGE))
     | _perms("texture_portal", ["auditlogentry"], (VIEW,))
-    | _perms("integrations", ["platformevent", "deliveryattempt"], (VIEW,)),
+    | _perms("integrations", ["platformevent", "deliveryattempt", "integrationrun"], (VIEW,)),
 }
 
 

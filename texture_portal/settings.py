@@ -156,6 +156,23 @@ OEM_SIMULATOR_URL = env_str("OEM_SIMULATOR_URL", "http://127.0.0.1:8100").rstrip
 OEM_SLUGS = ("tesla", "franklinwh", "enphase", "solaredge", "emporia", "chargepoint", "smartcar")
 OEM_BASE_URLS = {slug: env_str(f"OEM_{slug.upper()}_BASE_URL", f"{OEM_SIMULATOR_URL}/{slug}") for slug in OEM_SLUGS}
 OEM_HTTP_TIMEOUT_SECONDS = float(env_str("OEM_HTTP_TIMEOUT_SECONDS", "10"))
+# Calls per second (sustained, burst) per OEM across all workers: a token bucket in Redis when one is
+# configured, in process memory otherwise. Set to what each OEM grants the portal's app or plan.
+OEM_RATE_LIMITS = {
+    slug: (
+        float(env_str(f"OEM_{slug.upper()}_RATE_PER_SECOND", "50")),
+        float(env_str(f"OEM_{slug.upper()}_BURST", "100")),
+    )
+    for slug in OEM_SLUGS
+}
+OEM_RATE_LIMIT_REDIS_URL = env_str("OEM_RATE_LIMIT_REDIS_URL") or env_str("CELERY_BROKER_URL")
+# A device is offline after cadence × this factor without a reading (one missed sync is not an outage).
+OEM_OFFLINE_GRACE_FACTOR = float(env_str("OEM_OFFLINE_GRACE_FACTOR", "3"))
+# Concurrent OEM calls inside one telemetry sync job (threads sharing one pooled session).
+OEM_SYNC_CONCURRENCY = env_int("OEM_SYNC_CONCURRENCY", 8)
+# Devices per telemetry sync task: a large account is split into tasks that finish well inside the cadence.
+OEM_SYNC_BATCH_SIZE = env_int("OEM_SYNC_BATCH_SIZE", 2000)
+
 
 REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
@@ -218,18 +235,30 @@ IMPORT_PREVIEW_TTL_HOURS = env_int("IMPORT_PREVIEW_TTL_HOURS", 24)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
-# Periodic tasks, all in one place (run exactly one `celery beat`).
+# Periodic tasks, all in one place (run exactly one `celery beat`; the demo runs them in-process with
+# `manage.py run_integration_schedule`). Each with its crontab.guru spelling.
 CELERY_BEAT_SCHEDULE = {
-    # every 5 minutes (crontab.guru: "*/5 * * * *"): deliver any event a destination missed (outbox safety net)
-    "destinations-sweep": {
-        "task": "integrations.tasks.destinations_sweep_task",
+    # "*/15 * * * *": find registered devices at their OEMs (every enabled integration); "discover now" in the
+    # admin runs it too
+    "integrations-discover": {"task": "integrations.tasks.discovery_run_all_task", "schedule": crontab(minute="*/15")},
+    # "*/5 * * * *": telemetry of the 5-minute OEMs (Tesla, FranklinWH, Emporia, ChargePoint)
+    "integrations-telemetry-5min": {
+        "task": "integrations.tasks.telemetry_sync_all_task",
         "schedule": crontab(minute="*/5"),
+        "kwargs": {"cadence_minutes": 5},
     },
-    # every hour at :17 (crontab.guru: "17 * * * *"): remove files of abandoned import previews
-    "import-jobs-sweep": {
-        "task": "fleet.importing.tasks.import_jobs_sweep_task",
-        "schedule": crontab(minute=17),
+    # "*/15 * * * *": telemetry of the 15-minute OEMs (Enphase, SolarEdge's daily call quota, Smartcar's limits)
+    "integrations-telemetry-15min": {
+        "task": "integrations.tasks.telemetry_sync_all_task",
+        "schedule": crontab(minute="*/15"),
+        "kwargs": {"cadence_minutes": 15},
     },
+    # "*/5 * * * *": devices with no reading within cadence × grace go offline
+    "fleet-offline-sweep": {"task": "fleet.tasks.devices_mark_stale_offline_task", "schedule": crontab(minute="*/5")},
+    # "*/5 * * * *": deliver any event a destination missed (the outbox's safety net)
+    "destinations-sweep": {"task": "integrations.tasks.destinations_sweep_task", "schedule": crontab(minute="*/5")},
+    # "17 * * * *": remove the files of abandoned import previews
+    "import-jobs-sweep": {"task": "fleet.importing.tasks.import_jobs_sweep_task", "schedule": crontab(minute=17)},
 }
 
 IMPORT_EXPORT_USE_TRANSACTIONS = True

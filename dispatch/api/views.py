@@ -1,5 +1,7 @@
 import uuid
+from functools import partial
 
+from django.db import transaction
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
@@ -18,6 +20,7 @@ from dispatch.api.serializers import (
 )
 from dispatch.filtersets import CommandFilterSet, DispatchEventFilterSet
 from dispatch.models import Command, DispatchAction, DispatchEvent
+from dispatch.tasks import command_send_task
 from fleet.models import Device
 from programs.models import Program
 from texture_portal.api.serializers import RequiredReasonSerializer, json_object
@@ -150,6 +153,6 @@ class CommandCreateView(WorkspaceApiView):
             actor=self.actor,
             source=self.audit_source,
         )
-        # Sending belongs to the OEM adapter work: enqueue dispatch.tasks.command_send_task(command.pk) here,
-        # with transaction.on_commit, once that task exists.
+        # Sent through the device's OEM adapter after commit (idempotent: a finished command is not resent).
+        transaction.on_commit(partial(command_send_task.delay, command.pk))
         return Response(CommandSerializer(command).data, status=status.HTTP_202_ACCEPTED)

@@ -83,6 +83,7 @@ def seed_demo(*, password: str | None = None) -> DemoResult:
         },
     )
     created = _seed_fleet(workspace=production, program=program, actor=user)
+    _seed_integrations(workspace=production, actor=user)
     return DemoResult(
         workspace=production,
         program=program,
@@ -144,3 +145,20 @@ def _seed_fleet(*, workspace, program, actor) -> int:
             if not Enrollment.objects.filter(device=device, program=program).exists():
                 enrollment_submit(device=device, program=program, actor=actor, source=AuditSource.COMMAND)
     return created
+
+
+def _seed_integrations(*, workspace, actor) -> None:
+    """Enable the demo fleet's OEMs with the simulator's demo accounts (`make demo` starts the simulator
+    afresh, so the credentials are reset to the ones it accepts)."""
+    from integrations.services import workspace_integration_save
+    from integrations.simulator import DEMO_CREDENTIALS
+
+    for channel, credentials in DEMO_CREDENTIALS.items():
+        workspace_integration_save(
+            workspace=workspace,
+            channel=channel,
+            actor=actor,
+            enabled=True,
+            credentials=dict(credentials),
+            source=AuditSource.COMMAND,
+        )

@@ -1,4 +1,4 @@
-"""Joins the two 0004 branches and syncs the role permissions once every model they add exists."""
+"""Joins the two 0004 branches and syncs the role permissions once every model of the merged branches exists."""
 
 from django.db import migrations
 
@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
         ("texture_portal", "0004_apikey"),
         ("texture_portal", "0004_audit_action_without_choices"),
         ("fleet", "0004_sync_role_permissions"),
-        ("integrations", "0006_sync_role_permissions"),
+        ("integrations", "0008_sync_role_permissions"),
     ]
 
     operations = [migrations.RunPython(sync_role_groups, migrations.RunPython.noop)]

@@ -1,0 +1,316 @@
+"""What every OEM adapter speaks: the normalized shapes, the error taxonomy and the HTTP plumbing.
+
+An adapter turns one OEM's API (its auth, envelopes, units, signs, errors and rate-limit shapes) into the
+portal's terms (DOMAIN.md): SoC %, `charge_rate_w` + discharging, `grid_power_w` + importing, the OEM's own
+measurement time in UTC. Callers only ever see these classes, never a vendor's JSON.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any, ClassVar
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from integrations.ratelimit import rate_limiter
+
+
+# -- errors -----------------------------------------------------------------------------------------------
+class IntegrationError(Exception):
+    """The OEM refused or failed a call. `transient` errors may succeed when retried later."""
+
+    transient = False
+
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.retry_after = retry_after
+
+
+class TransientError(IntegrationError):
+    """5xx, a timeout or a dropped connection: retry with backoff."""
+
+    transient = True
+
+
+class RateLimited(TransientError):
+    """The OEM's rate limit (in its own shape): retry no sooner than `retry_after` seconds."""
+
+
+class AuthError(IntegrationError):
+    """Credentials rejected even after a refresh (401/403, or the OEM's body code). Needs a person."""
+
+
+class DeviceOffline(IntegrationError):
+    """The OEM knows the device but it is not reporting (Tesla 408, FranklinWH 136, Enphase `comm`…)."""
+
+
+class NotFound(IntegrationError):
+    """The OEM does not know this device or site."""
+
+
+class NotSupported(IntegrationError):
+    """The OEM's API has no way to do this (e.g. SolarEdge monitoring takes no commands)."""
+
+
+class CommandRejected(IntegrationError):
+    """The OEM answered but refused the command (bad input, Storm Guard active, …)."""
+
+
+# -- normalized shapes ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DeviceRef:
+    """A portal device as an adapter needs it: its serial and what discovery stored about it."""
+
+    serial: str
+    external_id: str = ""
+    oem_data: dict = field(default_factory=dict)
+    device_type: str = ""
+
+
+@dataclass(frozen=True)
+class DiscoveredDevice:
+    """One device the OEM account can reach. `serial` is matched against `Device.system_identifier`."""
+
+    serial: str
+    external_id: str
+    kind: str
+    online: bool = True
+    site_external_id: str = ""
+    model: str = ""
+    firmware: str = ""
+    last_seen_at: datetime | None = None
+    oem_data: dict = field(default_factory=dict)
+
+
+@dataclass
+class TelemetrySnapshot:
+    """One normalized reading (fields and units of `fleet.models.TelemetryReading`)."""
+
+    measured_at: datetime
+    charge_percentage: float | None = None
+    charge_rate_w: float | None = None
+    grid_power_w: float | None = None
+    solar_power_w: float | None = None
+    backup_reserve_percent: float | None = None
+    charging_state: str = "unknown"
+    grid_status: str = "unknown"
+    strategy: str = ""
+    is_storm_mode_enabled: bool | None = None
+    is_storm_mode_active: bool | None = None
+    is_plugged_in: bool | None = None
+    charger_wattage_w: float | None = None
+    charge_limit_percent: float | None = None
+    range_km: float | None = None
+
+    READING_FIELDS: ClassVar[tuple[str, ...]] = (
+        "charge_percentage",
+        "charge_rate_w",
+        "grid_power_w",
+        "solar_power_w",
+        "backup_reserve_percent",
+        "charging_state",
+        "grid_status",
+        "strategy",
+        "is_storm_mode_enabled",
+        "is_storm_mode_active",
+        "is_plugged_in",
+        "charger_wattage_w",
+        "charge_limit_percent",
+        "range_km",
+    )
+
+    def __post_init__(self):
+        if self.measured_at.tzinfo is None:
+            raise ValueError("measured_at must be timezone-aware (the OEM's time, in UTC)")
+        self.measured_at = self.measured_at.astimezone(UTC)
+        if self.charge_percentage is not None:
+            self.charge_percentage = min(100.0, max(0.0, float(self.charge_percentage)))
+        if self.charging_state == "unknown" and self.charge_rate_w is not None:
+            self.charging_state = battery_charging_state(self.charge_rate_w)
+        if self.grid_status == "unknown" and self.grid_power_w is not None:
+            self.grid_status = grid_direction(self.grid_power_w)
+
+    def reading_fields(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.READING_FIELDS}
+
+
+@dataclass
+class CommandResult:
+    """What the OEM said about a command: accepted (done), pending (async, check later), rejected, failed."""
+
+    status: str
+    oem_reference: str = ""
+    message: str = ""
+    verify_after: datetime | None = None
+
+
+# Power below this is noise (standby draw, meter jitter), not charging or importing.
+POWER_DEADBAND_W = 50.0
+
+
+def battery_charging_state(charge_rate_w: float) -> str:
+    if charge_rate_w > POWER_DEADBAND_W:
+        return "discharging"
+    if charge_rate_w < -POWER_DEADBAND_W:
+        return "charging"
+    return "idle"
+
+
+def grid_direction(grid_power_w: float) -> str:
+    if grid_power_w > POWER_DEADBAND_W:
+        return "importing"
+    if grid_power_w < -POWER_DEADBAND_W:
+        return "exporting"
+    return "idle"
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def backoff_seconds(attempt: int, *, base: float = 2.0, cap: float = 300.0, retry_after: float | None = None) -> float:
+    """Exponential backoff with full jitter, never sooner than the OEM's Retry-After."""
+    delay = random.uniform(0, min(cap, base * 2**attempt))
+    if retry_after is not None:
+        delay = max(delay, retry_after + random.uniform(0, 1))
+    return delay
+
+
+# -- the adapter ------------------------------------------------------------------------------------------
+class OemAdapter:
+    """Base of every OEM adapter: a pooled `requests` session, a timeout on every call, the shared per-OEM
+    token bucket, and the contract (discover, fetch_telemetry, send_command, command_status,
+    enroll_grid_services).
+
+    `credentials` is the integration's decrypted credentials; adapters refresh tokens into it and set
+    `credentials_changed`, and the caller saves them back (encrypted) after the job.
+    """
+
+    channel: ClassVar[str] = ""
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+    # How often the OEM's telemetry is worth reading (beat runs each OEM at its cadence).
+    telemetry_cadence: ClassVar[timedelta] = timedelta(minutes=5)
+    required_credentials: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, *, credentials: dict, base_url: str, timeout: float = 10.0, pool_size: int = 16):
+        self.credentials = dict(credentials)
+        self.credentials_changed = False
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.session = requests.Session()
+        pool = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+        self.session.mount("http://", pool)
+        self.session.mount("https://", pool)
+        self._auth_lock = threading.Lock()
+        self.requests_made = 0
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # contract --------------------------------------------------------------------------------------------
+    def check_credentials(self) -> list[str]:
+        """Names of required credential fields that are missing (checked before any call)."""
+        return [name for name in self.required_credentials if not self.credentials.get(name)]
+
+    def test_connection(self) -> str:
+        """One cheap authenticated call; returns a short description of what the account sees."""
+        devices = self.discover()
+        return f"{len(devices)} device(s) visible to this account"
+
+    def discover(self, serials: list[str] | None = None) -> list[DiscoveredDevice]:
+        """Devices the account reaches. `serials` are the ones the portal is looking for: OEMs that list
+        everything in one call ignore it; OEMs that can only look a serial up use it."""
+        raise NotImplementedError
+
+    def fetch_telemetry(self, device: DeviceRef) -> TelemetrySnapshot:
+        raise NotImplementedError
+
+    def fetch_telemetry_many(self, devices: list[DeviceRef]) -> dict[str, TelemetrySnapshot | IntegrationError]:
+        """Telemetry of several devices, keyed by serial. Per-device failures (offline, not found) are returned
+        in place of a snapshot; account-wide ones (auth, rate limit, outage) raise. OEMs with a batch endpoint
+        override this."""
+        results: dict[str, TelemetrySnapshot | IntegrationError] = {}
+        for device in devices:
+            try:
+                results[device.serial] = self.fetch_telemetry(device)
+            except (DeviceOffline, NotFound) as exc:
+                results[device.serial] = exc
+        return results
+
+    def send_command(self, device: DeviceRef, slug: str, payload: dict) -> CommandResult:
+        raise NotSupported(f"{self.channel} takes no commands through this integration.")
+
+    def command_status(self, device: DeviceRef, result: CommandResult) -> CommandResult:
+        """Synchronous OEMs answer at send time; async ones (202) override this."""
+        return result
+
+    def enroll_grid_services(self, device: DeviceRef) -> dict:
+        """No OEM exposes a public "enroll in VPP" call: report what the device can take part with, so the
+        platform records consent and capabilities itself (see oem-apis.md)."""
+        return {
+            "eligible": "grid_services" in self.capabilities,
+            "capabilities": sorted(self.capabilities),
+        }
+
+    # HTTP ------------------------------------------------------------------------------------------------
+    def url(self, path: str) -> str:
+        if path.startswith(("http://", "https://")):
+            return path  # an OEM's separate auth host
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    def http(self, method: str, path: str, *, timeout: float | None = None, **kwargs) -> requests.Response:
+        """One call: waits for the shared per-OEM token, applies the timeout, maps transport failures."""
+        rate_limiter().acquire(self.channel)
+        self.requests_made += 1
+        try:
+            return self.session.request(method, self.url(path), timeout=timeout or self.timeout, **kwargs)
+        except requests.Timeout as exc:
+            raise TransientError(f"{self.channel}: no answer within {timeout or self.timeout:g} s") from exc
+        except requests.ConnectionError as exc:
+            raise TransientError(f"{self.channel}: connection failed ({exc.__class__.__name__})") from exc
+
+    def set_credential(self, **values) -> None:
+        for key, value in values.items():
+            if self.credentials.get(key) != value:
+                self.credentials[key] = value
+                self.credentials_changed = True
+
+
+def utc_from_epoch(seconds: float | int | None) -> datetime | None:
+    if seconds is None:
+        return None
+    return datetime.fromtimestamp(float(seconds), tz=UTC)
+
+
+def utc_from_iso(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise ValueError(f"timestamp without an offset: {value!r}")
+    return parsed.astimezone(UTC)

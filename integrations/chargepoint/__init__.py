@@ -1,0 +1,1 @@
+"""The ChargePoint Web Services integration (SOAP): stations as a load-shed demand-response primitive."""

@@ -1,0 +1,1 @@
+"""The enphase integration: HTTP client and adapter to the portal's normalized model."""

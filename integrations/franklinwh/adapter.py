@@ -1,0 +1,181 @@
+"""FranklinWH (aGate/aPower), the app cloud: MD5-password login, `loginToken` header, and errors returned as
+HTTP 200 with a body `code`. Power values arrive in kW; battery `p_fhp` is + discharging and grid `p_uti`
++ importing, like DOMAIN.md."""
+
+import hashlib
+from datetime import timedelta
+from email.utils import parsedate_to_datetime
+
+from integrations.adapters.base import (
+    AuthError,
+    CommandRejected,
+    CommandResult,
+    DeviceOffline,
+    DeviceRef,
+    DiscoveredDevice,
+    IntegrationError,
+    NotFound,
+    OemAdapter,
+    RateLimited,
+    TelemetrySnapshot,
+    TransientError,
+    parse_retry_after,
+)
+
+PREFIX = "hes-gateway/terminal"
+WORK_MODES = {1: "time_of_use", 2: "self_consumption", 3: "backup"}
+
+
+class FranklinWHAdapter(OemAdapter):
+    channel = "franklinwh"
+    capabilities = frozenset({"discover", "telemetry", "set_mode", "set_reserve", "storm_mode", "grid_services"})
+    telemetry_cadence = timedelta(minutes=5)
+    required_credentials = ("account", "password")
+
+    def _login(self, failed: str | None = None) -> None:
+        with self._auth_lock:
+            current = getattr(self, "token", None)
+            if current and current != failed:
+                return  # another thread already (re)authenticated while this one waited
+            response = self.http(
+                "POST",
+                f"{PREFIX}/initialize/appUserOrInstallerLogin",
+                data={
+                    "account": self.credentials["account"],
+                    # the app API wants the MD5 hex digest, not the password (their protocol, not our choice)
+                    "password": hashlib.md5(self.credentials["password"].encode()).hexdigest(),  # noqa: S324
+                    "lang": "en_US",
+                    "type": 1,
+                },
+            )
+            body = self._body(response)
+            if body.get("code") != 200:
+                raise AuthError(f"FranklinWH login refused: {body.get('message')} (code {body.get('code')})")
+            # The login token lives only in memory: it is cheap to get and FranklinWH has no refresh token.
+            self.token = body["result"]["token"]
+
+    def _body(self, response) -> dict:
+        if response.status_code == 429:
+            raise RateLimited(
+                "FranklinWH 429", status=429, retry_after=parse_retry_after(response.headers.get("Retry-After"))
+            )
+        if response.status_code >= 500:
+            raise TransientError(f"FranklinWH HTTP {response.status_code}", status=response.status_code)
+        if response.status_code != 200:
+            raise IntegrationError(f"FranklinWH HTTP {response.status_code}", status=response.status_code)
+        return response.json()
+
+    def call(self, method: str, path: str, gateway: str | None = None, **kwargs):
+        """A call with the login token; body code 401 means log in again and retry once."""
+        if not getattr(self, "token", None):
+            self._login()
+        params = {"lang": "en_US", **kwargs.pop("params", {})}
+        extra_headers = kwargs.pop("headers", {})
+        if gateway:
+            params["gatewayId"] = gateway
+        for attempt in (1, 2):
+            used = getattr(self, "token", None)
+            headers = {"loginToken": self.token, **extra_headers}
+            response = self.http(method, f"{PREFIX}/{path}", headers=headers, params=params, **kwargs)
+            body = self._body(response)
+            if body.get("code") == 401 and attempt == 1:
+                self._login(failed=used)
+                continue
+            break
+        code = body.get("code")
+        if code == 200:
+            return body.get("result"), response
+        message = f"FranklinWH code {code}: {body.get('message')}"
+        if code == 401:
+            raise AuthError(message)
+        if code == 136:
+            raise DeviceOffline("FranklinWH reports the aGate offline (code 136)")
+        if code == 102:
+            raise TransientError("FranklinWH device timeout (code 102)")
+        if code == 181:
+            raise NotFound(f"{message} (the aGate is not on this account)")
+        raise CommandRejected(message)
+
+    def discover(self, serials=None) -> list[DiscoveredDevice]:
+        gateways, _ = self.call("GET", "getHomeGatewayList")
+        return [
+            DiscoveredDevice(
+                serial=g["id"],
+                external_id=g["id"],
+                kind="battery",
+                online=g.get("status") == 1,
+                firmware=g.get("version", ""),
+                oem_data={"gatewayId": g["id"], "name": g.get("name", ""), "zoneInfo": g.get("zoneInfo", "")},
+            )
+            for g in gateways or []
+        ]
+
+    def fetch_telemetry(self, device: DeviceRef) -> TelemetrySnapshot:
+        gateway = device.external_id or device.serial
+        info, response = self.call("GET", "getDeviceCompositeInfo", gateway, params={"refreshFlag": 1})
+        tou, _ = self.call("POST", "tou/getGatewayTouListV2", gateway, params={"showType": 1})
+        # The composite payload has no timestamp; refreshFlag=1 makes the gateway answer live, so the
+        # response's Date header is when it was measured.
+        measured_at = parsedate_to_datetime(response.headers["Date"])
+        return self.normalize(info, tou, measured_at)
+
+    @staticmethod
+    def normalize(info: dict, tou: dict, measured_at) -> TelemetrySnapshot:
+        runtime = info["runtimeData"]
+        reserve = next((p["soc"] for p in tou.get("list", []) if p["id"] == tou.get("currendId")), None)
+        return TelemetrySnapshot(
+            measured_at=measured_at,
+            charge_percentage=runtime.get("soc"),
+            charge_rate_w=_watts(runtime.get("p_fhp")),
+            grid_power_w=_watts(runtime.get("p_uti")),
+            solar_power_w=_watts(runtime.get("p_sun")),
+            backup_reserve_percent=reserve,
+            strategy=WORK_MODES.get(info.get("currentWorkMode"), "unknown"),
+            is_storm_mode_enabled=bool(tou.get("stromEn")),
+        )
+
+    def send_command(self, device: DeviceRef, slug: str, payload: dict) -> CommandResult:
+        """No charge/discharge setpoint: modes are emulated with the TOU work mode and its reserve (`soc`).
+        Profile ids differ per account, so they are always read from the gateway's list first."""
+        gateway = device.external_id or device.serial
+        tou, _ = self.call("POST", "tou/getGatewayTouListV2", gateway, params={"showType": 1})
+        profiles = {p["workMode"]: p for p in tou["list"]}
+        current = next(p for p in tou["list"] if p["id"] == tou["currendId"])
+        work_mode, reserve = current["workMode"], current["soc"]
+        if slug == "battery:set-reserve":
+            reserve = payload["chargePercentage"]
+        elif slug == "battery:set-operating-mode":
+            mode = payload["operatingMode"]
+            if mode == "charge":
+                work_mode, reserve = 3, 100
+            elif mode == "idle":
+                composite, _ = self.call("GET", "getDeviceCompositeInfo", gateway, params={"refreshFlag": 1})
+                work_mode, reserve = 2, round(composite["runtimeData"]["soc"])
+            elif mode == "discharge":
+                work_mode, reserve = 1, payload.get("minimumBatteryReserve", 20)
+            elif mode == "reset":
+                work_mode, reserve = 2, payload.get("minimumBatteryReserve", reserve)
+            else:
+                raise CommandRejected(f"unknown operatingMode {mode!r}")
+        else:
+            raise CommandRejected(f"FranklinWH does not take {slug}")
+        profile = profiles[work_mode]
+        self.call(
+            "POST",
+            "tou/updateTouMode",
+            headers={"optsource": "3"},
+            data={
+                "currendId": profile["id"],
+                "gatewayId": gateway,
+                "lang": "EN_US",
+                "oldIndex": profile["oldIndex"],
+                "soc": int(reserve),
+                "stromEn": tou.get("stromEn", 0),  # keep the customer's Storm Hedge choice
+                "workMode": work_mode,
+            },
+        )
+        return CommandResult("accepted", message=f"work mode {WORK_MODES[work_mode]}, reserve {int(reserve)}%")
+
+
+def _watts(kilowatts) -> float | None:
+    return None if kilowatts is None else round(float(kilowatts) * 1000, 1)

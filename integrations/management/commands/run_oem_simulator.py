@@ -1,0 +1,44 @@
+"""Serve the OEM simulator (every simulated OEM cloud on one port) until interrupted."""
+
+import signal
+import threading
+
+from django.core.management.base import BaseCommand
+
+from integrations.simulator import SimState, SimulatorServer, add_accounts
+from texture_portal.demo.seed import DEMO_FLEET_CSV
+
+
+class Command(BaseCommand):
+    help = "Run the OEM simulator (every OEM cloud the portal has an adapter for) seeded from a fleet CSV."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8100)
+        parser.add_argument(
+            "--fleet",
+            default=str(DEMO_FLEET_CSV),
+            help="Bulk-import CSV whose devices the simulated clouds know (default: the demo fleet).",
+        )
+        parser.add_argument("--seed", type=int, default=7, help="Seed of the per-device variation.")
+        parser.add_argument("--verbose-requests", action="store_true", help="Log every request.")
+
+    def handle(self, *args, **options):
+        state = SimState(seed=options["seed"])
+        count = state.load_fleet_csv(options["fleet"])
+        add_accounts(state)
+        server = SimulatorServer(
+            state, host=options["host"], port=options["port"], verbose=options["verbose_requests"]
+        ).start()
+        self.stdout.write(
+            f"OEM simulator on {server.url} with {count} devices ({', '.join(sorted(server.base_urls()))}); "
+            f"steer it under {server.url}/_sim/ (advance, fault, offline, storm, stats). Ctrl-C stops it."
+        )
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.stop()

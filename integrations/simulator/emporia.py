@@ -1,0 +1,170 @@
+"""Simulated Emporia cloud (EV chargers): `authtoken` header carrying a Cognito id token (a stub login
+issues them), 401 for an unknown `deviceGid` on control calls, `devicesConnected` with `offlineSince`, usage
+in kWh per interval through `AppAPI?apiMethod=getDeviceListUsages` (one call for many devices)."""
+
+from datetime import timedelta
+
+from integrations.simulator.common import Router, expire_tokens, token_account, transport_fault
+from integrations.simulator.server import SimRequest, SimResponse
+from integrations.simulator.state import SimState
+
+OEM = "emporia"
+router = Router()
+SCALE_SECONDS = {"1S": 1, "1MIN": 60, "15MIN": 900, "1H": 3600}
+
+
+def handle(state: SimState, request: SimRequest) -> SimResponse:
+    if request.path == "/cognito/login" and request.method == "POST":
+        # Stands in for the Cognito SRP exchange: username/password in, an id token out.
+        data = request.json()
+        account = state.account(OEM, data.get("username", ""))
+        if account is None or account.secret != data.get("password"):
+            return SimResponse(400, {"__type": "NotAuthorizedException", "message": "Incorrect username or password."})
+        token = account.issue_token(state.clock.now(), state.token_ttl)
+        ttl = int(state.token_ttl.total_seconds())
+        return SimResponse(200, {"AuthenticationResult": {"IdToken": token, "ExpiresIn": ttl, "TokenType": "Bearer"}})
+    account, expired = token_account(state, OEM, request.headers.get("authtoken", ""))
+    if account is None:
+        return SimResponse(401, {"message": "Unauthorized"})
+    fault = state.take_fault(OEM, account.name)
+    if fault and fault.kind == "expired_token":
+        expire_tokens(account)
+        expired = True
+    if expired or (fault and fault.kind == "unauthorized"):
+        return SimResponse(401, {"message": "The incoming token has expired"})
+    if (response := transport_fault(fault)) is not None:
+        return response
+    if fault and fault.kind == "forbidden":
+        return SimResponse(403, {"message": "User is not authorized to access this resource"})
+    if fault and fault.kind == "rate_limit":
+        return SimResponse(
+            429, {"message": "Too Many Requests"}, {"Retry-After": str(fault.params.get("retry_after", 30))}
+        )
+    if fault and fault.kind == "server_error":
+        return SimResponse(int(fault.params.get("status", 500)), {"message": "Internal server error"})
+    view, _ = router.match(request)
+    if view is None:
+        return SimResponse(404, {"message": "Not Found"})
+    return view(state, request, account)
+
+
+def _charger(state, device) -> dict:
+    return {
+        "deviceGid": device.number,
+        "loadGid": device.number + 500_000,
+        "chargerOn": device.charger_on,
+        "chargingRate": int(device.charging_rate_a),
+        "maxChargingRate": int(device.max_charging_rate_a),
+        "status": "Charging" if device.charger_on and device.plugged_in else "Standby",
+        "message": "",
+        "faultText": "",
+        "icon": "CarConnected" if device.plugged_in else "CarNotConnected",
+        "iconLabel": "Charging" if device.charger_on and device.plugged_in else "Ready",
+        "iconDetailText": "",
+        "offPeakSchedulesEnabled": False,
+        "debugCode": "",
+        "proControlCode": "",
+    }
+
+
+def _connected(device) -> dict:
+    since = device.offline_since.strftime("%Y-%m-%dT%H:%M:%SZ") if device.offline_since else None
+    return {"deviceGid": device.number, "connected": device.online, "offlineSince": since}
+
+
+@router.route("GET", "/customers/devices")
+def devices(state, request, account):
+    return SimResponse(
+        200,
+        {
+            "customerGid": 4242,
+            "devices": [
+                {
+                    "deviceGid": d.number,
+                    "manufacturerDeviceId": d.serial,
+                    "model": "VVDN01",
+                    "firmware": "evse-2025.04",
+                    "channels": [{"deviceGid": d.number, "name": None, "channelNum": "1,2,3", "type": "Main"}],
+                    "evCharger": _charger(state, d),
+                    "deviceConnected": _connected(d),
+                    "devices": [],
+                }
+                for d in state.account_devices(OEM, account.name)
+            ],
+        },
+    )
+
+
+@router.route("GET", "/customers/devices/status")
+def status(state, request, account):
+    mine = state.account_devices(OEM, account.name)
+    return SimResponse(
+        200,
+        {
+            "evChargers": [_charger(state, d) for d in mine],
+            "outlets": [],
+            "devicesConnected": [_connected(d) for d in mine],
+        },
+    )
+
+
+@router.route("GET", "/AppAPI")
+def app_api(state, request, account):
+    if request.query.get("apiMethod") != "getDeviceListUsages":
+        return SimResponse(400, {"message": "unsupported apiMethod"})
+    scale = request.query.get("scale", "1MIN")
+    seconds = SCALE_SECONDS.get(scale)
+    if seconds is None:
+        return SimResponse(400, {"message": f"bad scale {scale}"})
+    now = state.clock.now()
+    instant = now.replace(second=0, microsecond=0) - timedelta(minutes=1)
+    rows = []
+    for gid in request.query.get("deviceGids", "").replace(" ", "+").split("+"):
+        device = state.device_by_number(OEM, gid)
+        if device is None or device.account != account.name:
+            continue
+        state.live(device)
+        # A device that is not connected has no usage for the interval: Emporia answers null.
+        usage = None if not device.online else round(max(0.0, -device.battery_w(now)) / 1000 * seconds / 3600, 6)
+        rows.append(
+            {
+                "deviceGid": device.number,
+                "channelUsages": [
+                    {
+                        "name": "Main",
+                        "channelNum": "1,2,3",
+                        "usage": usage,
+                        "percentage": 100.0,
+                        "nestedDevices": [],
+                    }
+                ],
+            }
+        )
+    return SimResponse(
+        200,
+        {
+            "deviceListUsages": {
+                "instant": instant.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "scale": scale,
+                "energyUnit": "KilowattHours",
+                "devices": rows,
+            }
+        },
+    )
+
+
+@router.route("PUT", "/devices/evcharger")
+def evcharger(state, request, account):
+    data = request.json()
+    device = state.device_by_number(OEM, data.get("deviceGid"))
+    if device is None or device.account != account.name:
+        return SimResponse(401, {"message": "Unauthorized"})
+    state.live(device)
+    if "chargerOn" in data:
+        device.charger_on = bool(data["chargerOn"])
+    if "chargingRate" in data:
+        rate = data["chargingRate"]
+        if not isinstance(rate, int | float) or not 6 <= rate <= device.max_charging_rate_a:
+            return SimResponse(400, {"message": f"chargingRate must be between 6 and {device.max_charging_rate_a:g}"})
+        device.charging_rate_a = float(rate)
+    return SimResponse(200, _charger(state, device))

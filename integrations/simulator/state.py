@@ -1,0 +1,301 @@
+"""The simulated OEM clouds' shared state: a clock, accounts, devices with simple physics, and faults.
+
+Deterministic: the clock can be frozen and advanced, per-device variation comes from a seeded RNG, and
+every fault is an explicit, counted injection.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import math
+import random
+import secrets
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+# Modes a battery can be in (normalized names; each OEM module maps its own vocabulary onto these).
+SELF_CONSUMPTION, BACKUP, TIME_OF_USE, AUTONOMOUS = "self_consumption", "backup", "time_of_use", "autonomous"
+
+
+class SimClock:
+    """Real time plus an offset, or frozen at a fixed instant; `advance` moves it forward."""
+
+    def __init__(self, frozen_at: datetime | None = None):
+        self._frozen = frozen_at
+        self._offset = timedelta()
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        with self._lock:
+            return self._frozen if self._frozen is not None else datetime.now(UTC) + self._offset
+
+    def advance(self, seconds: float) -> datetime:
+        with self._lock:
+            if self._frozen is not None:
+                self._frozen += timedelta(seconds=seconds)
+            else:
+                self._offset += timedelta(seconds=seconds)
+        return self.now()
+
+
+@dataclass
+class SimAccount:
+    """One customer/partner account at one OEM, with the credentials the simulator accepts."""
+
+    oem: str
+    name: str
+    secret: str  # password / client secret / API key, per OEM
+    api_key: str = ""  # Enphase's application key, sent beside the bearer token
+    refresh_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    tokens: dict[str, datetime] = field(default_factory=dict)  # access token → expiry
+    used_refresh_tokens: set[str] = field(default_factory=set)
+    requests_today: int = 0
+    quota_day: str = ""
+    daily_quota: int = 300  # SolarEdge's calls per key per day
+
+    def issue_token(self, now: datetime, ttl: timedelta) -> str:
+        token = secrets.token_urlsafe(24)
+        self.tokens[token] = now + ttl
+        return token
+
+
+@dataclass
+class SimDevice:
+    """One device at one OEM. Battery power is + discharging; grid power is + importing (like Tesla)."""
+
+    oem: str
+    account: str
+    serial: str
+    kind: str  # battery | charger | vehicle
+    number: int  # OEM-side numeric id (energy_site_id, system_id, deviceGid…)
+    capacity_wh: float = 13_500.0
+    max_power_w: float = 5_000.0
+    soc: float = 60.0
+    reserve: float = 20.0
+    mode: str = SELF_CONSUMPTION
+    storm_enabled: bool = True
+    storm_active: bool = False
+    online: bool = True
+    offline_since: datetime | None = None
+    solar_peak_w: float = 6_000.0
+    base_load_w: float = 900.0
+    phase: float = 0.0
+    # chargers and vehicles
+    charger_on: bool = False
+    plugged_in: bool = True
+    charging_rate_a: float = 32.0
+    max_charging_rate_a: float = 48.0
+    charge_limit: float = 80.0
+    range_km_per_pct: float = 4.5
+    shed_kw: float | None = None  # ChargePoint load shed: allowed kW until cleared or `shed_until`
+    shed_until: datetime | None = None
+    last_tick: datetime | None = None
+    profile_ids: dict[int, int] = field(default_factory=dict)  # FranklinWH per-account TOU profile ids
+
+    # -- physics --------------------------------------------------------------------------------------------
+    def solar_w(self, at: datetime) -> float:
+        if self.kind != "battery":
+            return 0.0
+        hour = at.hour + at.minute / 60
+        return round(max(0.0, math.sin(math.pi * (hour - 6) / 12)) * self.solar_peak_w, 1)
+
+    def load_w(self, at: datetime) -> float:
+        minute = at.hour * 60 + at.minute
+        return round(self.base_load_w * (1 + 0.3 * math.sin(2 * math.pi * minute / 1440 + self.phase)), 1)
+
+    def battery_w(self, at: datetime) -> float:
+        """+ discharging, − charging (batteries); charger/vehicle draw is returned negative (charging)."""
+        if self.kind == "charger":
+            return -self.charging_rate_a * 240.0 if (self.charger_on and self.plugged_in) else 0.0
+        if self.kind == "vehicle":
+            charging = self.charger_on and self.plugged_in and self.soc < self.charge_limit
+            return -7_200.0 if charging else 0.0
+        mode = BACKUP if self.storm_active else self.mode
+        if mode == BACKUP:
+            return -self.max_power_w if self.soc < 100 else 0.0
+        if mode in (TIME_OF_USE, AUTONOMOUS):
+            # the "discharge" emulation: export down to the reserve
+            return self.max_power_w if self.soc > self.reserve else 0.0
+        net = self.load_w(at) - self.solar_w(at)
+        if net > 0:
+            return min(net, self.max_power_w) if self.soc > self.reserve else 0.0
+        return max(net, -self.max_power_w) if self.soc < 100 else 0.0
+
+    def grid_w(self, at: datetime) -> float:
+        battery = self.battery_w(at)
+        if self.kind != "battery":
+            return round(self.load_w(at) - battery, 1)
+        return round(self.load_w(at) - self.solar_w(at) - battery, 1)
+
+    def tick(self, now: datetime) -> None:
+        """Integrate SoC from battery power since the last tick (one-minute steps)."""
+        if self.last_tick is None or not self.online:
+            self.last_tick = now
+            return
+        at = self.last_tick
+        while at < now:
+            step = min(timedelta(minutes=1), now - at)
+            hours = step.total_seconds() / 3600
+            self.soc -= self.battery_w(at) * hours / self.capacity_wh * 100
+            self.soc = min(max(self.soc, 0.0), 100.0)
+            at += step
+        self.last_tick = now
+
+    def measured_at(self, now: datetime) -> datetime:
+        """The device's last report: the current minute when online, the moment it went quiet otherwise."""
+        if not self.online and self.offline_since is not None:
+            return self.offline_since.replace(microsecond=0)
+        return now.replace(second=0, microsecond=0)
+
+
+@dataclass
+class Fault:
+    """An injected failure: `kind` for the next `times` matching requests (None: until cleared)."""
+
+    kind: str
+    times: int | None = 1
+    params: dict = field(default_factory=dict)
+
+
+FAULT_KINDS = {"expired_token", "unauthorized", "forbidden", "rate_limit", "server_error", "slow", "drop"}
+
+
+class SimState:
+    """Everything the simulated clouds know. Thread-safe: the HTTP server handles requests concurrently."""
+
+    def __init__(self, *, clock: SimClock | None = None, seed: int = 7):
+        self.clock = clock or SimClock()
+        self.seed = seed
+        self.lock = threading.RLock()
+        self.accounts: dict[tuple[str, str], SimAccount] = {}
+        self.devices: dict[tuple[str, str], SimDevice] = {}
+        self.by_number: dict[tuple[str, int], SimDevice] = {}
+        self.faults: dict[tuple[str, str], list[Fault]] = {}  # (oem, account name or serial) → faults
+        self.request_count = 0
+        self.requests_by_oem: dict[str, int] = {}
+        self.token_ttl = timedelta(hours=8)
+        self._numbers: dict[str, int] = {}
+
+    # -- building --------------------------------------------------------------------------------------------
+    def add_account(self, oem: str, name: str, secret: str, *, api_key: str = "") -> SimAccount:
+        with self.lock:
+            account = SimAccount(oem=oem, name=name, secret=secret, api_key=api_key)
+            self.accounts[(oem, name)] = account
+            return account
+
+    def account(self, oem: str, name: str) -> SimAccount | None:
+        return self.accounts.get((oem, name))
+
+    def add_device(self, oem: str, serial: str, *, kind: str, account: str = "demo", **attrs) -> SimDevice:
+        with self.lock:
+            rng = random.Random(int(hashlib.sha256(f"{self.seed}:{oem}:{serial}".encode()).hexdigest()[:12], 16))
+            number = attrs.pop("number", None) or self._numbers.get(oem, 0) + 1
+            self._numbers[oem] = max(self._numbers.get(oem, 0), number)
+            defaults = {
+                "soc": round(rng.uniform(35, 90), 1),
+                "reserve": rng.choice([10.0, 20.0, 30.0]),
+                "solar_peak_w": rng.choice([0.0, 4_000.0, 6_500.0, 8_000.0]),
+                "base_load_w": round(rng.uniform(500, 1_500), 0),
+                "phase": rng.uniform(0, 2 * math.pi),
+                "storm_enabled": rng.random() < 0.8,
+                "plugged_in": kind != "battery" and rng.random() < 0.7,
+            }
+            if kind == "vehicle":
+                defaults["capacity_wh"] = 75_000.0
+            if kind == "battery":
+                defaults["profile_ids"] = {mode: rng.randint(100_000, 999_999) for mode in (1, 2, 3)}
+            defaults.update(attrs)
+            device = SimDevice(oem=oem, account=account, serial=serial, kind=kind, number=1_000 + number, **defaults)
+            device.last_tick = self.clock.now()
+            self.devices[(oem, serial)] = device
+            self.by_number[(oem, device.number)] = device
+            return device
+
+    def load_fleet_csv(self, path: str | Path, *, account: str = "demo") -> int:
+        """Devices from a bulk-import CSV (`manufacturerSlug`, `systemIdentifier`, `deviceType`; an optional
+        `account` column). Unknown OEMs are ignored."""
+        from integrations.simulator.server import OEM_MODULES
+
+        count = 0
+        with open(path, newline="") as handle:
+            for row in csv.DictReader(handle):
+                oem = row.get("manufacturerSlug", "").strip()
+                if row.get("deviceType", "").strip() == "vehicle":
+                    oem = "smartcar"  # every EV brand is reached through Smartcar
+                if oem not in OEM_MODULES:
+                    continue
+                kind = {"battery": "battery", "charger": "charger", "vehicle": "vehicle"}.get(
+                    row.get("deviceType", "").strip(), "battery"
+                )
+                self.add_device(oem, row["systemIdentifier"].strip(), kind=kind, account=row.get("account") or account)
+                count += 1
+        return count
+
+    def device(self, oem: str, serial: str) -> SimDevice | None:
+        return self.devices.get((oem, serial))
+
+    def device_by_number(self, oem: str, number) -> SimDevice | None:
+        try:
+            return self.by_number.get((oem, int(number)))
+        except (TypeError, ValueError):
+            return None
+
+    def account_devices(self, oem: str, account: str) -> list[SimDevice]:
+        return [d for d in list(self.devices.values()) if d.oem == oem and d.account == account]
+
+    def live(self, device: SimDevice) -> SimDevice:
+        """The device with its SoC brought up to the current simulated time."""
+        device.tick(self.clock.now())
+        return device
+
+    # -- operator controls (also exposed over HTTP under /_sim/) -----------------------------------------------
+    def inject(self, oem: str, target: str, kind: str, *, times: int | None = 1, **params) -> None:
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault {kind!r}; one of {sorted(FAULT_KINDS)}")
+        with self.lock:
+            self.faults.setdefault((oem, target), []).append(Fault(kind=kind, times=times, params=params))
+
+    def clear_faults(self) -> None:
+        with self.lock:
+            self.faults.clear()
+
+    def take_fault(self, oem: str, *targets: str) -> Fault | None:
+        """The next fault for any of the targets (account name, device serial), consuming one use."""
+        with self.lock:
+            for target in targets:
+                queue = self.faults.get((oem, target))
+                if not queue:
+                    continue
+                fault = queue[0]
+                if fault.times is not None:
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        queue.pop(0)
+                return fault
+        return None
+
+    def set_online(self, oem: str, serial: str, online: bool) -> SimDevice:
+        with self.lock:
+            device = self.devices[(oem, serial)]
+            device.tick(self.clock.now())
+            device.online = online
+            device.offline_since = None if online else self.clock.now()
+            return device
+
+    def set_storm(self, oem: str, serial: str, active: bool) -> SimDevice:
+        with self.lock:
+            device = self.devices[(oem, serial)]
+            device.tick(self.clock.now())
+            device.storm_active = active and device.storm_enabled
+            return device
+
+    def advance(self, seconds: float) -> datetime:
+        return self.clock.advance(seconds)
+
+    def count_request(self, oem: str) -> None:
+        with self.lock:
+            self.request_count += 1
+            self.requests_by_oem[oem] = self.requests_by_oem.get(oem, 0) + 1

@@ -1,0 +1,1 @@
+"""The Smartcar integration (EVs of any supported brand): HTTP client and adapter."""

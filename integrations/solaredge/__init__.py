@@ -1,0 +1,1 @@
+"""The SolarEdge Monitoring API integration (read-only)."""

@@ -1,0 +1,1 @@
+"""The tesla integration: HTTP client and adapter to the portal's normalized model."""

@@ -1,0 +1,184 @@
+"""Tesla Fleet API, energy sites (Powerwall): discovery through `/api/1/products`, telemetry from
+`live_status` + `site_info`, control through `operation` / `backup` / `storm_mode`.
+
+Auth is OAuth2 with rotating refresh tokens: every refresh returns a new refresh token that must be stored
+(the old one is spent; reusing it answers `login_required`).
+"""
+
+from datetime import timedelta
+
+from integrations.adapters.base import (
+    AuthError,
+    CommandRejected,
+    CommandResult,
+    DeviceOffline,
+    DeviceRef,
+    DiscoveredDevice,
+    IntegrationError,
+    NotFound,
+    OemAdapter,
+    RateLimited,
+    TelemetrySnapshot,
+    TransientError,
+    parse_retry_after,
+    utc_from_iso,
+)
+
+MODES = {"self_consumption": "self_consumption", "backup": "backup", "autonomous": "time_of_use"}
+
+
+class TeslaAdapter(OemAdapter):
+    channel = "tesla"
+    capabilities = frozenset({"discover", "telemetry", "set_mode", "set_reserve", "storm_mode", "grid_services"})
+    telemetry_cadence = timedelta(minutes=5)
+    required_credentials = ("client_id", "refresh_token")
+
+    # auth --------------------------------------------------------------------------------------------------
+    def _refresh(self, failed: str | None = None) -> None:
+        with self._auth_lock:
+            current = self.credentials.get("access_token")
+            if current and current != failed:
+                return  # another thread already (re)authenticated while this one waited
+            token_url = self.credentials.get("token_url") or self.url("/oauth2/v3/token")
+            response = self.http(
+                "POST",
+                token_url,
+                data={
+                    "grant_type": "refresh_token",
+                    "client_id": self.credentials.get("client_id", ""),
+                    "refresh_token": self.credentials.get("refresh_token", ""),
+                },
+            )
+            if response.status_code != 200:
+                body = _json(response)
+                raise AuthError(
+                    f"Tesla token refresh refused: {body.get('error', response.status_code)}"
+                    f"{' (' + body['error_description'] + ')' if body.get('error_description') else ''}",
+                    status=response.status_code,
+                )
+            body = response.json()
+            self.set_credential(access_token=body["access_token"], refresh_token=body["refresh_token"])
+
+    def call(self, method: str, path: str, **kwargs):
+        """One API call, refreshing the token once on 401; maps Tesla's statuses to the error taxonomy."""
+        if not self.credentials.get("access_token"):
+            self._refresh()
+        for attempt in (1, 2):
+            used = self.credentials.get("access_token")
+            response = self.http(
+                method, path, headers={"Authorization": f"Bearer {self.credentials['access_token']}"}, **kwargs
+            )
+            if response.status_code == 401 and attempt == 1:
+                self._refresh(failed=used)
+                continue
+            break
+        status = response.status_code
+        if status == 200:
+            return response.json()["response"]
+        body = _json(response)
+        message = f"Tesla {status} {body.get('error') or ''}".strip()
+        if status == 429:
+            retry = parse_retry_after(response.headers.get("Retry-After"))
+            raise RateLimited(message, status=status, retry_after=retry)
+        if status in (401, 403):
+            raise AuthError(message, status=status)
+        if status == 404:
+            raise NotFound(message, status=status)
+        if status == 408:
+            raise DeviceOffline("Tesla reports the energy site offline (408)", status=status)
+        if status in (400, 412, 422):
+            raise CommandRejected(f"{message}: {body.get('error_description') or ''}".rstrip(": "), status=status)
+        if status >= 500:
+            raise TransientError(message, status=status)
+        raise IntegrationError(message, status=status)
+
+    # contract ----------------------------------------------------------------------------------------------
+    def discover(self, serials=None) -> list[DiscoveredDevice]:
+        """One call lists every product of the account; energy sites are matched by their gateway serial."""
+        found = []
+        for product in self.call("GET", "/api/1/products"):
+            if "energy_site_id" not in product or not product.get("gateway_id"):
+                continue
+            found.append(
+                DiscoveredDevice(
+                    serial=product["gateway_id"],
+                    external_id=str(product["energy_site_id"]),
+                    kind="battery" if product.get("resource_type") == "battery" else "inverter",
+                    site_external_id=str(product.get("id", "")),
+                    model=product.get("battery_type", ""),
+                    oem_data={
+                        "energy_site_id": product["energy_site_id"],
+                        "site_name": product.get("site_name", ""),
+                        "asset_site_id": product.get("asset_site_id", ""),
+                    },
+                )
+            )
+        return found
+
+    def fetch_telemetry(self, device: DeviceRef) -> TelemetrySnapshot:
+        site = device.external_id
+        live = self.call("GET", f"/api/1/energy_sites/{site}/live_status")
+        info = self.call("GET", f"/api/1/energy_sites/{site}/site_info")
+        return self.normalize(live, info)
+
+    @staticmethod
+    def normalize(live: dict, info: dict) -> TelemetrySnapshot:
+        # Tesla's signs already match DOMAIN.md: battery_power + discharging, grid_power + importing.
+        return TelemetrySnapshot(
+            measured_at=utc_from_iso(live["timestamp"]),
+            charge_percentage=live.get("percentage_charged"),
+            charge_rate_w=live.get("battery_power"),
+            grid_power_w=live.get("grid_power"),
+            solar_power_w=live.get("solar_power"),
+            backup_reserve_percent=info.get("backup_reserve_percent"),
+            strategy=MODES.get(info.get("default_real_mode"), "unknown"),
+            is_storm_mode_enabled=(info.get("user_settings") or {}).get("storm_mode_enabled"),
+            is_storm_mode_active=live.get("storm_mode_active"),
+        )
+
+    def send_command(self, device: DeviceRef, slug: str, payload: dict) -> CommandResult:
+        """Tesla has no "charge/discharge at X W": modes are emulated with operation + reserve + export rule
+        (oem-apis.md, "Control semantics")."""
+        site = device.external_id
+        if slug == "battery:set-reserve":
+            self.call(
+                "POST",
+                f"/api/1/energy_sites/{site}/backup",
+                json={"backup_reserve_percent": int(payload["chargePercentage"])},
+            )
+            return CommandResult("accepted", message="backup reserve set")
+        if slug != "battery:set-operating-mode":
+            raise CommandRejected(f"Tesla energy sites do not take {slug}")
+        mode = payload["operatingMode"]
+        reserve = payload.get("minimumBatteryReserve")
+        if mode == "charge":
+            steps = [("operation", {"default_real_mode": "backup"})]
+        elif mode == "discharge":
+            steps = [
+                ("grid_import_export", {"customer_preferred_export_rule": "battery_ok"}),
+                ("operation", {"default_real_mode": "autonomous"}),
+            ]
+        elif mode == "idle":
+            live = self.call("GET", f"/api/1/energy_sites/{site}/live_status")
+            steps = [
+                ("operation", {"default_real_mode": "self_consumption"}),
+                ("backup", {"backup_reserve_percent": round(live["percentage_charged"])}),
+            ]
+            reserve = None
+        elif mode == "reset":
+            steps = [("operation", {"default_real_mode": "self_consumption"})]
+        else:
+            raise CommandRejected(f"unknown operatingMode {mode!r}")
+        if reserve is not None:
+            steps.append(("backup", {"backup_reserve_percent": int(reserve)}))
+        for endpoint, body in steps:
+            self.call("POST", f"/api/1/energy_sites/{site}/{endpoint}", json=body)
+        return CommandResult("accepted", message=f"{mode}: " + ", ".join(e for e, _ in steps))
+
+
+def _json(response) -> dict:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}

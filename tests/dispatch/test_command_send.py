@@ -1,0 +1,98 @@
+"""Sending commands through the device's OEM adapter (simulator over HTTP)."""
+
+import pytest
+
+from dispatch.models import Command
+from dispatch.services import command_create, command_send
+from integrations import services
+from integrations.models import PlatformEvent
+from tests.factories import TelemetryReadingFactory, WorkspaceFactory
+from tests.integrations.conftest import sim  # noqa: F401 - fixture
+from tests.integrations.test_services import make_device, make_integration
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def live_tesla(sim):  # noqa: F811
+    workspace = WorkspaceFactory()
+    integration = make_integration(workspace, "tesla")
+    sim.state.add_device("tesla", "TG100000000901", kind="battery", soc=50.0)
+    device = make_device(workspace, "tesla", "TG100000000901")
+    services.discovery_run(integration=integration)
+    device.refresh_from_db()
+    return workspace, integration, device
+
+
+def new_command(device, slug="battery:set-operating-mode", payload=None, key="k1"):
+    return command_create(
+        device=device,
+        slug=slug,
+        input=payload or {"operatingMode": "charge"},
+        idempotency_key=key,
+        actor=None,
+    )
+
+
+def test_command_reaches_the_oem_and_changes_what_it_reports(sim, live_tesla):  # noqa: F811
+    workspace, integration, device = live_tesla
+    command = command_send(command=new_command(device))
+    assert command.status == "success" and command.attempts == 1
+    assert sim.state.device("tesla", "TG100000000901").mode == "backup"
+    assert PlatformEvent.objects.filter(type="command.succeeded", data__id=command.pk).exists()
+    # idempotent: a second send (a redelivered task) does nothing
+    requests_before = sim.state.request_count
+    assert command_send(command=command).status == "success"
+    assert sim.state.request_count == requests_before
+
+
+def test_command_skipped_while_storm_guard_holds_the_battery(sim, live_tesla):  # noqa: F811
+    workspace, integration, device = live_tesla
+    reading = TelemetryReadingFactory(device=device, is_storm_mode_active=True)
+    device.latest_telemetry = reading
+    device.save(update_fields=["latest_telemetry"])
+    command = command_send(command=new_command(device))
+    assert command.status == "skipped" and "Storm Guard" in command.status_reason
+    assert sim.state.device("tesla", "TG100000000901").mode == "self_consumption"
+
+
+def test_command_skipped_when_the_integration_is_disabled(sim, live_tesla):  # noqa: F811
+    workspace, integration, device = live_tesla
+    services.workspace_integration_save(workspace=workspace, channel="tesla", actor=None, enabled=False)
+    command = command_send(command=new_command(device))
+    assert command.status == "skipped" and "not enabled" in command.status_reason
+
+
+def test_transient_failure_leaves_it_sent_for_a_retry_then_fails_on_the_last(sim, live_tesla):  # noqa: F811
+    from integrations.adapters import TransientError
+
+    workspace, integration, device = live_tesla
+    command = new_command(device, slug="battery:set-reserve", payload={"chargePercentage": 40})
+    sim.state.inject("tesla", "TG100000000901", "server_error", status=503, times=2)
+    with pytest.raises(TransientError):
+        command_send(command=command, final_attempt=False)
+    command.refresh_from_db()
+    assert command.status == "sent" and command.attempts == 1
+    failed = command_send(command=command, final_attempt=True)
+    assert failed.status == "failed" and "503" in failed.status_reason and failed.attempts == 2
+    assert PlatformEvent.objects.filter(type="command.failed", data__id=command.pk).exists()
+
+
+def test_rejected_by_the_oem_is_failed_with_its_reason(sim, live_tesla):  # noqa: F811
+    workspace, integration, device = live_tesla
+    sim.state.device("tesla", "TG100000000901").storm_enabled = True
+    sim.state.set_storm("tesla", "TG100000000901", True)
+    # Storm Watch just started and no reading says so yet: Tesla itself refuses the mode change
+    command = command_send(command=new_command(device, payload={"operatingMode": "discharge"}))
+    assert command.status == "failed" and "Storm Watch is active" in command.status_reason
+    assert Command.objects.get(pk=command.pk).completed_at is not None
+
+
+def test_task_contract(sim, live_tesla):  # noqa: F811
+    from dispatch.tasks import command_send_task
+
+    workspace, integration, device = live_tesla
+    command = new_command(device, payload={"operatingMode": "idle"})
+    assert command_send_task.delay(command.pk).get() == "success"
+    simulated = sim.state.device("tesla", "TG100000000901")
+    assert simulated.mode == "self_consumption" and simulated.reserve == round(simulated.soc)

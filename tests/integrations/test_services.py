@@ -1,0 +1,254 @@
+"""Discovery, telemetry sync and offline detection through the services, against the simulator over HTTP."""
+
+from datetime import timedelta
+
+import pytest
+
+from fleet.models import Device, DeviceStateChange, TelemetryReading
+from integrations import services
+from integrations.choices import IntegrationStatus, RunStatus
+from integrations.models import Manufacturer, PlatformEvent
+from tests.factories import DeviceFactory, WorkspaceFactory
+from texture_portal.testing.simulator import demo_credentials
+
+pytestmark = pytest.mark.django_db
+
+
+def make_integration(workspace, channel, *, enabled=True):
+    return services.workspace_integration_save(
+        workspace=workspace, channel=channel, actor=None, enabled=enabled, credentials=demo_credentials(channel)
+    )
+
+
+def make_device(workspace, slug, serial, device_type="battery"):
+    contact_ws = {"site__contact__workspace": workspace}
+    return DeviceFactory(
+        **contact_ws,
+        manufacturer=Manufacturer.objects.get(slug=slug),
+        system_identifier=serial,
+        device_type=device_type,
+    )
+
+
+@pytest.fixture
+def tesla_fleet(sim):
+    workspace = WorkspaceFactory()
+    integration = make_integration(workspace, "tesla")
+    devices = []
+    for i in range(4):
+        serial = f"TG10000000010{i}"
+        sim.state.add_device("tesla", serial, kind="battery", solar_peak_w=0.0)
+        devices.append(make_device(workspace, "tesla", serial))
+    stranger = make_device(workspace, "tesla", "TG199999999999")  # not on the account
+    return workspace, integration, devices, stranger
+
+
+def test_discovery_binds_found_devices_and_explains_the_rest(sim, tesla_fleet):
+    workspace, integration, devices, stranger = tesla_fleet
+    run = services.discovery_run(integration=integration)
+    assert run.status == RunStatus.SUCCEEDED and run.devices_ok == 4 and run.devices_failed == 1
+    assert run.http_requests == 2  # token + one /products listing for the whole account
+    for device in devices:
+        device.refresh_from_db()
+        assert device.state == "on_workspace"
+        assert device.oem_device_id == str(sim.state.device("tesla", device.system_identifier).number)
+        assert device.oem_data["energy_site_id"] == int(device.oem_device_id)
+        assert device.state_reason.startswith("Found at Tesla Fleet API")
+    stranger.refresh_from_db()
+    assert stranger.state == "registered" and "Not found at Tesla Fleet API" in stranger.state_reason
+    discovered = PlatformEvent.objects.filter(workspace=workspace, type="device.discovered")
+    assert discovered.count() == 4
+    assert discovered.first().data["manufacturerDeviceId"] != ""
+    integration.refresh_from_db()
+    assert integration.status == IntegrationStatus.CONNECTED
+    # the rotated refresh token was stored (encrypted), so the next job can still log in
+    assert integration.credentials["refresh_token"] != demo_credentials("tesla")["refresh_token"]
+    again = services.discovery_run(integration=integration)
+    assert again.devices_total == 1 and again.devices_ok == 0  # only the one still registered is looked up
+
+
+def test_discovery_with_rejected_credentials_marks_the_integration(sim, tesla_fleet):
+    workspace, integration, devices, _ = tesla_fleet
+    integration.credentials = {**integration.credentials, "refresh_token": "revoked"}
+    integration.save(update_fields=["credentials"])
+    from integrations.adapters import AuthError
+
+    with pytest.raises(AuthError):
+        services.discovery_run(integration=integration)
+    integration.refresh_from_db()
+    assert integration.status == IntegrationStatus.ERROR and "login_required" in integration.last_error
+    assert integration.runs.get().status == RunStatus.FAILED
+    assert Device.objects.filter(state="registered").count() == 5
+
+
+def test_device_of_an_oem_not_enabled_says_so(sim):
+    workspace = WorkspaceFactory()
+    make_integration(workspace, "franklinwh", enabled=False)
+    device = make_device(workspace, "franklinwh", "1005000000000001")
+    services.discovery_note_disabled()
+    device.refresh_from_db()
+    assert device.state == "registered"
+    assert "FranklinWH integration is not enabled for this workspace" in device.state_reason
+
+
+def sync(integration, **kwargs):
+    return services.telemetry_sync(integration=integration, **kwargs)
+
+
+def test_sync_writes_readings_updates_latest_and_is_idempotent(sim, tesla_fleet):
+    workspace, integration, devices, _ = tesla_fleet
+    services.discovery_run(integration=integration)
+    outcome = sync(integration)
+    assert outcome.run.status == RunStatus.SUCCEEDED and outcome.retry_device_ids == []
+    assert TelemetryReading.objects.count() == 4
+    now = sim.state.clock.now()
+    for device in devices:
+        device.refresh_from_db()
+        assert device.last_seen_at == now
+        reading = device.latest_telemetry
+        simulated = sim.state.device("tesla", device.system_identifier)
+        assert reading.measured_at == now
+        assert reading.charge_rate_w == simulated.battery_w(now)
+        assert reading.charge_percentage == pytest.approx(simulated.soc, abs=0.01)
+    assert PlatformEvent.objects.filter(type="device.updated").count() == 4
+    # same measurement time again: nothing duplicated, no new events
+    sync(integration)
+    assert TelemetryReading.objects.count() == 4
+    assert PlatformEvent.objects.filter(type="device.updated").count() == 4
+    sim.state.advance(300)
+    sync(integration)
+    assert TelemetryReading.objects.count() == 8
+    assert PlatformEvent.objects.filter(type="device.updated").count() == 8
+
+
+def test_dropped_connection_mid_sync_loses_and_duplicates_nothing(sim, tesla_fleet):
+    workspace, integration, devices, _ = tesla_fleet
+    services.discovery_run(integration=integration)
+    victim = devices[2]
+    sim.state.inject("tesla", victim.system_identifier, "drop")
+    outcome = sync(integration)
+    assert outcome.run.status == RunStatus.PARTIAL
+    assert outcome.retry_device_ids == [victim.pk]
+    assert TelemetryReading.objects.count() == 3
+    # the retry re-reads only the failed device; a full re-run would not duplicate either
+    sync(integration, device_ids=outcome.retry_device_ids, attempt=2)
+    sync(integration)
+    assert TelemetryReading.objects.count() == 4
+    assert set(TelemetryReading.objects.values_list("device_id", flat=True)) == {d.pk for d in devices}
+
+
+def test_rate_limit_stops_the_batch_and_keeps_what_was_read(sim, tesla_fleet, settings):
+    workspace, integration, devices, _ = tesla_fleet
+    settings.OEM_SYNC_CONCURRENCY = 1
+    services.discovery_run(integration=integration)
+    sim.state.inject("tesla", "demo", "rate_limit", retry_after=17)
+    outcome = sync(integration)
+    assert outcome.retry_after == 17
+    assert outcome.run.status in (RunStatus.FAILED, RunStatus.PARTIAL)
+    read = set(TelemetryReading.objects.values_list("device_id", flat=True))
+    # every device is either read or queued for the retry, never both, never neither
+    assert read.isdisjoint(outcome.retry_device_ids)
+    assert read | set(outcome.retry_device_ids) == {d.pk for d in devices}
+    assert len(outcome.retry_device_ids) >= 3
+    sync(integration, device_ids=outcome.retry_device_ids, attempt=2)
+    assert TelemetryReading.objects.count() == 4
+
+
+def test_offline_after_cadence_times_grace_and_back_when_it_reports(sim, tesla_fleet, settings):
+    settings.OEM_OFFLINE_GRACE_FACTOR = 3
+    workspace, integration, devices, _ = tesla_fleet
+    services.discovery_run(integration=integration)
+    sync(integration)
+    quiet = devices[0]
+    sim.state.set_online("tesla", quiet.system_identifier, False)
+
+    # one failed sync (a 503 for everyone) a cycle later is not an outage
+    sim.state.advance(300)
+    sim.state.inject("tesla", "demo", "server_error", times=None)
+    sync(integration)
+    sim.state.clear_faults()
+    assert services.offline_sweep(now=sim.state.clock.now()) == []
+
+    # 15 min (5 min × 3) without a reading from the quiet one: offline, with the OEM's own answer
+    for _ in range(2):
+        sim.state.advance(300)
+        sync(integration)
+    sim.state.advance(5)
+    marked = services.offline_sweep(now=sim.state.clock.now())
+    assert marked == [quiet.pk]
+    quiet.refresh_from_db()
+    assert quiet.state == "offline"
+    assert "No telemetry since" in quiet.state_reason and "408" in quiet.state_reason
+    assert PlatformEvent.objects.filter(type="device.disconnected", data__id=quiet.pk).count() == 1
+    for other in devices[1:]:
+        other.refresh_from_db()
+        assert other.state == "on_workspace"
+
+    sim.state.set_online("tesla", quiet.system_identifier, True)
+    sim.state.advance(60)
+    sync(integration)
+    quiet.refresh_from_db()
+    assert quiet.state == "on_workspace" and quiet.state_reason.startswith("Reporting again")
+    assert PlatformEvent.objects.filter(type="device.connected", data__id=quiet.pk).count() == 1
+    assert list(
+        DeviceStateChange.objects.filter(device=quiet).order_by("changed_at", "id").values_list("to_state", flat=True)
+    ) == ["on_workspace", "offline", "on_workspace"]
+
+
+def test_test_connection_records_status_and_error(sim):
+    workspace = WorkspaceFactory()
+    sim.state.add_device("emporia", "A299999999", kind="charger")
+    integration = make_integration(workspace, "emporia")
+    assert services.integration_test_connection(integration=integration, actor=None).startswith("Connected: 1 device")
+    integration.refresh_from_db()
+    assert integration.status == IntegrationStatus.CONNECTED and integration.last_checked_at is not None
+    services.workspace_integration_save(
+        workspace=workspace, channel="emporia", actor=None, credentials={"username": "demo", "password": "nope"}
+    )
+    integration.refresh_from_db()
+    outcome = services.integration_test_connection(integration=integration, actor=None)
+    assert outcome.startswith("Connection failed") and "Incorrect username or password" in outcome
+    integration.refresh_from_db()
+    assert integration.status == IntegrationStatus.ERROR and "Incorrect" in integration.last_error
+
+
+@pytest.mark.parametrize(
+    ("slug", "serial", "kind"),
+    [
+        ("franklinwh", "1005000077700001", "battery"),
+        ("enphase", "EN7770000001", "battery"),
+        ("emporia", "A277700001", "charger"),
+        ("ford", "1FTVW1EL5NWG77701", "vehicle"),
+        ("solaredge", "7E1477700001", "battery"),
+        ("chargepoint", "1:770001", "charger"),
+    ],
+)
+def test_discovery_and_sync_for_each_oem(sim, slug, serial, kind):
+    workspace = WorkspaceFactory()
+    channel = Manufacturer.objects.get(slug=slug).integration_channel
+    integration = make_integration(workspace, channel)
+    sim.state.add_device(channel, serial, kind=kind, charger_on=True, plugged_in=True, soc=50.0)
+    device = make_device(workspace, slug, serial, device_type=kind)
+    assert services.discovery_run(integration=integration).devices_ok == 1
+    outcome = sync(integration)
+    assert outcome.run.devices_ok == 1, outcome.run.errors
+    device.refresh_from_db()
+    assert device.state == "on_workspace" and device.latest_telemetry is not None
+    if kind == "charger":
+        assert device.latest_telemetry.charger_wattage_w == pytest.approx(32 * 240)
+    elif kind == "vehicle":
+        assert device.latest_telemetry.range_km is not None and device.latest_telemetry.charging_state == "charging"
+    else:
+        assert device.latest_telemetry.charge_percentage is not None
+
+
+def test_stale_sweep_leaves_a_device_that_just_reported(sim, tesla_fleet):
+    workspace, integration, devices, _ = tesla_fleet
+    services.discovery_run(integration=integration)
+    sync(integration)
+    later = sim.state.clock.now() + timedelta(minutes=16)
+    from fleet.services import device_mark_stale_offline
+
+    device = Device.objects.get(pk=devices[0].pk)
+    # the sweep looked while the device was stale, but a reading arrived before it took the lock
+    assert device_mark_stale_offline(device=device, stale_since=later - timedelta(hours=1), reason="x") is False

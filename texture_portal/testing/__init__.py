@@ -1,0 +1,1 @@
+"""Test helpers shared across apps (importable from tests; not used at runtime)."""

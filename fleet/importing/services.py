@@ -10,7 +10,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.cache import cache
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from fleet.choices import IMPORT_JOB_TRANSITIONS, ImportJobStatus
@@ -168,6 +168,13 @@ def import_job_apply(*, job: ImportJob, actor, plan: FleetImportPlan | None = No
             return job
         started = time.monotonic()
         with transaction.atomic():
+            if connection.vendor == "postgresql":
+                # A bulk load need not wait for its write-ahead log to reach disk at commit (seconds for a
+                # 100k-row file). A crash in the next instant can lose the whole transaction, never part
+                # of it: the job's status is in it too, so the job then reads "importing" and the sweep marks
+                # it failed with nothing written, and importing the file again is safe.
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
             counts = apply_fleet_import(
                 plan=plan,
                 workspace=job.workspace,
@@ -237,6 +244,19 @@ def import_jobs_sweep(*, now=None) -> int:
     once the TTL has passed); mark unconfirmed ones expired. Returns how many files were removed."""
     now = now or timezone.now()
     cutoff = now - timedelta(hours=settings.IMPORT_PREVIEW_TTL_HOURS)
+    # A job still checking or importing long after any file could take was interrupted (a worker stopped):
+    # its transaction was rolled back, so nothing of it was written.
+    interrupted = ImportJob.objects.filter(
+        status__in=[ImportJobStatus.VALIDATING, ImportJobStatus.IMPORTING],
+        last_updated__lt=now - timedelta(hours=settings.IMPORT_INTERRUPTED_AFTER_HOURS),
+    ).defer(*HEAVY_FIELDS)
+    for job in interrupted:
+        _move(
+            job,
+            ImportJobStatus.FAILED,
+            status_reason="Interrupted (the worker stopped); nothing was written. Upload the file again to retry.",
+            finished_at=now,
+        )
     removed = 0
     stale = (
         ImportJob.objects.filter(created__lt=cutoff)

@@ -162,3 +162,19 @@ def test_sweep_removes_abandoned_preview_files(ops, settings):
 
     assert not os.path.exists(old_path)
     assert fresh.file and fresh.status == ImportJobStatus.UPLOADED
+
+
+def test_sweep_marks_an_interrupted_import_failed(ops, settings):
+    workspace, _ = ops
+    job = import_job_create(workspace=workspace, filename="x.csv", data=csv_bytes(ROW_A1), actor=None)
+    import_services.import_job_validate(job=job)
+    ImportJob.objects.filter(pk=job.pk).update(
+        status=ImportJobStatus.IMPORTING, last_updated=timezone.now() - timedelta(hours=3)
+    )
+    recent = import_job_create(workspace=workspace, filename="y.csv", data=csv_bytes(ROW_A1), actor=None)
+    ImportJob.objects.filter(pk=recent.pk).update(status=ImportJobStatus.IMPORTING)
+    import_jobs_sweep()
+    job.refresh_from_db()
+    recent.refresh_from_db()
+    assert job.status == ImportJobStatus.FAILED and "Interrupted" in job.status_reason
+    assert recent.status == ImportJobStatus.IMPORTING  # still running, left alone

@@ -116,6 +116,7 @@ def run(args, serials, port) -> None:
     from fleet.models import Contact, Device, Site, TelemetryReading
     from integrations import selectors, services
     from integrations.adapters import adapter_for
+    from integrations.adapters.base import TelemetrySnapshot
     from integrations.models import Manufacturer
     from integrations.simulator import DEMO_CREDENTIALS
     from texture_portal.models import Organization, Workspace
@@ -257,26 +258,7 @@ def run(args, serials, port) -> None:
     )
 
     # -- floor 1: the same readings with COPY ----------------------------------------------------------------
-    columns = [
-        "workspace_id",
-        "device_id",
-        "measured_at",
-        "received_at",
-        "charge_percentage",
-        "charge_rate_w",
-        "grid_power_w",
-        "solar_power_w",
-        "backup_reserve_percent",
-        "charging_state",
-        "grid_status",
-        "strategy",
-        "is_storm_mode_enabled",
-        "is_storm_mode_active",
-        "is_plugged_in",
-        "charger_wattage_w",
-        "charge_limit_percent",
-        "range_km",
-    ]
+    columns = ["workspace_id", "device_id", "measured_at", "received_at", *TelemetrySnapshot.READING_FIELDS]
     rows = list(TelemetryReading.objects.filter(workspace=workspace).values_list(*columns)[: args.devices])
     with connection.cursor() as cursor:
         cursor.execute("DROP TABLE IF EXISTS bench_telemetry_copy")

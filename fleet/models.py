@@ -21,6 +21,14 @@ class Contact(WorkspaceScopedModel):
     """A utility customer. `reference_id` is the utility account number: the join key back to the utility's
     system of record, unique in the workspace."""
 
+    # No index of its own: every (workspace, …) index below starts with it.
+    workspace = models.ForeignKey(
+        "texture_portal.Workspace",
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("workspace"),
+        db_index=False,
+    )
     reference_id = models.CharField(_("reference ID"), max_length=100, help_text=_("Utility account number."))
     first_name = models.CharField(_("first name"), max_length=100)
     last_name = models.CharField(_("last name"), max_length=100)
@@ -136,6 +144,14 @@ class Device(WorkspaceScopedModel):
     change in `DeviceStateChange` and the audit log. `contact` is the site's contact (kept in step).
     """
 
+    # No index of its own: every (workspace, …) index below starts with it.
+    workspace = models.ForeignKey(
+        "texture_portal.Workspace",
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("workspace"),
+        db_index=False,
+    )
     contact = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="devices", verbose_name=_("contact"))
     site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="devices", verbose_name=_("site"))
     manufacturer = models.ForeignKey(
@@ -148,9 +164,7 @@ class Device(WorkspaceScopedModel):
     device_type = models.CharField(_("device type"), max_length=20, choices=DeviceType.choices)
     name = models.CharField(_("name"), max_length=200, blank=True)
     tags = models.ManyToManyField(DeviceTag, blank=True, related_name="devices", verbose_name=_("tags"))
-    state = models.CharField(
-        _("state"), max_length=20, choices=DeviceState.choices, default=DeviceState.REGISTERED, db_index=True
-    )
+    state = models.CharField(_("state"), max_length=20, choices=DeviceState.choices, default=DeviceState.REGISTERED)
     state_changed_at = models.DateTimeField(_("state changed"), default=timezone.now)
     state_reason = models.CharField(_("state reason"), max_length=300, blank=True)
     oem_device_id = models.CharField(_("OEM device ID"), max_length=200, blank=True)
@@ -198,7 +212,7 @@ class Device(WorkspaceScopedModel):
 class DeviceStateChange(WorkspaceScopedModel):
     """One state change of a device: from, to, when, why and who (a person, a sync job, an import)."""
 
-    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="state_changes")
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="state_changes", db_index=False)
     from_state = models.CharField(_("from"), max_length=20, choices=DeviceState.choices, blank=True)
     to_state = models.CharField(_("to"), max_length=20, choices=DeviceState.choices)
     changed_at = models.DateTimeField(_("changed at"), default=timezone.now)

@@ -139,7 +139,10 @@ class PlatformEvent(models.Model):
     workspace, so emitting the same fact twice records it once.
     """
 
-    workspace = models.ForeignKey("texture_portal.Workspace", on_delete=models.PROTECT, related_name="+")
+    # No index of its own: the (workspace, key) and (workspace, type, timestamp) indexes start with it.
+    workspace = models.ForeignKey(
+        "texture_portal.Workspace", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     type = models.CharField(_("type"), max_length=60, choices=PlatformEventType.choices)
     version = models.PositiveSmallIntegerField(_("schema version"), default=1)
     key = models.CharField(_("key"), max_length=200)

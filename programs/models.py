@@ -116,8 +116,9 @@ class Enrollment(WorkspaceScopedModel):
     One enrollment per device and program. Approval is automatic or manual per program.
     """
 
-    device = models.ForeignKey("fleet.Device", on_delete=models.CASCADE, related_name="enrollments")
-    program = models.ForeignKey(Program, on_delete=models.PROTECT, related_name="enrollments")
+    # No single-column indexes: (device, program) and (program, status) below start with them.
+    device = models.ForeignKey("fleet.Device", on_delete=models.CASCADE, related_name="enrollments", db_index=False)
+    program = models.ForeignKey(Program, on_delete=models.PROTECT, related_name="enrollments", db_index=False)
     status = models.CharField(
         _("status"), max_length=20, choices=EnrollmentStatus.choices, default=EnrollmentStatus.SUBMITTED
     )

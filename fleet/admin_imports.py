@@ -5,6 +5,7 @@ page shows a progress bar; every upload is an ImportJob staff can open later. Al
 import csv
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
@@ -37,6 +38,14 @@ RUNNING = (ImportJobStatus.VALIDATING, ImportJobStatus.IMPORTING)
 class UploadForm(forms.Form):
     workspace = forms.ModelChoiceField(queryset=None, label=_("workspace"))
     file = forms.FileField(label=_("fleet file"), help_text=_("CSV (any common delimiter or encoding) or .xlsx"))
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > settings.IMPORT_MAX_BYTES:  # refused before anything is read into memory
+            raise forms.ValidationError(
+                f"The file is {upload.size:,} bytes; the limit is {settings.IMPORT_MAX_BYTES:,}."
+            )
+        return upload
 
     def __init__(self, *args, workspaces, **kwargs):
         super().__init__(*args, **kwargs)

@@ -5,12 +5,15 @@ checked with `dryRun`, then confirmed). Files above IMPORT_SYNC_MAX_BYTES run in
 `GET /v1/imports/{id}` until `status` is `imported` or `invalid`.
 """
 
+from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
+from fleet.choices import ImportJobStatus
 from fleet.importing.services import import_job_confirm, import_job_create, import_job_progress, import_job_start
 from fleet.models import ImportJob
 from texture_portal.api.serializers import TimestampedSerializer
@@ -61,7 +64,9 @@ class ImportJobSerializer(TimestampedSerializer):
         return list(job.errors or [])[:ERRORS_INLINE]
 
     def get_progress(self, job) -> dict:
-        progress = import_job_progress(job)
+        if job.status not in (ImportJobStatus.VALIDATING, ImportJobStatus.IMPORTING):
+            return {"phase": job.progress_phase, "done": job.progress_done, "total": job.progress_total}
+        progress = import_job_progress(job)  # live progress is in the cache only while a job runs
         return {
             "phase": progress.get("phase") or "",
             "done": progress.get("done") or 0,
@@ -85,7 +90,9 @@ class ImportJobViewSet(mixins.CreateModelMixin, WorkspaceReadOnlyViewSet):
     serializer_class = ImportJobSerializer
 
     def workspace_queryset(self):
-        return ImportJob.objects.order_by("-id")
+        jobs = ImportJob.objects.order_by("-id")
+        # a list shows each job's summary; the per-row statuses (megabytes for a big file) stay in the row
+        return jobs.defer("row_statuses") if self.action == "list" else jobs
 
     parser_classes = [JSONParser, MultiPartParser, FormParser]  # uploads are multipart
 
@@ -96,6 +103,10 @@ class ImportJobViewSet(mixins.CreateModelMixin, WorkspaceReadOnlyViewSet):
         body = ImportUploadSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         upload = body.validated_data["file"]
+        if upload.size > settings.IMPORT_MAX_BYTES:  # refused before anything is read into memory
+            raise ValidationError(
+                {"file": [f"The file is {upload.size:,} bytes; the limit is {settings.IMPORT_MAX_BYTES:,}."]}
+            )
         job = import_job_create(
             workspace=Workspace.objects.get(pk=self.workspace_id),
             filename=upload.name,

@@ -226,10 +226,18 @@ def import_job_confirm(*, job: ImportJob, actor) -> None:
     if import_job_should_run_in_background(job):
         from fleet.importing.tasks import import_job_apply_task
 
-        user_id = actor.pk if getattr(actor, "pk", None) else None
-        transaction.on_commit(lambda: import_job_apply_task.delay(job.pk, user_id))
+        user_id, api_key_id = _actor_ids(actor)
+        transaction.on_commit(lambda: import_job_apply_task.delay(job.pk, user_id, api_key_id))
     else:
         import_job_apply(job=job, actor=actor)
+
+
+def _actor_ids(actor) -> tuple[int | None, int | None]:
+    """Who a background job acts as: a staff user's id, or an API key's (tasks take ids, not objects)."""
+    api_key = getattr(actor, "api_key", None)
+    if api_key is not None:
+        return None, api_key.pk
+    return (actor.pk if getattr(actor, "pk", None) else None), None
 
 
 def import_jobs_sweep(*, now=None) -> int:
@@ -290,7 +298,5 @@ def import_job_start(*, job: ImportJob, actor, dry_run: bool = False) -> None:
         return
     from fleet.importing.tasks import import_job_run_task
 
-    api_key = getattr(actor, "api_key", None)
-    user_id = None if api_key is not None else getattr(actor, "pk", None)
-    api_key_id = api_key.pk if api_key is not None else None
+    user_id, api_key_id = _actor_ids(actor)
     transaction.on_commit(lambda: import_job_run_task.delay(job.pk, user_id, api_key_id, dry_run))

@@ -104,3 +104,30 @@ def test_a_large_file_runs_in_the_background(workspace, settings, monkeypatch, d
 def test_upload_without_a_file_is_a_400_in_the_one_error_shape(workspace):
     response = api_client_for(workspace).post("/v1/imports", {}, format="multipart")
     assert response.status_code == 400 and "file" in response.json()["error"]["fields"]
+
+
+def test_a_file_over_the_limit_is_refused_before_it_is_read(workspace, settings):
+    settings.IMPORT_MAX_BYTES = 100
+    response = upload(api_client_for(workspace), csv_bytes(ROW_A1, ROW_B1))
+    assert response.status_code == 400 and "the limit is 100" in str(response.json()["error"]["fields"]["file"])
+    assert not ImportJob.objects.exists()
+
+
+def test_a_background_confirm_by_api_key_is_audited_as_that_key(
+    workspace, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    client = api_client_for(workspace)
+    body = upload(client, csv_bytes(ROW_A1), dryRun="true").json()
+    settings.IMPORT_SYNC_MAX_BYTES = 10
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    from fleet.importing import tasks
+
+    queued = []
+    monkeypatch.setattr(tasks.import_job_apply_task, "delay", lambda *args: queued.append(args))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(f"/v1/imports/{body['id']}/confirm").status_code == 202
+    job_id, user_id, api_key_id = queued[0]
+    assert user_id is None and api_key_id == client.api_key.pk
+    tasks.import_job_apply_task(*queued[0])
+    entry = AuditLogEntry.objects.get(action=AuditAction.IMPORT_COMPLETED)
+    assert entry.actor_label.startswith("API key")

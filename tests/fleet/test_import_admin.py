@@ -178,3 +178,12 @@ def test_sweep_marks_an_interrupted_import_failed(ops, settings):
     recent.refresh_from_db()
     assert job.status == ImportJobStatus.FAILED and "Interrupted" in job.status_reason
     assert recent.status == ImportJobStatus.IMPORTING  # still running, left alone
+
+
+def test_an_upload_over_the_limit_is_a_form_error(client, ops, settings):
+    workspace, _ = ops
+    settings.IMPORT_MAX_BYTES = 100
+    response = upload(client, workspace, csv_bytes(ROW_A1, ROW_A2, ROW_B1))
+    assert response.status_code == 200
+    assert "the limit is 100" in str(response.context["form"].errors["file"])
+    assert not ImportJob.objects.exists()

@@ -112,7 +112,9 @@ def test_large_files_run_in_the_background_with_progress(
 
     monkeypatch.setattr(tasks.import_job_validate_task, "delay", lambda job_id: queued.append(("validate", job_id)))
     monkeypatch.setattr(
-        tasks.import_job_apply_task, "delay", lambda job_id, user_id: queued.append(("apply", job_id, user_id))
+        tasks.import_job_apply_task,
+        "delay",
+        lambda job_id, user_id, api_key_id=None: queued.append(("apply", job_id, user_id)),
     )
     rows = [f"ACCT-{n},F{n},L{n},,,{n} Elm St,Bend,OR,97701,tesla,TG-{n:06d},vpp,feeder:{n % 7}" for n in range(5000)]
     with django_capture_on_commit_callbacks(execute=True):

@@ -5,7 +5,7 @@ from django.db import transaction
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -23,8 +23,15 @@ from dispatch.models import Command, DispatchAction, DispatchEvent
 from dispatch.tasks import command_send_task
 from fleet.models import Device
 from programs.models import Program
+from texture_portal.api.schema import ErrorSerializer
 from texture_portal.api.serializers import RequiredReasonSerializer, json_object
 from texture_portal.api.views import WorkspaceApiView, WorkspaceReadOnlyViewSet
+
+
+class IdempotencyKeyReused(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "idempotency_key_reused"
+
 
 COMMAND_DEVICE_TYPES = sorted({slug.split(":")[0] for slug in COMMAND_INPUTS})
 COMMAND_ACTIONS = sorted({slug.split(":")[1] for slug in COMMAND_INPUTS})
@@ -122,7 +129,10 @@ class CommandCreateView(WorkspaceApiView):
             ),
         ],
         request=CommandCreateSerializer,
-        responses={202: CommandSerializer},
+        responses={
+            202: CommandSerializer,
+            409: OpenApiResponse(ErrorSerializer, description="The Idempotency-Key was used for another request."),
+        },
     )
     def post(self, request, deviceType: str, action: str):
         slug = f"{deviceType}:{action}"
@@ -144,7 +154,10 @@ class CommandCreateView(WorkspaceApiView):
         command_input = input_serializer(data=body.validated_data["input"])
         if not command_input.is_valid():
             raise exceptions.ValidationError({"input": command_input.errors})
-        idempotency_key = request.headers.get("Idempotency-Key", "").strip()[:150] or uuid.uuid4().hex
+        idempotency_key = request.headers.get("Idempotency-Key", "").strip()
+        if len(idempotency_key) > 150:  # cutting it would let two different keys collide
+            raise exceptions.ValidationError({"Idempotency-Key": ["At most 150 characters."]})
+        idempotency_key = idempotency_key or uuid.uuid4().hex
         command = services.command_create(
             device=device,
             slug=slug,
@@ -153,6 +166,9 @@ class CommandCreateView(WorkspaceApiView):
             actor=self.actor,
             source=self.audit_source,
         )
+        if (command.device_id, command.slug, command.input) != (device.pk, slug, dict(command_input.validated_data)):
+            # The key was used before for another request: answering with that command would drop this one.
+            raise IdempotencyKeyReused(f"Idempotency-Key was already used for command {command.pk}, another request.")
         # Sent through the device's OEM adapter after commit (idempotent: a finished command is not resent).
         transaction.on_commit(partial(command_send_task.delay, command.pk))
         return Response(CommandSerializer(command).data, status=status.HTTP_202_ACCEPTED)

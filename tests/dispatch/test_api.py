@@ -143,3 +143,31 @@ def test_idempotency_key_returns_the_same_command():
     assert Command.objects.count() == 2
     listed = client.get("/v1/commands", {"deviceId": device.pk, "status": "pending"}).json()["data"]
     assert {row["id"] for row in listed} == {first.json()["id"], third.json()["id"]}
+
+
+def test_an_idempotency_key_reused_for_another_request_is_a_409_not_a_silent_drop():
+    device = DeviceFactory()
+    client = api_client_for(device.workspace)
+    first = client.post(
+        "/v1/commands/battery/set-reserve",
+        {"deviceId": device.pk, "input": {"chargePercentage": 40}},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="k-1",
+    )
+    assert first.status_code == 202
+    other = client.post(
+        "/v1/commands/battery/set-reserve",
+        {"deviceId": device.pk, "input": {"chargePercentage": 60}},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="k-1",
+    )
+    error = assert_error(other, 409, "idempotency_key_reused")
+    assert str(first.json()["id"]) in error["message"]
+    too_long = client.post(
+        "/v1/commands/battery/set-reserve",
+        {"deviceId": device.pk, "input": {"chargePercentage": 40}},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="x" * 151,
+    )
+    assert_error(too_long, 400)
+    assert Command.objects.count() == 1

@@ -4,9 +4,10 @@ Running an event (selecting eligible devices, sending ramped commands, restoring
 dispatch engine; these services own the rules every path must respect.
 """
 
+import logging
 from datetime import datetime
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from dispatch.choices import (
@@ -27,6 +28,8 @@ from texture_portal.audit import audit_record
 from texture_portal.choices import AuditAction, AuditSource
 from texture_portal.exceptions import ApplicationError
 from texture_portal.tenancy import require_same_workspace
+
+log = logging.getLogger(__name__)
 
 
 @transaction.atomic
@@ -203,8 +206,19 @@ def command_create(
         not_before=not_before or timezone.now(),
         requested_by=actor if getattr(actor, "pk", None) else None,
     )
-    command.full_clean()
-    command.save()
+    # the unique key is left to the database (its constraint is the only race-proof check; the check
+    # constraints repeat the slug and status choices full_clean validates anyway)
+    command.full_clean(validate_constraints=False)
+    try:
+        with transaction.atomic():  # a savepoint: the outer transaction stays usable after a lost race
+            command.save()
+    except IntegrityError:
+        # a concurrent request with the same key passed the check above and saved first: same answer as a
+        # repeat request
+        existing = Command.objects.filter(workspace_id=device.workspace_id, idempotency_key=idempotency_key).first()
+        if existing is None:
+            raise
+        return existing
     audit_record(actor=actor, action=AuditAction.COMMAND_CREATED, target=command, source=source)
     return command
 
@@ -359,14 +373,16 @@ def command_send(*, command: Command, final_attempt: bool = True) -> Command:
     integration = WorkspaceIntegration.objects.get(
         workspace_id=locked.workspace_id, channel=device.manufacturer.integration_channel
     )
-    adapter = adapter_for(integration)
     ref = DeviceRef(
         serial=device.system_identifier,
         external_id=device.oem_device_id,
         oem_data=device.oem_data,
         device_type=device.device_type,
     )
+    adapter = None
     try:
+        # inside the try: the command is already `sent`, so no failure here may leave it there for good
+        adapter = adapter_for(integration)
         result = adapter.send_command(ref, locked.slug, locked.input)
         result = adapter.command_status(ref, result)
     except IntegrationError as exc:
@@ -377,9 +393,20 @@ def command_send(*, command: Command, final_attempt: bool = True) -> Command:
         )
         command.refresh_from_db()
         return command
+    except Exception as exc:
+        # a malformed OEM answer or an adapter bug: not retried (it would fail the same way), but recorded
+        log.exception("Command %s: unexpected error sending through %s", locked.pk, integration.channel)
+        command_set_status(
+            command=locked,
+            status=CommandStatus.FAILED,
+            reason=f"{integration.get_channel_display()}: unexpected error ({type(exc).__name__}: {exc})",
+        )
+        command.refresh_from_db()
+        return command
     finally:
-        integration_credentials_persist(integration=integration, adapter=adapter)
-        adapter.close()
+        if adapter is not None:
+            integration_credentials_persist(integration=integration, adapter=adapter)
+            adapter.close()
     if result.status == "accepted":
         command_set_status(
             command=locked, status=CommandStatus.SUCCESS, reason=result.message, oem_reference=result.oem_reference

@@ -277,7 +277,18 @@ def device_mark_discovered(
     *, device: Device, oem_device_id: str, oem_data: dict, reason: str, source=AuditSource.TASK, at=None
 ) -> Device:
     """Bind a Registered System to what its OEM calls it, and move it to Device on Workspace
-    (`device.discovered`). The OEM ids are stored before the state change so the event carries them."""
+    (`device.discovered`). The OEM ids are stored before the state change so the event carries them.
+
+    Safe under overlapping discovery runs (beat + "discover now", a redelivered task): the row is locked
+    first, and a device another run already moved on is returned untouched (no error, no second event)."""
+    locked = Device.objects.select_for_update().get(pk=device.pk)
+    if locked.state != DeviceState.REGISTERED:
+        device.state, device.state_changed_at, device.state_reason = (
+            locked.state,
+            locked.state_changed_at,
+            locked.state_reason,
+        )
+        return device
     Device.objects.filter(pk=device.pk).update(
         oem_device_id=oem_device_id[:200], oem_data=oem_data, last_updated=timezone.now()
     )

@@ -1,6 +1,7 @@
 """Writes of integrations: OEM channels per workspace and their credentials, connection tests, discovery
 and telemetry sync (each recorded as an IntegrationRun)."""
 
+import logging
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
@@ -17,6 +18,8 @@ from integrations.models import IntegrationRun, WorkspaceIntegration
 from texture_portal.audit import audit_record
 from texture_portal.choices import AuditAction, AuditSource
 from texture_portal.exceptions import ApplicationError
+
+log = logging.getLogger(__name__)
 
 
 def mask_secret(value) -> str:
@@ -107,13 +110,14 @@ def integration_test_connection(*, integration: WorkspaceIntegration, actor, sou
         if missing:
             raise ApplicationError(f"Missing credentials: {', '.join(missing)}.")
         message = adapter.test_connection()
-        integration_credentials_persist(integration=integration, adapter=adapter)
         _integration_health(integration=integration)
         outcome = f"Connected: {message}."
     except (IntegrationError, ApplicationError) as exc:
         _integration_health(integration=integration, error=exc.message)
         outcome = f"Connection failed: {exc.message}"
     finally:
+        # a token refreshed before a failing call is still the only valid one (rotating refresh tokens)
+        integration_credentials_persist(integration=integration, adapter=adapter)
         adapter.close()
     audit_record(
         actor=actor,
@@ -165,7 +169,6 @@ def discovery_run(*, integration: WorkspaceIntegration, attempt: int = 1) -> Int
     try:
         found = {d.serial: d for d in adapter.discover(sorted(devices))}
     except IntegrationError as exc:
-        integration_credentials_persist(integration=integration, adapter=adapter)
         if isinstance(exc, AuthError):
             _integration_health(integration=integration, error=exc.message)
         _run_finish(
@@ -175,11 +178,19 @@ def discovery_run(*, integration: WorkspaceIntegration, attempt: int = 1) -> Int
             http_requests=adapter.requests_made,
             errors=[exc.message],
         )
-        adapter.close()
         raise
-    integration_credentials_persist(integration=integration, adapter=adapter)
+    except Exception as exc:
+        # a malformed OEM answer (KeyError, ValueError…): the run says so instead of staying running
+        message = _unexpected(integration, exc).message
+        _run_finish(
+            run, status=RunStatus.FAILED, message=message, http_requests=adapter.requests_made, errors=[message]
+        )
+        raise
+    finally:
+        # a token refreshed before a failing call is still the only valid one (rotating refresh tokens)
+        integration_credentials_persist(integration=integration, adapter=adapter)
+        adapter.close()
     _integration_health(integration=integration)
-    adapter.close()
     oem = integration.get_channel_display()
     bound, missing = 0, []
     for serial, device in devices.items():
@@ -231,6 +242,15 @@ def discovery_note_disabled(*, workspace_id: int | None = None) -> int:
             "discovered.",
         )
     return noted
+
+
+def _unexpected(integration: WorkspaceIntegration, exc: Exception):
+    """An IntegrationError (not transient) standing for an exception the adapter did not map (malformed body)."""
+    from integrations.adapters import IntegrationError
+
+    return IntegrationError(
+        f"Unexpected answer from {integration.get_channel_display()}: {type(exc).__name__}: {exc}"[:500]
+    )
 
 
 @dataclass
@@ -314,10 +334,20 @@ def telemetry_sync(
                         record(device_id, exc)
                     except IntegrationError as exc:
                         record(device_id, exc)
+                    except Exception as exc:
+                        # a malformed answer for one device is that device's failure, not the batch's
+                        log.exception("%s: unexpected error reading %s", integration, refs[device_id].serial)
+                        record(device_id, _unexpected(integration, exc))
     except (RateLimited, AuthError, TransientError) as exc:
         # an account-wide answer to a batch call: every device of the batch waits for the retry
         stop = exc
         retry = [pk for pk in refs if pk not in {d for d, _ in readings}]
+    except IntegrationError as exc:
+        # a batch call refused (not found, rejected…): not transient, so recorded and left to the next beat
+        stop = exc
+    except Exception as exc:
+        log.exception("%s: unexpected error reading telemetry", integration)
+        stop = _unexpected(integration, exc)
     finally:
         integration_credentials_persist(integration=integration, adapter=adapter)
         adapter.close()

@@ -9,7 +9,8 @@ from django.conf import settings
 
 from integrations import selectors, services, webhooks
 from integrations.adapters.base import IntegrationError, TransientError, backoff_seconds
-from integrations.models import PlatformEvent, WorkspaceIntegration
+from integrations.choices import RunKind
+from integrations.models import IntegrationRun, PlatformEvent, WorkspaceIntegration
 
 log = logging.getLogger(__name__)
 logger = log
@@ -19,8 +20,23 @@ MAX_RETRIES = 5
 MAX_COUNTDOWN = 600
 
 
-def _countdown(retries: int, retry_after: float | None) -> float:
+def _countdown(retries: int, retry_after: float | None) -> float | None:
+    """Seconds before the retry, never sooner than the OEM's Retry-After; None when the OEM asks to wait
+    longer than MAX_COUNTDOWN (SolarEdge until midnight, Enphase until period_end): retrying earlier would only
+    be refused again, so the failure stays recorded on the run and the next schedule picks it up."""
+    if retry_after is not None and retry_after > MAX_COUNTDOWN:
+        return None
     return min(MAX_COUNTDOWN, backoff_seconds(retries, retry_after=retry_after))
+
+
+def _run_note_deferred(run: IntegrationRun | None, retry_after: float) -> None:
+    """Say on the run why it is not retried (the OEM's wait is longer than a task may be held)."""
+    if run is None:
+        return
+    note = f"; not retried: the OEM asks to wait {retry_after / 60:.0f} min, left to the next scheduled run"
+    run.message = run.message[: 500 - len(note)] + note
+    run.save(update_fields=["message"])
+    log.warning("Run %s: OEM Retry-After %ss exceeds %ss, not retried", run.pk, retry_after, MAX_COUNTDOWN)
 
 
 def _can_retry(task) -> bool:
@@ -40,9 +56,20 @@ def discovery_run_task(self, integration_id: int):
     try:
         run = services.discovery_run(integration=integration, attempt=self.request.retries + 1)
     except TransientError as exc:
+        countdown = _countdown(self.request.retries, exc.retry_after)
+        if countdown is None:
+            _run_note_deferred(
+                IntegrationRun.objects.filter(
+                    integration=integration, kind=RunKind.DISCOVERY, attempt=self.request.retries + 1
+                )
+                .order_by("-started_at", "-pk")
+                .first(),
+                exc.retry_after,
+            )
+            return f"failed: {exc.message} (not retried: Retry-After {exc.retry_after:.0f} s)"
         if not _can_retry(self):
             return f"failed: {exc.message}"
-        raise self.retry(exc=exc, countdown=_countdown(self.request.retries, exc.retry_after)) from exc
+        raise self.retry(exc=exc, countdown=countdown) from exc
     except IntegrationError as exc:
         # not transient (credentials refused…): recorded on the integration and the run; a person acts
         return f"failed: {exc.message}"
@@ -69,12 +96,13 @@ def telemetry_sync_task(self, integration_id: int, device_ids: list[int] | None 
     if integration is None:
         return "integration disabled or gone"
     outcome = services.telemetry_sync(integration=integration, device_ids=device_ids, attempt=self.request.retries + 1)
-    if outcome.retry_device_ids and _can_retry(self):
-        # only the devices that failed transiently are read again
-        raise self.retry(
-            args=[integration_id, outcome.retry_device_ids],
-            countdown=_countdown(self.request.retries, outcome.retry_after),
-        )
+    if outcome.retry_device_ids:
+        countdown = _countdown(self.request.retries, outcome.retry_after)
+        if countdown is None:
+            _run_note_deferred(outcome.run, outcome.retry_after)
+        elif _can_retry(self):
+            # only the devices that failed transiently are read again
+            raise self.retry(args=[integration_id, outcome.retry_device_ids], countdown=countdown)
     return outcome.run.message
 
 

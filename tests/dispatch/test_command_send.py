@@ -96,3 +96,64 @@ def test_task_contract(sim, live_tesla):  # noqa: F811
     assert command_send_task.delay(command.pk).get() == "success"
     simulated = sim.state.device("tesla", "TG100000000901")
     assert simulated.mode == "self_consumption" and simulated.reserve == round(simulated.soc)
+
+
+def test_a_channel_without_an_adapter_fails_the_command_instead_of_leaving_it_sent(
+    sim,  # noqa: F811
+    live_tesla,
+    monkeypatch,
+):
+    from integrations.adapters import registry
+
+    workspace, integration, device = live_tesla
+    monkeypatch.delitem(registry.ADAPTERS, "tesla")
+    command = command_send(command=new_command(device))
+    assert command.status == "failed" and "No adapter" in command.status_reason
+    assert command.completed_at is not None
+
+
+def test_an_unexpected_error_fails_the_command_and_keeps_the_rotated_token(
+    sim,  # noqa: F811
+    live_tesla,
+    monkeypatch,
+):
+    from integrations.tesla.adapter import TeslaAdapter
+
+    workspace, integration, device = live_tesla
+    # a fresh login: the next call refreshes (and spends) the refresh token
+    integration.credentials = {k: v for k, v in integration.credentials.items() if k != "access_token"}
+    integration.save(update_fields=["credentials"])
+    spent = integration.credentials["refresh_token"]
+    real_send = TeslaAdapter.send_command
+
+    def send_command(self, ref, slug, payload):
+        real_send(self, ref, slug, payload)
+        raise KeyError("code")  # a malformed answer the adapter did not map
+
+    monkeypatch.setattr(TeslaAdapter, "send_command", send_command)
+    command = command_send(command=new_command(device), final_attempt=False)  # not retried: not transient
+    assert command.status == "failed" and "Tesla" in command.status_reason and "KeyError" in command.status_reason
+    assert PlatformEvent.objects.filter(type="command.failed", data__id=command.pk).exists()
+    integration.refresh_from_db()
+    assert integration.credentials["refresh_token"] != spent
+
+
+def test_losing_an_idempotency_race_returns_the_winning_command(sim, live_tesla, monkeypatch):  # noqa: F811
+    from django.db.models.query import QuerySet
+
+    workspace, integration, device = live_tesla
+    winner = new_command(device, key="race")
+    real_first = QuerySet.first
+    checked = []
+
+    def first(self):
+        if self.model is Command and not checked:
+            checked.append(True)
+            return None  # the existence check ran before the other request saved
+        return real_first(self)
+
+    monkeypatch.setattr(QuerySet, "first", first)
+    loser = new_command(device, key="race", payload={"operatingMode": "discharge"})
+    assert checked and loser.pk == winner.pk and loser.input == {"operatingMode": "charge"}
+    # the transaction is still usable after the refused insert (a savepoint)
+    assert Command.objects.filter(workspace=workspace, idempotency_key="race").count() == 1

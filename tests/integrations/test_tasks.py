@@ -51,11 +51,16 @@ def test_eager_sync_records_a_429_without_blocking_and_the_next_run_fills_in(sim
     assert Device.objects.filter(state="on_workspace").count() == 2  # a failing OEM is not an offline device
 
 
-def test_retry_countdown_honours_retry_after_and_is_capped():
+def test_retry_countdown_honours_retry_after_and_never_retries_too_early():
     from integrations.tasks import MAX_COUNTDOWN, _countdown
 
     assert all(30 <= _countdown(0, 30) <= 32 for _ in range(20))
-    assert _countdown(8, 3600) == MAX_COUNTDOWN  # no long ETAs on Redis
+    assert all(_countdown(8, None) <= MAX_COUNTDOWN for _ in range(20))  # no long ETAs on Redis
+    assert all(_countdown(0, MAX_COUNTDOWN) <= MAX_COUNTDOWN for _ in range(20))
+    # the OEM asks to wait longer than a task may be held (SolarEdge until midnight): no retry at all, the
+    # failure stays on the run and the next schedule picks it up
+    assert _countdown(8, 3600) is None
+    assert _countdown(0, MAX_COUNTDOWN + 1) is None
 
 
 def test_local_bucket_spaces_calls_at_the_rate():

@@ -19,6 +19,7 @@ import time
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef
@@ -43,17 +44,46 @@ class UnsafeWebhookUrl(ApplicationError):
     """The URL is not one the portal may POST to."""
 
 
+class WebhookHostUnresolved(UnsafeWebhookUrl):
+    """The host did not resolve (now). Refused when a destination is saved, but at delivery time a transient
+    resolver failure: retried like a timeout, never a reason to deactivate the destination on its own."""
+
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries and may be routed to: IPv4-mapped (::ffff:a.b.c.d), 6to4
+    (2002:aabb:ccdd::/48), NAT64 (64:ff9b::a.b.c.d) or the deprecated IPv4-compatible form (::a.b.c.d)."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip in _NAT64 or (ip in _IPV4_COMPATIBLE and int(ip) > 1):  # not :: or ::1 (judged as IPv6)
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def _is_public(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if ip.version == 6:
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None and not (embedded.is_global and not embedded.is_multicast):
+            return False
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
     return ip.is_global and not ip.is_multicast
 
 
 def webhook_url_check(url: str) -> None:
     """Refuse URLs that are not http(s), carry credentials, or resolve to a private, loopback, link-local or
     otherwise non-public address (unless ALLOW_PRIVATE_WEBHOOK_URLS, for local development). Checked when a
-    destination is saved and again before every attempt (DNS can change in between)."""
+    destination is saved and again before every attempt (DNS can change in between).
+
+    A host that does not resolve raises WebhookHostUnresolved (retryable at delivery time). Known gap: the
+    connection is not pinned to the address checked here, so a DNS answer that changes between this check and
+    requests' own lookup (DNS rebinding, a window of milliseconds) is not caught."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise UnsafeWebhookUrl("The URL must start with http:// or https://.")
@@ -67,7 +97,7 @@ def webhook_url_check(url: str) -> None:
         port = parts.port or (443 if parts.scheme == "https" else 80)
         infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, ValueError, UnicodeError) as exc:
-        raise UnsafeWebhookUrl(f"The host “{parts.hostname}” does not resolve.") from exc
+        raise WebhookHostUnresolved(f"The host “{parts.hostname}” does not resolve.") from exc
     for info in infos:
         address = info[4][0]
         if not _is_public(address):
@@ -203,11 +233,32 @@ def retry_delay_seconds(attempt: int) -> float:
     return ceiling * random.uniform(0.5, 1.0)
 
 
+HTTP_CONNECT_TIMEOUT_SECONDS = 5
+RESPONSE_READ_LIMIT = 1024  # bytes of the receiver's answer read (for the log); the rest is never downloaded
+
+
 def http_post(url: str, body: bytes, headers: dict) -> requests.Response:
-    """The one outgoing call. Redirects are not followed (a redirect could lead to a private address)."""
+    """The one outgoing call. Redirects are not followed (a redirect could lead to a private address).
+    Streamed: the caller reads at most RESPONSE_READ_LIMIT bytes of the body and closes the response."""
     return requests.post(
-        url, data=body, headers=headers, timeout=(5, settings.WEBHOOK_TIMEOUT_SECONDS), allow_redirects=False
+        url,
+        data=body,
+        headers=headers,
+        timeout=(HTTP_CONNECT_TIMEOUT_SECONDS, settings.WEBHOOK_TIMEOUT_SECONDS),
+        allow_redirects=False,
+        stream=True,
     )
+
+
+def _response_excerpt(response: requests.Response) -> str:
+    """The start of the body, decoded leniently; never more than RESPONSE_READ_LIMIT bytes are read."""
+    if response.raw is None:  # a response already in memory (a stand-in for http_post)
+        return response.content[:RESPONSE_READ_LIMIT].decode(response.encoding or "utf-8", errors="replace")[:500]
+    try:
+        raw = response.raw.read(RESPONSE_READ_LIMIT, decode_content=True) or b""
+    except (urllib3.exceptions.HTTPError, requests.RequestException, OSError):
+        return ""  # the status decided the outcome; a body that stalls or breaks is not logged
+    return raw[:RESPONSE_READ_LIMIT].decode(response.encoding or "utf-8", errors="replace")[:500]
 
 
 @dataclasses.dataclass
@@ -215,6 +266,39 @@ class DeliveryOutcome:
     status: str  # "succeeded", "failed", "skipped"
     detail: str = ""
     retry_in: float | None = None  # seconds until the next attempt, when one is due
+
+
+INTERRUPTED = "Interrupted: the worker stopped before the attempt finished."
+RESUME_SLACK = datetime.timedelta(seconds=60)
+
+
+def _attempt_resume(*, destination: Destination, event: PlatformEvent, attempt: int) -> DeliveryAttempt | None:
+    """Attempt `attempt` is already claimed. When the latest attempt of this (destination, event) failed with a
+    retry due (`next_attempt_at` reached) that nobody has claimed — e.g. the sweep closed an attempt whose worker
+    died, and queued attempt 1 again — claim the next number instead. The unique constraint still lets only one
+    task claim it; a duplicate task that comes before the retry is due is skipped."""
+    latest = (
+        DeliveryAttempt.objects.filter(destination_id=destination.pk, event_id=event.pk).order_by("-attempt").first()
+    )
+    if (
+        latest is None
+        or latest.attempt < attempt
+        or latest.status != DeliveryStatus.FAILED
+        or latest.next_attempt_at is None
+        or latest.next_attempt_at > timezone.now() + RESUME_SLACK
+    ):
+        return None
+    try:
+        with transaction.atomic():
+            return DeliveryAttempt.objects.create(
+                workspace_id=destination.workspace_id,
+                destination=destination,
+                event=event,
+                attempt=latest.attempt + 1,
+                status=DeliveryStatus.IN_FLIGHT,
+            )
+    except IntegrityError:
+        return None
 
 
 def destination_deliver(*, destination_id: int, event_id: int, attempt: int) -> DeliveryOutcome:
@@ -244,7 +328,10 @@ def destination_deliver(*, destination_id: int, event_id: int, attempt: int) -> 
                 status=DeliveryStatus.IN_FLIGHT,
             )
     except IntegrityError:
-        return DeliveryOutcome("skipped", f"attempt {attempt} already made")
+        record = _attempt_resume(destination=destination, event=event, attempt=attempt)
+        if record is None:
+            return DeliveryOutcome("skipped", f"attempt {attempt} already made")
+        attempt = record.attempt
 
     body = webhook_body(event)
     headers = {
@@ -261,9 +348,16 @@ def destination_deliver(*, destination_id: int, event_id: int, attempt: int) -> 
     try:
         webhook_url_check(destination.url)
         response = http_post(destination.url, body, headers)
-        response_status, excerpt = response.status_code, response.text[:500]
-        if not 200 <= response.status_code < 300:
-            error = f"HTTP {response.status_code}"
+        try:
+            response_status = response.status_code
+            if not 200 <= response_status < 300:
+                error = f"HTTP {response_status}"
+            excerpt = _response_excerpt(response)
+        finally:
+            if response.raw is not None:
+                response.close()
+    except WebhookHostUnresolved as exc:
+        error = exc.message  # a resolver hiccup: retried like a timeout
     except UnsafeWebhookUrl as exc:
         error, retryable = exc.message, False
     except requests.Timeout:
@@ -323,13 +417,49 @@ def destinations_for_event(event: PlatformEvent) -> list[int]:
     return [pk for pk, types in rows if not types or event.type in types]
 
 
+def stale_in_flight_seconds() -> float:
+    """An attempt still in flight after this long lost its worker: twice the whole HTTP budget, plus a margin."""
+    return 2 * (HTTP_CONNECT_TIMEOUT_SECONDS + settings.WEBHOOK_TIMEOUT_SECONDS) + 60
+
+
+def interrupted_attempts_close(*, since: datetime.datetime, limit: int) -> list[tuple[int, int]]:
+    """Mark failed the in-flight attempts (to active destinations, since `since`) older than
+    stale_in_flight_seconds() whose worker died mid-attempt, with the retry due now; (destination id, event id)
+    of each one that has attempts left. Queuing attempt 1 again for such a pair makes the next attempt
+    (`_attempt_resume`)."""
+    now = timezone.now()
+    stale = DeliveryAttempt.objects.filter(
+        status=DeliveryStatus.IN_FLIGHT,
+        destination__is_active=True,
+        created__gte=since,
+        created__lt=now - datetime.timedelta(seconds=stale_in_flight_seconds()),
+    ).order_by("created", "id")
+    pairs: list[tuple[int, int]] = []
+    for pk, destination_id, event_id, attempt in stale.values_list("pk", "destination_id", "event_id", "attempt")[
+        :limit
+    ]:
+        retry = attempt < settings.WEBHOOK_MAX_ATTEMPTS
+        closed = DeliveryAttempt.objects.filter(pk=pk, status=DeliveryStatus.IN_FLIGHT).update(
+            status=DeliveryStatus.FAILED, error=INTERRUPTED, next_attempt_at=now if retry else None, last_updated=now
+        )
+        if closed and retry:
+            pairs.append((destination_id, event_id))
+        if closed:
+            logger.warning(
+                "Attempt %s of event %s to destination %s was interrupted", attempt, event_id, destination_id
+            )
+    return pairs
+
+
 def undelivered_events(*, window_hours: int = 24, grace_seconds: int = 120, limit: int = 1000) -> list[tuple[int, int]]:
     """(destination id, event id) of events of the last `window_hours` that an active destination wants but
-    never got a first attempt for — e.g. the broker was down when the change committed. Events younger than
-    `grace_seconds` are left to the normal after-commit path."""
+    never got a first attempt for — e.g. the broker was down when the change committed — or whose latest
+    attempt was interrupted (its worker died while in flight; that attempt is marked failed, and queuing
+    attempt 1 for the pair makes the next attempt). Events younger than `grace_seconds` are left to the normal
+    after-commit path."""
     now = timezone.now()
     since = now - datetime.timedelta(hours=window_hours)
-    pairs: list[tuple[int, int]] = []
+    pairs: list[tuple[int, int]] = interrupted_attempts_close(since=since, limit=limit)
     for destination in Destination.objects.filter(is_active=True).only("pk", "workspace_id", "event_types", "created"):
         events = PlatformEvent.objects.filter(
             workspace_id=destination.workspace_id,

@@ -76,8 +76,17 @@ def test_events_and_delivery_log():
         status=DeliveryStatus.FAILED,
         error="HTTP 500",
     )
+    DeliveryAttempt.objects.create(
+        workspace=workspace,
+        destination=destination,
+        event=PlatformEvent.objects.get(key="cmd-1"),
+        attempt=1,
+        status=DeliveryStatus.SUCCEEDED,
+    )
     log = client.get(f"/v1/destinations/{destination.pk}/attempts", {"status": "failed"}).json()["data"]
     assert [(a["eventType"], a["attempt"], a["error"]) for a in log] == [("device.updated", 1, "HTTP 500")]
+    everything = client.get(f"/v1/destinations/{destination.pk}/attempts").json()["data"]
+    assert sorted(a["eventType"] for a in everything) == ["command.failed", "device.updated"]
 
 
 def test_engineering_manages_destinations_in_the_admin_and_others_only_read(client):

@@ -23,8 +23,11 @@ def test_programs_by_slug_and_strategy_versions(manual_program):
     assert body["slug"] == "winter-peak" and body["enrollmentApproval"] == "manual" and body["phase"] == "kickoff"
     assert [p["slug"] for p in client.get("/v1/programs", {"phase": "kickoff"}).json()["data"]] == ["winter-peak"]
     assert client.get("/v1/programs", {"phase": "launched"}).json()["data"] == []
+    make_program(manual_program.workspace, slug="summer-peak")  # its strategy must not come back
     strategies = client.get("/v1/event-strategies", {"program": "winter-peak"}).json()["data"]
-    assert all(s["programSlug"] == "winter-peak" for s in strategies)
+    assert [s["programSlug"] for s in strategies] == ["winter-peak"]
+    everything = client.get("/v1/event-strategies").json()["data"]
+    assert sorted(s["programSlug"] for s in everything) == ["summer-peak", "winter-peak"]
     assert_error(client.get("/v1/programs/nope"), 404)
 
 

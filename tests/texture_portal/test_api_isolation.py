@@ -1,6 +1,9 @@
 """A key sees only its workspace: every list holds only its rows, every detail of another workspace is 404."""
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from tests.api_scene import build_scene
 from tests.api_support import api_client_for, assert_error, clean_cache  # noqa: F401
@@ -68,6 +71,22 @@ def test_writes_cannot_reach_another_workspace(two_scenes):
     assert_error(
         client.post("/v1/enrollments", {"deviceId": b.device.pk, "programSlug": a.program.slug}, format="json"), 404
     )
+    # a slug of another workspace's program, named in the body, is not found either
+    assert_error(
+        client.post("/v1/enrollments", {"deviceId": a.device.pk, "programSlug": b.program.slug}, format="json"), 404
+    )
+    start = timezone.now() + timedelta(days=1)
+    event = {
+        "programSlug": b.program.slug,
+        "name": "Borrowed",
+        "startsAt": start.isoformat(),
+        "endsAt": (start + timedelta(hours=1)).isoformat(),
+        "actions": [
+            {"type": "discharge", "startsAt": start.isoformat(), "endsAt": (start + timedelta(hours=1)).isoformat()}
+        ],
+    }
+    assert_error(client.post("/v1/dispatch-events", event, format="json"), 404)
+    assert_error(client.post(f"/v1/destinations/{b.destination.pk}/rotate-secret", format="json"), 404)
     assert_error(client.patch(f"/v1/destinations/{b.destination.pk}", {"label": "mine"}, format="json"), 404)
     assert_error(client.delete(f"/v1/destinations/{b.destination.pk}"), 404)
     # filters never widen the scope

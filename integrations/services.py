@@ -23,9 +23,10 @@ log = logging.getLogger(__name__)
 
 
 def mask_secret(value) -> str:
-    """What staff may see of a stored credential: its last four characters at most."""
+    """What staff may see of a stored credential: the last four characters of a long one (enough to tell two
+    keys apart), nothing of a short one (a password's last four would be a good part of it)."""
     text = str(value)
-    return "••••" + text[-4:] if len(text) > 8 else "••••"
+    return "••••" + text[-4:] if len(text) >= 16 else "••••"
 
 
 def credentials_summary(credentials: dict) -> dict:

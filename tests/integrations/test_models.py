@@ -50,3 +50,11 @@ def test_rotating_keys_keeps_old_rows_readable(settings):
     integration = workspace_integration_save(workspace=workspace, channel="tesla", credentials={"t": "v"}, actor=None)
     settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode(), *settings.FIELD_ENCRYPTION_KEYS]
     assert WorkspaceIntegration.objects.get(pk=integration.pk).credentials == {"t": "v"}
+
+
+def test_masking_shows_only_the_end_of_long_secrets():
+    from integrations.services import mask_secret
+
+    assert mask_secret("s3cr3t-value-1234") == "••••1234"
+    assert mask_secret("hunter2!!") == "••••"  # a short password shows nothing
+    assert mask_secret("") == "••••"

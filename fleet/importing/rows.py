@@ -13,6 +13,11 @@ from fleet.choices import DeviceType
 from fleet.importing.columns import REQUIRED, TAG_SEPARATOR
 
 SCIENTIFIC = re.compile(r"^[+-]?\d+(\.\d+)?[eE][+-]?\d+$")
+# A North American number as utility files hold it: +1 or 1 (the national prefix) optional, then 10 digits
+# whose first is 2-9 (NANP area codes), with the usual punctuation.
+NANP_SHAPE = re.compile(r"(?:\+?1)?([2-9]\d{9})")
+NANP_PUNCTUATION = str.maketrans("", "", " ()-.")
+DEVICE_TYPES = frozenset(DeviceType.values)
 FORMULA_MARK = ("'=", "'+", "'-", "'@")
 MAX_LENGTH = {
     "referenceId": 100,
@@ -117,15 +122,31 @@ class Lookups:
             return value
         key = (value, country)
         if key not in self._phones:
-            try:
-                number = phonenumbers.parse(value, country)
-                valid = phonenumbers.is_valid_number(number)
-            except phonenumbers.NumberParseException:
-                valid = False
-            self._phones[key] = (
-                phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) if valid else None
-            )
+            self._phones[key] = phone_e164(value, country)
         return self._phones[key]
+
+
+def phone_e164(value: str, country: str) -> str | None:
+    """`value` in E.164 when it is a valid number (read as dialled from `country`), else None.
+
+    The same answer as phonenumbers' `parse` + `is_valid_number` (a test compares them), faster for the
+    North American numbers that fill utility files: their shape is split without the general parser, and
+    validity is first checked against the file's own region instead of each of the 25 NANP regions in turn.
+    """
+    nanp = phonenumbers.country_code_for_region(country) == 1
+    match = NANP_SHAPE.fullmatch(value.translate(NANP_PUNCTUATION)) if nanp or value.startswith("+1") else None
+    if match is not None:
+        number = phonenumbers.PhoneNumber(country_code=1, national_number=int(match.group(1)))
+        if (nanp and phonenumbers.is_valid_number_for_region(number, country)) or phonenumbers.is_valid_number(number):
+            return "+1" + match.group(1)
+        return None
+    try:
+        number = phonenumbers.parse(value, country)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def clean_cell(value: str) -> str:
@@ -198,7 +219,7 @@ def normalize_row(record: dict[str, str], row: int, lookups: Lookups, errors: li
     if manufacturer is not None:
         if not device_type:
             device_type = manufacturer.device_types[0]
-        elif device_type not in DeviceType.values:
+        elif device_type not in DEVICE_TYPES:
             fail("deviceType", f"unknown device type (one of {', '.join(DeviceType.values)})")
         elif device_type not in manufacturer.device_types:
             fail("deviceType", f"{manufacturer.name} makes no devices of this type")

@@ -157,13 +157,13 @@ def command_data(command) -> dict:
     }
 
 
-def event_emit_many(*, events: list[dict]) -> None:
+def event_emit_many(*, events: list[dict], stream=None) -> None:
     """Record many events at once (imports, sync jobs), each {workspace_id, type, version, key, data,
     timestamp}. Keys must be new (they embed the fresh row ids), so they are streamed without a conflict
-    check; same outbox semantics as `event_emit` otherwise."""
+    check; same outbox semantics as `event_emit` otherwise. `stream`: the caller's `RowStream`, if any."""
     from texture_portal.bulk import insert_rows
 
-    insert_rows(PlatformEvent, events, ids=False)
+    (stream.insert if stream is not None else insert_rows)(PlatformEvent, events, ids=False)
     for workspace_id, timestamp in {(e["workspace_id"], e["timestamp"]) for e in events}:
         _fan_out_batch(workspace_id, timestamp)
 

@@ -1,11 +1,12 @@
-"""Applying a plan: one transaction, rows streamed per table (`texture_portal.bulk.insert_rows`: COPY on
-PostgreSQL), never a query per row. Writes the devices' first state-history rows, an audit row for every
-updated record (creations are summed up on the import's own audit row) and the platform events."""
+"""Applying a plan: one transaction, rows streamed per table (`texture_portal.bulk.RowStream`: COPY on a
+background thread on PostgreSQL), never a query per row. Writes the devices' first state-history rows, an
+audit row for every updated record (creations are summed up on the import's own audit row) and the platform
+events."""
 
 from collections import defaultdict
 from types import SimpleNamespace
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from fleet.choices import DeviceState
@@ -16,7 +17,7 @@ from integrations.choices import PlatformEventType
 from programs.choices import EnrollmentApproval, EnrollmentStatus
 from programs.models import Enrollment, Program
 from texture_portal.audit import audit_record_many
-from texture_portal.bulk import insert_rows
+from texture_portal.bulk import RowStream
 from texture_portal.choices import AuditAction, AuditSource
 
 BATCH = 2000
@@ -56,73 +57,37 @@ def apply_fleet_import(
 
     counts = plan.counts()
     stamp = {"created": now, "last_updated": now, "workspace_id": ws}
+    programs = {p.pk: p for p in Program.objects.filter(pk__in={pid for _, pid in plan.enrollments_new})}
     with transaction.atomic():
-        # Events go out batch by batch with the rows they announce, so no batch is held longer than needed.
-        outbox = Outbox(now)
-
-        # contacts
-        contact_ids = dict(plan.contact_ids)
-        for batch in chunked(plan.contacts_new.values(), 20000):
-            rows = [{**stamp, **fields} for fields in batch]
-            for row, pk in zip(rows, insert_rows(Contact, rows), strict=True):
-                contact_ids[row["reference_id"]] = pk
-                data = events.contact_data(SimpleNamespace(pk=pk, **row))
-                outbox.add(ws, PlatformEventType.CUSTOMER_CREATED, f"customer.created:{pk}", data)
-            advance(len(rows))
-        _bulk_update(Contact, plan.contacts_changed, now)
-
-        # sites
-        site_ids = dict(plan.site_ids)
-        for batch in chunked(plan.sites_new.items(), 20000):
-            rows = []
-            for _, fields in batch:
-                fields = dict(fields)
-                rows.append({**stamp, "contact_id": contact_ids[fields.pop("contact_ref")], **fields})
-            for (key, _), row, pk in zip(batch, rows, insert_rows(Site, rows), strict=True):
-                site_ids[key] = pk
-                data = events.site_data(SimpleNamespace(pk=pk, **{"latitude": None, "longitude": None, **row}))
-                outbox.add(ws, PlatformEventType.SITE_CREATED, f"site.created:{pk}", data)
-            advance(len(rows))
-        _bulk_update(Site, plan.sites_changed, now)
-
-        # devices, with their first state-history row
-        device_ids = dict(plan.device_ids)
-        for batch in chunked(plan.devices_new.items(), 20000):
-            rows = [
-                {
-                    **stamp,
-                    "contact_id": contact_ids[spec["contact_ref"]],
-                    "site_id": site_ids[spec["site_key"]],
-                    "manufacturer_id": key[0],
-                    "system_identifier": key[1],
-                    "device_type": spec["device_type"],
-                    "state": DeviceState.REGISTERED,
-                    "state_changed_at": now,
-                    "state_reason": label,
-                }
-                for key, spec in batch
-            ]
-            pks = insert_rows(Device, rows)
-            for (key, _), pk in zip(batch, pks, strict=True):
-                device_ids[key] = pk
-            insert_rows(
-                DeviceStateChange,
-                [
-                    {
-                        **stamp,
-                        "device_id": pk,
-                        "from_state": "",
-                        "to_state": DeviceState.REGISTERED,
-                        "changed_at": now,
-                        "reason": label,
-                        "actor_id": actor_id,
-                        "source": source,
-                    }
-                    for pk in pks
-                ],
-                ids=False,
+        with RowStream() as stream:
+            if stream.streaming:
+                # Foreign keys checked as each COPY ends, on the stream's thread while the next rows are
+                # formatted, instead of all of them at commit with nothing else to do (rows go parents first).
+                with connection.cursor() as cursor:
+                    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            for model, count in (
+                (Contact, len(plan.contacts_new)),
+                (Site, len(plan.sites_new)),
+                (Device, len(plan.devices_new)),
+                (Enrollment, len(plan.enrollments_new)),
+            ):
+                stream.reserve(model, count)
+            site_ids, device_ids = _insert_new(
+                plan,
+                stream,
+                stamp=stamp,
+                programs=programs,
+                history={"actor_id": actor_id, "source": source, "reason": label},
+                advance=advance,
             )
-            advance(len(batch))
+            stream.drain()
+            if stream.streaming:
+                with connection.cursor() as cursor:
+                    cursor.execute("SET CONSTRAINTS ALL DEFERRED")  # Django's default, for the rest of the job
+
+        # updates of existing rows (after the new ones: a device may move to a new site)
+        _bulk_update(Contact, plan.contacts_changed, now)
+        _bulk_update(Site, plan.sites_changed, now)
         # A device never changes owner here (the planner refuses that), so a move is only a new site.
         device_changes = {}
         for device_id, diff in plan.devices_changed.items():
@@ -132,56 +97,6 @@ def apply_fleet_import(
                 resolved["site_id"] = (old, new if isinstance(new, int) else site_ids[new])
             device_changes[device_id] = resolved
         _bulk_update(Device, device_changes, now)
-
-        # tags: the exact set the file gives, for new devices and those whose tags changed
-        if plan.tags:
-            names = sorted({name for tags in plan.tags.values() for name in tags})
-            DeviceTag.objects.bulk_create(
-                [DeviceTag(workspace_id=ws, name=name, created=now) for name in names],
-                ignore_conflicts=True,
-                batch_size=BATCH,
-            )
-            tag_ids = {}
-            for chunk in chunked(names):
-                tag_ids |= dict(DeviceTag.objects.filter(workspace=workspace, name__in=chunk).values_list("name", "pk"))
-            through = Device.tags.through
-            retagged = [device_ids[key] for key in plan.tags if key in plan.device_ids]
-            for chunk in chunked(retagged, CHUNK):
-                through.objects.filter(device_id__in=chunk).delete()
-            insert_rows(
-                through,
-                [
-                    {"device_id": device_ids[key], "devicetag_id": tag_ids[name]}
-                    for key, tags in plan.tags.items()
-                    for name in tags
-                ],
-                ids=False,
-            )
-
-        # enrollments: approved at once when the program approves automatically
-        programs = {p.pk: p for p in Program.objects.filter(pk__in={pid for _, pid in plan.enrollments_new})}
-        for batch in chunked(plan.enrollments_new, 20000):
-            rows = []
-            for device_key, program_id in batch:
-                automatic = programs[program_id].enrollment_approval == EnrollmentApproval.AUTOMATIC
-                rows.append(
-                    {
-                        **stamp,
-                        "device_id": device_ids[device_key],
-                        "program_id": program_id,
-                        "status": EnrollmentStatus.APPROVED if automatic else EnrollmentStatus.SUBMITTED,
-                        "submitted_at": now,
-                        "decided_at": now if automatic else None,
-                        "reason": "Automatic approval" if automatic else "",
-                        "source": source,
-                    }
-                )
-            for row, pk in zip(rows, insert_rows(Enrollment, rows), strict=True):
-                data = events.enrollment_data(SimpleNamespace(pk=pk, program=programs[row["program_id"]], **row))
-                outbox.add(ws, PlatformEventType.ENROLLMENT_SUBMITTED, f"enrollment.submitted:{pk}", data)
-                if row["status"] == EnrollmentStatus.APPROVED:
-                    outbox.add(ws, PlatformEventType.ENROLLMENT_APPROVED, f"enrollment.approved:{pk}", data)
-            advance(len(rows))
 
         # audit: every updated record with its changes
         for model, changes, action in (
@@ -215,6 +130,7 @@ def apply_fleet_import(
             )
 
         # events of the updated records
+        outbox = Outbox(now)
         tag = f"import-{now.timestamp():.6f}"
         updated = (
             (Contact, plan.contacts_changed, PlatformEventType.CUSTOMER_UPDATED, events.contact_data),
@@ -235,11 +151,127 @@ def apply_fleet_import(
     return counts
 
 
+def _insert_new(plan: FleetImportPlan, stream: RowStream, *, stamp: dict, programs: dict, history: dict, advance):
+    """Stream the plan's new contacts, sites, devices (with their first state-history row), tags and
+    enrollments, each announced by its events. Returns the site and device ids by natural key."""
+    ws, now = stamp["workspace_id"], stamp["created"]
+    # Events go out batch by batch with the rows they announce, so no batch is held longer than needed.
+    outbox = Outbox(now, stream)
+
+    contact_ids = dict(plan.contact_ids)
+    for batch in chunked(plan.contacts_new.values(), 20000):
+        rows = [{**stamp, **fields} for fields in batch]
+        for row, pk in zip(rows, stream.insert(Contact, rows), strict=True):
+            contact_ids[row["reference_id"]] = pk
+            data = events.contact_data(SimpleNamespace(pk=pk, **row))
+            outbox.add(ws, PlatformEventType.CUSTOMER_CREATED, f"customer.created:{pk}", data)
+        advance(len(rows))
+
+    site_ids = dict(plan.site_ids)
+    for batch in chunked(plan.sites_new.items(), 20000):
+        rows = []
+        for _, fields in batch:
+            fields = dict(fields)
+            rows.append({**stamp, "contact_id": contact_ids[fields.pop("contact_ref")], **fields})
+        for (key, _), row, pk in zip(batch, rows, stream.insert(Site, rows), strict=True):
+            site_ids[key] = pk
+            data = events.site_data(SimpleNamespace(pk=pk, **{"latitude": None, "longitude": None, **row}))
+            outbox.add(ws, PlatformEventType.SITE_CREATED, f"site.created:{pk}", data)
+        advance(len(rows))
+
+    device_ids = dict(plan.device_ids)
+    for batch in chunked(plan.devices_new.items(), 20000):
+        rows = [
+            {
+                **stamp,
+                "contact_id": contact_ids[spec["contact_ref"]],
+                "site_id": site_ids[spec["site_key"]],
+                "manufacturer_id": key[0],
+                "system_identifier": key[1],
+                "device_type": spec["device_type"],
+                "state": DeviceState.REGISTERED,
+                "state_changed_at": now,
+                "state_reason": history["reason"],
+            }
+            for key, spec in batch
+        ]
+        pks = stream.insert(Device, rows)
+        for (key, _), pk in zip(batch, pks, strict=True):
+            device_ids[key] = pk
+        stream.insert(
+            DeviceStateChange,
+            [
+                {
+                    **stamp,
+                    **history,
+                    "device_id": pk,
+                    "from_state": "",
+                    "to_state": DeviceState.REGISTERED,
+                    "changed_at": now,
+                }
+                for pk in pks
+            ],
+            ids=False,
+        )
+        advance(len(batch))
+
+    # tags: the exact set the file gives, for new devices and those whose tags changed
+    if plan.tags:
+        names = sorted({name for tags in plan.tags.values() for name in tags})
+        DeviceTag.objects.bulk_create(
+            [DeviceTag(workspace_id=ws, name=name, created=now) for name in names],
+            ignore_conflicts=True,
+            batch_size=BATCH,
+        )
+        tag_ids = {}
+        for chunk in chunked(names):
+            tag_ids |= dict(DeviceTag.objects.filter(workspace_id=ws, name__in=chunk).values_list("name", "pk"))
+        through = Device.tags.through
+        retagged = [device_ids[key] for key in plan.tags if key in plan.device_ids]
+        for chunk in chunked(retagged, CHUNK):
+            through.objects.filter(device_id__in=chunk).delete()  # before the new set is queued below
+        stream.insert(
+            through,
+            [
+                {"device_id": device_ids[key], "devicetag_id": tag_ids[name]}
+                for key, tags in plan.tags.items()
+                for name in tags
+            ],
+            ids=False,
+        )
+
+    # enrollments: approved at once when the program approves automatically
+    for batch in chunked(plan.enrollments_new, 20000):
+        rows = []
+        for device_key, program_id in batch:
+            automatic = programs[program_id].enrollment_approval == EnrollmentApproval.AUTOMATIC
+            rows.append(
+                {
+                    **stamp,
+                    "device_id": device_ids[device_key],
+                    "program_id": program_id,
+                    "status": EnrollmentStatus.APPROVED if automatic else EnrollmentStatus.SUBMITTED,
+                    "submitted_at": now,
+                    "decided_at": now if automatic else None,
+                    "reason": "Automatic approval" if automatic else "",
+                    "source": history["source"],
+                }
+            )
+        for row, pk in zip(rows, stream.insert(Enrollment, rows), strict=True):
+            data = events.enrollment_data(SimpleNamespace(pk=pk, program=programs[row["program_id"]], **row))
+            outbox.add(ws, PlatformEventType.ENROLLMENT_SUBMITTED, f"enrollment.submitted:{pk}", data)
+            if row["status"] == EnrollmentStatus.APPROVED:
+                outbox.add(ws, PlatformEventType.ENROLLMENT_APPROVED, f"enrollment.approved:{pk}", data)
+        advance(len(rows))
+    outbox.flush()
+    return site_ids, device_ids
+
+
 class Outbox:
     """Platform events written in batches as they are made, so a 100k-row import never holds them all."""
 
-    def __init__(self, now, batch: int = 20000):
-        self.now, self.batch, self.rows = now, batch, []
+    def __init__(self, now, stream: RowStream | None = None, batch: int = 20000):
+        self.now, self.stream, self.batch, self.rows = now, stream, batch, []
 
     def add(self, workspace_id: int, type_: str, key: str, data: dict) -> None:
         self.rows.append(
@@ -249,5 +281,6 @@ class Outbox:
             self.flush()
 
     def flush(self) -> None:
-        events.event_emit_many(events=self.rows)
+        if self.rows:
+            events.event_emit_many(events=self.rows, stream=self.stream)
         self.rows = []

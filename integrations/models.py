@@ -140,8 +140,11 @@ class PlatformEvent(models.Model):
     """
 
     # No index of its own: the (workspace, key) and (workspace, type, timestamp) indexes start with it.
+    # No database constraint either: this is the highest-volume table (every import row, every telemetry
+    # reading announces itself), always written by services that hold a checked workspace, and a check per
+    # row cost about a third of writing it. PROTECT still holds: Django's deletion collector enforces it.
     workspace = models.ForeignKey(
-        "texture_portal.Workspace", on_delete=models.PROTECT, related_name="+", db_index=False
+        "texture_portal.Workspace", on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
     )
     type = models.CharField(_("type"), max_length=60, choices=PlatformEventType.choices)
     version = models.PositiveSmallIntegerField(_("schema version"), default=1)

@@ -234,4 +234,3 @@ class RowStream:
             self._queue.put(None)
             self._thread.join()
             self._thread = None
-

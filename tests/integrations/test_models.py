@@ -58,3 +58,15 @@ def test_masking_shows_only_the_end_of_long_secrets():
     assert mask_secret("s3cr3t-value-1234") == "••••1234"
     assert mask_secret("hunter2!!") == "••••"  # a short password shows nothing
     assert mask_secret("") == "••••"
+
+
+def test_a_workspace_with_platform_events_cannot_be_deleted():
+    """The outbox has no database constraint on its workspace (for write speed): Django's PROTECT holds."""
+    from django.db.models import ProtectedError
+
+    from integrations.events import event_emit
+
+    workspace = WorkspaceFactory()
+    event_emit(workspace_id=workspace.pk, type="customer.created", key="customer.created:1", data={"id": 1})
+    with pytest.raises(ProtectedError):
+        workspace.delete()

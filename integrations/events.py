@@ -1,9 +1,9 @@
 """Recording platform events (the outbox) and the `data` each type carries, in the API's camelCase."""
 
-import json
 import logging
 from functools import partial
 
+import orjson
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -184,7 +184,13 @@ def events_emit_many(
                 SELECT %s, %s, 1, e.key, %s, e.data::jsonb FROM unnest(%s::text[], %s::text[]) AS e(key, data)
                 ON CONFLICT (workspace_id, key) DO NOTHING
                 """,
-                [workspace_id, str(type), at, [key[:200] for key, _ in items], [json.dumps(data) for _, data in items]],
+                [
+                    workspace_id,
+                    str(type),
+                    at,
+                    [key[:200] for key, _ in items],
+                    [orjson.dumps(data).decode() for _, data in items],
+                ],
             )
     else:
         PlatformEvent.objects.bulk_create(

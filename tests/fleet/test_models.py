@@ -143,3 +143,20 @@ def test_model_clean_refuses_links_across_workspaces():
 def test_telemetry_reading_str_is_readable():
     reading = TelemetryReadingFactory(charge_percentage=64.4, measured_at=timezone.now() - timedelta(hours=1))
     assert "SoC 64%" in str(reading)
+
+
+def test_deleting_the_latest_reading_clears_the_device_pointer_and_a_device_takes_its_readings_along():
+    """`latest_telemetry` has no database constraint (for in-place sync updates): Django keeps it consistent."""
+    device = DeviceFactory()
+    reading = TelemetryReading.objects.create(
+        workspace=device.workspace, device=device, measured_at=timezone.now(), charge_percentage=50
+    )
+    Device.objects.filter(pk=device.pk).update(latest_telemetry=reading)
+    reading.delete()
+    device.refresh_from_db()
+    assert device.latest_telemetry_id is None
+
+    again = TelemetryReading.objects.create(workspace=device.workspace, device=device, measured_at=timezone.now())
+    Device.objects.filter(pk=device.pk).update(latest_telemetry=again)
+    device.delete()
+    assert not TelemetryReading.objects.filter(pk=again.pk).exists()

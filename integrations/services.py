@@ -4,6 +4,7 @@ and telemetry sync (each recorded as an IntegrationRun)."""
 import logging
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -418,3 +419,16 @@ def offline_sweep(*, now=None) -> list[int]:
             if fleet_services.device_mark_stale_offline(device=device, stale_since=stale_since, reason=reason):
                 marked.append(device.pk)
     return marked
+
+
+def integration_runs_prune(*, now=None, batch: int = 5000) -> int:
+    """Delete finished runs older than INTEGRATION_RUN_RETENTION_DAYS (a telemetry run every 5 minutes per
+    integration and batch adds up to hundreds of thousands a year); in batches, so no delete holds locks long.
+    Returns how many were deleted."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.INTEGRATION_RUN_RETENTION_DAYS)
+    old = IntegrationRun.objects.filter(started_at__lt=cutoff).exclude(status=RunStatus.RUNNING)
+    deleted = 0
+    while ids := list(old.values_list("pk", flat=True)[:batch]):
+        deleted += IntegrationRun.objects.filter(pk__in=ids).delete()[0]
+    return deleted

@@ -179,3 +179,9 @@ def platform_events_fan_out_batch_task(workspace_id: int, timestamp: str) -> int
             destination_deliver_task.delay(destination_id, event_id, 1)
             queued += 1
     return queued
+
+
+@shared_task(ignore_result=True)
+def integration_runs_prune_task() -> int:
+    """Daily (CELERY_BEAT_SCHEDULE): delete integration runs past their retention."""
+    return services.integration_runs_prune()

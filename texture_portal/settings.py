@@ -168,6 +168,8 @@ OEM_RATE_LIMITS = {
 OEM_RATE_LIMIT_REDIS_URL = env_str("OEM_RATE_LIMIT_REDIS_URL") or env_str("CELERY_BROKER_URL")
 # A device is offline after cadence × this factor without a reading (one missed sync is not an outage).
 OEM_OFFLINE_GRACE_FACTOR = float(env_str("OEM_OFFLINE_GRACE_FACTOR", "3"))
+# Discovery and sync runs are kept this long (the tiles and the run list show them), then deleted daily.
+INTEGRATION_RUN_RETENTION_DAYS = env_int("INTEGRATION_RUN_RETENTION_DAYS", 30)
 # Concurrent OEM calls inside one telemetry sync job (threads sharing one pooled session).
 OEM_SYNC_CONCURRENCY = env_int("OEM_SYNC_CONCURRENCY", 8)
 # Devices per telemetry sync task: a large account is split into tasks that finish well inside the cadence.
@@ -260,6 +262,11 @@ CELERY_BEAT_SCHEDULE = {
     "destinations-sweep": {"task": "integrations.tasks.destinations_sweep_task", "schedule": crontab(minute="*/5")},
     # "17 * * * *": remove the files of abandoned import previews
     "import-jobs-sweep": {"task": "fleet.importing.tasks.import_jobs_sweep_task", "schedule": crontab(minute=17)},
+    # "23 3 * * *": delete integration runs older than INTEGRATION_RUN_RETENTION_DAYS
+    "integration-runs-prune": {
+        "task": "integrations.tasks.integration_runs_prune_task",
+        "schedule": crontab(hour=3, minute=23),
+    },
 }
 
 IMPORT_EXPORT_USE_TRANSACTIONS = True

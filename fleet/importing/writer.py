@@ -21,6 +21,9 @@ from texture_portal.bulk import RowStream
 from texture_portal.choices import AuditAction, AuditSource
 
 BATCH = 2000
+# Rows per streamed COPY (and events per outbox flush): large enough to amortize a statement, small enough
+# that the batches in flight stay a few MB.
+STREAM_BATCH = 10000
 
 
 class PlanNotApplicable(Exception):
@@ -159,7 +162,7 @@ def _insert_new(plan: FleetImportPlan, stream: RowStream, *, stamp: dict, progra
     outbox = Outbox(now, stream)
 
     contact_ids = dict(plan.contact_ids)
-    for batch in chunked(plan.contacts_new.values(), 20000):
+    for batch in chunked(plan.contacts_new.values(), STREAM_BATCH):
         rows = [{**stamp, **fields} for fields in batch]
         for row, pk in zip(rows, stream.insert(Contact, rows), strict=True):
             contact_ids[row["reference_id"]] = pk
@@ -168,7 +171,7 @@ def _insert_new(plan: FleetImportPlan, stream: RowStream, *, stamp: dict, progra
         advance(len(rows))
 
     site_ids = dict(plan.site_ids)
-    for batch in chunked(plan.sites_new.items(), 20000):
+    for batch in chunked(plan.sites_new.items(), STREAM_BATCH):
         rows = []
         for _, fields in batch:
             fields = dict(fields)
@@ -180,7 +183,7 @@ def _insert_new(plan: FleetImportPlan, stream: RowStream, *, stamp: dict, progra
         advance(len(rows))
 
     device_ids = dict(plan.device_ids)
-    for batch in chunked(plan.devices_new.items(), 20000):
+    for batch in chunked(plan.devices_new.items(), STREAM_BATCH):
         rows = [
             {
                 **stamp,
@@ -230,18 +233,15 @@ def _insert_new(plan: FleetImportPlan, stream: RowStream, *, stamp: dict, progra
         retagged = [device_ids[key] for key in plan.tags if key in plan.device_ids]
         for chunk in chunked(retagged, CHUNK):
             through.objects.filter(device_id__in=chunk).delete()  # before the new set is queued below
-        stream.insert(
-            through,
-            [
-                {"device_id": device_ids[key], "devicetag_id": tag_ids[name]}
-                for key, tags in plan.tags.items()
-                for name in tags
-            ],
-            ids=False,
-        )
+        for batch in chunked(plan.tags.items(), STREAM_BATCH):
+            stream.insert(
+                through,
+                [{"device_id": device_ids[key], "devicetag_id": tag_ids[name]} for key, tags in batch for name in tags],
+                ids=False,
+            )
 
     # enrollments: approved at once when the program approves automatically
-    for batch in chunked(plan.enrollments_new, 20000):
+    for batch in chunked(plan.enrollments_new, STREAM_BATCH):
         rows = []
         for device_key, program_id in batch:
             automatic = programs[program_id].enrollment_approval == EnrollmentApproval.AUTOMATIC
@@ -270,7 +270,7 @@ def _insert_new(plan: FleetImportPlan, stream: RowStream, *, stamp: dict, progra
 class Outbox:
     """Platform events written in batches as they are made, so a 100k-row import never holds them all."""
 
-    def __init__(self, now, stream: RowStream | None = None, batch: int = 20000):
+    def __init__(self, now, stream: RowStream | None = None, batch: int = STREAM_BATCH):
         self.now, self.stream, self.batch, self.rows = now, stream, batch, []
 
     def add(self, workspace_id: int, type_: str, key: str, data: dict) -> None:

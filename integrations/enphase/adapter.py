@@ -33,36 +33,33 @@ class EnphaseAdapter(OemAdapter):
     telemetry_cadence = timedelta(minutes=15)
     required_credentials = ("client_id", "client_secret", "api_key", "refresh_token")
 
-    def _refresh(self, failed: str | None = None) -> None:
-        with self._auth_lock:
-            current = self.credentials.get("access_token")
-            if current and current != failed:
-                return  # another thread already (re)authenticated while this one waited
-            response = self.http(
-                "POST",
-                "oauth/token",
-                auth=(self.credentials["client_id"], self.credentials["client_secret"]),
-                data={"grant_type": "refresh_token", "refresh_token": self.credentials["refresh_token"]},
-            )
-            if response.status_code != 200:
-                body = _json(response)
-                reason = body.get("error_description") or body.get("error") or response.status_code
-                raise AuthError(f"Enphase token refresh refused: {reason}", status=response.status_code)
-            body = response.json()
-            self.set_credential(access_token=body["access_token"], refresh_token=body["refresh_token"])
+    def request_tokens(self, credentials: dict) -> dict:
+        response = self.http(
+            "POST",
+            "oauth/token",
+            auth=(credentials["client_id"], credentials["client_secret"]),
+            data={"grant_type": "refresh_token", "refresh_token": credentials["refresh_token"]},
+        )
+        if response.status_code != 200:
+            body = _json(response)
+            reason = body.get("error_description") or body.get("error") or response.status_code
+            raise AuthError(f"Enphase token refresh refused: {reason}", status=response.status_code)
+        body = response.json()
+        return {"access_token": body["access_token"], "refresh_token": body["refresh_token"]}
 
     def call(self, method: str, path: str, **kwargs):
         if not self.credentials.get("access_token"):
-            self._refresh()
-        for attempt in (1, 2):
+            self.refresh_tokens()
+        fresh = False
+        for attempt in (1, 2, 3):
             used = self.credentials.get("access_token")
             headers = {
                 "Authorization": f"Bearer {self.credentials['access_token']}",
                 "key": self.credentials["api_key"],
             }
             response = self.http(method, f"{API}/{path}", headers=headers, **kwargs)
-            if response.status_code == 401 and attempt == 1 and "mismatch" not in response.text:
-                self._refresh(failed=used)
+            if response.status_code == 401 and not fresh and attempt < 3 and "mismatch" not in response.text:
+                fresh = self.refresh_tokens(failed=used)
                 continue
             break
         status = response.status_code

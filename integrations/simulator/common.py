@@ -52,14 +52,16 @@ def token_account(state: SimState, oem: str, token: str):
 
 
 def rotate_refresh(state: SimState, account, presented: str) -> str | None:
-    """Refresh-token rotation: the presented token must be the current one; it is then spent."""
-    if presented != account.refresh_token or presented in account.used_refresh_tokens:
-        return None
-    account.used_refresh_tokens.add(presented)
+    """Refresh-token rotation: the presented token must be the current one; it is then spent (atomically:
+    two concurrent refreshes with one token get one new token and one refusal, as at the OEM)."""
     import secrets
 
-    account.refresh_token = secrets.token_urlsafe(24)
-    return account.refresh_token
+    with state.lock:
+        if presented != account.refresh_token or presented in account.used_refresh_tokens:
+            return None
+        account.used_refresh_tokens.add(presented)
+        account.refresh_token = secrets.token_urlsafe(24)
+        return account.refresh_token
 
 
 def expire_tokens(account) -> None:

@@ -7,7 +7,7 @@ import pytest
 from fleet.models import Device, DeviceStateChange, TelemetryReading
 from integrations import services
 from integrations.choices import IntegrationStatus, RunStatus
-from integrations.models import Manufacturer, PlatformEvent
+from integrations.models import Manufacturer, PlatformEvent, WorkspaceIntegration
 from tests.factories import DeviceFactory, WorkspaceFactory
 from texture_portal.testing.simulator import demo_credentials
 
@@ -252,3 +252,138 @@ def test_stale_sweep_leaves_a_device_that_just_reported(sim, tesla_fleet):
     device = Device.objects.get(pk=devices[0].pk)
     # the sweep looked while the device was stale, but a reading arrived before it took the lock
     assert device_mark_stale_offline(device=device, stale_since=later - timedelta(hours=1), reason="x") is False
+
+
+# -- token refresh shared by concurrent jobs (rotating refresh tokens) -------------------------------------
+@pytest.fixture
+def tesla_token_calls(sim, monkeypatch):
+    """Counts the refreshes Tesla's token endpoint receives (accepted or refused)."""
+    from integrations.simulator import tesla as tesla_sim
+
+    calls = []
+    real_token = tesla_sim.token
+
+    def token(state, request):
+        calls.append(request.form().get("refresh_token"))
+        return real_token(state, request)
+
+    monkeypatch.setattr(tesla_sim, "token", token)
+    return calls
+
+
+def two_jobs(integration):
+    """Two adapters as two worker processes build them: each from its own read of the stored credentials."""
+    from integrations.adapters import adapter_for
+
+    return [adapter_for(WorkspaceIntegration.objects.get(pk=integration.pk)) for _ in range(2)]
+
+
+def site_ref(device):
+    from integrations.adapters import DeviceRef
+
+    device.refresh_from_db()
+    return DeviceRef(serial=device.system_identifier, external_id=device.oem_device_id)
+
+
+@pytest.mark.parametrize("stored_access", ["expired", "none"])
+def test_two_jobs_needing_a_token_refresh_once_and_both_work(sim, tesla_fleet, tesla_token_calls, stored_access):
+    from integrations.simulator.common import expire_tokens
+
+    workspace, integration, devices, _ = tesla_fleet
+    services.discovery_run(integration=integration)  # binds the sites; stores an access token
+    if stored_access == "expired":
+        expire_tokens(sim.state.account("tesla", "demo"))  # both jobs' first call answers 401
+    else:
+        stored = WorkspaceIntegration.objects.get(pk=integration.pk).credentials
+        stored.pop("access_token")  # both jobs start with nothing but the refresh token
+        WorkspaceIntegration.objects.filter(pk=integration.pk).update(credentials=stored)
+    tesla_token_calls.clear()
+    first, second = two_jobs(integration)
+    site = site_ref(devices[0])
+    assert first.fetch_telemetry(site).charge_percentage is not None
+    # the second job still holds the refresh token the first one spent: it takes the stored tokens instead
+    assert second.fetch_telemetry(site).charge_percentage is not None
+    assert len(tesla_token_calls) == 1
+    for job in (first, second):
+        services.integration_credentials_persist(integration=integration, adapter=job)
+    latest = sim.state.account("tesla", "demo").refresh_token
+    assert WorkspaceIntegration.objects.get(pk=integration.pk).credentials["refresh_token"] == latest
+    assert first.credentials["access_token"] == second.credentials["access_token"]
+
+
+def test_a_taken_token_that_has_expired_too_is_refreshed_with_the_stored_refresh_token(
+    sim, tesla_fleet, tesla_token_calls
+):
+    from integrations.simulator.common import expire_tokens
+
+    workspace, integration, devices, _ = tesla_fleet
+    services.discovery_run(integration=integration)
+    account = sim.state.account("tesla", "demo")
+    expire_tokens(account)
+    first, second = two_jobs(integration)
+    site = site_ref(devices[0])
+    first.fetch_telemetry(site)  # refreshes and stores
+    expire_tokens(account)  # hours later: the first job's token has expired as well
+    assert second.fetch_telemetry(site).charge_percentage is not None  # 401, stored token 401, refresh
+    assert len(tesla_token_calls) == 3  # discovery's, the first job's, the second job's: never a spent one
+    assert sim.state.account("tesla", "demo").used_refresh_tokens >= set(tesla_token_calls)
+    assert WorkspaceIntegration.objects.get(pk=integration.pk).credentials["refresh_token"] == account.refresh_token
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_jobs_on_postgresql_refresh_once(sim, reference_data, monkeypatch):
+    """Two workers (threads, each with its own database connection) at once: the row lock serializes the
+    refresh; the token endpoint is slowed so the second job's 401 arrives while the first is refreshing."""
+    import threading
+    import time
+
+    from django.db import connection
+
+    from integrations.simulator import tesla as tesla_sim
+    from integrations.simulator.common import expire_tokens
+
+    workspace = WorkspaceFactory()
+    integration = make_integration(workspace, "tesla")
+    for i in range(3):
+        sim.state.add_device("tesla", f"TG10000000020{i}", kind="battery")
+        make_device(workspace, "tesla", f"TG10000000020{i}")
+    services.discovery_run(integration=integration)
+    account = sim.state.account("tesla", "demo")
+    expire_tokens(account)
+    calls, real_token = [], tesla_sim.token
+
+    def slow_token(state, request):
+        calls.append(request.form().get("refresh_token"))
+        time.sleep(0.3)
+        return real_token(state, request)
+
+    monkeypatch.setattr(tesla_sim, "token", slow_token)
+    barrier, outcomes = threading.Barrier(2), {}
+
+    def job(name, run):
+        try:
+            barrier.wait()
+            outcomes[name] = run(WorkspaceIntegration.objects.get(pk=integration.pk))
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            outcomes[name] = exc
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=job, args=("sync", lambda i: services.telemetry_sync(integration=i).run)),
+        threading.Thread(
+            target=job, args=("test", lambda i: services.integration_test_connection(integration=i, actor=None))
+        ),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert outcomes["sync"].status == RunStatus.SUCCEEDED, outcomes
+    assert outcomes["sync"].devices_ok == 3
+    assert outcomes["test"].startswith("Connected"), outcomes
+    assert len(calls) == 1
+    integration.refresh_from_db()
+    assert integration.credentials["refresh_token"] == account.refresh_token
+    assert integration.status == IntegrationStatus.CONNECTED

@@ -187,6 +187,29 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
+def oauth_error_reason(body: dict, status: int) -> str:
+    """An OAuth error answer (`error`, `error_description`, RFC 6749 §5.2) as one line for staff."""
+    reason = str(body.get("error") or body.get("message") or body.get("description") or status)
+    return f"{reason} ({body['error_description']})" if body.get("error_description") else reason
+
+
+def token_refresh_error(
+    oem: str, response: requests.Response, reason, *, retry_after: float | None = None, action: str = "token refresh"
+) -> IntegrationError:
+    """What an unsuccessful token refresh (or sign-in: `action`) means. A rate limit or an outage at the OEM's token
+    endpoint spends nothing, so the job is retried: 429 → RateLimited (after `retry_after`, or the response's
+    Retry-After), 408 and 5xx → TransientError. Anything else (400/401/403 `invalid_grant`, `login_required`,
+    a client secret refused…) is the OEM's verdict on the credentials: AuthError, a person must act."""
+    status = response.status_code
+    if status == 429:
+        if retry_after is None:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        return RateLimited(f"{oem} {action} rate limited (429): {reason}", status=status, retry_after=retry_after)
+    if status == 408 or status >= 500:
+        return TransientError(f"{oem} {action} failed ({status}): {reason}", status=status)
+    return AuthError(f"{oem} {action} refused: {reason}", status=status)
+
+
 def backoff_seconds(attempt: int, *, base: float = 2.0, cap: float = 300.0, retry_after: float | None = None) -> float:
     """Exponential backoff with full jitter, never sooner than the OEM's Retry-After."""
     delay = random.uniform(0, min(cap, base * 2**attempt))

@@ -20,6 +20,8 @@ from integrations.adapters.base import (
     RateLimited,
     TelemetrySnapshot,
     TransientError,
+    oauth_error_reason,
+    token_refresh_error,
     utc_from_epoch,
 )
 
@@ -42,8 +44,9 @@ class EnphaseAdapter(OemAdapter):
         )
         if response.status_code != 200:
             body = _json(response)
-            reason = body.get("error_description") or body.get("error") or response.status_code
-            raise AuthError(f"Enphase token refresh refused: {reason}", status=response.status_code)
+            reason = oauth_error_reason(body, response.status_code)
+            retry = _period_wait(body) if response.status_code == 429 else None
+            raise token_refresh_error("Enphase", response, reason, retry_after=retry)
         body = response.json()
         return {"access_token": body["access_token"], "refresh_token": body["refresh_token"]}
 
@@ -68,10 +71,7 @@ class EnphaseAdapter(OemAdapter):
         body = _json(response)
         message = f"Enphase {status}: {body.get('message', '')} {body.get('details', '')}".strip()
         if status == 429:
-            # No Retry-After from Enphase: wait until the plan's period ends.
-            period_end = body.get("period_end")
-            retry = max(1.0, period_end - time.time()) if period_end else 60.0
-            raise RateLimited(message, status=status, retry_after=retry)
+            raise RateLimited(message, status=status, retry_after=_period_wait(body) or 60.0)
         if status in (401, 403):
             raise AuthError(message, status=status)
         if status in (404, 468):
@@ -172,6 +172,12 @@ class EnphaseAdapter(OemAdapter):
             raise CommandRejected(f"unknown operatingMode {mode!r}")
         self.call("PUT", path, json=body)
         return CommandResult("accepted", message=f"battery_mode {body['battery_mode']}")
+
+
+def _period_wait(body: dict) -> float | None:
+    """Seconds until the plan's rate-limit period ends: Enphase's 429 sends `period_end`, no Retry-After."""
+    period_end = body.get("period_end")
+    return max(1.0, period_end - time.time()) if period_end else None
 
 
 def _first_event(text: str) -> dict:

@@ -37,6 +37,12 @@ def transport_fault(fault: Fault | None) -> SimResponse | None:
     return None
 
 
+def token_fault(state: SimState, oem: str, account) -> Fault | None:
+    """A fault injected for the account's token endpoint (target `<account>:token`; faults injected for the
+    account itself are for its API calls, so a test can let the refresh work and the call after it fail)."""
+    return state.take_fault(oem, f"{account.name}:token")
+
+
 def bearer(request: SimRequest) -> str:
     value = request.headers.get("authorization", "")
     return value[7:].strip() if value.lower().startswith("bearer ") else ""

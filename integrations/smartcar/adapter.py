@@ -18,7 +18,9 @@ from integrations.adapters.base import (
     RateLimited,
     TelemetrySnapshot,
     TransientError,
+    oauth_error_reason,
     parse_retry_after,
+    token_refresh_error,
     utc_from_iso,
 )
 
@@ -43,9 +45,8 @@ class SmartcarAdapter(OemAdapter):
             data={"grant_type": "refresh_token", "refresh_token": credentials["refresh_token"]},
         )
         if response.status_code != 200:
-            body = _json(response)
-            reason = body.get("error_description") or body.get("error") or response.status_code
-            raise AuthError(f"Smartcar token refresh refused: {reason}", status=response.status_code)
+            reason = oauth_error_reason(_json(response), response.status_code)
+            raise token_refresh_error("Smartcar", response, reason)
         body = response.json()
         return {"access_token": body["access_token"], "refresh_token": body["refresh_token"]}
 

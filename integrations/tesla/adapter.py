@@ -20,7 +20,9 @@ from integrations.adapters.base import (
     RateLimited,
     TelemetrySnapshot,
     TransientError,
+    oauth_error_reason,
     parse_retry_after,
+    token_refresh_error,
     utc_from_iso,
 )
 
@@ -46,12 +48,8 @@ class TeslaAdapter(OemAdapter):
             },
         )
         if response.status_code != 200:
-            body = _json(response)
-            raise AuthError(
-                f"Tesla token refresh refused: {body.get('error', response.status_code)}"
-                f"{' (' + body['error_description'] + ')' if body.get('error_description') else ''}",
-                status=response.status_code,
-            )
+            reason = oauth_error_reason(_json(response), response.status_code)
+            raise token_refresh_error("Tesla", response, reason)
         body = response.json()
         return {"access_token": body["access_token"], "refresh_token": body["refresh_token"]}
 

@@ -387,3 +387,17 @@ def test_concurrent_jobs_on_postgresql_refresh_once(sim, reference_data, monkeyp
     integration.refresh_from_db()
     assert integration.credentials["refresh_token"] == account.refresh_token
     assert integration.status == IntegrationStatus.CONNECTED
+
+
+def test_a_rate_limited_refresh_is_retried_and_leaves_the_integration_healthy(sim, tesla_fleet):
+    from integrations.adapters import RateLimited
+
+    workspace, integration, devices, _ = tesla_fleet
+    sim.state.inject("tesla", "demo:token", "rate_limit", retry_after=17)
+    with pytest.raises(RateLimited) as caught:  # the task retries it after Retry-After
+        services.discovery_run(integration=integration)
+    assert caught.value.retry_after == 17
+    integration.refresh_from_db()
+    assert integration.status != IntegrationStatus.ERROR
+    assert integration.credentials["refresh_token"] == demo_credentials("tesla")["refresh_token"]
+    assert services.discovery_run(integration=integration).devices_ok == 4

@@ -109,13 +109,29 @@ def integration_tokens_refresh(*, integration: WorkspaceIntegration, adapter, fa
 
 
 def integration_credentials_persist(*, integration: WorkspaceIntegration, adapter) -> None:
-    """Store tokens the adapter refreshed (encrypted). Rotating refresh tokens are spent on use, so losing
-    the new one would lock the integration out. Not audited: the system rotates these every few hours and
-    the values are never shown; credential changes by people are audited in `workspace_integration_save`."""
-    if adapter.credentials_changed:
-        WorkspaceIntegration.objects.filter(pk=integration.pk).update(credentials=adapter.credentials)
-        integration.credentials = dict(adapter.credentials)
-        adapter.credentials_changed = False
+    """Store, after a job, the credentials its adapter changed and has not stored yet (a sign-in token;
+    refreshed OAuth tokens are stored by `integration_tokens_refresh` at once).
+
+    Only those keys, merged into the row read again under its lock, and only where the stored value is still
+    the one the adapter was loaded with: a key changed meanwhile (staff entering a new secret or refresh token
+    in the admin, another job) keeps its new value, and every other key stays as stored. Not audited: the
+    system rotates these every few hours and the values are never shown; credential changes by people are
+    audited in `workspace_integration_save`."""
+    pending = adapter.credentials_pending()
+    if not pending:
+        return
+    with transaction.atomic():
+        locked = WorkspaceIntegration.objects.select_for_update().only("pk", "credentials")
+        row = locked.filter(pk=integration.pk).first()
+        if row is None:
+            return  # the integration was deleted while the job ran
+        stored = row.credentials
+        updates = {key: new for key, (loaded, new) in pending.items() if stored.get(key) == loaded}
+        if updates:
+            stored = {**stored, **updates}
+            WorkspaceIntegration.objects.filter(pk=integration.pk).update(credentials=stored)
+    integration.credentials = stored
+    adapter.credentials_saved()
 
 
 def _integration_health(*, integration: WorkspaceIntegration, error: str = "") -> None:

@@ -234,8 +234,9 @@ class OemAdapter:
 
     `credentials` is the integration's decrypted credentials. OEMs with rotating OAuth refresh tokens
     implement `request_tokens` and refresh through `refresh_tokens`: with a `credentials_store` the new tokens
-    are stored at once, under a lock every process shares; without one (unit tests) they are set here and
-    `credentials_changed` says the caller must save them back (encrypted) after the job.
+    are stored at once, under a lock every process shares. Anything else the adapter sets (`set_credential`:
+    a sign-in token, tokens refreshed without a store) is `credentials_pending`, for the caller to save back
+    (encrypted) after the job.
     """
 
     channel: ClassVar[str] = ""
@@ -256,7 +257,7 @@ class OemAdapter:
         credentials_store: CredentialsStore | None = None,
     ):
         self.credentials = dict(credentials)
-        self.credentials_changed = False
+        self._credentials_stored = dict(credentials)  # what the adapter knows to be stored
         self.credentials_store = credentials_store
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
@@ -339,10 +340,23 @@ class OemAdapter:
             raise TransientError(f"{self.channel}: connection failed ({exc.__class__.__name__})") from exc
 
     def set_credential(self, **values) -> None:
-        for key, value in values.items():
-            if self.credentials.get(key) != value:
-                self.credentials[key] = value
-                self.credentials_changed = True
+        self.credentials.update(values)
+
+    def credentials_pending(self) -> dict[str, tuple[Any, Any]]:
+        """Credentials the adapter changed and has not saved: {key: (value it was loaded with, new value)}."""
+        return {
+            key: (self._credentials_stored.get(key), value)
+            for key, value in list(self.credentials.items())
+            if self._credentials_stored.get(key) != value
+        }
+
+    @property
+    def credentials_changed(self) -> bool:
+        return bool(self.credentials_pending())
+
+    def credentials_saved(self) -> None:
+        """The caller stored (or deliberately dropped) what was pending."""
+        self._credentials_stored = dict(self.credentials)
 
     # auth ------------------------------------------------------------------------------------------------
     def request_tokens(self, credentials: dict) -> dict:
@@ -373,10 +387,11 @@ class OemAdapter:
     def adopt_tokens(self, values: dict) -> None:
         """Take tokens that are already stored (by the store, under its lock): nothing left to save."""
         for key in self.token_keys:
-            if values.get(key) is None:
-                self.credentials.pop(key, None)
-            else:
-                self.credentials[key] = values[key]
+            for credentials in (self.credentials, self._credentials_stored):
+                if values.get(key) is None:
+                    credentials.pop(key, None)
+                else:
+                    credentials[key] = values[key]
 
 
 def utc_from_epoch(seconds: float | int | None) -> datetime | None:

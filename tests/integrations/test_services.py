@@ -401,3 +401,68 @@ def test_a_rate_limited_refresh_is_retried_and_leaves_the_integration_healthy(si
     assert integration.status != IntegrationStatus.ERROR
     assert integration.credentials["refresh_token"] == demo_credentials("tesla")["refresh_token"]
     assert services.discovery_run(integration=integration).devices_ok == 4
+
+
+# -- credentials people change while a job runs --------------------------------------------------------------
+def staff_edit(integration, **changes):
+    """What the admin's "new credentials" does: the stored object replaced by one the person typed."""
+    stored = WorkspaceIntegration.objects.get(pk=integration.pk).credentials
+    services.workspace_integration_save(
+        workspace=integration.workspace, channel=integration.channel, actor=None, credentials={**stored, **changes}
+    )
+
+
+def test_a_secret_staff_change_while_discovery_runs_survives_the_job(sim, tesla_fleet, monkeypatch):
+    from integrations.tesla.adapter import TeslaAdapter
+
+    workspace, integration, devices, _ = tesla_fleet
+    real_discover = TeslaAdapter.discover
+
+    def discover(self, serials=None):
+        found = real_discover(self, serials)  # refreshed: the rotated tokens are in the adapter
+        staff_edit(integration, client_secret="typed-by-staff")
+        return found
+
+    monkeypatch.setattr(TeslaAdapter, "discover", discover)
+    assert services.discovery_run(integration=integration).devices_ok == 4
+    stored = WorkspaceIntegration.objects.get(pk=integration.pk).credentials
+    assert stored["client_secret"] == "typed-by-staff"
+    assert stored["refresh_token"] == sim.state.account("tesla", "demo").refresh_token
+
+
+def test_a_sign_in_token_is_stored_without_undoing_a_password_staff_changed_meanwhile(sim, monkeypatch):
+    from integrations.emporia.adapter import EmporiaAdapter
+
+    workspace = WorkspaceFactory()
+    integration = make_integration(workspace, "emporia")
+    sim.state.add_device("emporia", "A277700009", kind="charger")
+    make_device(workspace, "emporia", "A277700009", "charger")
+    real_discover = EmporiaAdapter.discover
+    signed_in = {}
+
+    def discover(self, serials=None):
+        found = real_discover(self, serials)
+        signed_in["id_token"] = self.credentials["id_token"]  # to be stored when the job ends
+        staff_edit(integration, password="typed-by-staff")
+        return found
+
+    monkeypatch.setattr(EmporiaAdapter, "discover", discover)
+    assert services.discovery_run(integration=integration).devices_ok == 1
+    stored = WorkspaceIntegration.objects.get(pk=integration.pk).credentials
+    assert stored == {"username": "demo", "password": "typed-by-staff", "id_token": signed_in["id_token"]}
+
+
+def test_a_token_staff_replaced_while_a_job_ran_is_not_overwritten_by_the_jobs(sim, tesla_fleet):
+    from integrations.adapters import adapter_class
+
+    workspace, integration, devices, _ = tesla_fleet
+    # an adapter without a credentials store keeps what it refreshes for the end of the job
+    job = adapter_class("tesla")(credentials=integration.credentials, base_url=f"{sim.url}/tesla", timeout=1.0)
+    job.discover()
+    assert job.credentials_changed
+    staff_edit(integration, refresh_token="from-a-new-authorization")
+    services.integration_credentials_persist(integration=integration, adapter=job)
+    stored = WorkspaceIntegration.objects.get(pk=integration.pk).credentials
+    assert stored["refresh_token"] == "from-a-new-authorization"
+    assert stored["access_token"] == job.credentials["access_token"]  # nobody else changed that one
+    assert not job.credentials_changed

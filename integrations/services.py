@@ -411,6 +411,8 @@ def telemetry_sync(
         done = {d for d, _ in readings} | set(per_device_notes)
         retry = sorted(set(retry) | {pk for pk in refs if pk not in done})
     result = fleet_services.telemetry_ingest(workspace_id=integration.workspace_id, readings=readings)
+    # a device read now is past its last OEM error (the offline sweep would quote a stale one)
+    fleet_services.devices_clear_sync_error(device_ids=[device_id for device_id, _ in readings])
     if per_device_notes:
         fleet_services.devices_record_sync_error(errors=per_device_notes)
     if isinstance(stop, AuthError):

@@ -466,3 +466,23 @@ def test_a_token_staff_replaced_while_a_job_ran_is_not_overwritten_by_the_jobs(s
     assert stored["refresh_token"] == "from-a-new-authorization"
     assert stored["access_token"] == job.credentials["access_token"]  # nobody else changed that one
     assert not job.credentials_changed
+
+
+# -- a device's last OEM error ----------------------------------------------------------------------------------
+def test_a_successful_read_clears_the_devices_last_sync_error(sim, tesla_fleet):
+    workspace, integration, devices, _ = tesla_fleet
+    services.discovery_run(integration=integration)
+    flaky, offline = devices[0], devices[1]
+    sim.state.inject("tesla", flaky.system_identifier, "server_error", status=503)
+    sim.state.set_online("tesla", offline.system_identifier, False)
+    sync(integration)
+    for device in (flaky, offline):
+        device.refresh_from_db()
+        assert "lastSyncError" in device.oem_data
+    sim.state.advance(300)
+    sync(integration)  # the 503 was once: the flaky device answers now; the offline one still does not
+    flaky.refresh_from_db()
+    offline.refresh_from_db()
+    assert "lastSyncError" not in flaky.oem_data
+    assert flaky.oem_data["energy_site_id"] == int(flaky.oem_device_id)  # the rest of oem_data is kept
+    assert "408" in offline.oem_data["lastSyncError"]["message"]

@@ -196,10 +196,11 @@ def oauth_error_reason(body: dict, status: int) -> str:
 def token_refresh_error(
     oem: str, response: requests.Response, reason, *, retry_after: float | None = None, action: str = "token refresh"
 ) -> IntegrationError:
-    """What an unsuccessful token refresh (or sign-in: `action`) means. A rate limit or an outage at the OEM's token
-    endpoint spends nothing, so the job is retried: 429 → RateLimited (after `retry_after`, or the response's
-    Retry-After), 408 and 5xx → TransientError. Anything else (400/401/403 `invalid_grant`, `login_required`,
-    a client secret refused…) is the OEM's verdict on the credentials: AuthError, a person must act."""
+    """What an unsuccessful token refresh (or sign-in: `action`) means. A rate limit or an outage at the OEM's
+    token endpoint spends nothing, so the job is retried: 429 → RateLimited (after `retry_after`, or the
+    response's Retry-After), 408 and 5xx → TransientError. Anything else (400/401/403 `invalid_grant`,
+    `login_required`, a client secret refused…) is the OEM's verdict on the credentials: AuthError, a person
+    must act."""
     status = response.status_code
     if status == 429:
         if retry_after is None:

@@ -494,3 +494,16 @@ def devices_record_sync_error(*, errors: dict[int, str]) -> None:
     for device in devices:
         device.oem_data = {**device.oem_data, "lastSyncError": {"message": errors[device.pk][:300], "at": at}}
     Device.objects.bulk_update(devices, ["oem_data"], batch_size=1000)
+
+
+def devices_clear_sync_error(*, device_ids: Iterable[int]) -> int:
+    """Forget the last OEM error of devices that were just read: one UPDATE, of only the devices that have
+    one, removing the key in the database (the rest of `oem_data` is left as it is)."""
+    from texture_portal.expressions import JSONRemoveKey
+
+    device_ids = list(device_ids)
+    if not device_ids:
+        return 0
+    return Device.objects.filter(pk__in=device_ids, oem_data__has_key="lastSyncError").update(
+        oem_data=JSONRemoveKey("oem_data", "lastSyncError")
+    )

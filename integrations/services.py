@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
 from fleet import selectors as fleet_selectors
@@ -80,14 +80,59 @@ def workspace_integration_save(
 
 
 # -- connection, discovery, telemetry ---------------------------------------------------------------------
+def integration_tokens_refresh(*, integration: WorkspaceIntegration, adapter, failed: str | None) -> bool:
+    """Refresh the adapter's OAuth tokens, serialized across processes by the integration's row lock.
+
+    Rotating refresh tokens are single use: two jobs refreshing with the same one would lock the integration
+    out (the second is refused). So under the lock the stored tokens are read again: when the stored access
+    token is not the one that just failed, another job already refreshed and its tokens are adopted (the
+    caller refreshes again, through here, if that token is refused too). Otherwise the OEM is asked, with the
+    stored credentials (the latest, staff's edits included), and the new tokens are stored before the lock is
+    released, merged into the row so no other key changes. Returns True when the OEM issued new tokens.
+
+    Called from the adapter (`credentials_store`), possibly in a worker thread with its own connection. Jobs
+    call the OEM outside any transaction: inside one, the new tokens would be committed (or rolled back, and
+    the rotated refresh token lost) with it, and the row stay locked until then.
+    """
+    with transaction.atomic():
+        row = WorkspaceIntegration.objects.select_for_update().only("pk", "credentials").get(pk=integration.pk)
+        stored = row.credentials
+        if stored.get("access_token") and stored.get("access_token") != failed:
+            adapter.adopt_tokens(stored)
+            integration.credentials = stored
+            return False
+        tokens = adapter.request_tokens(stored)
+        stored = {**stored, **tokens}
+        WorkspaceIntegration.objects.filter(pk=integration.pk).update(credentials=stored)
+    adapter.adopt_tokens(tokens)
+    integration.credentials = stored
+    return True
+
+
 def integration_credentials_persist(*, integration: WorkspaceIntegration, adapter) -> None:
-    """Store tokens the adapter refreshed (encrypted). Rotating refresh tokens are spent on use, so losing
-    the new one would lock the integration out. Not audited: the system rotates these every few hours and
-    the values are never shown; credential changes by people are audited in `workspace_integration_save`."""
-    if adapter.credentials_changed:
-        WorkspaceIntegration.objects.filter(pk=integration.pk).update(credentials=adapter.credentials)
-        integration.credentials = dict(adapter.credentials)
-        adapter.credentials_changed = False
+    """Store, after a job, the credentials its adapter changed and has not stored yet (a sign-in token;
+    refreshed OAuth tokens are stored by `integration_tokens_refresh` at once).
+
+    Only those keys, merged into the row read again under its lock, and only where the stored value is still
+    the one the adapter was loaded with: a key changed meanwhile (staff entering a new secret or refresh token
+    in the admin, another job) keeps its new value, and every other key stays as stored. Not audited: the
+    system rotates these every few hours and the values are never shown; credential changes by people are
+    audited in `workspace_integration_save`."""
+    pending = adapter.credentials_pending()
+    if not pending:
+        return
+    with transaction.atomic():
+        locked = WorkspaceIntegration.objects.select_for_update().only("pk", "credentials")
+        row = locked.filter(pk=integration.pk).first()
+        if row is None:
+            return  # the integration was deleted while the job ran
+        stored = row.credentials
+        updates = {key: new for key, (loaded, new) in pending.items() if stored.get(key) == loaded}
+        if updates:
+            stored = {**stored, **updates}
+            WorkspaceIntegration.objects.filter(pk=integration.pk).update(credentials=stored)
+    integration.credentials = stored
+    adapter.credentials_saved()
 
 
 def _integration_health(*, integration: WorkspaceIntegration, error: str = "") -> None:
@@ -255,6 +300,15 @@ def _unexpected(integration: WorkspaceIntegration, exc: Exception):
     )
 
 
+def _in_pool_thread(call, *args):
+    """Run `call` in a pool thread. A token refresh there locks the integration's row through the thread's own
+    database connection: closed when the call ends, not left to the thread's end."""
+    try:
+        return call(*args)
+    finally:
+        connections.close_all()
+
+
 @dataclass
 class SyncOutcome:
     run: IntegrationRun
@@ -318,7 +372,7 @@ def telemetry_sync(
                 record(by_serial[serial], result)
         else:
             with ThreadPoolExecutor(max_workers=settings.OEM_SYNC_CONCURRENCY) as pool:
-                futures = {pool.submit(adapter.fetch_telemetry, ref): pk for pk, ref in refs.items()}
+                futures = {pool.submit(_in_pool_thread, adapter.fetch_telemetry, ref): pk for pk, ref in refs.items()}
                 for future in as_completed(futures):
                     device_id = futures[future]
                     if future.cancelled():
@@ -358,6 +412,8 @@ def telemetry_sync(
         done = {d for d, _ in readings} | set(per_device_notes)
         retry = sorted(set(retry) | {pk for pk in refs if pk not in done})
     result = fleet_services.telemetry_ingest(workspace_id=integration.workspace_id, readings=readings)
+    # a device read now is past its last OEM error (the offline sweep would quote a stale one)
+    fleet_services.devices_clear_sync_error(device_ids=[device_id for device_id, _ in readings])
     if per_device_notes:
         fleet_services.devices_record_sync_error(errors=per_device_notes)
     if isinstance(stop, AuthError):

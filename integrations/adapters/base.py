@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -187,6 +187,30 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
+def oauth_error_reason(body: dict, status: int) -> str:
+    """An OAuth error answer (`error`, `error_description`, RFC 6749 §5.2) as one line for staff."""
+    reason = str(body.get("error") or body.get("message") or body.get("description") or status)
+    return f"{reason} ({body['error_description']})" if body.get("error_description") else reason
+
+
+def token_refresh_error(
+    oem: str, response: requests.Response, reason, *, retry_after: float | None = None, action: str = "token refresh"
+) -> IntegrationError:
+    """What an unsuccessful token refresh (or sign-in: `action`) means. A rate limit or an outage at the OEM's
+    token endpoint spends nothing, so the job is retried: 429 → RateLimited (after `retry_after`, or the
+    response's Retry-After), 408 and 5xx → TransientError. Anything else (400/401/403 `invalid_grant`,
+    `login_required`, a client secret refused…) is the OEM's verdict on the credentials: AuthError, a person
+    must act."""
+    status = response.status_code
+    if status == 429:
+        if retry_after is None:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        return RateLimited(f"{oem} {action} rate limited (429): {reason}", status=status, retry_after=retry_after)
+    if status == 408 or status >= 500:
+        return TransientError(f"{oem} {action} failed ({status}): {reason}", status=status)
+    return AuthError(f"{oem} {action} refused: {reason}", status=status)
+
+
 def backoff_seconds(attempt: int, *, base: float = 2.0, cap: float = 300.0, retry_after: float | None = None) -> float:
     """Exponential backoff with full jitter, never sooner than the OEM's Retry-After."""
     delay = random.uniform(0, min(cap, base * 2**attempt))
@@ -196,13 +220,24 @@ def backoff_seconds(attempt: int, *, base: float = 2.0, cap: float = 300.0, retr
 
 
 # -- the adapter ------------------------------------------------------------------------------------------
+class CredentialsStore(Protocol):
+    """Where the integration's credentials live for every process that runs its jobs (the services layer
+    passes one to the adapters it builds). Called by `OemAdapter.refresh_tokens` to run the refresh under the
+    store's lock; returns True when the OEM issued new tokens, False when the adapter adopted stored ones."""
+
+    def __call__(self, *, adapter: OemAdapter, failed: str | None) -> bool: ...
+
+
 class OemAdapter:
     """Base of every OEM adapter: a pooled `requests` session, a timeout on every call, the shared per-OEM
     token bucket, and the contract (discover, fetch_telemetry, send_command, command_status,
     enroll_grid_services).
 
-    `credentials` is the integration's decrypted credentials; adapters refresh tokens into it and set
-    `credentials_changed`, and the caller saves them back (encrypted) after the job.
+    `credentials` is the integration's decrypted credentials. OEMs with rotating OAuth refresh tokens
+    implement `request_tokens` and refresh through `refresh_tokens`: with a `credentials_store` the new tokens
+    are stored at once, under a lock every process shares. Anything else the adapter sets (`set_credential`:
+    a sign-in token, tokens refreshed without a store) is `credentials_pending`, for the caller to save back
+    (encrypted) after the job.
     """
 
     channel: ClassVar[str] = ""
@@ -210,10 +245,21 @@ class OemAdapter:
     # How often the OEM's telemetry is worth reading (beat runs each OEM at its cadence).
     telemetry_cadence: ClassVar[timedelta] = timedelta(minutes=5)
     required_credentials: ClassVar[tuple[str, ...]] = ()
+    # The credentials a token refresh writes (and adopts from the store when another process refreshed).
+    token_keys: ClassVar[tuple[str, ...]] = ("access_token", "refresh_token")
 
-    def __init__(self, *, credentials: dict, base_url: str, timeout: float = 10.0, pool_size: int = 16):
+    def __init__(
+        self,
+        *,
+        credentials: dict,
+        base_url: str,
+        timeout: float = 10.0,
+        pool_size: int = 16,
+        credentials_store: CredentialsStore | None = None,
+    ):
         self.credentials = dict(credentials)
-        self.credentials_changed = False
+        self._credentials_stored = dict(credentials)  # what the adapter knows to be stored
+        self.credentials_store = credentials_store
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.session = requests.Session()
@@ -295,10 +341,58 @@ class OemAdapter:
             raise TransientError(f"{self.channel}: connection failed ({exc.__class__.__name__})") from exc
 
     def set_credential(self, **values) -> None:
-        for key, value in values.items():
-            if self.credentials.get(key) != value:
-                self.credentials[key] = value
-                self.credentials_changed = True
+        self.credentials.update(values)
+
+    def credentials_pending(self) -> dict[str, tuple[Any, Any]]:
+        """Credentials the adapter changed and has not saved: {key: (value it was loaded with, new value)}."""
+        return {
+            key: (self._credentials_stored.get(key), value)
+            for key, value in list(self.credentials.items())
+            if self._credentials_stored.get(key) != value
+        }
+
+    @property
+    def credentials_changed(self) -> bool:
+        return bool(self.credentials_pending())
+
+    def credentials_saved(self) -> None:
+        """The caller stored (or deliberately dropped) what was pending."""
+        self._credentials_stored = dict(self.credentials)
+
+    # auth ------------------------------------------------------------------------------------------------
+    def request_tokens(self, credentials: dict) -> dict:
+        """One refresh at the OEM with `credentials`' refresh token: the new `token_keys` values. Rotating
+        refresh tokens are spent by this call, so only `refresh_tokens` calls it."""
+        raise NotImplementedError
+
+    def refresh_tokens(self, failed: str | None = None) -> bool:
+        """A new access token, after `failed` was refused (None: there is none yet).
+
+        Threads of this adapter wait for each other: the first refreshes, the others use its token. With a
+        `credentials_store`, processes do too: the store re-reads the stored tokens under its lock, adopts
+        them when another process already refreshed, and otherwise refreshes and stores the new tokens before
+        the lock is released, so a rotating refresh token is spent exactly once.
+
+        Returns True when this call got a token from the OEM; False when it took one another thread or
+        process got, which the caller may find refused in turn (expired since): then it refreshes again.
+        """
+        with self._auth_lock:
+            current = self.credentials.get("access_token")
+            if current and current != failed:
+                return False  # another thread already (re)authenticated while this one waited
+            if self.credentials_store is None:
+                self.set_credential(**self.request_tokens(self.credentials))
+                return True
+            return self.credentials_store(adapter=self, failed=failed)
+
+    def adopt_tokens(self, values: dict) -> None:
+        """Take tokens that are already stored (by the store, under its lock): nothing left to save."""
+        for key in self.token_keys:
+            for credentials in (self.credentials, self._credentials_stored):
+                if values.get(key) is None:
+                    credentials.pop(key, None)
+                else:
+                    credentials[key] = values[key]
 
 
 def utc_from_epoch(seconds: float | int | None) -> datetime | None:

@@ -18,10 +18,13 @@ from integrations.adapters.base import (
     TelemetrySnapshot,
     TransientError,
     parse_retry_after,
+    token_refresh_error,
     utc_from_iso,
 )
 
 SCALE, SCALE_SECONDS = "1MIN", 60
+# Cognito names throttling in the error's `__type`, not with a 429 (its API reference lists these as HTTP 400)
+COGNITO_THROTTLED = {"TooManyRequestsException", "LimitExceededException"}
 BATCH = 100  # deviceGids per usage call
 
 
@@ -45,7 +48,15 @@ class EmporiaAdapter(OemAdapter):
                 json={"username": self.credentials["username"], "password": self.credentials["password"]},
             )
             if response.status_code != 200:
-                raise AuthError(f"Emporia sign-in refused: {_json(response).get('message', response.status_code)}")
+                body = _json(response)
+                reason = body.get("message") or response.status_code
+                if body.get("__type") in COGNITO_THROTTLED:
+                    raise RateLimited(
+                        f"Emporia sign-in rate limited: {reason}",
+                        status=response.status_code,
+                        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                    )
+                raise token_refresh_error("Emporia", response, reason, action="sign-in")
             self.set_credential(id_token=response.json()["AuthenticationResult"]["IdToken"])
 
     def call(self, method: str, path: str, **kwargs) -> dict:

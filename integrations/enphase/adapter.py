@@ -20,6 +20,8 @@ from integrations.adapters.base import (
     RateLimited,
     TelemetrySnapshot,
     TransientError,
+    oauth_error_reason,
+    token_refresh_error,
     utc_from_epoch,
 )
 
@@ -33,36 +35,34 @@ class EnphaseAdapter(OemAdapter):
     telemetry_cadence = timedelta(minutes=15)
     required_credentials = ("client_id", "client_secret", "api_key", "refresh_token")
 
-    def _refresh(self, failed: str | None = None) -> None:
-        with self._auth_lock:
-            current = self.credentials.get("access_token")
-            if current and current != failed:
-                return  # another thread already (re)authenticated while this one waited
-            response = self.http(
-                "POST",
-                "oauth/token",
-                auth=(self.credentials["client_id"], self.credentials["client_secret"]),
-                data={"grant_type": "refresh_token", "refresh_token": self.credentials["refresh_token"]},
-            )
-            if response.status_code != 200:
-                body = _json(response)
-                reason = body.get("error_description") or body.get("error") or response.status_code
-                raise AuthError(f"Enphase token refresh refused: {reason}", status=response.status_code)
-            body = response.json()
-            self.set_credential(access_token=body["access_token"], refresh_token=body["refresh_token"])
+    def request_tokens(self, credentials: dict) -> dict:
+        response = self.http(
+            "POST",
+            "oauth/token",
+            auth=(credentials["client_id"], credentials["client_secret"]),
+            data={"grant_type": "refresh_token", "refresh_token": credentials["refresh_token"]},
+        )
+        if response.status_code != 200:
+            body = _json(response)
+            reason = oauth_error_reason(body, response.status_code)
+            retry = _period_wait(body) if response.status_code == 429 else None
+            raise token_refresh_error("Enphase", response, reason, retry_after=retry)
+        body = response.json()
+        return {"access_token": body["access_token"], "refresh_token": body["refresh_token"]}
 
     def call(self, method: str, path: str, **kwargs):
         if not self.credentials.get("access_token"):
-            self._refresh()
-        for attempt in (1, 2):
+            self.refresh_tokens()
+        fresh = False
+        for attempt in (1, 2, 3):
             used = self.credentials.get("access_token")
             headers = {
                 "Authorization": f"Bearer {self.credentials['access_token']}",
                 "key": self.credentials["api_key"],
             }
             response = self.http(method, f"{API}/{path}", headers=headers, **kwargs)
-            if response.status_code == 401 and attempt == 1 and "mismatch" not in response.text:
-                self._refresh(failed=used)
+            if response.status_code == 401 and not fresh and attempt < 3 and "mismatch" not in response.text:
+                fresh = self.refresh_tokens(failed=used)
                 continue
             break
         status = response.status_code
@@ -71,10 +71,7 @@ class EnphaseAdapter(OemAdapter):
         body = _json(response)
         message = f"Enphase {status}: {body.get('message', '')} {body.get('details', '')}".strip()
         if status == 429:
-            # No Retry-After from Enphase: wait until the plan's period ends.
-            period_end = body.get("period_end")
-            retry = max(1.0, period_end - time.time()) if period_end else 60.0
-            raise RateLimited(message, status=status, retry_after=retry)
+            raise RateLimited(message, status=status, retry_after=_period_wait(body) or 60.0)
         if status in (401, 403):
             raise AuthError(message, status=status)
         if status in (404, 468):
@@ -175,6 +172,12 @@ class EnphaseAdapter(OemAdapter):
             raise CommandRejected(f"unknown operatingMode {mode!r}")
         self.call("PUT", path, json=body)
         return CommandResult("accepted", message=f"battery_mode {body['battery_mode']}")
+
+
+def _period_wait(body: dict) -> float | None:
+    """Seconds until the plan's rate-limit period ends: Enphase's 429 sends `period_end`, no Retry-After."""
+    period_end = body.get("period_end")
+    return max(1.0, period_end - time.time()) if period_end else None
 
 
 def _first_event(text: str) -> dict:

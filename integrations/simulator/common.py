@@ -37,6 +37,12 @@ def transport_fault(fault: Fault | None) -> SimResponse | None:
     return None
 
 
+def token_fault(state: SimState, oem: str, account) -> Fault | None:
+    """A fault injected for the account's token endpoint (target `<account>:token`; faults injected for the
+    account itself are for its API calls, so a test can let the refresh work and the call after it fail)."""
+    return state.take_fault(oem, f"{account.name}:token")
+
+
 def bearer(request: SimRequest) -> str:
     value = request.headers.get("authorization", "")
     return value[7:].strip() if value.lower().startswith("bearer ") else ""
@@ -52,14 +58,16 @@ def token_account(state: SimState, oem: str, token: str):
 
 
 def rotate_refresh(state: SimState, account, presented: str) -> str | None:
-    """Refresh-token rotation: the presented token must be the current one; it is then spent."""
-    if presented != account.refresh_token or presented in account.used_refresh_tokens:
-        return None
-    account.used_refresh_tokens.add(presented)
+    """Refresh-token rotation: the presented token must be the current one; it is then spent (atomically:
+    two concurrent refreshes with one token get one new token and one refusal, as at the OEM)."""
     import secrets
 
-    account.refresh_token = secrets.token_urlsafe(24)
-    return account.refresh_token
+    with state.lock:
+        if presented != account.refresh_token or presented in account.used_refresh_tokens:
+            return None
+        account.used_refresh_tokens.add(presented)
+        account.refresh_token = secrets.token_urlsafe(24)
+        return account.refresh_token
 
 
 def expire_tokens(account) -> None:

@@ -4,7 +4,7 @@ in kWh per interval through `AppAPI?apiMethod=getDeviceListUsages` (one call for
 
 from datetime import timedelta
 
-from integrations.simulator.common import Router, expire_tokens, token_account, transport_fault
+from integrations.simulator.common import Router, expire_tokens, token_account, token_fault, transport_fault
 from integrations.simulator.server import SimRequest, SimResponse
 from integrations.simulator.state import SimState
 
@@ -18,6 +18,15 @@ def handle(state: SimState, request: SimRequest) -> SimResponse:
         # Stands in for the Cognito SRP exchange: username/password in, an id token out.
         data = request.json()
         account = state.account(OEM, data.get("username", ""))
+        fault = token_fault(state, OEM, account) if account else None
+        if (response := transport_fault(fault)) is not None:
+            return response
+        if fault and fault.kind == "rate_limit":  # Cognito's throttling: a 400 named by `__type`, no Retry-After
+            return SimResponse(400, {"__type": "TooManyRequestsException", "message": "Rate exceeded"})
+        if fault and fault.kind == "server_error":
+            return SimResponse(
+                int(fault.params.get("status", 500)), {"__type": "InternalErrorException", "message": "Internal error"}
+            )
         if account is None or account.secret != data.get("password"):
             return SimResponse(400, {"__type": "NotAuthorizedException", "message": "Incorrect username or password."})
         token = account.issue_token(state.clock.now(), state.token_ttl)

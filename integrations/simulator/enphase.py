@@ -7,7 +7,15 @@ import base64
 import json
 from datetime import timedelta
 
-from integrations.simulator.common import Router, bearer, expire_tokens, rotate_refresh, token_account, transport_fault
+from integrations.simulator.common import (
+    Router,
+    bearer,
+    expire_tokens,
+    rotate_refresh,
+    token_account,
+    token_fault,
+    transport_fault,
+)
 from integrations.simulator.server import SimRequest, SimResponse
 from integrations.simulator.state import BACKUP, SELF_CONSUMPTION, TIME_OF_USE, SimState
 
@@ -42,6 +50,19 @@ def handle(state: SimState, request: SimRequest) -> SimResponse:
         return response
     if fault and fault.kind == "forbidden":
         return error(403, "Forbidden", "Not authorized to access requested resource")
+    if (response := limited_or_failing(state, fault)) is not None:
+        return response
+    if view is None:
+        return error(404, "Not Found", "Requested resource not found")
+    if "system_id" in kwargs:
+        if system is None or system.account != account.name:
+            return error(404, "Not Found", "System not found")
+        return view(state, request, state.live(system))
+    return view(state, request, account)
+
+
+def limited_or_failing(state: SimState, fault) -> SimResponse | None:
+    """An injected 429 (Enphase's body with `period_end`, no Retry-After) or 5xx, for API calls and tokens."""
     if fault and fault.kind == "rate_limit":
         now = state.clock.now()
         end = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
@@ -61,13 +82,7 @@ def handle(state: SimState, request: SimRequest) -> SimResponse:
         )
     if fault and fault.kind == "server_error":
         return error(int(fault.params.get("status", 500)), "Internal Server Error")
-    if view is None:
-        return error(404, "Not Found", "Requested resource not found")
-    if "system_id" in kwargs:
-        if system is None or system.account != account.name:
-            return error(404, "Not Found", "System not found")
-        return view(state, request, state.live(system))
-    return view(state, request, account)
+    return None
 
 
 def token(state: SimState, request: SimRequest) -> SimResponse:
@@ -78,6 +93,9 @@ def token(state: SimState, request: SimRequest) -> SimResponse:
     account = state.account(OEM, client_id)
     if account is None or account.secret != secret:
         return SimResponse(401, {"error": "unauthorized", "error_description": "Bad client credentials"})
+    fault = token_fault(state, OEM, account)
+    if (response := transport_fault(fault) or limited_or_failing(state, fault)) is not None:
+        return response
     form = request.form()
     new_refresh = rotate_refresh(state, account, form.get("refresh_token", ""))
     if form.get("grant_type") != "refresh_token" or new_refresh is None:

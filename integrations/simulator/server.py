@@ -102,7 +102,8 @@ def handle(state: SimState, method: str, raw_path: str, headers: dict[str, str],
 
 
 def control(state: SimState, request: SimRequest) -> SimResponse:
-    """The operator API: POST /_sim/advance {seconds}, /_sim/fault {oem, target, kind, times, …},
+    """The operator API: POST /_sim/advance {seconds}, /_sim/fault {oem, target, kind, times, …} (target: an
+    account name, a device serial, or `<account>:token` for the account's token endpoint),
     /_sim/clear, /_sim/offline {oem, serial, online}, /_sim/storm {oem, serial, active}; GET /_sim/stats."""
     try:
         data = request.json() if request.method == "POST" else {}

@@ -5,7 +5,15 @@ read, fractional SoC and charge limit, metric or imperial units per `SC-Unit-Sys
 import base64
 import uuid
 
-from integrations.simulator.common import Router, bearer, expire_tokens, rotate_refresh, token_account, transport_fault
+from integrations.simulator.common import (
+    Router,
+    bearer,
+    expire_tokens,
+    rotate_refresh,
+    token_account,
+    token_fault,
+    transport_fault,
+)
 from integrations.simulator.server import SimRequest, SimResponse
 from integrations.simulator.state import SimState
 
@@ -49,17 +57,8 @@ def handle(state: SimState, request: SimRequest) -> SimResponse:
         return response
     if fault and fault.kind == "forbidden":
         return error(403, "PERMISSION", None, "Your application does not have permission for this endpoint.")
-    if fault and fault.kind == "rate_limit":
-        wait = str(fault.params.get("retry_after", 30))
-        return error(
-            429,
-            "RATE_LIMIT",
-            "VEHICLE",
-            "You have reached the throttling rate limit for this vehicle.",
-            {"retry-after": wait},
-        )
-    if fault and fault.kind == "server_error":
-        return error(int(fault.params.get("status", 500)), "SERVER", "INTERNAL", "Internal server error.")
+    if (response := limited_or_failing(state, fault)) is not None:
+        return response
     if view is None:
         return error(404, "RESOURCE_NOT_FOUND", "PATH", "The requested resource does not exist.")
     if kwargs:
@@ -71,6 +70,22 @@ def handle(state: SimState, request: SimRequest) -> SimResponse:
     return view(state, request, account)
 
 
+def limited_or_failing(state: SimState, fault) -> SimResponse | None:
+    """An injected 429 (v2 body, `retry-after` header) or 5xx, for API calls and tokens alike."""
+    if fault and fault.kind == "rate_limit":
+        wait = str(fault.params.get("retry_after", 30))
+        return error(
+            429,
+            "RATE_LIMIT",
+            "VEHICLE",
+            "You have reached the throttling rate limit for this vehicle.",
+            {"retry-after": wait},
+        )
+    if fault and fault.kind == "server_error":
+        return error(int(fault.params.get("status", 500)), "SERVER", "INTERNAL", "Internal server error.")
+    return None
+
+
 def token(state: SimState, request: SimRequest) -> SimResponse:
     try:
         client_id, secret = base64.b64decode(request.headers.get("authorization", "")[6:]).decode().split(":", 1)
@@ -79,6 +94,9 @@ def token(state: SimState, request: SimRequest) -> SimResponse:
     account = state.account(OEM, client_id)
     if account is None or account.secret != secret:
         return SimResponse(401, {"error": "invalid_client"})
+    fault = token_fault(state, OEM, account)
+    if (response := transport_fault(fault) or limited_or_failing(state, fault)) is not None:
+        return response
     form = request.form()
     new_refresh = rotate_refresh(state, account, form.get("refresh_token", ""))
     if form.get("grant_type") != "refresh_token" or new_refresh is None:

@@ -263,7 +263,8 @@ class SimState:
             self.faults.clear()
 
     def take_fault(self, oem: str, *targets: str) -> Fault | None:
-        """The next fault for any of the targets (account name, device serial), consuming one use."""
+        """The next fault for any of the targets (account name, device serial, `<account>:token`), consuming
+        one use."""
         with self.lock:
             for target in targets:
                 queue = self.faults.get((oem, target))

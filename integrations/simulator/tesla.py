@@ -3,7 +3,15 @@ rotation, 408 for an offline site, 429 with `Retry-After` and `RateLimit-Reset` 
 
 from datetime import timedelta
 
-from integrations.simulator.common import Router, bearer, expire_tokens, rotate_refresh, token_account, transport_fault
+from integrations.simulator.common import (
+    Router,
+    bearer,
+    expire_tokens,
+    rotate_refresh,
+    token_account,
+    token_fault,
+    transport_fault,
+)
 from integrations.simulator.server import SimRequest, SimResponse
 from integrations.simulator.state import AUTONOMOUS, BACKUP, SELF_CONSUMPTION, SimState
 
@@ -40,12 +48,8 @@ def handle(state: SimState, request: SimRequest) -> SimResponse:
         return error(401, "invalid bearer token")
     if fault and fault.kind == "forbidden":
         return error(403, "Unauthorized missing scopes", "energy_device_data")
-    if fault and fault.kind == "rate_limit":
-        wait = int(fault.params.get("retry_after", 30))
-        reset = int((state.clock.now() + timedelta(seconds=wait)).timestamp())
-        return error(429, "rate limited", "", {"Retry-After": str(wait), "RateLimit-Reset": str(reset)})
-    if fault and fault.kind == "server_error":
-        return error(int(fault.params.get("status", 503)), "internal service timed out")
+    if (response := limited_or_failing(state, fault)) is not None:
+        return response
     if view is None:
         return error(404, "not_found")
     if "site_id" in kwargs:
@@ -57,11 +61,25 @@ def handle(state: SimState, request: SimRequest) -> SimResponse:
     return view(state, request, account)
 
 
+def limited_or_failing(state: SimState, fault) -> SimResponse | None:
+    """An injected 429 (with `Retry-After` and `RateLimit-Reset`) or 5xx, for API calls and tokens alike."""
+    if fault and fault.kind == "rate_limit":
+        wait = int(fault.params.get("retry_after", 30))
+        reset = int((state.clock.now() + timedelta(seconds=wait)).timestamp())
+        return error(429, "rate limited", "", {"Retry-After": str(wait), "RateLimit-Reset": str(reset)})
+    if fault and fault.kind == "server_error":
+        return error(int(fault.params.get("status", 503)), "internal service timed out")
+    return None
+
+
 def token(state: SimState, request: SimRequest) -> SimResponse:
     form = request.form()
     account = state.account(OEM, form.get("client_id", ""))
     if account is None or form.get("grant_type") != "refresh_token":
         return SimResponse(401, {"error": "invalid_client"})
+    fault = token_fault(state, OEM, account)
+    if (response := transport_fault(fault) or limited_or_failing(state, fault)) is not None:
+        return response
     new_refresh = rotate_refresh(state, account, form.get("refresh_token", ""))
     if new_refresh is None:
         return SimResponse(401, {"error": "login_required", "error_description": "refresh token already used"})

@@ -18,7 +18,9 @@ from integrations.adapters.base import (
     RateLimited,
     TelemetrySnapshot,
     TransientError,
+    oauth_error_reason,
     parse_retry_after,
+    token_refresh_error,
     utc_from_iso,
 )
 
@@ -35,36 +37,32 @@ class SmartcarAdapter(OemAdapter):
     # Commands travel to the car over cellular: tens of seconds is normal.
     command_timeout = 60.0
 
-    def _refresh(self, failed: str | None = None) -> None:
-        with self._auth_lock:
-            current = self.credentials.get("access_token")
-            if current and current != failed:
-                return  # another thread already (re)authenticated while this one waited
-            response = self.http(
-                "POST",
-                self.credentials.get("token_url") or "oauth/token",
-                auth=(self.credentials["client_id"], self.credentials["client_secret"]),
-                data={"grant_type": "refresh_token", "refresh_token": self.credentials["refresh_token"]},
-            )
-            if response.status_code != 200:
-                body = _json(response)
-                reason = body.get("error_description") or body.get("error") or response.status_code
-                raise AuthError(f"Smartcar token refresh refused: {reason}", status=response.status_code)
-            body = response.json()
-            self.set_credential(access_token=body["access_token"], refresh_token=body["refresh_token"])
+    def request_tokens(self, credentials: dict) -> dict:
+        response = self.http(
+            "POST",
+            credentials.get("token_url") or "oauth/token",
+            auth=(credentials["client_id"], credentials["client_secret"]),
+            data={"grant_type": "refresh_token", "refresh_token": credentials["refresh_token"]},
+        )
+        if response.status_code != 200:
+            reason = oauth_error_reason(_json(response), response.status_code)
+            raise token_refresh_error("Smartcar", response, reason)
+        body = response.json()
+        return {"access_token": body["access_token"], "refresh_token": body["refresh_token"]}
 
     def call(self, method: str, path: str, *, timeout: float | None = None, **kwargs):
         if not self.credentials.get("access_token"):
-            self._refresh()
-        for attempt in (1, 2):
+            self.refresh_tokens()
+        fresh = False
+        for attempt in (1, 2, 3):
             used = self.credentials.get("access_token")
             headers = {
                 "Authorization": f"Bearer {self.credentials['access_token']}",
                 "SC-Unit-System": self.credentials.get("unit_system", "metric"),
             }
             response = self.http(method, f"{API}/{path}", headers=headers, timeout=timeout, **kwargs)
-            if response.status_code == 401 and attempt == 1:
-                self._refresh(failed=used)
+            if response.status_code == 401 and not fresh and attempt < 3:
+                fresh = self.refresh_tokens(failed=used)
                 continue
             break
         status = response.status_code

@@ -20,7 +20,9 @@ from integrations.adapters.base import (
     RateLimited,
     TelemetrySnapshot,
     TransientError,
+    oauth_error_reason,
     parse_retry_after,
+    token_refresh_error,
     utc_from_iso,
 )
 
@@ -34,42 +36,36 @@ class TeslaAdapter(OemAdapter):
     required_credentials = ("client_id", "refresh_token")
 
     # auth --------------------------------------------------------------------------------------------------
-    def _refresh(self, failed: str | None = None) -> None:
-        with self._auth_lock:
-            current = self.credentials.get("access_token")
-            if current and current != failed:
-                return  # another thread already (re)authenticated while this one waited
-            token_url = self.credentials.get("token_url") or self.url("/oauth2/v3/token")
-            response = self.http(
-                "POST",
-                token_url,
-                data={
-                    "grant_type": "refresh_token",
-                    "client_id": self.credentials.get("client_id", ""),
-                    "refresh_token": self.credentials.get("refresh_token", ""),
-                },
-            )
-            if response.status_code != 200:
-                body = _json(response)
-                raise AuthError(
-                    f"Tesla token refresh refused: {body.get('error', response.status_code)}"
-                    f"{' (' + body['error_description'] + ')' if body.get('error_description') else ''}",
-                    status=response.status_code,
-                )
-            body = response.json()
-            self.set_credential(access_token=body["access_token"], refresh_token=body["refresh_token"])
+    def request_tokens(self, credentials: dict) -> dict:
+        token_url = credentials.get("token_url") or self.url("/oauth2/v3/token")
+        response = self.http(
+            "POST",
+            token_url,
+            data={
+                "grant_type": "refresh_token",
+                "client_id": credentials.get("client_id", ""),
+                "refresh_token": credentials.get("refresh_token", ""),
+            },
+        )
+        if response.status_code != 200:
+            reason = oauth_error_reason(_json(response), response.status_code)
+            raise token_refresh_error("Tesla", response, reason)
+        body = response.json()
+        return {"access_token": body["access_token"], "refresh_token": body["refresh_token"]}
 
     def call(self, method: str, path: str, **kwargs):
-        """One API call, refreshing the token once on 401; maps Tesla's statuses to the error taxonomy."""
+        """One API call, refreshing the token on 401 (once more if the token it got was another process's and
+        has expired too); maps Tesla's statuses to the error taxonomy."""
         if not self.credentials.get("access_token"):
-            self._refresh()
-        for attempt in (1, 2):
+            self.refresh_tokens()
+        fresh = False
+        for attempt in (1, 2, 3):
             used = self.credentials.get("access_token")
             response = self.http(
                 method, path, headers={"Authorization": f"Bearer {self.credentials['access_token']}"}, **kwargs
             )
-            if response.status_code == 401 and attempt == 1:
-                self._refresh(failed=used)
+            if response.status_code == 401 and not fresh and attempt < 3:
+                fresh = self.refresh_tokens(failed=used)
                 continue
             break
         status = response.status_code

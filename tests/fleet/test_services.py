@@ -139,3 +139,18 @@ def test_device_update_changes_tags_and_site_with_audit():
     assert changes["tags"] == [[], ["feeder:7"]]
     device.refresh_from_db()
     assert device.site_id == other_site.pk and device.contact_id == other_site.contact_id
+
+
+def test_clearing_sync_errors_is_one_update_that_keeps_the_other_oem_data(django_assert_num_queries):
+    from fleet.models import Device
+    from fleet.services import devices_clear_sync_error, devices_record_sync_error
+
+    failed, other_failed, clean = (DeviceFactory(oem_data={"energy_site_id": n}) for n in (1, 2, 3))
+    devices_record_sync_error(errors={failed.pk: "Tesla 408", other_failed.pk: "Tesla 408"})
+    with django_assert_num_queries(1):
+        assert devices_clear_sync_error(device_ids=[failed.pk, clean.pk]) == 1
+    assert Device.objects.get(pk=failed.pk).oem_data == {"energy_site_id": 1}
+    assert Device.objects.get(pk=clean.pk).oem_data == {"energy_site_id": 3}
+    assert Device.objects.get(pk=other_failed.pk).oem_data["lastSyncError"]["message"] == "Tesla 408"
+    with django_assert_num_queries(0):
+        devices_clear_sync_error(device_ids=[])

@@ -334,6 +334,58 @@ def test_smartcar_commands_refresh_429_and_asleep(sim, fleet):
         smartcar.fetch_telemetry(vehicle)
 
 
+# -- token refresh answers: a rate limit or an outage is retried; only a refused grant needs a person -------
+REFRESH_SPENT = {"tesla": "login_required", "enphase": "invalid_grant", "smartcar": "invalid_grant"}
+
+
+@pytest.mark.parametrize("channel", sorted(REFRESH_SPENT))
+def test_refresh_rate_limited_is_retried_after_the_oems_wait(sim, fleet, channel):
+    oem = adapter(sim, channel)
+    # Enphase's 429 carries period_end (no Retry-After): the wait is counted from the simulator's frozen clock
+    sim.state.inject(channel, "demo:token", "rate_limit", retry_after=90)
+    with pytest.raises(RateLimited) as caught:
+        oem.test_connection()
+    assert caught.value.status == 429 and "token refresh rate limited" in caught.value.message
+    if channel == "enphase":
+        assert 20 <= caught.value.retry_after <= 90
+    else:
+        assert caught.value.retry_after == 90
+    assert oem.credentials["refresh_token"] == f"demo-{channel}-refresh"  # not spent: the retry can use it
+    oem.test_connection()
+
+
+@pytest.mark.parametrize("status", [500, 503])
+@pytest.mark.parametrize("channel", sorted(REFRESH_SPENT))
+def test_refresh_server_error_is_transient(sim, fleet, channel, status):
+    oem = adapter(sim, channel)
+    sim.state.inject(channel, "demo:token", "server_error", status=status)
+    with pytest.raises(TransientError) as caught:
+        oem.test_connection()
+    assert not isinstance(caught.value, AuthError) and caught.value.status == status
+    oem.test_connection()
+
+
+@pytest.mark.parametrize("channel", sorted(REFRESH_SPENT))
+def test_refresh_with_a_spent_refresh_token_needs_a_person(sim, fleet, channel):
+    oem = adapter(sim, channel, refresh_token="spent-elsewhere")
+    with pytest.raises(AuthError, match=REFRESH_SPENT[channel]) as caught:
+        oem.test_connection()
+    assert caught.value.status in (400, 401)
+
+
+def test_emporia_sign_in_throttled_or_failing_is_retried_and_a_wrong_password_is_not(sim, fleet):
+    emporia = adapter(sim, "emporia")
+    sim.state.inject("emporia", "demo:token", "rate_limit")  # Cognito: 400 TooManyRequestsException
+    with pytest.raises(RateLimited, match="Rate exceeded"):
+        emporia.discover()
+    sim.state.inject("emporia", "demo:token", "server_error", status=500)
+    with pytest.raises(TransientError, match="500"):
+        emporia.discover()
+    assert len(emporia.discover()) == 1
+    with pytest.raises(AuthError, match="Incorrect username or password"):
+        adapter(sim, "emporia", password="wrong").discover()
+
+
 # -- SolarEdge (read-only) -----------------------------------------------------------------------------
 def test_solaredge_local_times_flipped_storage_sign_and_flow_direction(sim, fleet):
     site = sim.state.add_device("solaredge", "7E1400000001", kind="battery", soc=61.0, solar_peak_w=0.0, mode="backup")

@@ -7,7 +7,7 @@ import pytest
 from fleet.models import Device, DeviceStateChange, TelemetryReading
 from integrations import services
 from integrations.choices import IntegrationStatus, RunStatus
-from integrations.models import Manufacturer, PlatformEvent
+from integrations.models import Manufacturer, PlatformEvent, WorkspaceIntegration
 from tests.factories import DeviceFactory, WorkspaceFactory
 from texture_portal.testing.simulator import demo_credentials
 
@@ -252,3 +252,237 @@ def test_stale_sweep_leaves_a_device_that_just_reported(sim, tesla_fleet):
     device = Device.objects.get(pk=devices[0].pk)
     # the sweep looked while the device was stale, but a reading arrived before it took the lock
     assert device_mark_stale_offline(device=device, stale_since=later - timedelta(hours=1), reason="x") is False
+
+
+# -- token refresh shared by concurrent jobs (rotating refresh tokens) -------------------------------------
+@pytest.fixture
+def tesla_token_calls(sim, monkeypatch):
+    """Counts the refreshes Tesla's token endpoint receives (accepted or refused)."""
+    from integrations.simulator import tesla as tesla_sim
+
+    calls = []
+    real_token = tesla_sim.token
+
+    def token(state, request):
+        calls.append(request.form().get("refresh_token"))
+        return real_token(state, request)
+
+    monkeypatch.setattr(tesla_sim, "token", token)
+    return calls
+
+
+def two_jobs(integration):
+    """Two adapters as two worker processes build them: each from its own read of the stored credentials."""
+    from integrations.adapters import adapter_for
+
+    return [adapter_for(WorkspaceIntegration.objects.get(pk=integration.pk)) for _ in range(2)]
+
+
+def site_ref(device):
+    from integrations.adapters import DeviceRef
+
+    device.refresh_from_db()
+    return DeviceRef(serial=device.system_identifier, external_id=device.oem_device_id)
+
+
+@pytest.mark.parametrize("stored_access", ["expired", "none"])
+def test_two_jobs_needing_a_token_refresh_once_and_both_work(sim, tesla_fleet, tesla_token_calls, stored_access):
+    from integrations.simulator.common import expire_tokens
+
+    workspace, integration, devices, _ = tesla_fleet
+    services.discovery_run(integration=integration)  # binds the sites; stores an access token
+    if stored_access == "expired":
+        expire_tokens(sim.state.account("tesla", "demo"))  # both jobs' first call answers 401
+    else:
+        stored = WorkspaceIntegration.objects.get(pk=integration.pk).credentials
+        stored.pop("access_token")  # both jobs start with nothing but the refresh token
+        WorkspaceIntegration.objects.filter(pk=integration.pk).update(credentials=stored)
+    tesla_token_calls.clear()
+    first, second = two_jobs(integration)
+    site = site_ref(devices[0])
+    assert first.fetch_telemetry(site).charge_percentage is not None
+    # the second job still holds the refresh token the first one spent: it takes the stored tokens instead
+    assert second.fetch_telemetry(site).charge_percentage is not None
+    assert len(tesla_token_calls) == 1
+    for job in (first, second):
+        services.integration_credentials_persist(integration=integration, adapter=job)
+    latest = sim.state.account("tesla", "demo").refresh_token
+    assert WorkspaceIntegration.objects.get(pk=integration.pk).credentials["refresh_token"] == latest
+    assert first.credentials["access_token"] == second.credentials["access_token"]
+
+
+def test_a_taken_token_that_has_expired_too_is_refreshed_with_the_stored_refresh_token(
+    sim, tesla_fleet, tesla_token_calls
+):
+    from integrations.simulator.common import expire_tokens
+
+    workspace, integration, devices, _ = tesla_fleet
+    services.discovery_run(integration=integration)
+    account = sim.state.account("tesla", "demo")
+    expire_tokens(account)
+    first, second = two_jobs(integration)
+    site = site_ref(devices[0])
+    first.fetch_telemetry(site)  # refreshes and stores
+    expire_tokens(account)  # hours later: the first job's token has expired as well
+    assert second.fetch_telemetry(site).charge_percentage is not None  # 401, stored token 401, refresh
+    assert len(tesla_token_calls) == 3  # discovery's, the first job's, the second job's: never a spent one
+    assert sim.state.account("tesla", "demo").used_refresh_tokens >= set(tesla_token_calls)
+    assert WorkspaceIntegration.objects.get(pk=integration.pk).credentials["refresh_token"] == account.refresh_token
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_jobs_on_postgresql_refresh_once(sim, reference_data, monkeypatch):
+    """Two workers (threads, each with its own database connection) at once: the row lock serializes the
+    refresh; the token endpoint is slowed so the second job's 401 arrives while the first is refreshing."""
+    import threading
+    import time
+
+    from django.db import connection
+
+    from integrations.simulator import tesla as tesla_sim
+    from integrations.simulator.common import expire_tokens
+
+    workspace = WorkspaceFactory()
+    integration = make_integration(workspace, "tesla")
+    for i in range(3):
+        sim.state.add_device("tesla", f"TG10000000020{i}", kind="battery")
+        make_device(workspace, "tesla", f"TG10000000020{i}")
+    services.discovery_run(integration=integration)
+    account = sim.state.account("tesla", "demo")
+    expire_tokens(account)
+    calls, real_token = [], tesla_sim.token
+
+    def slow_token(state, request):
+        calls.append(request.form().get("refresh_token"))
+        time.sleep(0.3)
+        return real_token(state, request)
+
+    monkeypatch.setattr(tesla_sim, "token", slow_token)
+    barrier, outcomes = threading.Barrier(2), {}
+
+    def job(name, run):
+        try:
+            barrier.wait()
+            outcomes[name] = run(WorkspaceIntegration.objects.get(pk=integration.pk))
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            outcomes[name] = exc
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=job, args=("sync", lambda i: services.telemetry_sync(integration=i).run)),
+        threading.Thread(
+            target=job, args=("test", lambda i: services.integration_test_connection(integration=i, actor=None))
+        ),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert outcomes["sync"].status == RunStatus.SUCCEEDED, outcomes
+    assert outcomes["sync"].devices_ok == 3
+    assert outcomes["test"].startswith("Connected"), outcomes
+    assert len(calls) == 1
+    integration.refresh_from_db()
+    assert integration.credentials["refresh_token"] == account.refresh_token
+    assert integration.status == IntegrationStatus.CONNECTED
+
+
+def test_a_rate_limited_refresh_is_retried_and_leaves_the_integration_healthy(sim, tesla_fleet):
+    from integrations.adapters import RateLimited
+
+    workspace, integration, devices, _ = tesla_fleet
+    sim.state.inject("tesla", "demo:token", "rate_limit", retry_after=17)
+    with pytest.raises(RateLimited) as caught:  # the task retries it after Retry-After
+        services.discovery_run(integration=integration)
+    assert caught.value.retry_after == 17
+    integration.refresh_from_db()
+    assert integration.status != IntegrationStatus.ERROR
+    assert integration.credentials["refresh_token"] == demo_credentials("tesla")["refresh_token"]
+    assert services.discovery_run(integration=integration).devices_ok == 4
+
+
+# -- credentials people change while a job runs --------------------------------------------------------------
+def staff_edit(integration, **changes):
+    """What the admin's "new credentials" does: the stored object replaced by one the person typed."""
+    stored = WorkspaceIntegration.objects.get(pk=integration.pk).credentials
+    services.workspace_integration_save(
+        workspace=integration.workspace, channel=integration.channel, actor=None, credentials={**stored, **changes}
+    )
+
+
+def test_a_secret_staff_change_while_discovery_runs_survives_the_job(sim, tesla_fleet, monkeypatch):
+    from integrations.tesla.adapter import TeslaAdapter
+
+    workspace, integration, devices, _ = tesla_fleet
+    real_discover = TeslaAdapter.discover
+
+    def discover(self, serials=None):
+        found = real_discover(self, serials)  # refreshed: the rotated tokens are in the adapter
+        staff_edit(integration, client_secret="typed-by-staff")
+        return found
+
+    monkeypatch.setattr(TeslaAdapter, "discover", discover)
+    assert services.discovery_run(integration=integration).devices_ok == 4
+    stored = WorkspaceIntegration.objects.get(pk=integration.pk).credentials
+    assert stored["client_secret"] == "typed-by-staff"
+    assert stored["refresh_token"] == sim.state.account("tesla", "demo").refresh_token
+
+
+def test_a_sign_in_token_is_stored_without_undoing_a_password_staff_changed_meanwhile(sim, monkeypatch):
+    from integrations.emporia.adapter import EmporiaAdapter
+
+    workspace = WorkspaceFactory()
+    integration = make_integration(workspace, "emporia")
+    sim.state.add_device("emporia", "A277700009", kind="charger")
+    make_device(workspace, "emporia", "A277700009", "charger")
+    real_discover = EmporiaAdapter.discover
+    signed_in = {}
+
+    def discover(self, serials=None):
+        found = real_discover(self, serials)
+        signed_in["id_token"] = self.credentials["id_token"]  # to be stored when the job ends
+        staff_edit(integration, password="typed-by-staff")
+        return found
+
+    monkeypatch.setattr(EmporiaAdapter, "discover", discover)
+    assert services.discovery_run(integration=integration).devices_ok == 1
+    stored = WorkspaceIntegration.objects.get(pk=integration.pk).credentials
+    assert stored == {"username": "demo", "password": "typed-by-staff", "id_token": signed_in["id_token"]}
+
+
+def test_a_token_staff_replaced_while_a_job_ran_is_not_overwritten_by_the_jobs(sim, tesla_fleet):
+    from integrations.adapters import adapter_class
+
+    workspace, integration, devices, _ = tesla_fleet
+    # an adapter without a credentials store keeps what it refreshes for the end of the job
+    job = adapter_class("tesla")(credentials=integration.credentials, base_url=f"{sim.url}/tesla", timeout=1.0)
+    job.discover()
+    assert job.credentials_changed
+    staff_edit(integration, refresh_token="from-a-new-authorization")
+    services.integration_credentials_persist(integration=integration, adapter=job)
+    stored = WorkspaceIntegration.objects.get(pk=integration.pk).credentials
+    assert stored["refresh_token"] == "from-a-new-authorization"
+    assert stored["access_token"] == job.credentials["access_token"]  # nobody else changed that one
+    assert not job.credentials_changed
+
+
+# -- a device's last OEM error ----------------------------------------------------------------------------------
+def test_a_successful_read_clears_the_devices_last_sync_error(sim, tesla_fleet):
+    workspace, integration, devices, _ = tesla_fleet
+    services.discovery_run(integration=integration)
+    flaky, offline = devices[0], devices[1]
+    sim.state.inject("tesla", flaky.system_identifier, "server_error", status=503)
+    sim.state.set_online("tesla", offline.system_identifier, False)
+    sync(integration)
+    for device in (flaky, offline):
+        device.refresh_from_db()
+        assert "lastSyncError" in device.oem_data
+    sim.state.advance(300)
+    sync(integration)  # the 503 was once: the flaky device answers now; the offline one still does not
+    flaky.refresh_from_db()
+    offline.refresh_from_db()
+    assert "lastSyncError" not in flaky.oem_data
+    assert flaky.oem_data["energy_site_id"] == int(flaky.oem_device_id)  # the rest of oem_data is kept
+    assert "408" in offline.oem_data["lastSyncError"]["message"]

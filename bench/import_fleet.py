@@ -1,6 +1,6 @@
 """Benchmark: importing a realistic fleet file through the import job (the admin's and CLI's code path).
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_import .venv/bin/python bench/import_fleet.py [--rows 100000]
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_import .venv/bin/python bench/import_fleet.py --fresh [--rows 100000]
 
 Needs PostgreSQL (the database is created and migrated if missing). Prints, for N rows: the full import
 (read, check, plan, write contacts + sites + devices + enrollments + history + events), its rows/s, the
@@ -88,7 +88,9 @@ COLUMNS = [
 ]
 
 
-def ensure_database():
+def ensure_database(*, fresh: bool = False):
+    """Create the benchmark's database when missing; with `fresh`, drop it first (only a database whose name
+    says "bench"), so that runs compare on the same empty tables instead of ever larger ones."""
     import dj_database_url
     import psycopg
 
@@ -96,11 +98,16 @@ def ensure_database():
     config = dj_database_url.parse(url) if url else {}
     if "postgresql" not in config.get("ENGINE", ""):
         sys.exit("Set DATABASE_URL to a PostgreSQL database, e.g. postgres://postgres@127.0.0.1:5432/bench_import")
+    name = config["NAME"]
     admin = psycopg.connect(
         host=config["HOST"], port=config["PORT"] or 5432, user=config["USER"], dbname="postgres", autocommit=True
     )
-    if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [config["NAME"]]).fetchone():
-        admin.execute(f'CREATE DATABASE "{config["NAME"]}"')
+    if fresh:
+        if "bench" not in name:
+            sys.exit(f"--fresh drops the database; {name!r} does not look like a benchmark database (no 'bench').")
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+        admin.execute(f'CREATE DATABASE "{name}"')
     admin.close()
 
 
@@ -337,9 +344,12 @@ def import_in_child(path: Path, workspace) -> dict:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument(
+        "--fresh", action="store_true", help="drop and recreate the benchmark database first (its name must say bench)"
+    )
     parser.add_argument("--child-import", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    ensure_database()
+    ensure_database(fresh=args.fresh and not args.child_import)
     if args.child_import:
         child_import(*args.child_import)
         return

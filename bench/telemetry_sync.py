@@ -1,7 +1,7 @@
 """Telemetry sync benchmark: one full sync cycle of a large fleet against the OEM simulator, with the
 floors measured in the same run.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_db .venv/bin/python bench/telemetry_sync.py --devices 10000
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_telemetry .venv/bin/python bench/telemetry_sync.py --fresh --devices 10000
 
 What it does:
 1. starts `manage.py run_oem_simulator` in its own process with an N-device fleet (Tesla, FranklinWH,
@@ -33,7 +33,10 @@ from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(BASE_DIR))
+sys.path.insert(0, str(BASE_DIR / "bench"))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "texture_portal.settings")
+
+from database import ensure_database  # noqa: E402 (bench/, after the path is set)
 
 OEMS = [
     ("tesla", "TG2", "battery"),
@@ -82,7 +85,11 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=16, help="HTTP threads per integration job")
     parser.add_argument("--batch", type=int, default=2_500, help="devices per telemetry sync task")
+    parser.add_argument(
+        "--fresh", action="store_true", help="drop and recreate the benchmark database first (its name must say bench)"
+    )
     args = parser.parse_args()
+    ensure_database(fresh=args.fresh)
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-telemetry-"))
     port = free_port()

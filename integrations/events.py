@@ -55,6 +55,12 @@ def _fan_out_batch(workspace_id: int, timestamp) -> None:
     transaction.on_commit(partial(_queue_batch, workspace_id, timestamp.isoformat()))
 
 
+def event_batch_written(workspace_id: int, timestamp) -> None:
+    """Events the caller wrote itself in bulk (SQL) with this timestamp: hand them to the destinations after
+    commit, like `event_emit_many` does."""
+    _fan_out_batch(workspace_id, timestamp)
+
+
 def _queue_batch(workspace_id: int, timestamp: str) -> None:
     from integrations.destinations import Destination
     from integrations.tasks import platform_events_fan_out_batch_task

@@ -1,0 +1,45 @@
+"""The PostgreSQL ingest builds device.updated events in SQL: the same keys and payloads as the portable path."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from fleet import services
+from fleet.models import Device
+from integrations.adapters.base import TelemetrySnapshot
+from integrations.models import PlatformEvent
+from tests.factories import DeviceFactory
+
+pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
+
+
+@pytest.mark.parametrize(
+    "measured_at",
+    [datetime(2026, 11, 22, 4, 5, 0, tzinfo=UTC), datetime(2026, 11, 22, 4, 5, 0, 250, tzinfo=UTC)],
+    ids=["whole-second", "microseconds"],
+)
+def test_device_updated_events_match_the_portable_format(measured_at):
+    device = DeviceFactory(state="on_workspace")
+    snapshot = TelemetrySnapshot(measured_at=measured_at, charge_percentage=42.0)
+    result = services.telemetry_ingest(workspace_id=device.workspace_id, readings=[(device.pk, snapshot)])
+    assert (result.readings_written, result.devices_updated) == (1, 1)
+
+    device.refresh_from_db()
+    event = PlatformEvent.objects.get(type="device.updated")
+    iso = measured_at.isoformat().replace("+00:00", "Z")
+    assert event.key == f"device.updated:{device.pk}:{iso}"
+    assert event.data == services.device_updated_data(
+        device.workspace_id, device.pk, "on_workspace", measured_at, device.latest_telemetry_id
+    )
+    assert device.last_seen_at == measured_at and event.data["lastSeenAt"] == iso
+
+
+def test_an_older_or_repeated_reading_moves_nothing_and_announces_nothing():
+    device = DeviceFactory(state="on_workspace")
+    new = TelemetrySnapshot(measured_at=datetime(2026, 11, 22, 5, 0, tzinfo=UTC), charge_percentage=50.0)
+    old = TelemetrySnapshot(measured_at=datetime(2026, 11, 22, 4, 0, tzinfo=UTC), charge_percentage=40.0)
+    services.telemetry_ingest(workspace_id=device.workspace_id, readings=[(device.pk, new)])
+    again = services.telemetry_ingest(workspace_id=device.workspace_id, readings=[(device.pk, new), (device.pk, old)])
+    assert (again.readings_written, again.devices_updated) == (1, 0)  # the old one is stored, the device stays
+    assert PlatformEvent.objects.filter(type="device.updated").count() == 1
+    assert Device.objects.get(pk=device.pk).last_seen_at == new.measured_at

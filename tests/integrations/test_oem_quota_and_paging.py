@@ -1,0 +1,70 @@
+"""Review fixes (OEM limits): SolarEdge's daily quota (300 calls per API key and per site) and its 3 concurrent
+calls per IP, Smartcar's paged `GET /vehicles`. Over real HTTP against the simulator, which enforces those limits
+in the OEMs' own shapes."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from fleet.models import Device
+from integrations.adapters import CommandRejected
+from integrations.simulator import solaredge as solaredge_sim
+from tests.integrations.conftest import adapter
+from tests.integrations.test_services import make_device
+
+pytestmark = pytest.mark.django_db
+
+KEY = "demo-solaredge-key"
+
+
+def calls(sim, oem, path=None, method="GET") -> int:
+    return sum(
+        n
+        for (o, m, p), n in sim.state.requests_by_path.items()
+        if o == oem and (path is None or (m, p) == (method, path))
+    )
+
+
+def solaredge_fleet(sim, workspace, sites: dict[int, int]) -> list[Device]:
+    """`sites`: {site id: batteries}; one portal device per battery."""
+    devices = []
+    for site, batteries in sites.items():
+        for n in range(batteries):
+            serial = f"7E14{site:04d}{n:04d}"
+            sim.state.add_device("solaredge", serial, kind="battery", number=site * 10 + n, site_number=site)
+            devices.append(make_device(workspace, "solaredge", serial))
+    return devices
+
+
+# -- the simulator enforces SolarEdge's limits and pages Smartcar's vehicles like they do ---------------
+def test_simulated_solaredge_refuses_a_fourth_concurrent_call_and_a_site_past_its_quota(sim, monkeypatch):
+    sim.state.add_device("solaredge", "7E1400000001", kind="battery", number=5)
+    sim.state.latency["solaredge"] = 0.3
+    url = f"{sim.url}/solaredge/sites/list"
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        statuses = sorted(
+            pool.map(lambda _: requests.get(url, params={"api_key": KEY}, timeout=5).status_code, range(4))
+        )
+    assert statuses == [200, 200, 200, 429]
+    sim.state.latency.clear()
+    monkeypatch.setattr(solaredge_sim, "SITE_DAILY_QUOTA", 2)
+    site = sim.state.device("solaredge", "7E1400000001").number
+    answers = [
+        requests.get(f"{sim.url}/solaredge/site/{site}/inventory", params={"api_key": KEY}, timeout=5) for _ in "abc"
+    ]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert sim.state.daily_count("solaredge", "key:demo") == 7  # every call counts against the key
+
+
+def test_simulated_smartcar_pages_vehicles_like_smartcar(sim):
+    for n in range(12):
+        sim.state.add_device("smartcar", f"5YJ3E1EA0PF{n:06d}", kind="vehicle")
+    smartcar = adapter(sim, "smartcar")
+    first = smartcar.call("GET", "vehicles")
+    assert len(first["vehicles"]) == 10 and first["paging"] == {"count": 12, "offset": 0}  # default limit 10
+    rest = smartcar.call("GET", "vehicles", params={"limit": 50, "offset": 10})
+    assert len(rest["vehicles"]) == 2 and rest["paging"] == {"count": 12, "offset": 10}
+    assert set(first["vehicles"]).isdisjoint(rest["vehicles"])
+    with pytest.raises(CommandRejected, match="VALIDATION"):
+        smartcar.call("GET", "vehicles", params={"limit": 51})  # at most 50 a page

@@ -199,7 +199,9 @@ def discovery_run(*, integration: WorkspaceIntegration, attempt: int = 1) -> Int
     """Look up every Registered System of this integration's OEM at the OEM (by `systemIdentifier`).
 
     Found: bound (OEM ids stored) and moved to Device on Workspace (`device.discovered`). Not found: stays a
-    Registered System with a readable reason. One listing call per account where the OEM allows it.
+    Registered System with a readable reason. One listing call per account where the OEM allows it; OEM ids
+    already bound are passed to the adapter (`linked_external_ids`), so an OEM that pays a call per device
+    (Smartcar's VIN) spends none on them.
     Raises the adapter's transient errors (rate limit, outage) for the task to retry; auth errors are
     recorded on the integration.
     """
@@ -213,6 +215,7 @@ def discovery_run(*, integration: WorkspaceIntegration, attempt: int = 1) -> Int
         adapter = adapter_for(integration)
     except IntegrationError as exc:
         return _run_finish(run, status=RunStatus.FAILED, message=exc.message, errors=[exc.message])
+    adapter.linked_external_ids = selectors.linked_external_ids(integration=integration)
     try:
         found = {d.serial: d for d in adapter.discover(sorted(devices))}
     except IntegrationError as exc:

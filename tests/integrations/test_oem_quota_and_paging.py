@@ -8,10 +8,12 @@ import pytest
 import requests
 
 from fleet.models import Device
+from integrations import services
 from integrations.adapters import CommandRejected
 from integrations.simulator import solaredge as solaredge_sim
+from tests.factories import WorkspaceFactory
 from tests.integrations.conftest import adapter
-from tests.integrations.test_services import make_device
+from tests.integrations.test_services import make_device, make_integration
 
 pytestmark = pytest.mark.django_db
 
@@ -68,3 +70,29 @@ def test_simulated_smartcar_pages_vehicles_like_smartcar(sim):
     assert set(first["vehicles"]).isdisjoint(rest["vehicles"])
     with pytest.raises(CommandRejected, match="VALIDATION"):
         smartcar.call("GET", "vehicles", params={"limit": 51})  # at most 50 a page
+
+
+# -- Smartcar: every page of /vehicles, no VIN call for a linked vehicle ---------------------------------
+def test_smartcar_discovery_reads_every_page_of_vehicles(sim):
+    vins = [f"1FTVW1EL5NWG{n:05d}" for n in range(57)]  # more than a page of the most Smartcar returns (50)
+    for vin in vins:
+        sim.state.add_device("smartcar", vin, kind="vehicle")
+    smartcar = adapter(sim, "smartcar")
+    assert sorted(f.serial for f in smartcar.discover()) == vins
+    assert calls(sim, "smartcar", "/v2.0/vehicles") == 2
+    assert smartcar.test_connection() == "57 vehicle(s) authorized for this account"
+
+
+def test_smartcar_discovery_spends_no_vin_call_on_a_linked_vehicle(sim):
+    workspace = WorkspaceFactory()
+    integration = make_integration(workspace, "smartcar")
+    cars = [sim.state.add_device("smartcar", f"1FTVW1EL5NWG9000{n}", kind="vehicle") for n in range(3)]
+    for car in cars[:2]:
+        make_device(workspace, "ford", car.serial, device_type="vehicle")
+    assert services.discovery_run(integration=integration).devices_ok == 2
+    make_device(workspace, "ford", cars[2].serial, device_type="vehicle")
+    run = services.discovery_run(integration=integration)
+    assert run.devices_ok == 1
+    for car in cars[:2]:  # linked by the first run: their VIN was read once, never again
+        assert calls(sim, "smartcar", f"/v2.0/vehicles/veh-{car.number}/vin") == 1
+    assert run.http_requests == 2  # the listing + the newcomer's VIN (the token is still valid)

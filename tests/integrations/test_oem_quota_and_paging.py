@@ -7,9 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from fleet.models import Device
+from fleet.models import Device, TelemetryReading
 from integrations import services
 from integrations.adapters import CommandRejected
+from integrations.choices import RunStatus
 from integrations.simulator import solaredge as solaredge_sim
 from tests.factories import WorkspaceFactory
 from tests.integrations.conftest import adapter
@@ -96,3 +97,41 @@ def test_smartcar_discovery_spends_no_vin_call_on_a_linked_vehicle(sim):
     for car in cars[:2]:  # linked by the first run: their VIN was read once, never again
         assert calls(sim, "smartcar", f"/v2.0/vehicles/veh-{car.number}/vin") == 1
     assert run.http_requests == 2  # the listing + the newcomer's VIN (the token is still valid)
+
+
+# -- SolarEdge: per site, at most 3 at a time ------------------------------------------------------------
+def test_solaredge_reads_each_site_once_whatever_its_number_of_batteries(sim):
+    workspace = WorkspaceFactory()
+    integration = make_integration(workspace, "solaredge")
+    devices = solaredge_fleet(sim, workspace, {101: 3, 102: 1})
+    assert services.discovery_run(integration=integration).devices_ok == 4
+    outcome = services.telemetry_sync(integration=integration)
+    assert outcome.run.status == RunStatus.SUCCEEDED and outcome.run.devices_ok == 4
+    assert outcome.run.http_requests == 4  # storageData + currentPowerFlow per site, not per battery
+    assert calls(sim, "solaredge", "/site/101/storageData") == 1
+    assert calls(sim, "solaredge", "/site/101/currentPowerFlow") == 1
+    for device in devices:
+        simulated = sim.state.device("solaredge", device.system_identifier)
+        reading = TelemetryReading.objects.get(device=device)
+        assert reading.charge_percentage == pytest.approx(simulated.soc, abs=0.1)  # each battery its own SoC
+
+
+def test_solaredge_sync_never_has_more_than_three_calls_in_flight(sim):
+    workspace = WorkspaceFactory()
+    integration = make_integration(workspace, "solaredge")
+    solaredge_fleet(sim, workspace, dict.fromkeys(range(201, 209), 1))
+    services.discovery_run(integration=integration)
+    sim.state.latency["solaredge"] = 0.05  # answers take a while, so concurrent calls really overlap
+    sim.state.max_in_flight.clear()
+    outcome = services.telemetry_sync(integration=integration)
+    assert outcome.run.status == RunStatus.SUCCEEDED, outcome.run.message  # no 429 for a 4th concurrent call
+    assert outcome.run.devices_ok == 8 and outcome.run.http_requests == 16
+    assert sim.state.max_in_flight["solaredge"] <= 3
+
+
+def test_solaredge_connection_test_costs_one_call(sim):
+    for site in range(601, 611):
+        sim.state.add_device("solaredge", f"7E14{site}0000", kind="battery", number=site)
+    solaredge = adapter(sim, "solaredge")
+    assert solaredge.test_connection() == "10 site(s) visible to this API key"
+    assert solaredge.requests_made == 1

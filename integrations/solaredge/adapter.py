@@ -7,7 +7,8 @@ SolarEdge's usage limits shape this adapter: 300 calls a day per API key and per
 calls from one source IP. So every call is per site, never per device (one `storageData` answers for every
 battery of the site, one `currentPowerFlow` for the site); SolarEdge's bulk form (comma-separated site ids) only
 exists for the energy/power/overview/data-period endpoints, none of which carries the storage state, so telemetry
-costs two calls per site. Sites are read at most `max_concurrency` at a time."""
+costs two calls per site. Telemetry sync is paced by the quota (`daily_call_quota`, see
+`integrations.services.telemetry_pace`), and sites are read at most `max_concurrency` at a time."""
 
 import logging
 from collections import defaultdict
@@ -36,9 +37,12 @@ SITES_PAGE = 100  # the most `sites/list` returns per page
 class SolarEdgeAdapter(OemAdapter):
     channel = "solaredge"
     capabilities = frozenset({"discover", "telemetry"})
-    # 300 calls a day per key: two per site every 15 minutes is 192
+    # The beat this OEM is scheduled on; the quota decides how many of those beats actually read.
     telemetry_cadence = timedelta(minutes=15)
     required_credentials = ("api_key",)
+    # 300 calls a day per API key (and per site); the reserve is kept for connection tests (recorded by no run).
+    daily_call_quota = 300
+    daily_call_reserve = 30
     # At most 3 calls in flight from one source IP: the sites of one sync are read 3 at a time.
     max_concurrency = 3
 
@@ -61,6 +65,11 @@ class SolarEdgeAdapter(OemAdapter):
         if status >= 500:
             raise TransientError(message, status=status)
         raise IntegrationError(message, status=status)
+
+    @staticmethod
+    def telemetry_calls(devices: list[DeviceRef]) -> int:
+        """Calls one telemetry sync of these devices makes: `storageData` + `currentPowerFlow` per site."""
+        return 2 * len({device.external_id for device in devices})
 
     # -- discovery -----------------------------------------------------------------------------------------
     def sites(self) -> list[dict]:

@@ -3,6 +3,7 @@ calls per IP, Smartcar's paged `GET /vehicles`. Over real HTTP against the simul
 in the OEMs' own shapes."""
 
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 import requests
@@ -10,7 +11,8 @@ import requests
 from fleet.models import Device, TelemetryReading
 from integrations import services
 from integrations.adapters import CommandRejected
-from integrations.choices import RunStatus
+from integrations.choices import RunKind, RunStatus
+from integrations.models import IntegrationRun
 from integrations.simulator import solaredge as solaredge_sim
 from tests.factories import WorkspaceFactory
 from tests.integrations.conftest import adapter
@@ -135,3 +137,44 @@ def test_solaredge_connection_test_costs_one_call(sim):
     solaredge = adapter(sim, "solaredge")
     assert solaredge.test_connection() == "10 site(s) visible to this API key"
     assert solaredge.requests_made == 1
+
+
+# -- SolarEdge: a day of beats stays within the quota --------------------------------------------------
+def test_solaredge_day_of_beats_stays_within_the_daily_quota_and_keeps_devices_online(sim):
+    workspace = WorkspaceFactory()
+    integration = make_integration(workspace, "solaredge")
+    devices = solaredge_fleet(sim, workspace, {301: 2, 302: 1, 303: 1, 304: 1, 305: 1, 306: 1})  # 6 sites
+    clock = sim.state.clock
+    assert services.discovery_run(integration=integration, now=clock.now()).devices_ok == 7
+    days: dict[str, int] = {}
+    for _ in range(26 * 4):  # the 15-minute beat for 26 hours
+        now = clock.now()
+        outcome = services.telemetry_sync(integration=integration, now=now)
+        assert outcome.run.status == RunStatus.SUCCEEDED, outcome.run.message
+        assert services.offline_sweep(now=now) == []  # paced syncs are not an outage
+        days[now.date().isoformat()] = sim.state.daily_count("solaredge", "key:demo")
+        clock.advance(15 * 60)
+    assert max(days.values()) <= 300  # and the simulator refused nothing (every run succeeded)
+    reads = IntegrationRun.objects.filter(kind=RunKind.TELEMETRY, http_requests__gt=0).order_by("started_at")
+    # 12 calls a sync, 270 a day for telemetry: every 64 min, rounded up to whole beats = every 75 min
+    starts = list(reads.values_list("started_at", flat=True))
+    assert {b - a for a, b in zip(starts, starts[1:], strict=False)} == {timedelta(minutes=75)}
+    assert len(starts) == 21 and set(reads.values_list("http_requests", flat=True)) == {12}
+    skipped = IntegrationRun.objects.filter(kind=RunKind.TELEMETRY, http_requests=0).first()
+    assert skipped.message.startswith("Skipped: SolarEdge Monitoring API's quota of 300 calls a day per API key")
+    assert "6 site(s) (12 calls) every 75 min; next due" in skipped.message
+    assert all(TelemetryReading.objects.filter(device=d).count() == 21 for d in devices)
+
+
+def test_solaredge_sync_skips_while_discovery_has_spent_the_budget(sim):
+    workspace = WorkspaceFactory()
+    integration = make_integration(workspace, "solaredge")
+    solaredge_fleet(sim, workspace, {401: 1})
+    now = sim.state.clock.now()
+    services.discovery_run(integration=integration, now=now)
+    IntegrationRun.objects.filter(kind=RunKind.DISCOVERY).update(http_requests=269)  # e.g. many re-checks
+    outcome = services.telemetry_sync(integration=integration, now=now + timedelta(minutes=15))
+    assert outcome.run.http_requests == 0 and "269 calls were made in the last 24 h" in outcome.run.message
+    # once they are older than 24 h, the sync runs
+    outcome = services.telemetry_sync(integration=integration, now=now + timedelta(hours=24, minutes=15))
+    assert outcome.run.http_requests == 2 and outcome.run.devices_ok == 1

@@ -209,13 +209,55 @@ def _adapter_setting(channel: str, name: str):
         return None
 
 
+# Back-off of look-ups of serials an OEM did not have (OEMs whose look-ups cost quota declare
+# `discovery_recheck_after`): doubling after each miss in a row, up to this.
+DISCOVERY_RECHECK_MAX = timedelta(days=1)
+
+
+def discovery_recheck_at(device, *, first: timedelta) -> datetime | None:
+    """When discovery may look this Registered System's serial up again (None: now). Misses are remembered per
+    serial, so an edited serial is looked up at once."""
+    miss = (device.oem_data or {}).get("discoveryMiss") or {}
+    if miss.get("serial") != device.system_identifier or not miss.get("at"):
+        return None
+    return datetime.fromisoformat(miss["at"]) + min(
+        DISCOVERY_RECHECK_MAX, first * 2 ** (max(1, miss.get("misses", 1)) - 1)
+    )
+
+
+def devices_due_for_discovery(*, integration: WorkspaceIntegration, now=None) -> tuple[list, datetime | None]:
+    """(Registered Systems discovery should look up now, when the next backed-off one is due). Every awaiting
+    device is due unless the OEM's look-ups cost quota and its serial was not found recently."""
+    awaiting = list(selectors.devices_awaiting_discovery(integration=integration))
+    first = _adapter_setting(integration.channel, "discovery_recheck_after")
+    if first is None:
+        return awaiting, None
+    now = now or timezone.now()
+    due, later = [], []
+    for device in awaiting:
+        recheck_at = discovery_recheck_at(device, first=first)
+        if recheck_at is None or recheck_at <= now:
+            due.append(device)
+        else:
+            later.append(recheck_at)
+    return due, min(later, default=None)
+
+
+def discovery_is_due(*, integration: WorkspaceIntegration, now=None) -> bool:
+    """Whether a scheduled discovery has anything to look up (a serial in its back-off waits)."""
+    if _adapter_setting(integration.channel, "discovery_recheck_after") is None:
+        return selectors.devices_awaiting_discovery(integration=integration).exists()
+    return bool(devices_due_for_discovery(integration=integration, now=now)[0])
+
+
 def discovery_run(*, integration: WorkspaceIntegration, attempt: int = 1, now=None) -> IntegrationRun:
     """Look up every Registered System of this integration's OEM at the OEM (by `systemIdentifier`).
 
     Found: bound (OEM ids stored) and moved to Device on Workspace (`device.discovered`). Not found: stays a
     Registered System with a readable reason. One listing call per account where the OEM allows it; OEM ids
     already bound are passed to the adapter (`linked_external_ids`), so an OEM that pays a call per device
-    (Smartcar's VIN) spends none on them.
+    (Smartcar's VIN) spends none on them. Where each look-up costs quota (SolarEdge), a serial not found is
+    looked up again only after a back-off.
     Raises the adapter's transient errors (rate limit, outage) for the task to retry; auth errors are
     recorded on the integration.
     """
@@ -224,10 +266,19 @@ def discovery_run(*, integration: WorkspaceIntegration, attempt: int = 1, now=No
     if not integration.enabled:
         raise ApplicationError(f"{integration.get_channel_display()} is not enabled for this workspace.")
     now = now or timezone.now()
-    devices = {d.system_identifier: d for d in selectors.devices_awaiting_discovery(integration=integration)}
+    due, next_recheck = devices_due_for_discovery(integration=integration, now=now)
+    devices = {d.system_identifier: d for d in due}
     run = _run_start(
         integration=integration, kind=RunKind.DISCOVERY, attempt=attempt, devices_total=len(devices), started_at=now
     )
+    oem = integration.get_channel_display()
+    if not devices and next_recheck is not None:
+        return _run_finish(
+            run,
+            status=RunStatus.SUCCEEDED,
+            message=f"Skipped: every registered serial was looked up at {oem} recently and not found; each look-up "
+            f"costs {oem}'s daily quota, so the next is at {next_recheck:%Y-%m-%d %H:%M} UTC.",
+        )
     try:
         adapter = adapter_for(integration)
     except IntegrationError as exc:
@@ -258,7 +309,6 @@ def discovery_run(*, integration: WorkspaceIntegration, attempt: int = 1, now=No
         integration_credentials_persist(integration=integration, adapter=adapter)
         adapter.close()
     _integration_health(integration=integration)
-    oem = integration.get_channel_display()
     bound, missing = 0, []
     for serial, device in devices.items():
         match = found.get(serial)
@@ -273,15 +323,19 @@ def discovery_run(*, integration: WorkspaceIntegration, attempt: int = 1, now=No
         )
         bound += 1
     checked = now.strftime("%Y-%m-%d %H:%M UTC")
-    fleet_services.devices_note_reason(
-        device_ids=missing,
-        reason=f"Not found at {oem} for this workspace's account (checked {checked}): check the serial and that "
-        "the device is provisioned to the account.",
+    reason = (
+        f"Not found at {oem} for this workspace's account (checked {checked}): check the serial and that "
+        "the device is provisioned to the account."
     )
+    if missing and _adapter_setting(integration.channel, "discovery_recheck_after") is not None:
+        fleet_services.devices_record_discovery_miss(device_ids=missing, at=now)
+        reason += " Looked up again after a back-off (each look-up costs the OEM's daily quota)."
+    fleet_services.devices_note_reason(device_ids=missing, reason=reason)
     return _run_finish(
         run,
         status=RunStatus.SUCCEEDED,
-        message=f"{bound} discovered, {len(missing)} not found, {len(found)} listed by {oem}.",
+        message=f"{bound} discovered, {len(missing)} not found, {len(found)} listed by {oem}."
+        + (f" Next look-up of serials not found earlier: {next_recheck:%Y-%m-%d %H:%M} UTC." if next_recheck else ""),
         devices_ok=bound,
         devices_failed=len(missing),
         http_requests=adapter.requests_made,

@@ -8,7 +8,8 @@ calls from one source IP. So every call is per site, never per device (one `stor
 battery of the site, one `currentPowerFlow` for the site); SolarEdge's bulk form (comma-separated site ids) only
 exists for the energy/power/overview/data-period endpoints, none of which carries the storage state, so telemetry
 costs two calls per site. Telemetry sync is paced by the quota (`daily_call_quota`, see
-`integrations.services.telemetry_pace`), and sites are read at most `max_concurrency` at a time."""
+`integrations.services.telemetry_pace`), sites are read at most `max_concurrency` at a time, and discovery stops
+reading inventories once it has found every serial it was asked for."""
 
 import logging
 from collections import defaultdict
@@ -45,6 +46,11 @@ class SolarEdgeAdapter(OemAdapter):
     daily_call_reserve = 30
     # At most 3 calls in flight from one source IP: the sites of one sync are read 3 at a time.
     max_concurrency = 3
+    # A serial not found is looked up again only after this, doubling up to a day (each look-up reads inventories).
+    discovery_recheck_after = timedelta(hours=6)
+    # Site ids already bound to portal devices (set by discovery before `discover`): their inventories are read
+    # last, as a newly registered battery is most likely on a site the portal does not know yet.
+    linked_external_ids: frozenset[str] = frozenset()
 
     def call(self, path: str, **params) -> dict:
         response = self.http("GET", path, params={**params, "api_key": self.credentials["api_key"]})
@@ -85,9 +91,14 @@ class SolarEdgeAdapter(OemAdapter):
         return f"{len(self.sites())} site(s) visible to this API key"
 
     def discover(self, serials=None) -> list[DiscoveredDevice]:
-        """Sites in pages of 100, then each site's inventory (the serials live there, not in the list)."""
+        """Sites in pages of 100, then inventories (the serials live there, not in the list): sites without a
+        linked device first, and no more once every serial in `serials` is found (None: read them all)."""
+        wanted = None if serials is None else set(serials)
         found: list[DiscoveredDevice] = []
-        for site in self.sites():
+        sites = sorted(self.sites(), key=lambda site: str(site["id"]) in self.linked_external_ids)
+        for site in sites:
+            if wanted is not None and wanted <= {device.serial for device in found}:
+                break
             inventory = self.call(f"site/{site['id']}/inventory")["Inventory"]
             timezone_name = (site.get("location") or {}).get("timeZone", "UTC")
             for battery in inventory.get("batteries", []):

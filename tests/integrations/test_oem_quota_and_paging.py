@@ -178,3 +178,45 @@ def test_solaredge_sync_skips_while_discovery_has_spent_the_budget(sim):
     # once they are older than 24 h, the sync runs
     outcome = services.telemetry_sync(integration=integration, now=now + timedelta(hours=24, minutes=15))
     assert outcome.run.http_requests == 2 and outcome.run.devices_ok == 1
+
+
+# -- SolarEdge: discovery backs off serials it did not find --------------------------------------------
+def test_solaredge_missing_serial_not_looked_up_again_before_its_back_off(sim):
+    workspace = WorkspaceFactory()
+    integration = make_integration(workspace, "solaredge")
+    for site in (501, 502, 503):
+        sim.state.add_device("solaredge", f"7E14{site}0000", kind="battery", number=site)
+    found = make_device(workspace, "solaredge", "7E145010000")
+    missing = make_device(workspace, "solaredge", "7E14NOTTHERE")
+    start = sim.state.clock.now()
+    first = services.discovery_run(integration=integration, now=start)
+    assert (first.devices_ok, first.devices_failed, first.http_requests) == (1, 1, 4)  # list + 3 inventories
+
+    # the next beats: nothing to look up, so no job; "discover now" spends no call either
+    before = calls(sim, "solaredge")
+    assert services.discovery_is_due(integration=integration, now=start + timedelta(minutes=15)) is False
+    skipped = services.discovery_run(integration=integration, now=start + timedelta(hours=1))
+    assert skipped.http_requests == 0 and skipped.message.startswith("Skipped: every registered serial")
+    assert calls(sim, "solaredge") == before
+    missing.refresh_from_db()
+    assert missing.state == "registered" and "Looked up again after a back-off" in missing.state_reason
+
+    # a newly registered battery is looked up at once, on the sites not linked yet first, and alone
+    newcomer = make_device(workspace, "solaredge", "7E145020000")
+    assert services.discovery_is_due(integration=integration, now=start + timedelta(hours=2)) is True
+    run = services.discovery_run(integration=integration, now=start + timedelta(hours=2))
+    assert (run.devices_total, run.devices_ok, run.http_requests) == (1, 1, 2)  # list + site 502's inventory
+    newcomer.refresh_from_db()
+    assert newcomer.state == "on_workspace"
+
+    # after the back-off (6 h) the missing serial is looked up again; the next back-off is twice as long
+    assert services.discovery_is_due(integration=integration, now=start + timedelta(hours=6)) is True
+    again = services.discovery_run(integration=integration, now=start + timedelta(hours=6))
+    assert again.devices_total == 1 and again.http_requests == 4
+    assert services.discovery_is_due(integration=integration, now=start + timedelta(hours=17)) is False
+    assert services.discovery_is_due(integration=integration, now=start + timedelta(hours=18)) is True
+    # a corrected serial is a new one: looked up at once
+    Device.objects.filter(pk=missing.pk).update(system_identifier="7E145030000")
+    assert services.discovery_is_due(integration=integration, now=start + timedelta(hours=7)) is True
+    found.refresh_from_db()
+    assert found.state == "on_workspace"

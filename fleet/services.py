@@ -529,6 +529,20 @@ def device_mark_stale_offline(*, device: Device, stale_since, reason: str) -> bo
     return True
 
 
+def devices_record_discovery_miss(*, device_ids: Iterable[int], at) -> None:
+    """Remember that discovery looked these serials up and did not find them (when, and how many times in a
+    row), so that OEMs whose look-ups cost quota back off. Keyed by the serial: an edited serial is new."""
+    devices = list(Device.objects.filter(pk__in=list(device_ids)).only("pk", "system_identifier", "oem_data"))
+    for device in devices:
+        previous = (device.oem_data or {}).get("discoveryMiss") or {}
+        misses = previous.get("misses", 0) + 1 if previous.get("serial") == device.system_identifier else 1
+        device.oem_data = {
+            **(device.oem_data or {}),
+            "discoveryMiss": {"serial": device.system_identifier, "at": events.iso(at), "misses": misses},
+        }
+    Device.objects.bulk_update(devices, ["oem_data"], batch_size=1000)
+
+
 def devices_record_sync_error(*, errors: dict[int, str]) -> None:
     """Keep each device's last OEM answer (offline, not found, timeout) so the offline reason can quote it."""
     at = events.iso(timezone.now())

@@ -46,6 +46,11 @@ def device_ids_for_sync(*, integration: WorkspaceIntegration) -> list[int]:
     return list(devices_for_sync(integration=integration).values_list("pk", flat=True))
 
 
+def linked_external_ids(*, integration: WorkspaceIntegration) -> frozenset[str]:
+    """OEM ids (vehicle ids, site ids…) already bound to this integration's devices."""
+    return frozenset(devices_for_sync(integration=integration).values_list("oem_device_id", flat=True).distinct())
+
+
 def devices_without_enabled_integration(*, workspace_id: int | None = None) -> list[tuple[int, str, list[int]]]:
     """[(workspace_id, channel, [device ids])] of Registered Systems whose OEM is not enabled there."""
     enabled = set(WorkspaceIntegration.objects.filter(enabled=True).values_list("workspace_id", "channel"))

@@ -2,12 +2,14 @@
 and telemetry sync (each recorded as an IntegrationRun)."""
 
 import logging
+import math
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connections, transaction
+from django.db.models import Sum
 from django.utils import timezone
 
 from fleet import selectors as fleet_selectors
@@ -176,13 +178,14 @@ def integration_test_connection(*, integration: WorkspaceIntegration, actor, sou
     return outcome
 
 
-def _run_start(*, integration, kind, attempt: int = 1, devices_total: int = 0) -> IntegrationRun:
+def _run_start(*, integration, kind, attempt: int = 1, devices_total: int = 0, started_at=None) -> IntegrationRun:
     return IntegrationRun.objects.create(
         workspace_id=integration.workspace_id,
         integration=integration,
         kind=kind,
         attempt=attempt,
         devices_total=devices_total,
+        started_at=started_at or timezone.now(),
     )
 
 
@@ -195,11 +198,66 @@ def _run_finish(run: IntegrationRun, *, status, message: str = "", **counts) -> 
     return run
 
 
-def discovery_run(*, integration: WorkspaceIntegration, attempt: int = 1) -> IntegrationRun:
+def _adapter_setting(channel: str, name: str):
+    """A class attribute of the channel's adapter: None when the adapter does not declare it, or when the
+    channel has no adapter yet (the job then says so on its run)."""
+    from integrations.adapters import IntegrationError, adapter_class
+
+    try:
+        return getattr(adapter_class(channel), name, None)
+    except IntegrationError:
+        return None
+
+
+# Back-off of look-ups of serials an OEM did not have (OEMs whose look-ups cost quota declare
+# `discovery_recheck_after`): doubling after each miss in a row, up to this.
+DISCOVERY_RECHECK_MAX = timedelta(days=1)
+
+
+def discovery_recheck_at(device, *, first: timedelta) -> datetime | None:
+    """When discovery may look this Registered System's serial up again (None: now). Misses are remembered per
+    serial, so an edited serial is looked up at once."""
+    miss = (device.oem_data or {}).get("discoveryMiss") or {}
+    if miss.get("serial") != device.system_identifier or not miss.get("at"):
+        return None
+    return datetime.fromisoformat(miss["at"]) + min(
+        DISCOVERY_RECHECK_MAX, first * 2 ** (max(1, miss.get("misses", 1)) - 1)
+    )
+
+
+def devices_due_for_discovery(*, integration: WorkspaceIntegration, now=None) -> tuple[list, datetime | None]:
+    """(Registered Systems discovery should look up now, when the next backed-off one is due). Every awaiting
+    device is due unless the OEM's look-ups cost quota and its serial was not found recently."""
+    awaiting = list(selectors.devices_awaiting_discovery(integration=integration))
+    first = _adapter_setting(integration.channel, "discovery_recheck_after")
+    if first is None:
+        return awaiting, None
+    now = now or timezone.now()
+    due, later = [], []
+    for device in awaiting:
+        recheck_at = discovery_recheck_at(device, first=first)
+        if recheck_at is None or recheck_at <= now:
+            due.append(device)
+        else:
+            later.append(recheck_at)
+    return due, min(later, default=None)
+
+
+def discovery_is_due(*, integration: WorkspaceIntegration, now=None) -> bool:
+    """Whether a scheduled discovery has anything to look up (a serial in its back-off waits)."""
+    if _adapter_setting(integration.channel, "discovery_recheck_after") is None:
+        return selectors.devices_awaiting_discovery(integration=integration).exists()
+    return bool(devices_due_for_discovery(integration=integration, now=now)[0])
+
+
+def discovery_run(*, integration: WorkspaceIntegration, attempt: int = 1, now=None) -> IntegrationRun:
     """Look up every Registered System of this integration's OEM at the OEM (by `systemIdentifier`).
 
     Found: bound (OEM ids stored) and moved to Device on Workspace (`device.discovered`). Not found: stays a
-    Registered System with a readable reason. One listing call per account where the OEM allows it.
+    Registered System with a readable reason. One listing call per account where the OEM allows it; OEM ids
+    already bound are passed to the adapter (`linked_external_ids`), so an OEM that pays a call per device
+    (Smartcar's VIN) spends none on them. Where each look-up costs quota (SolarEdge), a serial not found is
+    looked up again only after a back-off.
     Raises the adapter's transient errors (rate limit, outage) for the task to retry; auth errors are
     recorded on the integration.
     """
@@ -207,12 +265,25 @@ def discovery_run(*, integration: WorkspaceIntegration, attempt: int = 1) -> Int
 
     if not integration.enabled:
         raise ApplicationError(f"{integration.get_channel_display()} is not enabled for this workspace.")
-    devices = {d.system_identifier: d for d in selectors.devices_awaiting_discovery(integration=integration)}
-    run = _run_start(integration=integration, kind=RunKind.DISCOVERY, attempt=attempt, devices_total=len(devices))
+    now = now or timezone.now()
+    due, next_recheck = devices_due_for_discovery(integration=integration, now=now)
+    devices = {d.system_identifier: d for d in due}
+    run = _run_start(
+        integration=integration, kind=RunKind.DISCOVERY, attempt=attempt, devices_total=len(devices), started_at=now
+    )
+    oem = integration.get_channel_display()
+    if not devices and next_recheck is not None:
+        return _run_finish(
+            run,
+            status=RunStatus.SUCCEEDED,
+            message=f"Skipped: every registered serial was looked up at {oem} recently and not found; each look-up "
+            f"costs {oem}'s daily quota, so the next is at {next_recheck:%Y-%m-%d %H:%M} UTC.",
+        )
     try:
         adapter = adapter_for(integration)
     except IntegrationError as exc:
         return _run_finish(run, status=RunStatus.FAILED, message=exc.message, errors=[exc.message])
+    adapter.linked_external_ids = selectors.linked_external_ids(integration=integration)
     try:
         found = {d.serial: d for d in adapter.discover(sorted(devices))}
     except IntegrationError as exc:
@@ -238,7 +309,6 @@ def discovery_run(*, integration: WorkspaceIntegration, attempt: int = 1) -> Int
         integration_credentials_persist(integration=integration, adapter=adapter)
         adapter.close()
     _integration_health(integration=integration)
-    oem = integration.get_channel_display()
     bound, missing = 0, []
     for serial, device in devices.items():
         match = found.get(serial)
@@ -252,16 +322,20 @@ def discovery_run(*, integration: WorkspaceIntegration, attempt: int = 1) -> Int
             reason=f"Found at {oem} ({match.external_id}).",
         )
         bound += 1
-    checked = timezone.now().strftime("%Y-%m-%d %H:%M UTC")
-    fleet_services.devices_note_reason(
-        device_ids=missing,
-        reason=f"Not found at {oem} for this workspace's account (checked {checked}): check the serial and that "
-        "the device is provisioned to the account.",
+    checked = now.strftime("%Y-%m-%d %H:%M UTC")
+    reason = (
+        f"Not found at {oem} for this workspace's account (checked {checked}): check the serial and that "
+        "the device is provisioned to the account."
     )
+    if missing and _adapter_setting(integration.channel, "discovery_recheck_after") is not None:
+        fleet_services.devices_record_discovery_miss(device_ids=missing, at=now)
+        reason += " Looked up again after a back-off (each look-up costs the OEM's daily quota)."
+    fleet_services.devices_note_reason(device_ids=missing, reason=reason)
     return _run_finish(
         run,
         status=RunStatus.SUCCEEDED,
-        message=f"{bound} discovered, {len(missing)} not found, {len(found)} listed by {oem}.",
+        message=f"{bound} discovered, {len(missing)} not found, {len(found)} listed by {oem}."
+        + (f" Next look-up of serials not found earlier: {next_recheck:%Y-%m-%d %H:%M} UTC." if next_recheck else ""),
         devices_ok=bound,
         devices_failed=len(missing),
         http_requests=adapter.requests_made,
@@ -316,15 +390,95 @@ class SyncOutcome:
     retry_after: float | None
 
 
+DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class TelemetryPace:
+    """How often an OEM with a daily call quota (SolarEdge: 300 a day per API key) lets one integration sync.
+
+    The integration's runs (syncs and discovery) share `budget` = quota − the adapter's reserve (the reserve
+    covers connection tests, which no run records). Syncs are spread evenly over what discovery leaves of it:
+    one sync of `cost` calls every `interval`, a whole number of the OEM's beats. Calls are counted over the
+    last 24 hours, a rolling window, so the limit holds whenever the OEM's own day starts.
+    """
+
+    oem: str
+    quota: int
+    budget: int
+    sites: int
+    cost: int
+    beat: timedelta
+    interval: timedelta
+    spent: int  # calls of the integration's runs in the last 24 h
+    last_sync_at: datetime | None
+
+    def wait(self, now: datetime, *, attempt: int = 1) -> str:
+        """Why a sync must not run now ("" when it may). A retry (attempt > 1) finishes the sync it retries, so
+        only the budget holds it back."""
+        quota = f"{self.oem}'s quota of {self.quota} calls a day per API key ({self.budget} for syncs and discovery)"
+        sync = f"one sync of {self.sites} site(s) ({self.cost} calls)"
+        if self.cost > self.budget:
+            return f"{quota} cannot cover {sync}"
+        plan = f"{quota} allows {sync} every {_duration(self.interval)}"
+        if attempt == 1 and self.last_sync_at is not None:
+            due_at = self.last_sync_at + self.interval
+            # beats fire on the clock and runs start a little after them: half a beat of slack
+            if now < due_at - self.beat / 2:
+                return f"{plan}; next due {due_at:%H:%M} UTC ({self.spent} calls in the last 24 h)"
+        if self.spent + self.cost > self.budget:
+            return f"{plan}, and {self.spent} calls were made in the last 24 h: waiting until older ones age out"
+        return ""
+
+
+def _duration(value: timedelta) -> str:
+    minutes = round(value.total_seconds() / 60)
+    return f"{minutes} min" if minutes < 180 else f"{minutes / 60:.1f} h"
+
+
+def telemetry_pace(*, integration: WorkspaceIntegration, devices: list, now=None) -> TelemetryPace | None:
+    """The pace of an OEM that declares a daily call quota (`daily_call_quota`); None for the others, which
+    sync at every beat of their cadence. `devices` are the DeviceRefs a sync reads."""
+    from integrations.adapters import adapter_class
+
+    quota = _adapter_setting(integration.channel, "daily_call_quota")
+    if not quota:
+        return None
+    cls = adapter_class(integration.channel)
+    now = now or timezone.now()
+    budget = quota - cls.daily_call_reserve
+    cost = cls.telemetry_calls(devices)
+    runs = integration.runs.filter(started_at__gt=now - DAY, started_at__lte=now)
+    spent = dict(runs.values_list("kind").annotate(calls=Sum("http_requests")).order_by())
+    # what discovery spent is not there for syncs: spread them over the rest
+    for_syncs = max(1, budget - spent.get(RunKind.DISCOVERY, 0))
+    beat = cls.telemetry_cadence
+    return TelemetryPace(
+        oem=integration.get_channel_display(),
+        quota=quota,
+        budget=budget,
+        sites=len({d.external_id for d in devices}),
+        cost=cost,
+        beat=beat,
+        interval=beat * max(1, math.ceil(DAY * cost / for_syncs / beat)),
+        spent=sum(spent.values()),
+        last_sync_at=runs.filter(kind=RunKind.TELEMETRY, http_requests__gt=0)
+        .order_by("-started_at")
+        .values_list("started_at", flat=True)
+        .first(),
+    )
+
+
 def telemetry_sync(
-    *, integration: WorkspaceIntegration, device_ids: list[int] | None = None, attempt: int = 1
+    *, integration: WorkspaceIntegration, device_ids: list[int] | None = None, attempt: int = 1, now=None
 ) -> SyncOutcome:
     """Read the latest telemetry of the integration's live devices and store it.
 
     Per-device answers (offline, not found) are recorded on the run; devices whose call failed transiently
     (timeout, dropped connection, 5xx) are returned for a retry, and a rate limit or auth failure stops the
     batch. Whatever was read before a failure is written: nothing is lost, and because readings are unique
-    on (device, measured time) a retry duplicates nothing.
+    on (device, measured time) a retry duplicates nothing. An OEM with a daily call quota is read only as
+    often as the quota allows (`telemetry_pace`): the other beats finish at once, saying when the next is due.
     """
     from integrations.adapters import (
         AuthError,
@@ -337,22 +491,33 @@ def telemetry_sync(
         adapter_for,
     )
 
+    now = now or timezone.now()
     devices = list(selectors.devices_for_sync(integration=integration, device_ids=device_ids))
-    run = _run_start(integration=integration, kind=RunKind.TELEMETRY, attempt=attempt, devices_total=len(devices))
-    if not integration.enabled or not devices:
-        return SyncOutcome(_run_finish(run, status=RunStatus.SUCCEEDED, message="Nothing to sync."), [], None)
-    try:
-        adapter = adapter_for(integration, pool_size=settings.OEM_SYNC_CONCURRENCY)
-    except IntegrationError as exc:
-        return SyncOutcome(
-            _run_finish(run, status=RunStatus.FAILED, message=exc.message, errors=[exc.message]), [], None
-        )
     refs = {
         d.pk: DeviceRef(
             serial=d.system_identifier, external_id=d.oem_device_id, oem_data=d.oem_data, device_type=d.device_type
         )
         for d in devices
     }
+    pace = telemetry_pace(integration=integration, devices=list(refs.values()), now=now) if devices else None
+    run = _run_start(
+        integration=integration,
+        kind=RunKind.TELEMETRY,
+        attempt=attempt,
+        devices_total=len(devices),
+        started_at=now,
+    )
+    if not integration.enabled or not devices:
+        return SyncOutcome(_run_finish(run, status=RunStatus.SUCCEEDED, message="Nothing to sync."), [], None)
+    if pace is not None and (wait := pace.wait(now, attempt=attempt)):
+        # not an error: the quota decides how many beats read (the devices keep their last readings)
+        return SyncOutcome(_run_finish(run, status=RunStatus.SUCCEEDED, message=f"Skipped: {wait}."), [], None)
+    try:
+        adapter = adapter_for(integration, pool_size=settings.OEM_SYNC_CONCURRENCY)
+    except IntegrationError as exc:
+        return SyncOutcome(
+            _run_finish(run, status=RunStatus.FAILED, message=exc.message, errors=[exc.message]), [], None
+        )
     readings, errors, retry, stop = [], [], [], None
     per_device_notes = {}
 
@@ -452,9 +617,30 @@ def channel_cadence(channel: str):
     return adapter_class(channel).telemetry_cadence
 
 
+def telemetry_intervals(*, channel: str, now=None) -> dict[int, timedelta]:
+    """{workspace id: how often its integration actually syncs} for an OEM whose quota paces syncs (empty for
+    the others, which sync at every beat of their cadence)."""
+    from integrations.adapters import DeviceRef
+
+    if not _adapter_setting(channel, "daily_call_quota"):
+        return {}
+    intervals = {}
+    for integration in selectors.integrations_enabled(channel=channel):
+        refs = [
+            DeviceRef(serial=d.system_identifier, external_id=d.oem_device_id)
+            for d in selectors.devices_for_sync(integration=integration)
+        ]
+        if refs:
+            intervals[integration.workspace_id] = telemetry_pace(
+                integration=integration, devices=refs, now=now
+            ).interval
+    return intervals
+
+
 def offline_sweep(*, now=None) -> list[int]:
     """Devices with no reading within their OEM's cadence × grace go offline, with the reason (and the OEM's
-    last answer, when there was one). A single failed sync is never enough: grace is at least two cadences."""
+    last answer, when there was one). A single failed sync is never enough: grace is at least two cadences.
+    Where a quota paces the syncs (SolarEdge), the cadence is the paced one of the device's integration."""
     from integrations.adapters.registry import ADAPTERS
 
     now = now or timezone.now()
@@ -462,11 +648,15 @@ def offline_sweep(*, now=None) -> list[int]:
     marked = []
     for channel in ADAPTERS:
         cadence = channel_cadence(channel)
-        stale_since = now - cadence * grace
-        for device in fleet_selectors.devices_stale(channel=channel, stale_since=stale_since):
+        paced = telemetry_intervals(channel=channel, now=now)
+        for device in fleet_selectors.devices_stale(channel=channel, stale_since=now - cadence * grace):
+            expected = paced.get(device.workspace_id, cadence)
+            stale_since = now - expected * grace
+            if (device.last_seen_at or device.state_changed_at) >= stale_since:
+                continue  # stale by the beat, not by what the quota lets this integration read
             last = device.last_seen_at.strftime("%Y-%m-%d %H:%M UTC") if device.last_seen_at else "never"
             reason = (
-                f"No telemetry since {last} (expected every {cadence.total_seconds() / 60:.0f} min; "
+                f"No telemetry since {last} (expected every {expected.total_seconds() / 60:.0f} min; "
                 f"offline after {grace:g}×)."
             )
             oem_error = (device.oem_data or {}).get("lastSyncError", {}).get("message")

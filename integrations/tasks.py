@@ -84,7 +84,8 @@ def discovery_run_all_task(workspace_id: int | None = None):
     for integration in selectors.integrations_runnable().filter(
         **({"workspace_id": workspace_id} if workspace_id else {})
     ):
-        if selectors.devices_awaiting_discovery(integration=integration).exists():
+        # serials an OEM did not have are looked up again only after their back-off (SolarEdge's quota)
+        if services.discovery_is_due(integration=integration):
             discovery_run_task.delay(integration.pk)
             queued += 1
     return queued

@@ -250,7 +250,8 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute="*/5"),
         "kwargs": {"cadence_minutes": 5},
     },
-    # "*/15 * * * *": telemetry of the 15-minute OEMs (Enphase, SolarEdge's daily call quota, Smartcar's limits)
+    # "*/15 * * * *": telemetry of the 15-minute OEMs (Enphase, Smartcar's limits; SolarEdge, whose daily call
+    # quota lets only some of these beats read: integrations.services.telemetry_pace)
     "integrations-telemetry-15min": {
         "task": "integrations.tasks.telemetry_sync_all_task",
         "schedule": crontab(minute="*/15"),

@@ -97,7 +97,7 @@ def handle(state: SimState, method: str, raw_path: str, headers: dict[str, str],
     module = OEM_MODULES.get(oem)
     if module is None:
         return SimResponse(404, {"error": f"no simulated OEM {oem!r}"})
-    state.count_request(oem)
+    state.count_request(oem, request.method, request.path)
     return module.handle(state, request)
 
 
@@ -130,6 +130,7 @@ def control(state: SimState, request: SimRequest) -> SimResponse:
                     "devices": len(state.devices),
                     "requests": state.request_count,
                     "requestsByOem": state.requests_by_oem,
+                    "maxInFlight": state.max_in_flight,
                 },
             )
     except (KeyError, ValueError) as exc:

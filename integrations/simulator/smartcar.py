@@ -1,6 +1,8 @@
 """Simulated Smartcar API v2: OAuth refresh (Basic client auth, rotating refresh tokens), v2 error bodies,
 429 with a `retry-after` header, 409 VEHICLE_STATE for an asleep/unreachable car, `sc-data-age` on every
-read, fractional SoC and charge limit, metric or imperial units per `SC-Unit-System`, a `/batch` endpoint."""
+read, fractional SoC and charge limit, metric or imperial units per `SC-Unit-System`, a `/batch` endpoint.
+`GET /vehicles` pages like Smartcar: `limit` (default 10, at most 50) and `offset` in the query, `paging.count`
+the total number of vehicles and `paging.offset` the first index of the page."""
 
 import base64
 import uuid
@@ -20,6 +22,7 @@ from integrations.simulator.state import SimState
 OEM = "smartcar"
 router = Router()
 KM_PER_MILE = 1.609344
+VEHICLES_DEFAULT_LIMIT, VEHICLES_MAX_LIMIT = 10, 50
 
 
 def error(status: int, type_: str, code: str | None, description: str, headers=None) -> SimResponse:
@@ -138,8 +141,15 @@ def _read(state, request, vehicle, path: str) -> tuple[int, dict, dict]:
 
 @router.route("GET", "/v2.0/vehicles")
 def vehicles(state, request, account):
-    ids = [f"veh-{d.number}" for d in state.account_devices(OEM, account.name)]
-    return SimResponse(200, {"vehicles": ids, "paging": {"count": len(ids), "offset": 0}})
+    try:
+        limit = int(request.query.get("limit", VEHICLES_DEFAULT_LIMIT))
+        offset = int(request.query.get("offset", 0))
+    except ValueError:
+        limit = offset = -1
+    if not 1 <= limit <= VEHICLES_MAX_LIMIT or offset < 0:
+        return error(400, "VALIDATION", "PARAMETER", f"limit must be 1 to {VEHICLES_MAX_LIMIT} and offset 0 or more.")
+    ids = [f"veh-{d.number}" for d in sorted(state.account_devices(OEM, account.name), key=lambda d: d.number)]
+    return SimResponse(200, {"vehicles": ids[offset : offset + limit], "paging": {"count": len(ids), "offset": offset}})
 
 
 @router.route("GET", r"/v2.0/vehicles/(?P<vehicle_id>veh-\d+)/vin")

@@ -1,38 +1,76 @@
-"""Simulated SolarEdge Monitoring API (read-only): `api_key` query parameter (403 when wrong), a 300-calls-a-day
-quota per key answered with 429, site-local naive time strings, power flow in kW whose direction comes from
-`connections`, storage telemetry whose `power` is + charging. No write endpoints at all."""
+"""Simulated SolarEdge Monitoring API (read-only): `api_key` query parameter (403 when wrong), site-local naive
+time strings, power flow in kW whose direction comes from `connections`, storage telemetry whose `power` is
++ charging. No write endpoints at all.
 
+SolarEdge's usage limits, enforced as its monitoring server does: 300 calls a day per API key and 300 a day
+per site (a call about a site counts for both), and at most 3 calls in flight from one source IP (every client
+of the simulator is one IP); past either limit the answer is 429. A site may hold several batteries
+(`SimDevice.site_number`): one site-level call answers for all of them. `SimState.latency["solaredge"]` makes
+each answer take that long, so concurrent calls really overlap."""
+
+import time
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from integrations.simulator.common import Router, transport_fault
 from integrations.simulator.server import SimRequest, SimResponse
-from integrations.simulator.state import SimState
+from integrations.simulator.state import SimDevice, SimState
 
 OEM = "solaredge"
 router = Router()
 SITE_TZ = ZoneInfo("America/Los_Angeles")
 LOCAL = "%Y-%m-%d %H:%M:%S"
+MAX_CONCURRENT_CALLS = 3  # per source IP
+SITE_DAILY_QUOTA = 300
+
+
+def too_many_requests() -> SimResponse:
+    return SimResponse(429, "Too many requests", content_type="text/plain")
+
+
+def site_id(device: SimDevice) -> int:
+    return device.site_number or device.number
+
+
+def account_sites(state: SimState, account: str) -> dict[int, list[SimDevice]]:
+    """The account's sites (by id, ascending), each with its batteries."""
+    sites: dict[int, list[SimDevice]] = {}
+    for device in sorted(state.account_devices(OEM, account), key=lambda d: d.number):
+        sites.setdefault(site_id(device), []).append(device)
+    return dict(sorted(sites.items()))
 
 
 def handle(state: SimState, request: SimRequest) -> SimResponse:
+    in_flight = state.call_started(OEM)
+    try:
+        response = answer(state, request, in_flight)
+        if response.status != 429 and state.latency.get(OEM):
+            time.sleep(state.latency[OEM])  # still in flight meanwhile
+        return response
+    finally:
+        state.call_finished(OEM)
+
+
+def answer(state: SimState, request: SimRequest, in_flight: int) -> SimResponse:
     key = request.query.get("api_key", "")
     account = next((a for a in state.accounts.values() if a.oem == OEM and a.secret == key), None)
     if account is None:
         return SimResponse(403, "Invalid token", content_type="text/plain")
-    day = state.clock.now().date().isoformat()
-    with state.lock:
-        if account.quota_day != day:
-            account.quota_day, account.requests_today = day, 0
-        account.requests_today += 1
-        over_quota = account.requests_today > account.daily_quota
     view, kwargs = router.match(request)
-    site = state.device_by_number(OEM, kwargs.get("site_id")) if "site_id" in kwargs else None
-    fault = state.take_fault(OEM, account.name, *([site.serial] if site else []))
+    site = None
+    if "site_id" in kwargs:
+        site = [d for d in state.account_devices(OEM, account.name) if str(site_id(d)) == kwargs["site_id"]]
+    # every call counts, refused ones too: for the key, and for the site it is about
+    over_quota = state.count_daily(OEM, f"key:{account.name}") > account.daily_quota
+    if site:
+        over_quota |= state.count_daily(OEM, f"site:{kwargs['site_id']}") > SITE_DAILY_QUOTA
+    if over_quota or in_flight > MAX_CONCURRENT_CALLS:
+        return too_many_requests()
+    fault = state.take_fault(OEM, account.name, *(d.serial for d in site or ()))
     if (response := transport_fault(fault)) is not None:
         return response
-    if over_quota or (fault and fault.kind == "rate_limit"):
-        return SimResponse(429, "Too many requests", content_type="text/plain")
+    if fault and fault.kind == "rate_limit":
+        return too_many_requests()
     if fault and fault.kind in ("unauthorized", "forbidden", "expired_token"):
         return SimResponse(403, "Invalid token", content_type="text/plain")
     if fault and fault.kind == "server_error":
@@ -40,31 +78,34 @@ def handle(state: SimState, request: SimRequest) -> SimResponse:
     if view is None or request.method != "GET":
         return SimResponse(404, "Not Found", content_type="text/plain")
     if "site_id" in kwargs:
-        if site is None or site.account != account.name:
+        if not site:
             return SimResponse(403, "Invalid token", content_type="text/plain")
-        return view(state, request, state.live(site))
+        return view(state, request, [state.live(d) for d in site])
     return view(state, request, account)
 
 
 @router.route("GET", "/sites/list")
 def sites_list(state, request, account):
-    mine = sorted(state.account_devices(OEM, account.name), key=lambda d: d.number)
+    sites = list(account_sites(state, account.name).items())
     start, size = int(request.query.get("startIndex", 0)), min(100, int(request.query.get("size", 100)))
+    now = state.clock.now()
     return SimResponse(
         200,
         {
             "sites": {
-                "count": len(mine),
+                "count": len(sites),
                 "site": [
                     {
-                        "id": d.number,
-                        "name": f"Site {d.number}",
-                        "status": "Active" if d.online else "Pending Communication",
-                        "peakPower": round(d.solar_peak_w / 1000, 2),
-                        "lastUpdateTime": d.measured_at(state.clock.now()).astimezone(SITE_TZ).strftime(LOCAL),
+                        "id": number,
+                        "name": f"Site {number}",
+                        "status": "Active" if any(d.online for d in batteries) else "Pending Communication",
+                        "peakPower": round(batteries[0].solar_peak_w / 1000, 2),
+                        "lastUpdateTime": max(d.measured_at(now) for d in batteries)
+                        .astimezone(SITE_TZ)
+                        .strftime(LOCAL),
                         "location": {"country": "United States", "state": "Oregon", "timeZone": "America/Los_Angeles"},
                     }
-                    for d in mine[start : start + size]
+                    for number, batteries in sites[start : start + size]
                 ],
             }
         },
@@ -73,28 +114,25 @@ def sites_list(state, request, account):
 
 @router.route("GET", r"/site/(?P<site_id>\d+)/inventory")
 def inventory(state, request, site):
+    inverter = f"{site[0].serial}-INV"
     return SimResponse(
         200,
         {
             "Inventory": {
                 "inverters": [
-                    {
-                        "SN": f"{site.serial}-INV",
-                        "name": "Inverter 1",
-                        "manufacturer": "SolarEdge",
-                        "model": "SE7600H-US",
-                    }
+                    {"SN": inverter, "name": "Inverter 1", "manufacturer": "SolarEdge", "model": "SE7600H-US"}
                 ],
                 "batteries": [
                     {
-                        "SN": site.serial,
-                        "name": "Battery 1.1",
+                        "SN": battery.serial,
+                        "name": f"Battery 1.{n}",
                         "manufacturer": "SolarEdge",
                         "model": "BAT-10K1P",
                         "firmwareVersion": "2.0.4",
-                        "connectedInverterSn": f"{site.serial}-INV",
-                        "nameplateCapacity": site.capacity_wh,
+                        "connectedInverterSn": inverter,
+                        "nameplateCapacity": battery.capacity_wh,
                     }
+                    for n, battery in enumerate(site, start=1)
                 ],
                 "meters": [],
                 "gateways": [],
@@ -106,8 +144,16 @@ def inventory(state, request, site):
 
 @router.route("GET", r"/site/(?P<site_id>\d+)/currentPowerFlow")
 def current_power_flow(state, request, site):
-    at = site.measured_at(state.clock.now())
-    grid, battery, pv, load = site.grid_w(at), site.battery_w(at), site.solar_w(at), site.load_w(at)
+    """The whole site: the sum of its batteries' homes (each SimDevice carries its own solar and load)."""
+    now = state.clock.now()
+    totals = {"grid": 0.0, "battery": 0.0, "pv": 0.0, "load": 0.0}
+    for battery in site:
+        at = battery.measured_at(now)
+        totals["grid"] += battery.grid_w(at)
+        totals["battery"] += battery.battery_w(at)
+        totals["pv"] += battery.solar_w(at)
+        totals["load"] += battery.load_w(at)
+    grid, battery, pv, load = totals["grid"], totals["battery"], totals["pv"], totals["load"]
     connections = [{"from": "PV", "to": "Load"}] if pv else []
     connections.append({"from": "GRID", "to": "Load"} if grid >= 0 else {"from": "Load", "to": "Grid"})
     if battery > 0:
@@ -127,7 +173,7 @@ def current_power_flow(state, request, site):
                 "STORAGE": {
                     "status": "Discharging" if battery > 0 else ("Charging" if battery < 0 else "Idle"),
                     "currentPower": round(abs(battery) / 1000, 3),
-                    "chargeLevel": round(site.soc),
+                    "chargeLevel": round(sum(d.soc for d in site) / len(site)),
                     "critical": False,
                 },
             }
@@ -137,35 +183,40 @@ def current_power_flow(state, request, site):
 
 @router.route("GET", r"/site/(?P<site_id>\d+)/storageData")
 def storage_data(state, request, site):
-    at = site.measured_at(state.clock.now())
-    points = [at - timedelta(minutes=5 * i) for i in (2, 1, 0)]
+    """Every battery of the site (or those named in `serials`), three 5-minute points each."""
+    wanted = {s for s in request.query.get("serials", "").split(",") if s}
+    batteries = [d for d in site if not wanted or d.serial in wanted]
+    now = state.clock.now()
     return SimResponse(
         200,
         {
             "storageData": {
-                "batteryCount": 1,
-                "batteries": [
-                    {
-                        "nameplate": site.capacity_wh,
-                        "serialNumber": site.serial,
-                        "modelNumber": "BAT-10K1P",
-                        "telemetryCount": len(points),
-                        "telemetries": [
-                            {
-                                "timeStamp": point.astimezone(SITE_TZ).strftime(LOCAL),
-                                "power": -site.battery_w(point),  # SolarEdge: + charging
-                                "batteryState": 3,
-                                "lifeTimeEnergyCharged": 1_250_000,
-                                "lifeTimeEnergyDischarged": 1_190_000,
-                                "fullPackEnergyAvailable": site.capacity_wh,
-                                "internalTemp": 24,
-                                "ACGridCharging": 0,
-                                "batteryPercentageState": round(site.soc, 1),
-                            }
-                            for point in points
-                        ],
-                    }
-                ],
+                "batteryCount": len(batteries),
+                "batteries": [_battery_telemetry(battery, battery.measured_at(now)) for battery in batteries],
             }
         },
     )
+
+
+def _battery_telemetry(battery: SimDevice, at) -> dict:
+    points = [at - timedelta(minutes=5 * i) for i in (2, 1, 0)]
+    return {
+        "nameplate": battery.capacity_wh,
+        "serialNumber": battery.serial,
+        "modelNumber": "BAT-10K1P",
+        "telemetryCount": len(points),
+        "telemetries": [
+            {
+                "timeStamp": point.astimezone(SITE_TZ).strftime(LOCAL),
+                "power": -battery.battery_w(point),  # SolarEdge: + charging
+                "batteryState": 3,
+                "lifeTimeEnergyCharged": 1_250_000,
+                "lifeTimeEnergyDischarged": 1_190_000,
+                "fullPackEnergyAvailable": battery.capacity_wh,
+                "internalTemp": 24,
+                "ACGridCharging": 0,
+                "batteryPercentageState": round(battery.soc, 1),
+            }
+            for point in points
+        ],
+    }

@@ -12,6 +12,7 @@ import math
 import random
 import secrets
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -52,9 +53,7 @@ class SimAccount:
     refresh_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     tokens: dict[str, datetime] = field(default_factory=dict)  # access token → expiry
     used_refresh_tokens: set[str] = field(default_factory=set)
-    requests_today: int = 0
-    quota_day: str = ""
-    daily_quota: int = 300  # SolarEdge's calls per key per day
+    daily_quota: int = 300  # SolarEdge's calls per key per day (counted in SimState.daily_counts)
 
     def issue_token(self, now: datetime, ttl: timedelta) -> str:
         token = secrets.token_urlsafe(24)
@@ -71,6 +70,7 @@ class SimDevice:
     serial: str
     kind: str  # battery | charger | vehicle
     number: int  # OEM-side numeric id (energy_site_id, system_id, deviceGid…)
+    site_number: int | None = None  # SolarEdge: the site it shares with other batteries (None: a site of its own)
     capacity_wh: float = 13_500.0
     max_power_w: float = 5_000.0
     soc: float = 60.0
@@ -176,6 +176,12 @@ class SimState:
         self.faults: dict[tuple[str, str], list[Fault]] = {}  # (oem, account name or serial) → faults
         self.request_count = 0
         self.requests_by_oem: dict[str, int] = {}
+        self.requests_by_path: Counter[tuple[str, str, str]] = Counter()  # (oem, method, path) → calls
+        # Seconds each answer of an OEM takes, so that concurrent calls overlap as they do at the real cloud.
+        self.latency: dict[str, float] = {}
+        self.in_flight: dict[str, int] = {}  # calls being answered now, per OEM (every client is one IP here)
+        self.max_in_flight: dict[str, int] = {}
+        self.daily_counts: dict[tuple[str, str], tuple[str, int]] = {}  # (oem, what) → (day, calls that day)
         self.token_ttl = timedelta(hours=8)
         self._numbers: dict[str, int] = {}
 
@@ -296,7 +302,34 @@ class SimState:
     def advance(self, seconds: float) -> datetime:
         return self.clock.advance(seconds)
 
-    def count_request(self, oem: str) -> None:
+    def count_request(self, oem: str, method: str = "", path: str = "") -> None:
         with self.lock:
             self.request_count += 1
             self.requests_by_oem[oem] = self.requests_by_oem.get(oem, 0) + 1
+            self.requests_by_path[(oem, method, path)] += 1
+
+    def call_started(self, oem: str) -> int:
+        """One more call of `oem` being answered; returns how many are in flight with it."""
+        with self.lock:
+            self.in_flight[oem] = self.in_flight.get(oem, 0) + 1
+            self.max_in_flight[oem] = max(self.max_in_flight.get(oem, 0), self.in_flight[oem])
+            return self.in_flight[oem]
+
+    def call_finished(self, oem: str) -> None:
+        with self.lock:
+            self.in_flight[oem] -= 1
+
+    def count_daily(self, oem: str, what: str) -> int:
+        """Count one call against a per-day quota (`what`: an API key, a site…); returns the day's count so far.
+        Days are UTC calendar days of the simulated clock."""
+        day = self.clock.now().date().isoformat()
+        with self.lock:
+            counted_day, count = self.daily_counts.get((oem, what), (day, 0))
+            count = count + 1 if counted_day == day else 1
+            self.daily_counts[(oem, what)] = (day, count)
+            return count
+
+    def daily_count(self, oem: str, what: str) -> int:
+        """Calls counted against `what` on the simulated clock's current day."""
+        day, count = self.daily_counts.get((oem, what), ("", 0))
+        return count if day == self.clock.now().date().isoformat() else 0

@@ -26,6 +26,7 @@ from integrations.adapters.base import (
 
 API = "v2.0"
 KM_PER_MILE = 1.609344
+VEHICLES_PAGE = 50  # the most `GET /vehicles` returns per page (its default is 10)
 CHARGING_STATES = {"CHARGING": "charging", "FULLY_CHARGED": "idle", "NOT_CHARGING": "idle"}
 
 
@@ -87,11 +88,30 @@ class SmartcarAdapter(OemAdapter):
             return TransientError(message, status=status)
         return CommandRejected(message, status=status)
 
+    # Vehicle ids already bound to portal devices (set by discovery before `discover`): their VIN is known, so
+    # no call is spent reading it again.
+    linked_external_ids: frozenset[str] = frozenset()
+
+    def vehicle_ids(self) -> list[str]:
+        """Every vehicle this user authorized: `GET /vehicles` pages (`limit`/`offset`, `paging.count` = all)."""
+        ids: list[str] = []
+        while True:
+            page = self.call("GET", "vehicles", params={"limit": VEHICLES_PAGE, "offset": len(ids)})
+            ids += page["vehicles"]
+            if not page["vehicles"] or len(ids) >= page["paging"]["count"]:
+                return ids
+
+    def test_connection(self) -> str:
+        return f"{len(self.vehicle_ids())} vehicle(s) authorized for this account"
+
     def discover(self, serials=None) -> list[DiscoveredDevice]:
-        """One listing of the vehicles this user authorized; the VIN (the portal's serial) needs one call per
-        vehicle, as Smartcar has no bulk VIN read."""
+        """The vehicles this user authorized (every page of the listing); the VIN (the portal's serial) needs
+        one call per vehicle, as Smartcar has no bulk VIN read, so vehicles already linked to a device are
+        skipped."""
         found = []
-        for vehicle_id in self.call("GET", "vehicles")["vehicles"]:
+        for vehicle_id in self.vehicle_ids():
+            if vehicle_id in self.linked_external_ids:
+                continue
             vin = self.call("GET", f"vehicles/{vehicle_id}/vin")["vin"]
             found.append(
                 DiscoveredDevice(serial=vin, external_id=vehicle_id, kind="vehicle", oem_data={"vehicleId": vehicle_id})

@@ -178,7 +178,7 @@ def test_other_roles_cannot_see_or_create_keys(client, role):
 
 def test_unknown_paths_under_v1_answer_in_the_error_shape():
     client = api_client_for(WorkspaceFactory())
-    for path in ("/v1/devices/-3", "/v1/destinations/abc/attempts", "/v1/nothing-here"):
+    for path in ("/v1/devices/-3", "/v1/destinations/abc/attempts", "/v1/nothing-here", "/v1/destinations/a%0Ab"):
         assert_error(client.get(path), 404, "not_found")
     csrf_checking = api_client_for(WorkspaceFactory(), name="csrf")
     csrf_checking.handler.enforce_csrf_checks = True

@@ -23,5 +23,5 @@ def api_not_found(request, *args, **kwargs):
     return JsonResponse(error_body(404, "not_found", f"No endpoint at {request.path}."), status=404)
 
 
-# (?s): a path holding an encoded newline (%0A) is still caught, not left to Django's HTML 404
-urlpatterns.append(re_path(r"(?s)^.*$", api_not_found))
+# [\s\S] rather than `.`: a path holding an encoded newline (%0A) is caught too, not left to Django's HTML 404
+urlpatterns.append(re_path(r"^[\s\S]*$", api_not_found))

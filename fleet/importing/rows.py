@@ -18,6 +18,8 @@ SCIENTIFIC = re.compile(r"^[+-]?\d+(\.\d+)?[eE][+-]?\d+$")
 # whose first is 2-9 (NANP area codes), with the usual punctuation.
 NANP_SHAPE = re.compile(r"(?:\+?1)?([2-9]\d{9})")
 NANP_PUNCTUATION = str.maketrans("", "", " ()-.")
+NANP_REGIONS = frozenset(phonenumbers.region_codes_for_country_code(1))
+COUNTRY_CODE = re.compile(r"[A-Z]{2}")
 DEVICE_TYPES = frozenset(DeviceType.values)
 # phonenumbers' number types, in the order its `_number_type_helper` tries them
 NUMBER_TYPES = (
@@ -152,7 +154,7 @@ def phone_e164(value: str, country: str) -> str | None:
     North American numbers that fill utility files: their shape is split without the general parser, and
     validity is first checked against the file's own region instead of each of the 25 NANP regions in turn.
     """
-    nanp = phonenumbers.country_code_for_region(country) == 1
+    nanp = country in NANP_REGIONS
     match = NANP_SHAPE.fullmatch(value.translate(NANP_PUNCTUATION)) if nanp or value.startswith("+1") else None
     if match is not None:
         national = match.group(1)
@@ -234,7 +236,7 @@ def normalize_row(record: dict[str, str], row: int, lookups: Lookups, errors: li
             fail(column, f"longer than {MAX_LENGTH[column]} characters")
 
     country = (value.get("country") or "US").upper()
-    if not re.fullmatch(r"[A-Z]{2}", country):
+    if not COUNTRY_CODE.fullmatch(country):
         fail("country", "not a two-letter country code (ISO 3166-1, e.g. US)")
         country = "US"
 

@@ -85,6 +85,7 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=16, help="HTTP threads per integration job")
     parser.add_argument("--batch", type=int, default=2_500, help="devices per telemetry sync task")
+    parser.add_argument("--ingest-rounds", type=int, default=5, help="rounds of the ingest-alone measure")
     parser.add_argument(
         "--fresh", action="store_true", help="drop and recreate the benchmark database first (its name must say bench)"
     )
@@ -231,20 +232,23 @@ def run(args, serials, port) -> None:
         per_oem[run.integration.channel] += run.http_requests
     print("  requests per OEM   " + ", ".join(f"{k} {v}" for k, v in sorted(per_oem.items())))
 
-    # -- the ingest alone: the same readings one minute later, nothing else running ----------------------
+    # -- the ingest alone: the same readings a minute later, round after round, nothing else running -------
+    # Round 1 follows the cycle that just moved every device (fresh row versions, no vacuum yet); the next
+    # rounds are what a fleet synced every few minutes runs in, so the target is read on their median.
     from dataclasses import replace
     from datetime import timedelta
+    from statistics import median
 
-    later = [
-        (device_id, replace(snapshot, measured_at=snapshot.measured_at + timedelta(minutes=1)))
-        for call in captured
-        for device_id, snapshot in call["readings"]
-    ]
-    started = time.perf_counter()
-    for start in range(0, len(later), args.batch):
-        result = original_ingest(workspace_id=workspace.pk, readings=later[start : start + args.batch])
-        assert result.readings_written == len(later[start : start + args.batch])
-    alone = time.perf_counter() - started
+    later = [reading for call in captured for reading in call["readings"]]
+    rates = []
+    for _ in range(args.ingest_rounds):
+        later = [(d, replace(snap, measured_at=snap.measured_at + timedelta(minutes=1))) for d, snap in later]
+        started = time.perf_counter()
+        for start in range(0, len(later), args.batch):
+            result = original_ingest(workspace_id=workspace.pk, readings=later[start : start + args.batch])
+            assert result.readings_written == len(later[start : start + args.batch])
+        rates.append(len(later) / (time.perf_counter() - started))
+    steady = median(rates[1:]) if len(rates) > 1 else rates[0]
     from django.db import transaction
 
     from fleet.services import readings_insert_postgresql
@@ -260,8 +264,9 @@ def run(args, serials, port) -> None:
         f"{insert_only:.2f} s: the statement telemetry_ingest writes readings with)"
     )
     print(
-        f"  telemetry_ingest alone: {len(later) / alone:,.0f} readings/s ({len(later)} readings in {alone:.2f} s, "
-        f"batches of {args.batch}, incl. latest-snapshot updates and device.updated events)"
+        f"  telemetry_ingest alone: {steady:,.0f} readings/s, median of rounds 2-{len(rates)} "
+        f"({', '.join(f'{rate:,.0f}' for rate in rates)} per round of {len(later)} readings in batches of "
+        f"{args.batch}, incl. latest-snapshot updates and device.updated events; round 1 right after the cycle)"
     )
 
     # -- floor 1: the same readings with COPY ----------------------------------------------------------------
@@ -318,7 +323,7 @@ def run(args, serials, port) -> None:
     print(
         f"\ntargets: cycle ≤ 30 s → {'met' if cycle <= 30 else 'NOT met'} ({cycle:.1f} s); "
         f"readings ≥ 20,000 rows/s → INSERT {'met' if len(again) / insert_only >= 20_000 else 'NOT met'}, "
-        f"full ingest with snapshot updates and events {'met' if len(later) / alone >= 20_000 else 'NOT met'}"
+        f"full ingest with snapshot updates and events {'met' if steady >= 20_000 else 'NOT met'}"
     )
 
 

@@ -3,6 +3,7 @@
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import orjson
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -324,15 +325,15 @@ def telemetry_ingest(*, workspace_id: int, readings: list[tuple[int, object]]) -
     forward: an older reading never replaces a newer latest snapshot. Each device that moved gets a
     `device.updated` event; offline devices that report again go back to Device on Workspace
     (`device.connected`). A constant number of statements per call, plus one state change per recovered
-    device. On PostgreSQL, one INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING RETURNING and one
-    UPDATE … FROM unnest(…): no per-row round trips and no ORM objects per reading.
+    device. On PostgreSQL, one statement does it all (readings, devices, events): no per-row round trips and
+    no ORM objects per reading.
     """
     if not readings:
         return TelemetryIngestResult(0, 0, [])
     with transaction.atomic():
         if connection.vendor == "postgresql":
             # the device.updated events are written by the same statement
-            written, changed = _ingest_postgresql(workspace_id=workspace_id, readings=readings)
+            written, moved, recovered = _ingest_postgresql(workspace_id=workspace_id, readings=readings)
         else:
             written, changed = _ingest_portable(workspace_id=workspace_id, readings=readings)
             events.events_emit_many(
@@ -346,7 +347,8 @@ def telemetry_ingest(*, workspace_id: int, readings: list[tuple[int, object]]) -
                     for device_id, state, seen, reading_id in changed
                 ],
             )
-        recovered = [device_id for device_id, state, _, _ in changed if state == DeviceState.OFFLINE]
+            moved = len(changed)
+            recovered = [device_id for device_id, state, _, _ in changed if state == DeviceState.OFFLINE]
         for device in Device.objects.filter(pk__in=recovered):
             device_change_state(
                 device=device,
@@ -355,7 +357,7 @@ def telemetry_ingest(*, workspace_id: int, readings: list[tuple[int, object]]) -
                 actor=None,
                 source=AuditSource.TASK,
             )
-    return TelemetryIngestResult(written, len(changed), recovered)
+    return TelemetryIngestResult(written, moved, sorted(recovered))
 
 
 READING_COLUMNS = [
@@ -396,16 +398,24 @@ def device_updated_data(workspace_id: int, device_id: int, state: str, seen, rea
 
 
 def _reading_arrays(readings) -> tuple[str, list]:
-    """`unnest(…)` of the readings' columns (device, measured_at, then READING_COLUMNS) and its arrays."""
-    casts = ["bigint[]", "timestamptz[]"] + [f"{kind}[]" for _, kind in READING_COLUMNS]
-    arrays = [[device_id for device_id, _ in readings], [snap.measured_at for _, snap in readings]]
-    arrays += [[getattr(snap, name) for _, snap in readings] for name, _ in READING_COLUMNS]
-    return f"unnest({', '.join(f'%s::{cast}' for cast in casts)})", arrays
+    """The readings as rows for `INSERT … SELECT r.*` (device, measured_at, then READING_COLUMNS): one JSON
+    document read by `json_to_recordset`, serialized by orjson in C, instead of 16 arrays that psycopg would
+    adapt value by value (half the ingest's time went there)."""
+    columns = ", ".join(
+        [
+            "device_id bigint",
+            "measured_at timestamptz",
+            *(f"{name} {kind}" for name, kind in READING_COLUMNS),
+        ]
+    )
+    # a snapshot's __dict__ holds exactly its fields; json_to_recordset ignores any key it is not asked for
+    document = orjson.dumps([{"device_id": device_id, **vars(snap)} for device_id, snap in readings]).decode()
+    return f"json_to_recordset(%s::json) AS r({columns})", [document]
 
 
 _READINGS_INSERT = """
     INSERT INTO fleet_telemetryreading (workspace_id, received_at, device_id, measured_at, {columns})
-    SELECT %s, %s, r.* FROM {unnest} AS r
+    SELECT %s, %s, r.* FROM {unnest}
     ON CONFLICT (device_id, measured_at) DO NOTHING
     RETURNING id, device_id, measured_at
 """
@@ -431,7 +441,7 @@ _ISO_SQL = (
 def _ingest_postgresql(*, workspace_id, readings):
     """One statement (no round trip, no value crossing the wire twice): the readings inserted, each device
     moved forward to its newest new reading, and a device.updated event for each device that moved, built in
-    the database. Returns (readings written, [(device_id, state before recovery, last_seen_at, reading_id)])."""
+    the database. Returns (readings written, devices moved, ids of the moved devices that were offline)."""
     unnest, arrays = _reading_arrays(readings)
     now = timezone.now()
     iso = _ISO_SQL.format(ts="m.last_seen_at")
@@ -458,18 +468,18 @@ def _ingest_postgresql(*, workspace_id, readings):
               FROM moved AS m
             ON CONFLICT (workspace_id, key) DO NOTHING
         )
-        SELECT (SELECT count(*) FROM inserted), m.id, m.state, m.last_seen_at, m.latest_telemetry_id
-          FROM (SELECT 1) AS one LEFT JOIN moved AS m ON true
+        SELECT (SELECT count(*) FROM inserted), count(*),
+               coalesce(array_agg(id) FILTER (WHERE state = %s), '{{}}')
+          FROM moved
     """  # noqa: S608 - column names, casts and the ISO expression are constants of this module
     params = [workspace_id, now, *arrays, workspace_id]
-    params += [workspace_id, str(PlatformEventType.DEVICE_UPDATED), now, workspace_id]
+    params += [workspace_id, str(PlatformEventType.DEVICE_UPDATED), now, workspace_id, str(DeviceState.OFFLINE)]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    changed = [tuple(row[1:]) for row in rows if row[1] is not None]
-    if changed:
+        written, moved, recovered = cursor.fetchone()
+    if moved:
         events.event_batch_written(workspace_id, now)
-    return rows[0][0], changed
+    return written, moved, recovered
 
 
 def _ingest_portable(*, workspace_id, readings):

@@ -416,17 +416,21 @@ def _reading_arrays(readings) -> tuple[str, list]:
 _READINGS_INSERT = """
     INSERT INTO fleet_telemetryreading (workspace_id, received_at, device_id, measured_at, {columns})
     SELECT %s, %s, r.* FROM {unnest}
+      JOIN fleet_device AS owner ON owner.id = r.device_id AND owner.workspace_id = %s
     ON CONFLICT (device_id, measured_at) DO NOTHING
     RETURNING id, device_id, measured_at
 """
 
 
 def readings_insert_postgresql(cursor, *, workspace_id, readings) -> list[tuple]:
-    """The readings alone: one INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING; returns (id, device_id,
-    measured_at) of the rows that were new. (What `telemetry_ingest` starts with; the benchmark's floor.)"""
+    """The readings alone: one INSERT … SELECT FROM json_to_recordset(…) ON CONFLICT DO NOTHING, for the
+    workspace's own devices only; returns (id, device_id, measured_at) of the rows that were new. (What
+    `telemetry_ingest` starts with; the benchmark's floor.)"""
     unnest, arrays = _reading_arrays(readings)
     columns = ", ".join(name for name, _ in READING_COLUMNS)
-    cursor.execute(_READINGS_INSERT.format(columns=columns, unnest=unnest), [workspace_id, timezone.now(), *arrays])
+    cursor.execute(
+        _READINGS_INSERT.format(columns=columns, unnest=unnest), [workspace_id, timezone.now(), *arrays, workspace_id]
+    )
     return cursor.fetchall()
 
 
@@ -472,7 +476,7 @@ def _ingest_postgresql(*, workspace_id, readings):
                coalesce(array_agg(id) FILTER (WHERE state = %s), '{{}}')
           FROM moved
     """  # noqa: S608 - column names, casts and the ISO expression are constants of this module
-    params = [workspace_id, now, *arrays, workspace_id]
+    params = [workspace_id, now, *arrays, workspace_id, workspace_id]
     params += [workspace_id, str(PlatformEventType.DEVICE_UPDATED), now, workspace_id, str(DeviceState.OFFLINE)]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -484,6 +488,14 @@ def _ingest_postgresql(*, workspace_id, readings):
 
 def _ingest_portable(*, workspace_id, readings):
     received = timezone.now()
+    own = set(
+        Device.objects.filter(workspace_id=workspace_id, pk__in={device_id for device_id, _ in readings}).values_list(
+            "pk", flat=True
+        )
+    )
+    readings = [(device_id, snapshot) for device_id, snapshot in readings if device_id in own]
+    if not readings:
+        return 0, []
     rows = [
         TelemetryReading(
             workspace_id=workspace_id,

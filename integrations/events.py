@@ -163,15 +163,20 @@ def command_data(command) -> dict:
     }
 
 
-def event_emit_many(*, events: list[dict], stream=None) -> None:
+def event_emit_many(*, events: list[dict], stream=None, announce: bool = True) -> set[tuple]:
     """Record many events at once (imports, sync jobs), each {workspace_id, type, version, key, data,
     timestamp}. Keys must be new (they embed the fresh row ids), so they are streamed without a conflict
-    check; same outbox semantics as `event_emit` otherwise. `stream`: the caller's `RowStream`, if any."""
+    check; same outbox semantics as `event_emit` otherwise. `stream`: the caller's `RowStream`, if any.
+    Returns the (workspace, timestamp) batches written; `announce=False` leaves their fan-out to the caller
+    (`event_batch_written`), which writes several parts of one batch and hands it over once."""
     from texture_portal.bulk import insert_rows
 
     (stream.insert if stream is not None else insert_rows)(PlatformEvent, events, ids=False)
-    for workspace_id, timestamp in {(e["workspace_id"], e["timestamp"]) for e in events}:
-        _fan_out_batch(workspace_id, timestamp)
+    batches = {(e["workspace_id"], e["timestamp"]) for e in events}
+    if announce:
+        for workspace_id, timestamp in batches:
+            _fan_out_batch(workspace_id, timestamp)
+    return batches
 
 
 def events_emit_many(

@@ -675,6 +675,6 @@ def integration_runs_prune(*, now=None, batch: int = 5000) -> int:
     cutoff = now - timedelta(days=settings.INTEGRATION_RUN_RETENTION_DAYS)
     old = IntegrationRun.objects.filter(started_at__lt=cutoff).exclude(status=RunStatus.RUNNING)
     deleted = 0
-    while ids := list(old.values_list("pk", flat=True)[:batch]):
+    while ids := list(old.order_by("pk").values_list("pk", flat=True)[:batch]):
         deleted += IntegrationRun.objects.filter(pk__in=ids).delete()[0]
     return deleted

@@ -80,7 +80,9 @@ def _formatter(field):
 
 def _format_column(values: list, fmt) -> list[str]:
     first = values[0]
-    if values.count(first) == len(values):  # workspace, timestamps, state…: formatted once
+    # the same object on every row (the workspace, the import's timestamp, a state): formatted once. Identity,
+    # not equality: 1 == True == 1.0 would write one of them for all.
+    if all(value is first for value in values):
         return [NULL if first is None else fmt(first)] * len(values)
     return [NULL if value is None else fmt(value) for value in values]
 
@@ -170,6 +172,9 @@ class RowStream:
         self._thread: threading.Thread | None = None
 
     def __enter__(self):
+        # outside a transaction each COPY would commit on its own and a failure would leave half an import
+        if not connection.in_atomic_block:
+            raise RuntimeError("RowStream needs the caller's transaction (transaction.atomic)")
         if self.streaming:
             connection.ensure_connection()
             raw = connection.connection
@@ -180,7 +185,7 @@ class RowStream:
     def __exit__(self, exc_type, exc, tb):
         self._cancelled = exc is not None  # the transaction is lost anyway: skip the COPYs still queued
         self._stop()
-        if self._error is not None:
+        if self._error is not None and self._error is not exc:
             # the COPY's own error (a constraint, a bad value) says more than what followed it
             raise self._error from exc
 

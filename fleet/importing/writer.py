@@ -272,6 +272,7 @@ class Outbox:
 
     def __init__(self, now, stream: RowStream | None = None, batch: int = STREAM_BATCH):
         self.now, self.stream, self.batch, self.rows = now, stream, batch, []
+        self.announced: set[tuple] = set()  # one fan-out per batch, not one per flush
 
     def add(self, workspace_id: int, type_: str, key: str, data: dict) -> None:
         self.rows.append(
@@ -282,5 +283,8 @@ class Outbox:
 
     def flush(self) -> None:
         if self.rows:
-            events.event_emit_many(events=self.rows, stream=self.stream)
+            for workspace_id, timestamp in events.event_emit_many(events=self.rows, stream=self.stream, announce=False):
+                if (workspace_id, timestamp) not in self.announced:
+                    self.announced.add((workspace_id, timestamp))
+                    events.event_batch_written(workspace_id, timestamp)
         self.rows = []

@@ -4,13 +4,16 @@ import django.db.models.deletion
 from django.db import migrations, models
 
 
-def device_fillfactor(fillfactor):
-    def apply(apps, schema_editor):
-        # Room on each page for the new version of a row moved forward by a sync (a HOT update).
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.execute(f"ALTER TABLE fleet_device SET (fillfactor = {fillfactor})")
+def device_fillfactor(apps, schema_editor):
+    # Room on each page for the new version of a row moved forward by a sync (a HOT update). Applies to pages
+    # written from now on; existing pages get it when the table is rewritten (VACUUM FULL, pg_repack).
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("ALTER TABLE fleet_device SET (fillfactor = 80)")
 
-    return apply
+
+def device_fillfactor_reset(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("ALTER TABLE fleet_device RESET (fillfactor)")
 
 
 class Migration(migrations.Migration):
@@ -40,5 +43,5 @@ class Migration(migrations.Migration):
                 db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name="telemetry", to="fleet.device"
             ),
         ),
-        migrations.RunPython(device_fillfactor(80), device_fillfactor(100)),
+        migrations.RunPython(device_fillfactor, device_fillfactor_reset),
     ]

@@ -45,6 +45,8 @@ def phone_samples():
         "not a phone",
         "+",
         "1-800-FLOWERS",
+        "212555\uff10\uff11\uff12\uff13",  # full-width digits
+        "+1 212 555 \u0660\u0661\u0662\u0663",  # Arabic-Indic digits
     ]
     for _ in range(3000):
         area = rnd.randint(200, 999)

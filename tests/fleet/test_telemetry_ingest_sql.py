@@ -43,3 +43,17 @@ def test_an_older_or_repeated_reading_moves_nothing_and_announces_nothing():
     assert (again.readings_written, again.devices_updated) == (1, 0)  # the old one is stored, the device stays
     assert PlatformEvent.objects.filter(type="device.updated").count() == 1
     assert Device.objects.get(pk=device.pk).last_seen_at == new.measured_at
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "portable"])
+def test_readings_for_another_workspaces_device_are_not_stored(backend, monkeypatch):
+    mine, theirs = DeviceFactory(state="on_workspace"), DeviceFactory(state="on_workspace")
+    assert mine.workspace_id != theirs.workspace_id
+    if backend == "portable":
+        monkeypatch.setattr(services.connection, "vendor", "sqlite")
+    snapshot = TelemetrySnapshot(measured_at=datetime(2026, 11, 22, 6, 0, tzinfo=UTC), charge_percentage=60.0)
+    result = services.telemetry_ingest(
+        workspace_id=mine.workspace_id, readings=[(mine.pk, snapshot), (theirs.pk, snapshot)]
+    )
+    assert (result.readings_written, result.devices_updated) == (1, 1)
+    assert not theirs.telemetry.exists() and Device.objects.get(pk=theirs.pk).last_seen_at is None

@@ -1,12 +1,13 @@
 """`insert_rows`: what goes in comes back out exactly (COPY on PostgreSQL, bulk_create elsewhere)."""
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
 from fleet.models import Contact, Site
 from integrations.models import PlatformEvent
 from tests.factories import WorkspaceFactory
-from texture_portal.bulk import copy_text, insert_rows
+from texture_portal.bulk import RowStream, copy_text, insert_rows
 
 pytestmark = pytest.mark.django_db
 
@@ -66,3 +67,40 @@ def test_round_trip_of_awkward_values_and_json():
         ids=False,
     )
     assert PlatformEvent.objects.get(key="k1").data == data
+
+
+def contact_rows(workspace, references):
+    now = timezone.now()
+    return [
+        {"workspace_id": workspace.pk, "created": now, "last_updated": now, "reference_id": ref, "first_name": "A"}
+        for ref in references
+    ]
+
+
+def test_row_stream_writes_in_order_and_what_it_wrote_is_readable_after_drain():
+    workspace = WorkspaceFactory()
+    with transaction.atomic(), RowStream() as stream:
+        stream.reserve(Contact, 3)
+        ids = stream.insert(Contact, contact_rows(workspace, ["A1", "A2", "A3"]))
+        more = stream.insert(Contact, contact_rows(workspace, ["A4"]))
+        stream.drain()
+        stored = dict(Contact.objects.filter(workspace=workspace).values_list("pk", "reference_id"))
+    assert stored == dict(zip([*ids, *more], ["A1", "A2", "A3", "A4"], strict=True))
+
+
+@pytest.mark.postgres
+def test_a_failing_copy_surfaces_its_own_error_and_nothing_is_written():
+    import psycopg
+
+    workspace = WorkspaceFactory()
+    failing = pytest.raises(psycopg.errors.UniqueViolation, match="contact_reference_id_unique")
+    with failing, transaction.atomic(), RowStream() as stream:
+        stream.insert(Contact, contact_rows(workspace, ["DUP", "DUP"]))
+        stream.insert(Contact, contact_rows(workspace, ["AFTER"]))  # queued behind the failure: skipped
+    assert not Contact.objects.filter(workspace=workspace).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_row_stream_refuses_to_run_outside_a_transaction():
+    with pytest.raises(RuntimeError, match="transaction"), RowStream():
+        pass

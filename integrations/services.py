@@ -199,12 +199,12 @@ def _run_finish(run: IntegrationRun, *, status, message: str = "", **counts) -> 
 
 
 def _adapter_setting(channel: str, name: str):
-    """A class attribute of the channel's adapter: None when the adapter does not declare it, or when the
+    """A class attribute of the channel's adapter (declared with its default on `OemAdapter`); None when the
     channel has no adapter yet (the job then says so on its run)."""
     from integrations.adapters import IntegrationError, adapter_class
 
     try:
-        return getattr(adapter_class(channel), name, None)
+        return getattr(adapter_class(channel), name)
     except IntegrationError:
         return None
 

@@ -245,6 +245,16 @@ class OemAdapter:
     # How often the OEM's telemetry is worth reading (beat runs each OEM at its cadence).
     telemetry_cadence: ClassVar[timedelta] = timedelta(minutes=5)
     required_credentials: ClassVar[tuple[str, ...]] = ()
+    # An OEM with a daily call quota (SolarEdge) declares it: syncs are then paced by
+    # `integrations.services.telemetry_pace`, keeping `daily_call_reserve` for connection tests. None: no quota.
+    daily_call_quota: ClassVar[int | None] = None
+    daily_call_reserve: ClassVar[int] = 0
+    # OEMs whose look-up of a serial costs quota: a serial not found is looked up again only after this
+    # (doubling up to a day). None: looked up on every discovery run.
+    discovery_recheck_after: ClassVar[timedelta | None] = None
+    # OEM ids already bound to portal devices, set by discovery before `discover`: an adapter that pays a call
+    # per device can skip them.
+    linked_external_ids: frozenset[str] = frozenset()
     # The credentials a token refresh writes (and adopts from the store when another process refreshed).
     token_keys: ClassVar[tuple[str, ...]] = ("access_token", "refresh_token")
 

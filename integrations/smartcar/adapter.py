@@ -88,9 +88,7 @@ class SmartcarAdapter(OemAdapter):
             return TransientError(message, status=status)
         return CommandRejected(message, status=status)
 
-    # Vehicle ids already bound to portal devices (set by discovery before `discover`): their VIN is known, so
-    # no call is spent reading it again.
-    linked_external_ids: frozenset[str] = frozenset()
+    # Vehicles already bound (`linked_external_ids`): their VIN is known, so no call is spent reading it again.
 
     def vehicle_ids(self) -> list[str]:
         """Every vehicle this user authorized: `GET /vehicles` pages (`limit`/`offset`, `paging.count` = all)."""

@@ -48,9 +48,8 @@ class SolarEdgeAdapter(OemAdapter):
     max_concurrency = 3
     # A serial not found is looked up again only after this, doubling up to a day (each look-up reads inventories).
     discovery_recheck_after = timedelta(hours=6)
-    # Site ids already bound to portal devices (set by discovery before `discover`): their inventories are read
-    # last, as a newly registered battery is most likely on a site the portal does not know yet.
-    linked_external_ids: frozenset[str] = frozenset()
+    # Sites already bound (`linked_external_ids`) are read last in discovery: a newly registered battery is most
+    # likely on a site the portal does not know yet.
 
     def call(self, path: str, **params) -> dict:
         response = self.http("GET", path, params={**params, "api_key": self.credentials["api_key"]})

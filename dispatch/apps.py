@@ -4,3 +4,9 @@ from django.apps import AppConfig
 class DispatchConfig(AppConfig):
     name = "dispatch"
     verbose_name = "Dispatch"
+
+    def ready(self):
+        from dispatch.events import DispatchEventType
+        from texture_portal.events.types import event_types_register
+
+        event_types_register(DispatchEventType, app_label=self.label)

@@ -18,14 +18,14 @@ from dispatch.choices import (
     DispatchEventStatus,
     DispatchTrigger,
 )
+from dispatch.events import DispatchEventType, command_data, dispatch_event_data
 from dispatch.models import Command, DispatchAction, DispatchEvent
 from fleet.services import device_tags_get_or_create
-from integrations import events
-from integrations.choices import PlatformEventType
 from programs.models import Program
 from programs.selectors import program_current_strategy
 from texture_portal.audit import audit_record
 from texture_portal.choices import AuditAction, AuditSource
+from texture_portal.events.services import event_emit
 from texture_portal.exceptions import ApplicationError
 from texture_portal.tenancy import require_same_workspace
 
@@ -104,14 +104,14 @@ def dispatch_event_problems(*, event: DispatchEvent) -> list[str]:
 
 
 EVENT_STATUS_EVENT = {
-    DispatchEventStatus.SCHEDULED: PlatformEventType.PROGRAM_EVENT_SCHEDULED,
-    DispatchEventStatus.IN_PROGRESS: PlatformEventType.PROGRAM_EVENT_STARTED,
-    DispatchEventStatus.COMPLETED: PlatformEventType.PROGRAM_EVENT_COMPLETED,
-    DispatchEventStatus.CANCELLED: PlatformEventType.PROGRAM_EVENT_CANCELLED,
+    DispatchEventStatus.SCHEDULED: DispatchEventType.PROGRAM_EVENT_SCHEDULED,
+    DispatchEventStatus.IN_PROGRESS: DispatchEventType.PROGRAM_EVENT_STARTED,
+    DispatchEventStatus.COMPLETED: DispatchEventType.PROGRAM_EVENT_COMPLETED,
+    DispatchEventStatus.CANCELLED: DispatchEventType.PROGRAM_EVENT_CANCELLED,
 }
 COMMAND_STATUS_EVENT = {
-    CommandStatus.SUCCESS: PlatformEventType.COMMAND_SUCCEEDED,
-    CommandStatus.FAILED: PlatformEventType.COMMAND_FAILED,
+    CommandStatus.SUCCESS: DispatchEventType.COMMAND_SUCCEEDED,
+    CommandStatus.FAILED: DispatchEventType.COMMAND_FAILED,
 }
 
 
@@ -131,11 +131,11 @@ def _dispatch_event_move(*, event: DispatchEvent, status, actor, source, reason:
         reason=reason,
     )
     if status in EVENT_STATUS_EVENT:
-        events.event_emit(
+        event_emit(
             workspace_id=locked.workspace_id,
             type=EVENT_STATUS_EVENT[status],
             key=f"{EVENT_STATUS_EVENT[status]}:{locked.pk}:{entry.pk}",
-            data=events.dispatch_event_data(locked),
+            data=dispatch_event_data(locked),
         )
     event.refresh_from_db()
     return event
@@ -263,11 +263,11 @@ def command_set_status(
         reason=reason,
     )
     if status in COMMAND_STATUS_EVENT:
-        events.event_emit(
+        event_emit(
             workspace_id=locked.workspace_id,
             type=COMMAND_STATUS_EVENT[status],
             key=f"{COMMAND_STATUS_EVENT[status]}:{locked.pk}",
-            data=events.command_data(locked),
+            data=command_data(locked),
         )
     command.refresh_from_db()
     return command

@@ -6,4 +6,8 @@ class FleetConfig(AppConfig):
     verbose_name = "Fleet"
 
     def ready(self):
+        from fleet.events import FleetEventType
         from fleet.importing import tasks  # noqa: F401  (registers the import tasks with Celery)
+        from texture_portal.events.types import event_types_register
+
+        event_types_register(FleetEventType, app_label=self.label)

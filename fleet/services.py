@@ -7,12 +7,14 @@ import orjson
 from django.db import connection, transaction
 from django.utils import timezone
 
+from fleet import events
 from fleet.choices import DEVICE_STATE_TRANSITIONS, DeviceState
+from fleet.events import FleetEventType
 from fleet.models import Contact, Device, DeviceStateChange, DeviceTag, Site, TelemetryReading
-from integrations import events
-from integrations.choices import PlatformEventType
 from texture_portal.audit import audit_record
 from texture_portal.choices import AuditAction, AuditSource
+from texture_portal.events import services as outbox
+from texture_portal.events.envelope import iso
 from texture_portal.exceptions import ApplicationError
 from texture_portal.model_update import model_update
 from texture_portal.tenancy import require_same_workspace
@@ -41,9 +43,9 @@ def contact_create(*, workspace, actor, source: AuditSource | str = AuditSource.
     contact.full_clean()
     contact.save()
     audit_record(actor=actor, action=AuditAction.CONTACT_CREATED, target=contact, source=source)
-    events.event_emit(
+    outbox.event_emit(
         workspace_id=contact.workspace_id,
-        type=PlatformEventType.CUSTOMER_CREATED,
+        type=FleetEventType.CUSTOMER_CREATED,
         key=f"customer.created:{contact.pk}",
         data=events.contact_data(contact),
     )
@@ -58,9 +60,9 @@ def contact_update(*, contact: Contact, data: dict, actor, source: AuditSource |
         entry = audit_record(
             actor=actor, action=AuditAction.CONTACT_UPDATED, target=contact, source=source, changes=changes
         )
-        events.event_emit(
+        outbox.event_emit(
             workspace_id=contact.workspace_id,
-            type=PlatformEventType.CUSTOMER_UPDATED,
+            type=FleetEventType.CUSTOMER_UPDATED,
             key=f"customer.updated:{contact.pk}:{entry.pk}",
             data=events.contact_data(contact),
         )
@@ -74,9 +76,9 @@ def site_create(*, workspace, contact: Contact, actor, source: AuditSource | str
     site.full_clean()
     site.save()
     audit_record(actor=actor, action=AuditAction.SITE_CREATED, target=site, source=source)
-    events.event_emit(
+    outbox.event_emit(
         workspace_id=site.workspace_id,
-        type=PlatformEventType.SITE_CREATED,
+        type=FleetEventType.SITE_CREATED,
         key=f"site.created:{site.pk}",
         data=events.site_data(site),
     )
@@ -93,9 +95,9 @@ def site_update(*, site: Site, data: dict, actor, source: AuditSource | str = Au
         site.devices.update(contact_id=site.contact_id, last_updated=timezone.now())
     if changes:
         entry = audit_record(actor=actor, action=AuditAction.SITE_UPDATED, target=site, source=source, changes=changes)
-        events.event_emit(
+        outbox.event_emit(
             workspace_id=site.workspace_id,
-            type=PlatformEventType.SITE_UPDATED,
+            type=FleetEventType.SITE_UPDATED,
             key=f"site.updated:{site.pk}:{entry.pk}",
             data=events.site_data(site),
         )
@@ -190,9 +192,9 @@ def device_update(
         entry = audit_record(
             actor=actor, action=AuditAction.DEVICE_UPDATED, target=device, source=source, changes=changes
         )
-        events.event_emit(
+        outbox.event_emit(
             workspace_id=device.workspace_id,
-            type=PlatformEventType.DEVICE_UPDATED,
+            type=FleetEventType.DEVICE_UPDATED,
             key=f"device.updated:{device.pk}:{entry.pk}",
             data=events.device_data(device),
         )
@@ -243,8 +245,8 @@ def device_change_state(
         changes={"state": [from_state, str(to_state)]},
         reason=reason,
     )
-    event_type = events.STATE_EVENT.get((from_state, str(to_state)), PlatformEventType.DEVICE_UPDATED)
-    events.event_emit(
+    event_type = events.STATE_EVENT.get((from_state, str(to_state)), FleetEventType.DEVICE_UPDATED)
+    outbox.event_emit(
         workspace_id=locked.workspace_id,
         type=event_type,
         key=f"{event_type}:{locked.pk}:{change.pk}",
@@ -336,12 +338,12 @@ def telemetry_ingest(*, workspace_id: int, readings: list[tuple[int, object]]) -
             written, moved, recovered = _ingest_postgresql(workspace_id=workspace_id, readings=readings)
         else:
             written, changed = _ingest_portable(workspace_id=workspace_id, readings=readings)
-            events.events_emit_many(
+            outbox.events_emit_many(
                 workspace_id=workspace_id,
-                type=PlatformEventType.DEVICE_UPDATED,
+                type=FleetEventType.DEVICE_UPDATED,
                 items=[
                     (
-                        f"device.updated:{device_id}:{events.iso(seen)}",
+                        f"device.updated:{device_id}:{iso(seen)}",
                         device_updated_data(workspace_id, device_id, state, seen, reading_id),
                     )
                     for device_id, state, seen, reading_id in changed
@@ -353,7 +355,7 @@ def telemetry_ingest(*, workspace_id: int, readings: list[tuple[int, object]]) -
             device_change_state(
                 device=device,
                 to_state=DeviceState.ON_WORKSPACE,
-                reason=f"Reporting again (reading of {events.iso(device.last_seen_at)}).",
+                reason=f"Reporting again (reading of {iso(device.last_seen_at)}).",
                 actor=None,
                 source=AuditSource.TASK,
             )
@@ -392,7 +394,7 @@ def device_updated_data(workspace_id: int, device_id: int, state: str, seen, rea
         "id": device_id,
         "workspaceId": workspace_id,
         "state": state,
-        "lastSeenAt": events.iso(seen),
+        "lastSeenAt": iso(seen),
         "telemetryId": reading_id,
     }
 
@@ -434,7 +436,7 @@ def readings_insert_postgresql(cursor, *, workspace_id, readings) -> list[tuple]
     return cursor.fetchall()
 
 
-# events.iso() in SQL: ISO 8601 in UTC with a Z, microseconds only when there are some
+# iso() in SQL: ISO 8601 in UTC with a Z, microseconds only when there are some
 _ISO_SQL = (
     "to_char({ts} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS')"
     " || CASE WHEN mod(extract(microseconds FROM {ts})::bigint, 1000000) = 0 THEN ''"
@@ -477,12 +479,12 @@ def _ingest_postgresql(*, workspace_id, readings):
           FROM moved
     """  # noqa: S608 - column names, casts and the ISO expression are constants of this module
     params = [workspace_id, now, *arrays, workspace_id, workspace_id]
-    params += [workspace_id, str(PlatformEventType.DEVICE_UPDATED), now, workspace_id, str(DeviceState.OFFLINE)]
+    params += [workspace_id, str(FleetEventType.DEVICE_UPDATED), now, workspace_id, str(DeviceState.OFFLINE)]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         written, moved, recovered = cursor.fetchone()
     if moved:
-        events.event_batch_written(workspace_id, now)
+        outbox.event_batch_written(workspace_id, now)
     return written, moved, recovered
 
 
@@ -560,14 +562,14 @@ def devices_record_discovery_miss(*, device_ids: Iterable[int], at) -> None:
         misses = previous.get("misses", 0) + 1 if previous.get("serial") == device.system_identifier else 1
         device.oem_data = {
             **(device.oem_data or {}),
-            "discoveryMiss": {"serial": device.system_identifier, "at": events.iso(at), "misses": misses},
+            "discoveryMiss": {"serial": device.system_identifier, "at": iso(at), "misses": misses},
         }
     Device.objects.bulk_update(devices, ["oem_data"], batch_size=1000)
 
 
 def devices_record_sync_error(*, errors: dict[int, str]) -> None:
     """Keep each device's last OEM answer (offline, not found, timeout) so the offline reason can quote it."""
-    at = events.iso(timezone.now())
+    at = iso(timezone.now())
     devices = list(Device.objects.filter(pk__in=list(errors)).only("pk", "oem_data"))
     for device in devices:
         device.oem_data = {**device.oem_data, "lastSyncError": {"message": errors[device.pk][:300], "at": at}}

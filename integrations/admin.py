@@ -4,16 +4,12 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils.html import format_html_join
 from django.utils.translation import gettext_lazy as _
 
-from integrations import services, webhooks
-from integrations.choices import PlatformEventType
-from integrations.destinations import DeliveryAttempt, Destination
-from integrations.filtersets import DestinationFilterSet, PlatformEventFilterSet
-from integrations.models import IntegrationRun, Manufacturer, PlatformEvent, WorkspaceIntegration
+from integrations import services
+from integrations.models import IntegrationRun, Manufacturer, WorkspaceIntegration
 from texture_portal.admin_actions import run_service_for_each
 from texture_portal.admin_base import (
     ReadOnlyWorkspaceScopedAdmin,
@@ -22,8 +18,6 @@ from texture_portal.admin_base import (
     WorkspaceScopedAdmin,
 )
 from texture_portal.choices import AuditSource
-from texture_portal.exceptions import ApplicationError
-from texture_portal.filters import FilterSetAdminMixin
 
 
 @admin.register(Manufacturer)
@@ -213,167 +207,4 @@ class IntegrationRunAdmin(ReadOnlyWorkspaceScopedAdmin):
         "http_requests",
         "message",
         "errors",
-    ]
-
-
-@admin.register(PlatformEvent)
-class PlatformEventAdmin(FilterSetAdminMixin, ReadOnlyWorkspaceScopedAdmin):
-    """The outbox: every event the workspace's destinations are sent, with its exact payload."""
-
-    filterset_class = PlatformEventFilterSet  # the API's filters, by the API's names
-
-    list_display = ["timestamp", "type", "key", "workspace"]
-    list_select_related = ["workspace__organization"]
-    list_filter = ["type", ("workspace", ScopedRelatedFieldListFilter)]
-    search_fields = ["=key"]
-    readonly_fields = ["timestamp", "type", "version", "key", "data", "workspace"]
-
-
-# -- destinations (webhooks out) -------------------------------------------------------------------------------
-
-
-class DestinationForm(forms.ModelForm):
-    url = forms.URLField(label=_("URL"), max_length=500, assume_scheme="https")
-    event_types = forms.MultipleChoiceField(
-        label=_("event types"),
-        choices=PlatformEventType.choices,
-        required=False,
-        widget=forms.CheckboxSelectMultiple,
-        help_text=_("None ticked: every event type."),
-    )
-    secret = forms.CharField(
-        label=_("secret"),
-        required=False,
-        min_length=16,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
-        help_text=_("Leave empty to have one generated (shown once after saving)."),
-    )
-
-    class Meta:
-        model = Destination
-        fields = ["workspace", "label", "url", "event_types", "is_active"]
-
-    def clean_url(self):
-        url = self.cleaned_data["url"]
-        try:
-            webhooks.webhook_url_check(url)
-        except ApplicationError as exc:
-            raise forms.ValidationError(exc.message) from exc
-        return url
-
-
-class DeliveryAttemptInline(ReadOnlyWorkspaceScopedTabularInline):
-    model = DeliveryAttempt
-    fields = ["created", "event", "attempt", "status", "response_status", "error", "duration_ms", "next_attempt_at"]
-    readonly_fields = fields
-    ordering = ["-created", "-id"]
-    max_num = 0
-    show_change_link = True
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("event")
-
-
-@admin.register(Destination)
-class DestinationAdmin(FilterSetAdminMixin, WorkspaceScopedAdmin):
-    filterset_class = DestinationFilterSet  # the API's filters, by the API's names
-    form = DestinationForm
-    list_display = [
-        "label",
-        "url",
-        "workspace",
-        "is_active",
-        "consecutive_failures",
-        "last_success_at",
-        "deactivated_reason",
-    ]
-    list_select_related = ["workspace__organization"]
-    list_filter = ["is_active", ("workspace", ScopedRelatedFieldListFilter)]
-    search_fields = ["label", "url"]
-    readonly_fields = [
-        "deactivated_at",
-        "deactivated_reason",
-        "consecutive_failures",
-        "last_success_at",
-        "last_failure_at",
-        "created_by",
-    ]
-    actions = ["rotate_secret"]
-
-    def get_fields(self, request, obj=None):
-        fields = ["workspace", "label", "url", "event_types", "is_active"]
-        if obj is None:
-            return [*fields[:4], "secret"]
-        return [*fields, *self.readonly_fields]
-
-    def get_readonly_fields(self, request, obj=None):
-        return ["workspace", *self.readonly_fields] if obj else []
-
-    def perform_save(self, request, obj, form, change):
-        data = form.cleaned_data
-        try:
-            if change:
-                webhooks.destination_update(
-                    destination=obj,
-                    data={k: data[k] for k in ("label", "url", "event_types", "is_active") if k in data},
-                    actor=request.user,
-                    source=AuditSource.ADMIN,
-                )
-                return
-            destination = webhooks.destination_create(
-                workspace=data["workspace"],
-                label=data["label"],
-                url=data["url"],
-                event_types=data.get("event_types") or [],
-                secret=data.get("secret") or "",
-                actor=request.user,
-                source=AuditSource.ADMIN,
-            )
-        except ApplicationError as exc:
-            raise PermissionDenied(exc.message) from exc
-        obj.pk = destination.pk
-        if not data.get("secret"):
-            messages.warning(
-                request,
-                f"Signing secret of “{destination.label}”: {destination.secret} — copy it now; it is not shown again.",
-            )
-
-    def save_model(self, request, obj, form, change):
-        if change:
-            obj.refresh_from_db()  # the form wrote onto obj; the service compares against the stored row
-        super().save_model(request, obj, form, change)
-
-    def audit_save(self, request, obj, form, change):
-        """The services audit."""
-
-    @admin.action(description=_("Rotate the signing secret (shown once)"), permissions=["change"])
-    def rotate_secret(self, request, queryset):
-        for destination in queryset:
-            if not request.user.has_perm("integrations.change_destination", destination):
-                raise PermissionDenied(f"You may not change “{destination}”.")
-            secret = webhooks.destination_rotate_secret(
-                destination=destination, actor=request.user, source=AuditSource.ADMIN
-            )
-            messages.warning(request, f"New signing secret of “{destination.label}”: {secret} — copy it now.")
-
-
-@admin.register(DeliveryAttempt)
-class DeliveryAttemptAdmin(ReadOnlyWorkspaceScopedAdmin):
-    """The delivery log: every POST of every event to every destination, with the receiver's answer."""
-
-    list_display = ["created", "destination", "event", "attempt", "status", "response_status", "error", "duration_ms"]
-    list_select_related = ["destination", "event"]
-    list_filter = ["status", ("workspace", ScopedRelatedFieldListFilter)]
-    readonly_fields = [
-        "workspace",
-        "destination",
-        "event",
-        "attempt",
-        "status",
-        "response_status",
-        "response_excerpt",
-        "error",
-        "duration_ms",
-        "next_attempt_at",
-        "created",
     ]

@@ -9,13 +9,12 @@ from fleet.choices import DeviceType
 from integrations.choices import (
     IntegrationChannel,
     IntegrationStatus,
-    PlatformEventType,
     RunKind,
     RunStatus,
     SupportLevel,
 )
 from texture_portal.fields import EncryptedJSONField
-from texture_portal.models import BaseModel, WorkspaceScopedModel, WorkspaceScopedQuerySet
+from texture_portal.models import BaseModel, WorkspaceScopedModel
 
 
 class Manufacturer(BaseModel):
@@ -129,53 +128,3 @@ class IntegrationRun(WorkspaceScopedModel):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.started_at:%Y-%m-%d %H:%M} ({self.get_status_display()})"
-
-
-class PlatformEvent(models.Model):
-    """Something integrators may want to hear about, recorded in the same transaction as the change that
-    caused it (a transactional outbox). Destinations deliver these after commit.
-
-    The envelope integrators receive is `{type, version, key, timestamp, data}`; `key` is unique in the
-    workspace, so emitting the same fact twice records it once.
-    """
-
-    # No index of its own: the (workspace, key) and (workspace, type, timestamp) indexes start with it.
-    # No database constraint either: this is the highest-volume table (every import row, every telemetry
-    # reading announces itself), always written by services that hold a checked workspace, and a check per
-    # row cost about a third of writing it. PROTECT still holds: Django's deletion collector enforces it.
-    workspace = models.ForeignKey(
-        "texture_portal.Workspace", on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
-    )
-    type = models.CharField(_("type"), max_length=60, choices=PlatformEventType.choices)
-    version = models.PositiveSmallIntegerField(_("schema version"), default=1)
-    key = models.CharField(_("key"), max_length=200)
-    timestamp = models.DateTimeField(_("timestamp"), default=timezone.now)
-    data = models.JSONField(_("data"), default=dict)
-
-    objects = WorkspaceScopedQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-timestamp", "-id"]
-        verbose_name = _("platform event")
-        verbose_name_plural = _("platform events")
-        constraints = [
-            models.UniqueConstraint(fields=["workspace", "key"], name="platform_event_key_unique"),
-            models.CheckConstraint(condition=Q(type__in=PlatformEventType.values), name="platform_event_type_valid"),
-        ]
-        indexes = [models.Index(fields=["workspace", "type", "-timestamp"], name="platform_event_type_idx")]
-
-    def __str__(self) -> str:
-        return f"{self.type} {self.key}"
-
-    def envelope(self) -> dict:
-        return {
-            "type": self.type,
-            "version": self.version,
-            "key": self.key,
-            "timestamp": self.timestamp.isoformat().replace("+00:00", "Z"),
-            "data": self.data,
-        }
-
-
-# Destinations live in their own module; imported here so Django registers them with this app.
-from integrations.destinations import DeliveryAttempt, Destination  # noqa: E402, F401

@@ -1,19 +1,18 @@
 """Celery tasks of integrations: OEM discovery, telemetry sync and the offline sweep (thin wrappers over the
 services that retry only transient OEM errors, with backoff + jitter and never sooner than the OEM's
-Retry-After), and webhook fan-out and delivery. Tasks take ids and are safe to run twice."""
+Retry-After). Tasks take ids and are safe to run twice."""
 
 import logging
 
 from celery import shared_task
 from django.conf import settings
 
-from integrations import selectors, services, webhooks
+from integrations import selectors, services
 from integrations.adapters.base import IntegrationError, TransientError, backoff_seconds
 from integrations.choices import RunKind
-from integrations.models import IntegrationRun, PlatformEvent, WorkspaceIntegration
+from integrations.models import IntegrationRun, WorkspaceIntegration
 
 log = logging.getLogger(__name__)
-logger = log
 
 MAX_RETRIES = 5
 # No long ETAs on Redis: a countdown beyond the visibility timeout would be delivered twice.
@@ -123,63 +122,11 @@ def telemetry_sync_all_task(cadence_minutes: int | None = None):
     return queued
 
 
-@shared_task(acks_late=True, ignore_result=True)
-def platform_event_fan_out_task(workspace_id: int, key: str) -> int:
-    """Queue the first delivery attempt of one event to each destination that wants it. Safe to run twice:
-    a second first attempt of the same (destination, event) is refused by the attempt log."""
-    event = PlatformEvent.objects.filter(workspace_id=workspace_id, key=key).only("pk", "workspace_id", "type").first()
-    if event is None:
-        return 0
-    destination_ids = webhooks.destinations_for_event(event)
-    for destination_id in destination_ids:
-        destination_deliver_task.delay(destination_id, event.pk, 1)
-    return len(destination_ids)
-
-
-@shared_task(acks_late=True, ignore_result=True)
-def destination_deliver_task(destination_id: int, event_id: int, attempt: int = 1) -> str:
-    """One attempt; a failed one queues the next with exponential backoff and jitter (capped well below the
-    broker's visibility timeout), until WEBHOOK_MAX_ATTEMPTS or the destination is deactivated."""
-    outcome = webhooks.destination_deliver(destination_id=destination_id, event_id=event_id, attempt=attempt)
-    if outcome.retry_in is not None:
-        destination_deliver_task.apply_async((destination_id, event_id, attempt + 1), countdown=outcome.retry_in)
-    elif outcome.status == "failed":
-        logger.warning("Event %s to destination %s: gave up after attempt %s", event_id, destination_id, attempt)
-    return outcome.status
-
-
-@shared_task(acks_late=True, ignore_result=True)
-def destinations_sweep_task() -> int:
-    """Safety net of the outbox (every 5 minutes, CELERY_BEAT_SCHEDULE): queue the first attempt of any event
-    an active destination never got. Idempotent: a first attempt already claimed is never sent twice."""
-    pairs = webhooks.undelivered_events()
-    for destination_id, event_id in pairs:
-        destination_deliver_task.delay(destination_id, event_id, 1)
-    if pairs:
-        logger.warning("Webhook sweep queued %s missed deliveries", len(pairs))
-    return len(pairs)
-
-
-@shared_task(acks_late=True, ignore_result=True)
-def platform_events_fan_out_batch_task(workspace_id: int, timestamp: str) -> int:
-    """Queue the first attempt of each event written in one bulk batch (same workspace and timestamp) to
-    each destination that wants it. Safe to run twice: the attempt log refuses a second first attempt."""
-    from django.utils.dateparse import parse_datetime
-
-    from integrations.destinations import Destination
-
-    at = parse_datetime(timestamp)
-    queued = 0
-    for destination_id, types in Destination.objects.filter(workspace_id=workspace_id, is_active=True).values_list(
-        "pk", "event_types"
-    ):
-        events = PlatformEvent.objects.filter(workspace_id=workspace_id, timestamp=at)
-        if types:
-            events = events.filter(type__in=types)
-        for event_id in events.values_list("pk", flat=True).iterator():
-            destination_deliver_task.delay(destination_id, event_id, 1)
-            queued += 1
-    return queued
+@shared_task(acks_late=True)
+def offline_sweep_task():
+    """Offline detection (every 5 minutes, CELERY_BEAT_SCHEDULE): idempotent (a device already offline, or that
+    just reported, is left alone). Here, not in the fleet: "stale" is measured against each OEM's cadence."""
+    return len(services.offline_sweep())
 
 
 @shared_task(ignore_result=True)

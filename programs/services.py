@@ -3,8 +3,6 @@
 from django.db import transaction
 from django.utils import timezone
 
-from integrations import events
-from integrations.choices import PlatformEventType
 from programs.choices import (
     ENROLLMENT_TRANSITIONS,
     PHASE_ORDER,
@@ -15,10 +13,12 @@ from programs.choices import (
     ProgramPhase,
     ProgramType,
 )
+from programs.events import EnrollmentEventType, enrollment_data
 from programs.models import Enrollment, EventStrategy, Program
 from programs.selectors import program_phase_exit_blockers
 from texture_portal.audit import audit_record
 from texture_portal.choices import AuditAction, AuditSource
+from texture_portal.events.services import event_emit
 from texture_portal.exceptions import ApplicationError
 from texture_portal.model_update import model_update
 from texture_portal.tenancy import require_same_workspace
@@ -182,11 +182,11 @@ def enrollment_submit(
     enrollment.full_clean()
     enrollment.save()
     audit_record(actor=actor, action=AuditAction.ENROLLMENT_SUBMITTED, target=enrollment, source=source)
-    events.event_emit(
+    event_emit(
         workspace_id=enrollment.workspace_id,
-        type=PlatformEventType.ENROLLMENT_SUBMITTED,
+        type=EnrollmentEventType.ENROLLMENT_SUBMITTED,
         key=f"enrollment.submitted:{enrollment.pk}",
-        data=events.enrollment_data(enrollment),
+        data=enrollment_data(enrollment),
     )
     if program.enrollment_approval == EnrollmentApproval.AUTOMATIC:
         enrollment_approve(enrollment=enrollment, actor=actor, source=source, reason="Automatic approval")
@@ -194,9 +194,9 @@ def enrollment_submit(
 
 
 ENROLLMENT_EVENT = {
-    EnrollmentStatus.APPROVED: PlatformEventType.ENROLLMENT_APPROVED,
-    EnrollmentStatus.REJECTED: PlatformEventType.ENROLLMENT_REJECTED,
-    EnrollmentStatus.UNENROLLED: PlatformEventType.ENROLLMENT_UNENROLLED,
+    EnrollmentStatus.APPROVED: EnrollmentEventType.ENROLLMENT_APPROVED,
+    EnrollmentStatus.REJECTED: EnrollmentEventType.ENROLLMENT_REJECTED,
+    EnrollmentStatus.UNENROLLED: EnrollmentEventType.ENROLLMENT_UNENROLLED,
 }
 
 
@@ -217,11 +217,11 @@ def _enrollment_decide(*, enrollment: Enrollment, status, action, actor, source,
         changes={"status": [before, str(status)]},
         reason=reason,
     )
-    events.event_emit(
+    event_emit(
         workspace_id=locked.workspace_id,
         type=ENROLLMENT_EVENT[status],
         key=f"{ENROLLMENT_EVENT[status]}:{locked.pk}",
-        data=events.enrollment_data(locked),
+        data=enrollment_data(locked),
     )
     enrollment.refresh_from_db()
     return enrollment

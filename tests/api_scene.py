@@ -8,11 +8,11 @@ from django.utils import timezone
 
 from dispatch.services import command_create, dispatch_event_create
 from fleet.services import device_tags_get_or_create
-from integrations.models import PlatformEvent
-from integrations.webhooks import destination_create
 from programs.models import Enrollment
 from programs.services import enrollment_submit, event_strategy_create_version
 from tests.factories import DeviceFactory, TelemetryReadingFactory, make_program
+from texture_portal.events.models import PlatformEvent
+from texture_portal.events.services import destination_create
 
 
 @dataclass

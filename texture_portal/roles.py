@@ -16,14 +16,8 @@ PORTAL_MODELS = {
     "texture_portal": ["workspace", "workspacemembership", "auditlogentry", "apikey"],
     "programs": ["program", "eventstrategy", "enrollment"],
     "fleet": ["contact", "site", "device", "devicestatechange", "devicetag", "telemetryreading", "importjob"],
-    "integrations": [
-        "manufacturer",
-        "workspaceintegration",
-        "platformevent",
-        "destination",
-        "deliveryattempt",
-        "integrationrun",
-    ],
+    "events": ["platformevent", "destination", "deliveryattempt"],
+    "integrations": ["manufacturer", "workspaceintegration", "integrationrun"],
     "dispatch": ["dispatchevent", "dispatchaction", "command"],
 }
 
@@ -67,7 +61,8 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
     | _perms("fleet", ["contact", "site"], (CHANGE,)),
     # API keys, webhooks, integrations.
     Role.ENGINEERING: _view_everything()
-    | _perms("integrations", ["workspaceintegration", "destination"], ALL)
+    | _perms("integrations", ["workspaceintegration"], ALL)
+    | _perms("events", ["destination"], ALL)
     | _perms("texture_portal", ["apikey"], (VIEW, ADD, CHANGE)),
     # Programs, strategies, enrollments, launch sign-off, events.
     Role.PROGRAM_LEAD: _view_everything()
@@ -84,7 +79,8 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
     | _perms("integrations", ["manufacturer"], (VIEW,))
     | _perms("texture_portal", ["workspace"], (VIEW, CHANGE))
     | _perms("texture_portal", ["auditlogentry"], (VIEW,))
-    | _perms("integrations", ["platformevent", "deliveryattempt", "integrationrun"], (VIEW,)),
+    | _perms("integrations", ["integrationrun"], (VIEW,))
+    | _perms("events", ["platformevent", "deliveryattempt"], (VIEW,)),
 }
 
 

@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "import_export",
     "texture_portal",
+    "texture_portal.events",
     "integrations",
     "fleet",
     "programs",
@@ -201,7 +202,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "DeviceStateEnum": "fleet.choices.DeviceState",
         "DeviceTypeEnum": "fleet.choices.DeviceType",
-        "PlatformEventTypeEnum": "integrations.choices.PlatformEventType",
+        "PlatformEventTypeEnum": "texture_portal.events.types.EVENT_TYPE_CHOICES",
         "CommandStatusEnum": "dispatch.choices.CommandStatus",
         "DispatchActionTypeEnum": "programs.choices.EventType",
     },
@@ -258,9 +259,12 @@ CELERY_BEAT_SCHEDULE = {
         "kwargs": {"cadence_minutes": 15},
     },
     # "*/5 * * * *": devices with no reading within cadence × grace go offline
-    "fleet-offline-sweep": {"task": "fleet.tasks.devices_mark_stale_offline_task", "schedule": crontab(minute="*/5")},
+    "integrations-offline-sweep": {"task": "integrations.tasks.offline_sweep_task", "schedule": crontab(minute="*/5")},
     # "*/5 * * * *": deliver any event a destination missed (the outbox's safety net)
-    "destinations-sweep": {"task": "integrations.tasks.destinations_sweep_task", "schedule": crontab(minute="*/5")},
+    "destinations-sweep": {
+        "task": "texture_portal.events.tasks.destinations_sweep_task",
+        "schedule": crontab(minute="*/5"),
+    },
     # "17 * * * *": remove the files of abandoned import previews
     "import-jobs-sweep": {"task": "fleet.importing.tasks.import_jobs_sweep_task", "schedule": crontab(minute=17)},
     # "23 3 * * *": delete integration runs older than INTEGRATION_RUN_RETENTION_DAYS

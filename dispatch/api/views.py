@@ -25,7 +25,7 @@ from fleet.models import Device
 from programs.models import Program
 from texture_portal.api.schema import ErrorSerializer
 from texture_portal.api.serializers import RequiredReasonSerializer, json_object
-from texture_portal.api.views import WorkspaceApiView, WorkspaceReadOnlyViewSet
+from texture_portal.api.views import WorkspaceApiView, WorkspaceNestedListView, WorkspaceReadOnlyViewSet
 
 
 class IdempotencyKeyReused(exceptions.APIException):
@@ -172,3 +172,15 @@ class CommandCreateView(WorkspaceApiView):
         # Sent through the device's OEM adapter after commit (idempotent: a finished command is not resent).
         transaction.on_commit(partial(command_send_task.delay, command.pk))
         return Response(CommandSerializer(command).data, status=status.HTTP_202_ACCEPTED)
+
+
+class DeviceCommandsView(WorkspaceNestedListView):
+    """Commands sent (or to be sent) to one device, newest first."""
+
+    parent_queryset = Device.objects.all()
+    parent_field = "device_id"
+    serializer_class = CommandSerializer
+    filterset_class = CommandFilterSet
+
+    def workspace_queryset(self):
+        return Command.objects.all()

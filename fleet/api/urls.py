@@ -12,6 +12,5 @@ router.register("imports", ImportJobViewSet, basename="import")
 
 urlpatterns = [
     path("devices/<int:pk>/telemetry", views.DeviceTelemetryView.as_view(), name="device-telemetry"),
-    path("devices/<int:pk>/commands", views.DeviceCommandsView.as_view(), name="device-commands"),
     *router.urls,
 ]

@@ -1,6 +1,3 @@
-from dispatch.api.serializers import CommandSerializer
-from dispatch.filtersets import CommandFilterSet
-from dispatch.models import Command
 from fleet.api.serializers import ContactSerializer, DeviceSerializer, SiteSerializer, TelemetrySerializer
 from fleet.filtersets import ContactFilterSet, DeviceFilterSet, SiteFilterSet, TelemetryReadingFilterSet
 from fleet.models import Contact, Device, Site, TelemetryReading
@@ -27,7 +24,8 @@ class SiteViewSet(WorkspaceReadOnlyViewSet):
 
 
 class DeviceViewSet(WorkspaceReadOnlyViewSet):
-    """Devices with their latest telemetry; `/telemetry` is the history, `/commands` the command log."""
+    """Devices with their latest telemetry; `/telemetry` is the history (`/commands`, the command log, is
+    dispatch's: `dispatch.api.views.DeviceCommandsView`)."""
 
     serializer_class = DeviceSerializer
     filterset_class = DeviceFilterSet
@@ -47,15 +45,3 @@ class DeviceTelemetryView(WorkspaceNestedListView):
 
     def workspace_queryset(self):
         return TelemetryReading.objects.all()
-
-
-class DeviceCommandsView(WorkspaceNestedListView):
-    """Commands sent (or to be sent) to one device, newest first."""
-
-    parent_queryset = Device.objects.all()
-    parent_field = "device_id"
-    serializer_class = CommandSerializer
-    filterset_class = CommandFilterSet
-
-    def workspace_queryset(self):
-        return Command.objects.all()

@@ -10,15 +10,16 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from fleet.choices import DeviceState
+from fleet.events import FleetEventType, contact_data, device_data, site_data
 from fleet.importing.planner import CHUNK, FleetImportPlan, chunked
 from fleet.models import Contact, Device, DeviceStateChange, DeviceTag, Site
-from integrations import events
-from integrations.choices import PlatformEventType
 from programs.choices import EnrollmentApproval, EnrollmentStatus
+from programs.events import EnrollmentEventType, enrollment_data
 from programs.models import Enrollment, Program
 from texture_portal.audit import audit_record_many
 from texture_portal.bulk import RowStream
 from texture_portal.choices import AuditAction, AuditSource
+from texture_portal.events.services import event_batch_written, event_emit_many
 
 BATCH = 2000
 # Rows per streamed COPY (and events per outbox flush): large enough to amortize a statement, small enough
@@ -136,9 +137,9 @@ def apply_fleet_import(
         outbox = Outbox(now)
         tag = f"import-{now.timestamp():.6f}"
         updated = (
-            (Contact, plan.contacts_changed, PlatformEventType.CUSTOMER_UPDATED, events.contact_data),
-            (Site, plan.sites_changed, PlatformEventType.SITE_UPDATED, events.site_data),
-            (Device, device_audit, PlatformEventType.DEVICE_UPDATED, events.device_data),
+            (Contact, plan.contacts_changed, FleetEventType.CUSTOMER_UPDATED, contact_data),
+            (Site, plan.sites_changed, FleetEventType.SITE_UPDATED, site_data),
+            (Device, device_audit, FleetEventType.DEVICE_UPDATED, device_data),
         )
         for model, changes, type_, builder in updated:
             if changes:
@@ -166,8 +167,8 @@ def _insert_new(plan: FleetImportPlan, stream: RowStream, *, stamp: dict, progra
         rows = [{**stamp, **fields} for fields in batch]
         for row, pk in zip(rows, stream.insert(Contact, rows), strict=True):
             contact_ids[row["reference_id"]] = pk
-            data = events.contact_data(SimpleNamespace(pk=pk, **row))
-            outbox.add(ws, PlatformEventType.CUSTOMER_CREATED, f"customer.created:{pk}", data)
+            data = contact_data(SimpleNamespace(pk=pk, **row))
+            outbox.add(ws, FleetEventType.CUSTOMER_CREATED, f"customer.created:{pk}", data)
         advance(len(rows))
 
     site_ids = dict(plan.site_ids)
@@ -178,8 +179,8 @@ def _insert_new(plan: FleetImportPlan, stream: RowStream, *, stamp: dict, progra
             rows.append({**stamp, "contact_id": contact_ids[fields.pop("contact_ref")], **fields})
         for (key, _), row, pk in zip(batch, rows, stream.insert(Site, rows), strict=True):
             site_ids[key] = pk
-            data = events.site_data(SimpleNamespace(pk=pk, **{"latitude": None, "longitude": None, **row}))
-            outbox.add(ws, PlatformEventType.SITE_CREATED, f"site.created:{pk}", data)
+            data = site_data(SimpleNamespace(pk=pk, **{"latitude": None, "longitude": None, **row}))
+            outbox.add(ws, FleetEventType.SITE_CREATED, f"site.created:{pk}", data)
         advance(len(rows))
 
     device_ids = dict(plan.device_ids)
@@ -258,10 +259,10 @@ def _insert_new(plan: FleetImportPlan, stream: RowStream, *, stamp: dict, progra
                 }
             )
         for row, pk in zip(rows, stream.insert(Enrollment, rows), strict=True):
-            data = events.enrollment_data(SimpleNamespace(pk=pk, program=programs[row["program_id"]], **row))
-            outbox.add(ws, PlatformEventType.ENROLLMENT_SUBMITTED, f"enrollment.submitted:{pk}", data)
+            data = enrollment_data(SimpleNamespace(pk=pk, program=programs[row["program_id"]], **row))
+            outbox.add(ws, EnrollmentEventType.ENROLLMENT_SUBMITTED, f"enrollment.submitted:{pk}", data)
             if row["status"] == EnrollmentStatus.APPROVED:
-                outbox.add(ws, PlatformEventType.ENROLLMENT_APPROVED, f"enrollment.approved:{pk}", data)
+                outbox.add(ws, EnrollmentEventType.ENROLLMENT_APPROVED, f"enrollment.approved:{pk}", data)
         advance(len(rows))
     outbox.flush()
     return site_ids, device_ids
@@ -283,8 +284,8 @@ class Outbox:
 
     def flush(self) -> None:
         if self.rows:
-            for workspace_id, timestamp in events.event_emit_many(events=self.rows, stream=self.stream, announce=False):
+            for workspace_id, timestamp in event_emit_many(events=self.rows, stream=self.stream, announce=False):
                 if (workspace_id, timestamp) not in self.announced:
                     self.announced.add((workspace_id, timestamp))
-                    events.event_batch_written(workspace_id, timestamp)
+                    event_batch_written(workspace_id, timestamp)
         self.rows = []

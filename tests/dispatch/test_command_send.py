@@ -5,10 +5,10 @@ import pytest
 from dispatch.models import Command
 from dispatch.services import command_create, command_send
 from integrations import services
-from integrations.models import PlatformEvent
 from tests.factories import TelemetryReadingFactory, WorkspaceFactory
 from tests.integrations.conftest import sim  # noqa: F401 - fixture
 from tests.integrations.test_services import make_device, make_integration
+from texture_portal.events.models import PlatformEvent
 
 pytestmark = pytest.mark.django_db
 

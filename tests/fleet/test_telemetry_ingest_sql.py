@@ -7,8 +7,8 @@ import pytest
 from fleet import services
 from fleet.models import Device
 from integrations.adapters.base import TelemetrySnapshot
-from integrations.models import PlatformEvent
 from tests.factories import DeviceFactory
+from texture_portal.events.models import PlatformEvent
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 

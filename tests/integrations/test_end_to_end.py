@@ -8,8 +8,9 @@ import pytest
 from fleet.models import Device, TelemetryReading
 from fleet.services import device_register
 from integrations import services
-from integrations.models import IntegrationRun, Manufacturer, PlatformEvent
+from integrations.models import IntegrationRun, Manufacturer
 from tests.factories import SiteFactory, WorkspaceFactory
+from texture_portal.events.models import PlatformEvent
 from texture_portal.testing.celery_worker import celery_worker  # noqa: F401 - fixture
 from texture_portal.testing.simulator import demo_credentials, running_simulator
 
@@ -33,9 +34,8 @@ def sim_behind(settings):
 def test_import_discover_stream_offline_and_back(sim_behind, celery_worker):  # noqa: F811
     from django.apps import apps
 
-    from fleet.tasks import devices_mark_stale_offline_task
     from integrations.catalog import seed_manufacturers
-    from integrations.tasks import discovery_run_task, telemetry_sync_task
+    from integrations.tasks import discovery_run_task, offline_sweep_task, telemetry_sync_task
 
     seed_manufacturers(apps)  # an earlier transactional test may have flushed the migration-seeded catalog
     sim = sim_behind
@@ -80,7 +80,7 @@ def test_import_discover_stream_offline_and_back(sim_behind, celery_worker):  # 
     limited, retried = IntegrationRun.objects.filter(kind="telemetry").order_by("started_at", "id")[1:3]
     assert "429" in limited.message and retried.attempt == 2
     assert (retried.started_at - limited.finished_at).total_seconds() >= 2
-    devices_mark_stale_offline_task.delay()
+    offline_sweep_task.delay()
     celery_worker.wait_for(
         lambda: Device.objects.filter(pk=quiet.pk, state="offline").exists(), what="the offline sweep"
     )

@@ -64,7 +64,7 @@ def test_a_workspace_with_platform_events_cannot_be_deleted():
     """The outbox has no database constraint on its workspace (for write speed): Django's PROTECT holds."""
     from django.db.models import ProtectedError
 
-    from integrations.events import event_emit
+    from texture_portal.events.services import event_emit
 
     workspace = WorkspaceFactory()
     event_emit(workspace_id=workspace.pk, type="customer.created", key="customer.created:1", data={"id": 1})

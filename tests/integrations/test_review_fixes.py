@@ -9,10 +9,11 @@ from integrations import services
 from integrations.adapters import CommandRejected, IntegrationError, NotFound
 from integrations.choices import IntegrationStatus, RunStatus
 from integrations.emporia.adapter import EmporiaAdapter
-from integrations.models import IntegrationRun, PlatformEvent
+from integrations.models import IntegrationRun
 from integrations.tesla.adapter import TeslaAdapter
 from tests.factories import WorkspaceFactory
 from tests.integrations.test_services import make_device, make_integration, tesla_fleet  # noqa: F401 - fixture
+from texture_portal.events.models import PlatformEvent
 from texture_portal.testing.simulator import demo_credentials
 
 pytestmark = pytest.mark.django_db

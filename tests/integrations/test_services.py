@@ -7,8 +7,9 @@ import pytest
 from fleet.models import Device, DeviceStateChange, TelemetryReading
 from integrations import services
 from integrations.choices import IntegrationStatus, RunStatus
-from integrations.models import Manufacturer, PlatformEvent, WorkspaceIntegration
+from integrations.models import Manufacturer, WorkspaceIntegration
 from tests.factories import DeviceFactory, WorkspaceFactory
+from texture_portal.events.models import PlatformEvent
 from texture_portal.testing.simulator import demo_credentials
 
 pytestmark = pytest.mark.django_db

@@ -2,10 +2,10 @@
 
 import pytest
 
-from integrations.models import PlatformEvent
 from programs.models import Enrollment
 from tests.api_support import api_client_for, assert_error, clean_cache  # noqa: F401
 from tests.factories import DeviceFactory, WorkspaceFactory, make_program
+from texture_portal.events.models import PlatformEvent
 from texture_portal.models import AuditLogEntry
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clean_cache")]

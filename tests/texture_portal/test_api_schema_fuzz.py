@@ -77,7 +77,7 @@ def live_api(reseed, transactional_db):
     server = LiveServer("127.0.0.1:0")
     try:
         overrides = override_settings(API_RATE_LIMIT="1000000/minute", ALLOW_PRIVATE_WEBHOOK_URLS=True)
-        with overrides, mock.patch("integrations.webhooks.http_post", _fake_post):
+        with overrides, mock.patch("texture_portal.events.webhooks.http_post", _fake_post):
             yield server.url, raw
     finally:
         server.stop()

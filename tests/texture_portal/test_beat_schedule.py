@@ -12,8 +12,8 @@ def test_every_periodic_job_of_the_portal_is_scheduled_and_names_a_real_task():
     assert {
         "integrations.tasks.discovery_run_all_task",
         "integrations.tasks.telemetry_sync_all_task",
-        "fleet.tasks.devices_mark_stale_offline_task",
-        "integrations.tasks.destinations_sweep_task",
+        "integrations.tasks.offline_sweep_task",
+        "texture_portal.events.tasks.destinations_sweep_task",
         "fleet.importing.tasks.import_jobs_sweep_task",
     } <= tasks
     for name, entry in schedule.items():

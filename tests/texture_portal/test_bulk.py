@@ -5,9 +5,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from fleet.models import Contact, Site
-from integrations.models import PlatformEvent
 from tests.factories import WorkspaceFactory
 from texture_portal.bulk import RowStream, copy_text, insert_rows
+from texture_portal.events.models import PlatformEvent
 
 pytestmark = pytest.mark.django_db
 

@@ -4,12 +4,12 @@ import pytest
 from django.test import override_settings
 from django.urls import reverse
 
-from integrations.destinations import DeliveryAttempt, DeliveryStatus, Destination
-from integrations.events import event_emit
-from integrations.models import PlatformEvent
 from tests.api_support import api_client_for, assert_error, clean_cache  # noqa: F401
 from tests.factories import WorkspaceFactory, staff_user
 from texture_portal.choices import Role
+from texture_portal.events.choices import DeliveryStatus
+from texture_portal.events.models import DeliveryAttempt, Destination, PlatformEvent
+from texture_portal.events.services import event_emit
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clean_cache")]
 
@@ -64,7 +64,7 @@ def test_events_and_delivery_log():
     rows = client.get("/v1/events", {"type": "command.failed"}).json()["data"]
     assert [(r["type"], r["key"], r["data"]) for r in rows] == [("command.failed", "cmd-1", {"id": 2})]
     with override_settings(ALLOW_PRIVATE_WEBHOOK_URLS=True):
-        from integrations.webhooks import destination_create
+        from texture_portal.events.services import destination_create
 
         destination = destination_create(workspace=workspace, label="x", url="http://127.0.0.1:9/", actor=None)
     event = PlatformEvent.objects.get(key="dev-1")
@@ -95,7 +95,7 @@ def test_engineering_manages_destinations_in_the_admin_and_others_only_read(clie
     client.force_login(engineer)
     with override_settings(ALLOW_PRIVATE_WEBHOOK_URLS=True):
         response = client.post(
-            reverse("admin:integrations_destination_add"),
+            reverse("admin:events_destination_add"),
             {
                 "workspace": workspace.pk,
                 "label": "ERP",
@@ -108,19 +108,19 @@ def test_engineering_manages_destinations_in_the_admin_and_others_only_read(clie
     destination = Destination.objects.get(label="ERP")
     assert destination.event_types == ["site.created"]
     assert any(destination.secret in str(m) for m in response.context["messages"])  # shown once
-    page = client.get(reverse("admin:integrations_destination_change", args=[destination.pk]))
+    page = client.get(reverse("admin:events_destination_change", args=[destination.pk]))
     assert destination.secret.encode() not in page.content
     # a private URL is refused by the form when not allowed
     refused = client.post(
-        reverse("admin:integrations_destination_add"),
+        reverse("admin:events_destination_add"),
         {"workspace": workspace.pk, "label": "Bad", "url": "http://10.0.0.1/x"},
     )
     assert refused.status_code == 200 and not Destination.objects.filter(label="Bad").exists()
     client.logout()
     ops = staff_user("ops", workspace, Role.OPS)
     client.force_login(ops)
-    assert client.get(reverse("admin:integrations_destination_changelist")).status_code == 200
-    assert client.get(reverse("admin:integrations_deliveryattempt_changelist")).status_code == 200
-    assert client.get(reverse("admin:integrations_destination_add")).status_code == 403
-    change = client.get(reverse("admin:integrations_destination_change", args=[destination.pk]))
+    assert client.get(reverse("admin:events_destination_changelist")).status_code == 200
+    assert client.get(reverse("admin:events_deliveryattempt_changelist")).status_code == 200
+    assert client.get(reverse("admin:events_destination_add")).status_code == 403
+    change = client.get(reverse("admin:events_destination_change", args=[destination.pk]))
     assert change.status_code == 200 and b'name="_save"' not in change.content

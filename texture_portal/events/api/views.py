@@ -3,21 +3,20 @@ from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from integrations import webhooks
-from integrations.api.serializers import (
+from texture_portal.api.serializers import json_object
+from texture_portal.api.views import WorkspaceModelViewSet, WorkspaceNestedListView, WorkspaceReadOnlyViewSet
+from texture_portal.audit import audit_record
+from texture_portal.choices import AuditAction
+from texture_portal.events import services
+from texture_portal.events.api.serializers import (
     DeliveryAttemptSerializer,
     DestinationCreateSerializer,
     DestinationSerializer,
     DestinationWithSecretSerializer,
     PlatformEventSerializer,
 )
-from integrations.destinations import DeliveryAttempt, Destination
-from integrations.filtersets import DeliveryAttemptFilterSet, DestinationFilterSet, PlatformEventFilterSet
-from integrations.models import PlatformEvent
-from texture_portal.api.serializers import json_object
-from texture_portal.api.views import WorkspaceModelViewSet, WorkspaceNestedListView, WorkspaceReadOnlyViewSet
-from texture_portal.audit import audit_record
-from texture_portal.choices import AuditAction
+from texture_portal.events.filtersets import DeliveryAttemptFilterSet, DestinationFilterSet, PlatformEventFilterSet
+from texture_portal.events.models import DeliveryAttempt, Destination, PlatformEvent
 from texture_portal.models import Workspace
 
 
@@ -42,7 +41,7 @@ class DestinationViewSet(WorkspaceModelViewSet):
         body = DestinationCreateSerializer(data=json_object(request))
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        destination = webhooks.destination_create(
+        destination = services.destination_create(
             workspace=Workspace.objects.get(pk=self.workspace_id),
             label=data["label"],
             url=data["url"],
@@ -52,7 +51,7 @@ class DestinationViewSet(WorkspaceModelViewSet):
             source=self.audit_source,
         )
         if not data["is_active"]:
-            webhooks.destination_update(
+            services.destination_update(
                 destination=destination, data={"is_active": False}, actor=self.actor, source=self.audit_source
             )
         return self._with_secret(destination, destination.secret, status.HTTP_201_CREATED)
@@ -62,7 +61,7 @@ class DestinationViewSet(WorkspaceModelViewSet):
         destination = self.get_object()
         body = DestinationSerializer(destination, data=json_object(request), partial=True)
         body.is_valid(raise_exception=True)
-        webhooks.destination_update(
+        services.destination_update(
             destination=destination, data=body.validated_data, actor=self.actor, source=self.audit_source
         )
         return Response(DestinationSerializer(destination).data)
@@ -76,7 +75,7 @@ class DestinationViewSet(WorkspaceModelViewSet):
     def rotate_secret(self, request, pk=None):
         """A new signing secret, shown once; the old one stops being used at once."""
         destination = self.get_object()
-        secret = webhooks.destination_rotate_secret(destination=destination, actor=self.actor, source=self.audit_source)
+        secret = services.destination_rotate_secret(destination=destination, actor=self.actor, source=self.audit_source)
         return self._with_secret(destination, secret, status.HTTP_200_OK)
 
 

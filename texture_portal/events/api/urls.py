@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from integrations.api import views
+from texture_portal.events.api import views
 
 router = SimpleRouter(trailing_slash=False)
 router.register("destinations", views.DestinationViewSet, basename="destination")

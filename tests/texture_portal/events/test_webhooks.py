@@ -10,13 +10,13 @@ import pytest
 from django.test import override_settings
 
 from fleet.services import device_mark_offline, device_mark_on_workspace
-from integrations import webhooks
-from integrations.destinations import DeliveryAttempt, DeliveryStatus, Destination
-from integrations.events import event_emit
-from integrations.models import PlatformEvent
-from integrations.tasks import destination_deliver_task, platform_event_fan_out_task
 from tests.api_support import load_example_receiver
 from tests.factories import DeviceFactory, WorkspaceFactory
+from texture_portal.events import services, webhooks
+from texture_portal.events.choices import DeliveryStatus
+from texture_portal.events.models import DeliveryAttempt, Destination, PlatformEvent
+from texture_portal.events.services import event_emit
+from texture_portal.events.tasks import destination_deliver_task, platform_event_fan_out_task
 from texture_portal.exceptions import ApplicationError
 
 pytestmark = pytest.mark.django_db
@@ -73,7 +73,7 @@ class Receiver:
 
 def make_destination(workspace, url, **fields):
     with override_settings(ALLOW_PRIVATE_WEBHOOK_URLS=True):
-        return webhooks.destination_create(workspace=workspace, label="ERP", url=url, actor=None, **fields)
+        return services.destination_create(workspace=workspace, label="ERP", url=url, actor=None, **fields)
 
 
 @local_hooks
@@ -119,7 +119,7 @@ def test_the_example_receiver_accepts_a_real_delivery(django_capture_on_commit_c
     server = ThreadingHTTPServer(("127.0.0.1", 0), example.make_handler(destination.secret, on_event=received.append))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        webhooks.destination_update(
+        services.destination_update(
             destination=destination, data={"url": f"http://127.0.0.1:{server.server_address[1]}/"}, actor=None
         )
         with django_capture_on_commit_callbacks(execute=True):
@@ -186,7 +186,7 @@ def test_a_destination_that_keeps_failing_is_deactivated_with_a_reason(settings,
     assert destination.deactivated_reason == "3 deliveries in a row failed; the last: HTTP 500."
     assert len(receiver.requests) == 3 and DeliveryAttempt.objects.count() == 3
     # reactivating (a staff decision) clears the reason and the count
-    webhooks.destination_update(destination=destination, data={"is_active": True}, actor=None)
+    services.destination_update(destination=destination, data={"is_active": True}, actor=None)
     destination.refresh_from_db()
     assert destination.is_active and destination.deactivated_reason == "" and destination.consecutive_failures == 0
 
@@ -269,7 +269,7 @@ def test_private_loopback_and_odd_urls_are_refused(settings, url):
     with pytest.raises(ApplicationError):
         webhooks.webhook_url_check(url)
     with pytest.raises(ApplicationError):
-        webhooks.destination_create(workspace=WorkspaceFactory(), label="x", url=url, actor=None)
+        services.destination_create(workspace=WorkspaceFactory(), label="x", url=url, actor=None)
 
 
 def test_a_public_literal_address_passes_the_guard_without_any_request(settings):
@@ -304,7 +304,7 @@ def test_the_sweep_delivers_events_that_missed_the_after_commit_path():
 
     from django.utils import timezone
 
-    from integrations.tasks import destinations_sweep_task
+    from texture_portal.events.tasks import destinations_sweep_task
 
     device = DeviceFactory()
     with Receiver() as receiver:

@@ -1,4 +1,5 @@
-"""Destinations (webhooks out): creating them, the private-address guard, signing, and one delivery attempt.
+"""Delivering platform events to destinations: signing, one attempt (behind the private-address guard), its retry,
+deactivation of a destination that keeps failing, and the sweep's helpers.
 
 Signature recipe (docs/integrators.md): `Texture-Signature` is the lowercase hex HMAC-SHA256 of the raw
 request body, keyed with the destination secret (its UTF-8 bytes). `Texture-Timestamp` is the Unix time (s)
@@ -10,13 +11,10 @@ import dataclasses
 import datetime
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
 import random
-import socket
 import time
-from urllib.parse import urlsplit
 
 import requests
 import urllib3
@@ -25,194 +23,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
-from integrations.choices import PlatformEventType
-from integrations.destinations import DeliveryAttempt, DeliveryStatus, Destination, destination_secret_generate
-from integrations.models import PlatformEvent
-from texture_portal.audit import audit_record
-from texture_portal.choices import AuditAction, AuditSource
-from texture_portal.exceptions import ApplicationError
+from texture_portal.events.choices import DeliveryStatus
+from texture_portal.events.guard import UnsafeWebhookUrl, WebhookHostUnresolved, webhook_url_check
+from texture_portal.events.models import DeliveryAttempt, Destination, PlatformEvent
+from texture_portal.events.services import destination_deactivate
 
 logger = logging.getLogger(__name__)
 
 USER_AGENT = "TexturePortal-Webhooks/1.0"
-
-
-# -- the private-address guard ---------------------------------------------------------------------------
-
-
-class UnsafeWebhookUrl(ApplicationError):
-    """The URL is not one the portal may POST to."""
-
-
-class WebhookHostUnresolved(UnsafeWebhookUrl):
-    """The host did not resolve (now). Refused when a destination is saved, but at delivery time a transient
-    resolver failure: retried like a timeout, never a reason to deactivate the destination on its own."""
-
-
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
-_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
-
-
-def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 one carries and may be routed to: IPv4-mapped (::ffff:a.b.c.d), 6to4
-    (2002:aabb:ccdd::/48), NAT64 (64:ff9b::a.b.c.d) or the deprecated IPv4-compatible form (::a.b.c.d)."""
-    if ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    if ip.sixtofour is not None:
-        return ip.sixtofour
-    if ip in _NAT64 or (ip in _IPV4_COMPATIBLE and int(ip) > 1):  # not :: or ::1 (judged as IPv6)
-        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    return None
-
-
-def _is_public(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if ip.version == 6:
-        embedded = _embedded_ipv4(ip)
-        if embedded is not None and not (embedded.is_global and not embedded.is_multicast):
-            return False
-        if ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
-
-
-def webhook_url_check(url: str) -> None:
-    """Refuse URLs that are not http(s), carry credentials, or resolve to a private, loopback, link-local or
-    otherwise non-public address (unless ALLOW_PRIVATE_WEBHOOK_URLS, for local development). Checked when a
-    destination is saved and again before every attempt (DNS can change in between).
-
-    A host that does not resolve raises WebhookHostUnresolved (retryable at delivery time). Known gap: the
-    connection is not pinned to the address checked here, so a DNS answer that changes between this check and
-    requests' own lookup (DNS rebinding, a window of milliseconds) is not caught."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        raise UnsafeWebhookUrl("The URL must start with http:// or https://.")
-    if not parts.hostname:
-        raise UnsafeWebhookUrl("The URL has no host.")
-    if parts.username or parts.password:
-        raise UnsafeWebhookUrl("The URL must not contain a user name or password.")
-    if settings.ALLOW_PRIVATE_WEBHOOK_URLS:
-        return
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, ValueError, UnicodeError) as exc:
-        raise WebhookHostUnresolved(f"The host “{parts.hostname}” does not resolve.") from exc
-    for info in infos:
-        address = info[4][0]
-        if not _is_public(address):
-            raise UnsafeWebhookUrl(
-                f"The host “{parts.hostname}” resolves to {address}, a private, loopback or reserved address."
-            )
-
-
-# -- destinations ------------------------------------------------------------------------------------------
-
-
-def _event_types_check(event_types: list[str]) -> list[str]:
-    unknown = sorted(set(event_types) - set(PlatformEventType.values))
-    if unknown:
-        raise ApplicationError(f"Unknown event types: {', '.join(unknown)}.")
-    return sorted(set(event_types))
-
-
-@transaction.atomic
-def destination_create(
-    *,
-    workspace,
-    label: str,
-    url: str,
-    actor,
-    event_types: list[str] = (),
-    secret: str = "",
-    source: AuditSource | str = AuditSource.SERVICE,
-) -> Destination:
-    """A new active destination. A blank secret is generated (`whsec_…`, 256 bits)."""
-    webhook_url_check(url)
-    destination = Destination(
-        workspace=workspace,
-        label=label,
-        url=url,
-        event_types=_event_types_check(list(event_types)),
-        signing_secret={"secret": secret or destination_secret_generate()},
-        created_by=actor if getattr(actor, "pk", None) else None,
-    )
-    destination.full_clean()
-    destination.save()
-    audit_record(
-        actor=actor,
-        action=AuditAction.OBJECT_CREATED,
-        target=destination,
-        source=source,
-        changes={"url": url, "event_types": destination.event_types},
-        reason="Destination created",
-    )
-    return destination
-
-
-DESTINATION_EDITABLE = ("label", "url", "event_types", "is_active")
-
-
-@transaction.atomic
-def destination_update(
-    *, destination: Destination, data: dict, actor, source: AuditSource | str = AuditSource.SERVICE
-) -> dict:
-    """Change label, URL, event types or `is_active`. Reactivating clears the failure count and reason."""
-    locked = Destination.objects.select_for_update().get(pk=destination.pk)
-    changes = {}
-    if "url" in data and data["url"] != locked.url:
-        webhook_url_check(data["url"])
-    if "event_types" in data:
-        data = {**data, "event_types": _event_types_check(list(data["event_types"]))}
-    for name in DESTINATION_EDITABLE:
-        if name in data and data[name] != getattr(locked, name):
-            changes[name] = [getattr(locked, name), data[name]]
-            setattr(locked, name, data[name])
-    if "is_active" in changes:
-        if locked.is_active:
-            locked.deactivated_at, locked.deactivated_reason, locked.consecutive_failures = None, "", 0
-        else:
-            locked.deactivated_at = timezone.now()
-            locked.deactivated_reason = f"Deactivated by {getattr(actor, 'get_username', lambda: 'the portal')()}"
-    if changes:
-        locked.full_clean()
-        locked.save()
-        audit_record(actor=actor, action=AuditAction.OBJECT_CHANGED, target=locked, source=source, changes=changes)
-    destination.refresh_from_db()
-    return changes
-
-
-@transaction.atomic
-def destination_rotate_secret(*, destination: Destination, actor, source=AuditSource.SERVICE) -> str:
-    """A new secret (returned once); deliveries from now on are signed with it."""
-    secret = destination_secret_generate()
-    Destination.objects.filter(pk=destination.pk).update(signing_secret={"secret": secret}, last_updated=timezone.now())
-    destination.refresh_from_db()
-    audit_record(
-        actor=actor, action=AuditAction.OBJECT_CHANGED, target=destination, source=source, reason="Secret rotated"
-    )
-    return secret
-
-
-def destination_deactivate(*, destination_id: int, reason: str) -> bool:
-    """Deactivate (if still active) with the reason; True when this call did it."""
-    with transaction.atomic():
-        updated = Destination.objects.filter(pk=destination_id, is_active=True).update(
-            is_active=False, deactivated_at=timezone.now(), deactivated_reason=reason[:300], last_updated=timezone.now()
-        )
-        if updated:
-            destination = Destination.objects.get(pk=destination_id)
-            audit_record(
-                actor=None,
-                action=AuditAction.OBJECT_CHANGED,
-                target=destination,
-                source=AuditSource.TASK,
-                changes={"is_active": [True, False]},
-                reason=reason,
-            )
-    if updated:
-        logger.warning("Destination %s deactivated: %s", destination_id, reason)
-    return bool(updated)
 
 
 # -- signing and delivering ----------------------------------------------------------------------------------

@@ -1,10 +1,10 @@
-"""One FilterSet per integrations model exposed through the API."""
+"""One FilterSet per model of the events service exposed through the API (and reused by the admin)."""
 
 import django_filters
 
-from integrations.choices import PlatformEventType
-from integrations.destinations import DeliveryAttempt, DeliveryStatus, Destination
-from integrations.models import PlatformEvent
+from texture_portal.events.choices import DeliveryStatus
+from texture_portal.events.models import DeliveryAttempt, Destination, PlatformEvent
+from texture_portal.events.types import event_type_choices
 from texture_portal.filters import IdFilter, IsoDateTimeFilter, UpdatedSinceFilterSet
 
 
@@ -26,7 +26,7 @@ class DeliveryAttemptFilterSet(django_filters.FilterSet):
 
 
 class PlatformEventFilterSet(django_filters.FilterSet):
-    type = django_filters.MultipleChoiceFilter(distinct=False, choices=PlatformEventType.choices)
+    type = django_filters.MultipleChoiceFilter(distinct=False, choices=event_type_choices)
     since = IsoDateTimeFilter(field_name="timestamp", lookup_expr="gte")
     key = django_filters.CharFilter(field_name="key")
 

@@ -1,9 +1,8 @@
 from rest_framework import serializers
 
-from integrations.choices import PlatformEventType
-from integrations.destinations import DeliveryAttempt, Destination
-from integrations.models import PlatformEvent
 from texture_portal.api.serializers import TimestampedSerializer
+from texture_portal.events.models import DeliveryAttempt, Destination, PlatformEvent
+from texture_portal.events.types import EVENT_TYPE_CHOICES
 
 
 class DestinationSerializer(TimestampedSerializer):
@@ -14,7 +13,7 @@ class DestinationSerializer(TimestampedSerializer):
     url = serializers.URLField(max_length=500)
     eventTypes = serializers.ListField(
         source="event_types",
-        child=serializers.ChoiceField(choices=PlatformEventType.choices),
+        child=serializers.ChoiceField(choices=EVENT_TYPE_CHOICES),
         required=False,
         default=list,
         help_text="Empty: every event type.",
@@ -66,7 +65,7 @@ class PlatformEventSerializer(serializers.Serializer):
     """The envelope destinations receive, plus the row id."""
 
     id = serializers.IntegerField(read_only=True)
-    type = serializers.ChoiceField(choices=PlatformEventType.choices)
+    type = serializers.ChoiceField(choices=EVENT_TYPE_CHOICES)
     version = serializers.IntegerField()
     key = serializers.CharField()
     timestamp = serializers.DateTimeField()

@@ -8,10 +8,10 @@ from django.utils import timezone
 
 from dispatch.services import dispatch_event_cancel, dispatch_event_create
 from fleet.services import contact_create, contact_update, device_mark_offline, device_mark_on_workspace
-from integrations.events import event_emit
-from integrations.models import PlatformEvent
 from programs.services import enrollment_submit
 from tests.factories import DeviceFactory, WorkspaceFactory, make_program
+from texture_portal.events.models import PlatformEvent
+from texture_portal.events.services import event_emit
 
 pytestmark = pytest.mark.django_db
 

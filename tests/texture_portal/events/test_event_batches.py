@@ -2,11 +2,11 @@
 
 import pytest
 
-from integrations import tasks
-from integrations.models import PlatformEvent
-from integrations.webhooks import destination_create
 from tests.factories import WorkspaceFactory, make_program
 from tests.fleet.test_importing import ROW_A1, ROW_B1, csv_bytes, run
+from texture_portal.events import tasks
+from texture_portal.events.models import PlatformEvent
+from texture_portal.events.services import destination_create
 
 pytestmark = pytest.mark.django_db
 

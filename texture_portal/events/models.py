@@ -1,14 +1,21 @@
-"""Destinations (webhooks out) and the log of every delivery attempt."""
+"""The outbox (platform events), destinations (webhooks out) and the log of every delivery attempt.
+
+The tables keep the names they had in `integrations` (`db_table`): moving the code moved no data.
+"""
 
 import secrets
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from texture_portal.events.choices import DeliveryStatus
+from texture_portal.events.envelope import iso
+from texture_portal.events.types import event_type_choices
 from texture_portal.fields import EncryptedJSONField
-from texture_portal.models import WorkspaceScopedModel
+from texture_portal.models import WorkspaceScopedModel, WorkspaceScopedQuerySet
 
 SECRET_NAMESPACE = "whsec_"  # noqa: S105 (a label, not a secret)
 
@@ -17,10 +24,53 @@ def destination_secret_generate() -> str:
     return SECRET_NAMESPACE + secrets.token_urlsafe(32)
 
 
-class DeliveryStatus(models.TextChoices):
-    IN_FLIGHT = "in_flight", _("In flight")
-    SUCCEEDED = "succeeded", _("Succeeded")
-    FAILED = "failed", _("Failed")
+class PlatformEvent(models.Model):
+    """Something integrators may want to hear about, recorded in the same transaction as the change that
+    caused it (a transactional outbox). Destinations deliver these after commit.
+
+    The envelope integrators receive is `{type, version, key, timestamp, data}`; `key` is unique in the
+    workspace, so emitting the same fact twice records it once. `type` is one an app registered
+    (`texture_portal.events.types`): the outbox's services refuse any other. No database check lists them:
+    the list belongs to the apps, and a check changed with every new type would rescan this, the largest
+    table.
+    """
+
+    # No index of its own: the (workspace, key) and (workspace, type, timestamp) indexes start with it.
+    # No database constraint either: this is the highest-volume table (every import row, every telemetry
+    # reading announces itself), always written by services that hold a checked workspace, and a check per
+    # row cost about a third of writing it. PROTECT still holds: Django's deletion collector enforces it.
+    workspace = models.ForeignKey(
+        "texture_portal.Workspace", on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
+    type = models.CharField(_("type"), max_length=60, choices=event_type_choices)
+    version = models.PositiveSmallIntegerField(_("schema version"), default=1)
+    key = models.CharField(_("key"), max_length=200)
+    timestamp = models.DateTimeField(_("timestamp"), default=timezone.now)
+    data = models.JSONField(_("data"), default=dict)
+
+    objects = WorkspaceScopedQuerySet.as_manager()
+
+    class Meta:
+        db_table = "integrations_platformevent"
+        ordering = ["-timestamp", "-id"]
+        verbose_name = _("platform event")
+        verbose_name_plural = _("platform events")
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "key"], name="platform_event_key_unique"),
+        ]
+        indexes = [models.Index(fields=["workspace", "type", "-timestamp"], name="platform_event_type_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.key}"
+
+    def envelope(self) -> dict:
+        return {
+            "type": self.type,
+            "version": self.version,
+            "key": self.key,
+            "timestamp": iso(self.timestamp),
+            "data": self.data,
+        }
 
 
 class Destination(WorkspaceScopedModel):
@@ -48,6 +98,7 @@ class Destination(WorkspaceScopedModel):
     )
 
     class Meta:
+        db_table = "integrations_destination"
         ordering = ["label", "id"]
         verbose_name = _("destination")
         verbose_name_plural = _("destinations")
@@ -74,7 +125,7 @@ class DeliveryAttempt(WorkspaceScopedModel):
     out and is unique per (destination, event, attempt): a task that runs twice cannot send twice."""
 
     destination = models.ForeignKey(Destination, on_delete=models.CASCADE, related_name="attempts")
-    event = models.ForeignKey("integrations.PlatformEvent", on_delete=models.CASCADE, related_name="+")
+    event = models.ForeignKey(PlatformEvent, on_delete=models.CASCADE, related_name="+")
     attempt = models.PositiveSmallIntegerField(_("attempt"))
     status = models.CharField(_("status"), max_length=20, choices=DeliveryStatus.choices)
     response_status = models.PositiveSmallIntegerField(_("HTTP status"), null=True, blank=True)
@@ -84,6 +135,7 @@ class DeliveryAttempt(WorkspaceScopedModel):
     next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
 
     class Meta:
+        db_table = "integrations_deliveryattempt"
         ordering = ["-created", "-id"]
         verbose_name = _("delivery attempt")
         verbose_name_plural = _("delivery attempts")

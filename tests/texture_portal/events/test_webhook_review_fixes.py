@@ -11,13 +11,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.utils import timezone
 
-from integrations import webhooks
-from integrations.destinations import DeliveryAttempt, DeliveryStatus, Destination
-from integrations.events import event_emit
-from integrations.models import PlatformEvent
-from integrations.tasks import destinations_sweep_task
 from tests.factories import DeviceFactory
-from tests.integrations.test_destinations import Receiver, local_hooks, make_destination
+from tests.texture_portal.events.test_webhooks import Receiver, local_hooks, make_destination
+from texture_portal.events import webhooks
+from texture_portal.events.choices import DeliveryStatus
+from texture_portal.events.models import DeliveryAttempt, Destination, PlatformEvent
+from texture_portal.events.services import event_emit
+from texture_portal.events.tasks import destinations_sweep_task
 
 pytestmark = pytest.mark.django_db
 

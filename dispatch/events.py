@@ -1,0 +1,44 @@
+"""The platform events dispatch owns (program_event.*, command.*) and the `data` each carries, in the API's
+camelCase. Registered with the core events service in `DispatchConfig.ready()`."""
+
+from django.db import models
+
+from texture_portal.events.envelope import iso
+
+
+class DispatchEventType(models.TextChoices):
+    PROGRAM_EVENT_SCHEDULED = "program_event.scheduled", "program_event.scheduled"
+    PROGRAM_EVENT_STARTED = "program_event.started", "program_event.started"
+    PROGRAM_EVENT_COMPLETED = "program_event.completed", "program_event.completed"
+    PROGRAM_EVENT_CANCELLED = "program_event.cancelled", "program_event.cancelled"
+    COMMAND_SUCCEEDED = "command.succeeded", "command.succeeded"
+    COMMAND_FAILED = "command.failed", "command.failed"
+
+
+def dispatch_event_data(event) -> dict:
+    return {
+        "id": event.pk,
+        "workspaceId": event.workspace_id,
+        "programId": event.program_id,
+        "name": event.name,
+        "status": event.status,
+        "isTest": event.is_test,
+        "trigger": event.trigger,
+        "startsAt": iso(event.starts_at),
+        "endsAt": iso(event.ends_at),
+        "statusReason": event.status_reason,
+    }
+
+
+def command_data(command) -> dict:
+    return {
+        "id": command.pk,
+        "workspaceId": command.workspace_id,
+        "deviceId": command.device_id,
+        "slug": command.slug,
+        "input": command.input,
+        "status": command.status,
+        "statusReason": command.status_reason,
+        "attempts": command.attempts,
+        "dispatchEventId": command.dispatch_event_id,
+    }

@@ -1,0 +1,74 @@
+"""The platform events the fleet owns (customer.*, site.*, device.*) and the `data` each carries, in the API's
+camelCase. Registered with the core events service in `FleetConfig.ready()`."""
+
+from django.db import models
+
+from texture_portal.events.envelope import iso
+
+
+class FleetEventType(models.TextChoices):
+    CUSTOMER_CREATED = "customer.created", "customer.created"
+    CUSTOMER_UPDATED = "customer.updated", "customer.updated"
+    SITE_CREATED = "site.created", "site.created"
+    SITE_UPDATED = "site.updated", "site.updated"
+    DEVICE_DISCOVERED = "device.discovered", "device.discovered"
+    DEVICE_CONNECTED = "device.connected", "device.connected"
+    DEVICE_DISCONNECTED = "device.disconnected", "device.disconnected"
+    DEVICE_UPDATED = "device.updated", "device.updated"
+
+
+STATE_EVENT = {
+    # (from, to) of a device state change → the event integrators get
+    ("registered", "on_workspace"): FleetEventType.DEVICE_DISCOVERED,
+    ("offline", "on_workspace"): FleetEventType.DEVICE_CONNECTED,
+    ("on_workspace", "offline"): FleetEventType.DEVICE_DISCONNECTED,
+}
+
+
+def contact_data(contact) -> dict:
+    return {
+        "id": contact.pk,
+        "workspaceId": contact.workspace_id,
+        "referenceId": contact.reference_id,
+        "firstName": contact.first_name,
+        "lastName": contact.last_name,
+        "email": contact.email,
+        "phone": contact.phone,
+        "updatedAt": iso(contact.last_updated),
+    }
+
+
+def site_data(site) -> dict:
+    return {
+        "id": site.pk,
+        "workspaceId": site.workspace_id,
+        "contactId": site.contact_id,
+        "siteName": site.site_name,
+        "siteReferenceId": site.site_reference_id,
+        "address": {
+            "streetOne": site.street_one,
+            "streetTwo": site.street_two,
+            "city": site.city,
+            "state": site.state,
+            "postalCode": site.postal_code,
+            "country": site.country,
+        },
+        "location": {"latitude": site.latitude, "longitude": site.longitude},
+        "updatedAt": iso(site.last_updated),
+    }
+
+
+def device_data(device) -> dict:
+    return {
+        "id": device.pk,
+        "workspaceId": device.workspace_id,
+        "systemIdentifier": device.system_identifier,
+        "manufacturerSlug": device.manufacturer.slug,
+        "deviceType": device.device_type,
+        "state": device.state,
+        "stateReason": device.state_reason,
+        "contactId": device.contact_id,
+        "siteId": device.site_id,
+        "manufacturerDeviceId": device.oem_device_id,
+        "lastSeenAt": iso(device.last_seen_at),
+    }

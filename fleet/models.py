@@ -249,7 +249,7 @@ class DeviceStateChange(WorkspaceScopedModel):
 class TelemetryReading(models.Model):
     """One normalized snapshot of a device as its OEM measured it (SI units, UTC, the OEM's own time).
 
-    Signs follow DOMAIN.md: `charge_rate_w` + discharging; `grid_power_w` + importing. One reading per device
+    Signs follow docs/domain.md: `charge_rate_w` + discharging; `grid_power_w` + importing. One reading per device
     and measurement time: re-syncing the same reading never duplicates it.
     """
 

@@ -45,7 +45,7 @@ ATTRIBUTES = {
 
 
 class FleetExportResource(resources.Resource):
-    """One row per device, columns as DOMAIN.md's bulk import CSV. `programSlug` is the device's earliest
+    """One row per device, columns as docs/domain.md's bulk import CSV. `programSlug` is the device's earliest
     active enrollment (a device in several programs re-imports unchanged; its other enrollments stay)."""
 
     programSlug = fields.Field(column_name="programSlug")

@@ -8,7 +8,7 @@ class WorkspaceKind(models.TextChoices):
 
 
 class Role(models.TextChoices):
-    """The five staff roles of DOMAIN.md. Each is a Django group of the same label (seeded by a migration)."""
+    """The five staff roles of docs/domain.md. Each is a Django group of the same label (seeded by a migration)."""
 
     OPS = "ops", _("Ops")
     CUSTOMER_SUPPORT = "customer_support", _("Customer Support")
@@ -27,7 +27,7 @@ class AuditSource(models.TextChoices):
 
 
 class AuditAction(models.TextChoices):
-    """What an audit row records. Codes are `<object>.<verb>`; grouped by app as in DOMAIN.md."""
+    """What an audit row records. Codes are `<object>.<verb>`; grouped by app as in docs/domain.md."""
 
     # tenancy
     WORKSPACE_CREATED = "workspace.created", _("Workspace created")

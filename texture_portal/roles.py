@@ -1,6 +1,6 @@
 """What each of the five roles may do, as Django model permissions.
 
-The roles are Django groups (labels as in DOMAIN.md). A user's role is held per workspace through
+The roles are Django groups (labels as in docs/domain.md). A user's role is held per workspace through
 `WorkspaceMembership`, and `texture_portal.auth.WorkspaceRoleBackend` grants the group's permissions only
 inside that workspace. `sync_role_groups` is called by data migrations; add one calling it again whenever a
 model is added.

@@ -1,4 +1,4 @@
-"""The column contract of DOMAIN.md ("Bulk import CSV")."""
+"""The column contract of docs/domain.md ("Bulk import CSV")."""
 
 REQUIRED = (
     "referenceId",

@@ -1,7 +1,7 @@
 """What every OEM adapter speaks: the normalized shapes, the error taxonomy and the HTTP plumbing.
 
 An adapter turns one OEM's API (its auth, envelopes, units, signs, errors and rate-limit shapes) into the
-portal's terms (DOMAIN.md): SoC %, `charge_rate_w` + discharging, `grid_power_w` + importing, the OEM's own
+portal's terms (docs/domain.md): SoC %, `charge_rate_w` + discharging, `grid_power_w` + importing, the OEM's own
 measurement time in UTC. Callers only ever see these classes, never a vendor's JSON.
 """
 

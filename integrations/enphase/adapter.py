@@ -133,7 +133,7 @@ class EnphaseAdapter(OemAdapter):
 
     @staticmethod
     def normalize(live: dict, settings: dict, storm: dict) -> TelemetrySnapshot:
-        # live_data signs match DOMAIN.md (battery + discharge, grid + import); its time is epoch *ms*.
+        # live_data signs match docs/domain.md (battery + discharge, grid + import); its time is epoch *ms*.
         soc = live.get("battery_soc")
         if isinstance(soc, str):
             soc = float(soc.rstrip("%"))

@@ -1,6 +1,6 @@
 """FranklinWH (aGate/aPower), the app cloud: MD5-password login, `loginToken` header, and errors returned as
 HTTP 200 with a body `code`. Power values arrive in kW; battery `p_fhp` is + discharging and grid `p_uti`
-+ importing, like DOMAIN.md."""
++ importing, like docs/domain.md."""
 
 import hashlib
 from datetime import timedelta

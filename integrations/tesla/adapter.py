@@ -119,7 +119,7 @@ class TeslaAdapter(OemAdapter):
 
     @staticmethod
     def normalize(live: dict, info: dict) -> TelemetrySnapshot:
-        # Tesla's signs already match DOMAIN.md: battery_power + discharging, grid_power + importing.
+        # Tesla's signs already match docs/domain.md: battery_power + discharging, grid_power + importing.
         return TelemetrySnapshot(
             measured_at=utc_from_iso(live["timestamp"]),
             charge_percentage=live.get("percentage_charged"),

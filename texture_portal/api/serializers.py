@@ -1,4 +1,4 @@
-"""Shared serializer pieces. The API speaks camelCase (DOMAIN.md names); fields map to snake_case models
+"""Shared serializer pieces. The API speaks camelCase (docs/domain.md names); fields map to snake_case models
 with `source=`. List serializers read only what the selector already joined (no per-row queries)."""
 
 from rest_framework import serializers

@@ -1,6 +1,6 @@
 """The demo organization, workspaces, program, staff user and a small fleet (idempotent).
 
-The fleet comes from `demo_fleet.csv` (the bulk-import column contract of DOMAIN.md); its serials are the
+The fleet comes from `demo_fleet.csv` (the bulk-import column contract of docs/domain.md); its serials are the
 ones the OEM simulator knows, so discovery finds them.
 """
 

@@ -16,7 +16,7 @@ class Command(BaseCommand):
     help = "Import a fleet CSV or .xlsx (one row per device). Exit 0 on success, 1 on any error."
 
     def add_arguments(self, parser):
-        parser.add_argument("path", help="CSV or .xlsx file in the fleet column format (DOMAIN.md)")
+        parser.add_argument("path", help="CSV or .xlsx file in the fleet column format (docs/domain.md)")
         parser.add_argument("--workspace", help="workspace slug (may be left out when only one workspace exists)")
         parser.add_argument("--dry-run", action="store_true", help="check the file and report; write nothing")
         parser.add_argument("--user", help="username recorded as the importer in the audit log")

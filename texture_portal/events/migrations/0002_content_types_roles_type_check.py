@@ -13,6 +13,7 @@ from texture_portal.roles import sync_role_groups
 
 MOVED_MODELS = ("platformevent", "destination", "deliveryattempt")
 
+
 def _content_types_move(apps, source: str, target: str) -> None:
     from django.contrib.contenttypes.models import ContentType as CachedContentType
 

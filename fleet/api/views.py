@@ -24,8 +24,9 @@ class SiteViewSet(WorkspaceReadOnlyViewSet):
 
 
 class DeviceViewSet(WorkspaceReadOnlyViewSet):
-    """Devices with their latest telemetry; `/telemetry` is the history (`/commands`, the command log, is
-    dispatch's: `dispatch.api.views.DeviceCommandsView`)."""
+    """Devices with their latest telemetry; `/telemetry` is the history, `/commands` the command log."""
+
+    # (`/commands` is served by dispatch's routes: the fleet knows nothing of commands)
 
     serializer_class = DeviceSerializer
     filterset_class = DeviceFilterSet

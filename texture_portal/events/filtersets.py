@@ -4,7 +4,7 @@ import django_filters
 
 from texture_portal.events.choices import DeliveryStatus
 from texture_portal.events.models import DeliveryAttempt, Destination, PlatformEvent
-from texture_portal.events.types import event_type_choices
+from texture_portal.events.types import EVENT_TYPE_CHOICES
 from texture_portal.filters import IdFilter, IsoDateTimeFilter, UpdatedSinceFilterSet
 
 
@@ -26,7 +26,7 @@ class DeliveryAttemptFilterSet(django_filters.FilterSet):
 
 
 class PlatformEventFilterSet(django_filters.FilterSet):
-    type = django_filters.MultipleChoiceFilter(distinct=False, choices=event_type_choices)
+    type = django_filters.MultipleChoiceFilter(distinct=False, choices=EVENT_TYPE_CHOICES)
     since = IsoDateTimeFilter(field_name="timestamp", lookup_expr="gte")
     key = django_filters.CharFilter(field_name="key")
 

@@ -35,8 +35,7 @@ from django.db import connection, transaction  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
-from fleet.models import Contact, Device, DeviceTag, Site  # noqa: E402
-from integrations.models import Manufacturer  # noqa: E402
+from fleet.models import Contact, Device, DeviceTag, Manufacturer, Site  # noqa: E402
 from texture_portal.models import Organization, Workspace  # noqa: E402
 from texture_portal.services import api_key_create  # noqa: E402
 

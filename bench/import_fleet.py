@@ -178,7 +178,7 @@ def copy_floor(rows) -> float:
     from django.db import connection, transaction
     from django.utils import timezone
 
-    from integrations.models import Manufacturer
+    from fleet.models import Manufacturer
 
     workspace = fresh_workspace("copy")
     manufacturers = dict(Manufacturer.objects.values_list("slug", "pk"))
@@ -265,8 +265,7 @@ def default_resource(sample: int = 5000) -> float:
     import tablib
     from import_export import resources
 
-    from fleet.models import Device, Site
-    from integrations.models import Manufacturer
+    from fleet.models import Device, Manufacturer, Site
 
     class DeviceResource(resources.ModelResource):
         class Meta:

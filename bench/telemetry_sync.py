@@ -121,11 +121,10 @@ def run(args, serials, port) -> None:
     call_command("migrate", verbosity=0)
 
     from fleet import services as fleet_services
-    from fleet.models import Contact, Device, Site, TelemetryReading
+    from fleet.models import Contact, Device, Manufacturer, Site, TelemetryReading
     from integrations import selectors, services
     from integrations.adapters import adapter_for
     from integrations.adapters.base import TelemetrySnapshot
-    from integrations.models import Manufacturer
     from integrations.simulator import DEMO_CREDENTIALS
     from texture_portal.models import Organization, Workspace
 

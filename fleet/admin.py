@@ -1,9 +1,9 @@
-"""Fleet admin: contacts (looked up by account number), sites, devices with state history and telemetry."""
+"""Fleet admin: the manufacturer catalog (read-only for staff), contacts (looked up by account number), sites,
+devices with state history and telemetry."""
 
 from datetime import timedelta
 
-from django.contrib import admin, messages
-from django.db import transaction
+from django.contrib import admin
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
@@ -14,7 +14,7 @@ from fleet.admin_imports import FleetImportExportMixin
 from fleet.charts import telemetry_chart_svg
 from fleet.choices import DeviceState
 from fleet.filtersets import ContactFilterSet, DeviceFilterSet, SiteFilterSet
-from fleet.models import Contact, Device, DeviceStateChange, DeviceTag, Site, TelemetryReading
+from fleet.models import Contact, Device, DeviceStateChange, DeviceTag, Manufacturer, Site, TelemetryReading
 from programs.models import Enrollment, Program
 from texture_portal.admin_base import (
     ReadOnlyWorkspaceScopedAdmin,
@@ -25,6 +25,31 @@ from texture_portal.admin_base import (
 )
 from texture_portal.choices import AuditSource
 from texture_portal.filters import FilterSetAdminMixin
+
+
+@admin.register(Manufacturer)
+class ManufacturerAdmin(admin.ModelAdmin):
+    """A global catalog, seeded by migration: staff read it; only superusers change it."""
+
+    list_display = [
+        "slug",
+        "name",
+        "integration_channel",
+        "device_types",
+        "supports_grid_services",
+        "is_read_only",
+    ]
+    list_filter = ["integration_channel", "supports_grid_services"]
+    search_fields = ["slug", "name"]
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 class ProgramListFilter(admin.SimpleListFilter):
@@ -238,7 +263,6 @@ class DeviceAdmin(FleetImportExportMixin, FilterSetAdminMixin, WorkspaceScopedAd
         TagListFilter,
         ("workspace", ScopedRelatedFieldListFilter),
     ]
-    actions = ["discover_now"]
     search_fields = ["^system_identifier", "=contact__reference_id"]
     search_help_text = _("Serial (from the start) or the owner's exact account number.")
     autocomplete_fields = ["site", "tags"]
@@ -344,38 +368,6 @@ class DeviceAdmin(FleetImportExportMixin, FilterSetAdminMixin, WorkspaceScopedAd
         return telemetry_chart_svg(
             fleet_selectors.device_telemetry_series(device=obj, since=start), start=start, end=end
         )
-
-    @admin.action(description=_("Discover now (look the selected devices up at their OEMs)"))
-    def discover_now(self, request, queryset):
-        from integrations.models import WorkspaceIntegration
-        from integrations.tasks import discovery_run_task
-
-        pairs = set(
-            queryset.filter(state=DeviceState.REGISTERED).values_list(
-                "workspace_id", "manufacturer__integration_channel"
-            )
-        )
-        if not pairs:
-            self.message_user(request, _("None of the selected devices is a Registered System."), messages.WARNING)
-            return
-        queued, disabled = [], []
-        for workspace_id, channel in sorted(pairs):
-            integration = WorkspaceIntegration.objects.filter(workspace_id=workspace_id, channel=channel).first()
-            if integration is None or not integration.enabled:
-                disabled.append(channel)
-                continue
-            if not request.user.has_perm("fleet.change_device", integration):
-                continue
-            transaction.on_commit(lambda pk=integration.pk: discovery_run_task.delay(pk))
-            queued.append(integration.get_channel_display())
-        if queued:
-            self.message_user(request, f"Discovery queued for: {', '.join(queued)}.", messages.SUCCESS)
-        if disabled:
-            self.message_user(
-                request,
-                f"Not enabled in this workspace, so not discovered: {', '.join(sorted(set(disabled)))}.",
-                messages.WARNING,
-            )
 
     def perform_save(self, request, obj, form, change):
         data = form.cleaned_data

@@ -77,3 +77,8 @@ IMPORT_JOB_TRANSITIONS = Transitions(
         ImportJobStatus.FAILED: {ImportJobStatus.EXPIRED},
     },
 )
+
+
+class SupportLevel(models.TextChoices):
+    PRODUCTION = "production", _("Production")
+    PLANNED = "planned", _("Planned")

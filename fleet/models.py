@@ -10,11 +10,57 @@ from django.db.models.functions import Length
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from fleet.choices import BatteryStrategy, ChargingState, DeviceState, DeviceType, GridStatus, ImportJobStatus
+from fleet.choices import (
+    BatteryStrategy,
+    ChargingState,
+    DeviceState,
+    DeviceType,
+    GridStatus,
+    ImportJobStatus,
+    SupportLevel,
+)
 from texture_portal.choices import AuditSource
-from texture_portal.models import WorkspaceScopedModel, WorkspaceScopedQuerySet
+from texture_portal.models import BaseModel, WorkspaceScopedModel, WorkspaceScopedQuerySet
 
 models.CharField.register_lookup(Length)
+
+
+class Manufacturer(BaseModel):
+    """An OEM the portal knows (global catalog, seeded by a migration from `fleet/catalog.py`; not tenant data).
+
+    `slug` is the `manufacturerSlug` of the CSV and API; `aliases` are other slugs accepted for it (e.g.
+    `solaredge-monitoring-api`). `integration_channel` names the adapter that reaches its devices.
+    """
+
+    slug = models.SlugField(_("slug"), max_length=60, unique=True)
+    name = models.CharField(_("name"), max_length=120)
+    aliases = models.JSONField(_("aliases"), default=list, blank=True)
+    device_types = models.JSONField(_("device types"), default=list)
+    # The name of the integrations adapter (`integrations.choices.IntegrationChannel`); no choices here: the
+    # fleet does not know the adapters, integrations reads this to route a device to one.
+    integration_channel = models.CharField(_("integration channel"), max_length=30)
+    supports_grid_services = models.BooleanField(_("supports grid services"), default=False)
+    is_read_only = models.BooleanField(
+        _("read-only"), default=False, help_text=_("Monitoring only: the OEM API takes no commands.")
+    )
+    support_level = models.CharField(
+        _("support level"), max_length=20, choices=SupportLevel.choices, default=SupportLevel.PRODUCTION
+    )
+
+    class Meta:
+        db_table = "integrations_manufacturer"  # created there; moved with its rows (fleet 0008)
+        ordering = ["name"]
+        verbose_name = _("manufacturer")
+        verbose_name_plural = _("manufacturers")
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self):
+        super().clean()
+        unknown = set(self.device_types) - set(DeviceType.values)
+        if unknown:
+            raise ValidationError({"device_types": f"Unknown device types: {sorted(unknown)}"})
 
 
 class Contact(WorkspaceScopedModel):
@@ -155,7 +201,7 @@ class Device(WorkspaceScopedModel):
     contact = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="devices", verbose_name=_("contact"))
     site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="devices", verbose_name=_("site"))
     manufacturer = models.ForeignKey(
-        "integrations.Manufacturer",
+        Manufacturer,
         on_delete=models.PROTECT,
         related_name="devices",
         verbose_name=_("manufacturer"),

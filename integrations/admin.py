@@ -1,4 +1,4 @@
-"""Integrations admin: the manufacturer catalog (read-only for staff) and the workspace integration tiles."""
+"""Integrations admin: the workspace integration tiles, their runs, and the device list's "Discover now"."""
 
 import json
 
@@ -8,8 +8,10 @@ from django.db import transaction
 from django.utils.html import format_html_join
 from django.utils.translation import gettext_lazy as _
 
+from fleet.admin import DeviceAdmin
+from fleet.choices import DeviceState
 from integrations import services
-from integrations.models import IntegrationRun, Manufacturer, WorkspaceIntegration
+from integrations.models import IntegrationRun, WorkspaceIntegration
 from texture_portal.admin_actions import run_service_for_each
 from texture_portal.admin_base import (
     ReadOnlyWorkspaceScopedAdmin,
@@ -18,31 +20,6 @@ from texture_portal.admin_base import (
     WorkspaceScopedAdmin,
 )
 from texture_portal.choices import AuditSource
-
-
-@admin.register(Manufacturer)
-class ManufacturerAdmin(admin.ModelAdmin):
-    """A global catalog, seeded by migration: staff read it; only superusers change it."""
-
-    list_display = [
-        "slug",
-        "name",
-        "integration_channel",
-        "device_types",
-        "supports_grid_services",
-        "is_read_only",
-    ]
-    list_filter = ["integration_channel", "supports_grid_services"]
-    search_fields = ["slug", "name"]
-
-    def has_add_permission(self, request):
-        return request.user.is_superuser
-
-    def has_change_permission(self, request, obj=None):
-        return request.user.is_superuser
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class WorkspaceIntegrationForm(forms.ModelForm):
@@ -208,3 +185,41 @@ class IntegrationRunAdmin(ReadOnlyWorkspaceScopedAdmin):
         "message",
         "errors",
     ]
+
+
+# -- the fleet's device list ------------------------------------------------------------------------------
+
+
+@admin.action(description=_("Discover now (look the selected devices up at their OEMs)"))
+def discover_now(modeladmin, request, queryset):
+    from integrations.tasks import discovery_run_task
+
+    pairs = set(
+        queryset.filter(state=DeviceState.REGISTERED).values_list("workspace_id", "manufacturer__integration_channel")
+    )
+    if not pairs:
+        modeladmin.message_user(request, _("None of the selected devices is a Registered System."), messages.WARNING)
+        return
+    queued, disabled = [], []
+    for workspace_id, channel in sorted(pairs):
+        integration = WorkspaceIntegration.objects.filter(workspace_id=workspace_id, channel=channel).first()
+        if integration is None or not integration.enabled:
+            disabled.append(channel)
+            continue
+        if not request.user.has_perm("fleet.change_device", integration):
+            continue
+        transaction.on_commit(lambda pk=integration.pk: discovery_run_task.delay(pk))
+        queued.append(integration.get_channel_display())
+    if queued:
+        modeladmin.message_user(request, f"Discovery queued for: {', '.join(queued)}.", messages.SUCCESS)
+    if disabled:
+        modeladmin.message_user(
+            request,
+            f"Not enabled in this workspace, so not discovered: {', '.join(sorted(set(disabled)))}.",
+            messages.WARNING,
+        )
+
+
+# Discovery is integrations' business: the fleet's device list gets the action from here, so the fleet knows
+# nothing of the adapters, runs or tasks.
+DeviceAdmin.actions = [*(DeviceAdmin.actions or ()), discover_now]

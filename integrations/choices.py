@@ -14,11 +14,6 @@ class IntegrationChannel(models.TextChoices):
     SMARTCAR = "smartcar", _("Smartcar")
 
 
-class SupportLevel(models.TextChoices):
-    PRODUCTION = "production", _("Production")
-    PLANNED = "planned", _("Planned")
-
-
 class IntegrationStatus(models.TextChoices):
     NOT_CONFIGURED = "not_configured", _("Not configured")
     CONNECTED = "connected", _("Connected")

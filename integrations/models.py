@@ -1,57 +1,18 @@
-"""The manufacturer catalog and each workspace's OEM integrations."""
+"""Each workspace's OEM integrations and their runs. (The manufacturer catalog is the fleet's: `fleet.models`.)"""
 
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from fleet.choices import DeviceType
 from integrations.choices import (
     IntegrationChannel,
     IntegrationStatus,
     RunKind,
     RunStatus,
-    SupportLevel,
 )
 from texture_portal.fields import EncryptedJSONField
-from texture_portal.models import BaseModel, WorkspaceScopedModel
-
-
-class Manufacturer(BaseModel):
-    """An OEM the portal knows (global catalog, seeded by a migration; not tenant data).
-
-    `slug` is the `manufacturerSlug` of the CSV and API; `aliases` are other slugs accepted for it (e.g.
-    `solaredge-monitoring-api`). `integration_channel` names the adapter that reaches its devices.
-    """
-
-    slug = models.SlugField(_("slug"), max_length=60, unique=True)
-    name = models.CharField(_("name"), max_length=120)
-    aliases = models.JSONField(_("aliases"), default=list, blank=True)
-    device_types = models.JSONField(_("device types"), default=list)
-    integration_channel = models.CharField(_("integration channel"), max_length=30, choices=IntegrationChannel.choices)
-    supports_grid_services = models.BooleanField(_("supports grid services"), default=False)
-    is_read_only = models.BooleanField(
-        _("read-only"), default=False, help_text=_("Monitoring only: the OEM API takes no commands.")
-    )
-    support_level = models.CharField(
-        _("support level"), max_length=20, choices=SupportLevel.choices, default=SupportLevel.PRODUCTION
-    )
-
-    class Meta:
-        ordering = ["name"]
-        verbose_name = _("manufacturer")
-        verbose_name_plural = _("manufacturers")
-
-    def __str__(self) -> str:
-        return self.name
-
-    def clean(self):
-        super().clean()
-        unknown = set(self.device_types) - set(DeviceType.values)
-        if unknown:
-            from django.core.exceptions import ValidationError
-
-            raise ValidationError({"device_types": f"Unknown device types: {sorted(unknown)}"})
+from texture_portal.models import WorkspaceScopedModel
 
 
 class WorkspaceIntegration(WorkspaceScopedModel):

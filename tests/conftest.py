@@ -68,7 +68,7 @@ def reference_data(django_db_blocker):
     removes it, so tests with `transaction=True` ask for it again (idempotent)."""
     from django.apps import apps
 
-    from integrations.catalog import seed_manufacturers
+    from fleet.catalog import seed_manufacturers
     from texture_portal.roles import sync_role_groups
 
     with django_db_blocker.unblock():

@@ -9,8 +9,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from fleet.choices import DeviceState
-from fleet.models import Contact, Device, DeviceTag, Site, TelemetryReading
-from integrations.models import Manufacturer
+from fleet.models import Contact, Device, DeviceTag, Manufacturer, Site, TelemetryReading
 from programs.models import Program
 from programs.services import program_create
 from texture_portal.choices import Role, WorkspaceKind

@@ -15,9 +15,18 @@ ALL = (VIEW, ADD, CHANGE, DELETE)
 PORTAL_MODELS = {
     "texture_portal": ["workspace", "workspacemembership", "auditlogentry", "apikey"],
     "programs": ["program", "eventstrategy", "enrollment"],
-    "fleet": ["contact", "site", "device", "devicestatechange", "devicetag", "telemetryreading", "importjob"],
+    "fleet": [
+        "manufacturer",
+        "contact",
+        "site",
+        "device",
+        "devicestatechange",
+        "devicetag",
+        "telemetryreading",
+        "importjob",
+    ],
     "events": ["platformevent", "destination", "deliveryattempt"],
-    "integrations": ["manufacturer", "workspaceintegration", "integrationrun"],
+    "integrations": ["workspaceintegration", "integrationrun"],
     "dispatch": ["dispatchevent", "dispatchaction", "command"],
 }
 
@@ -56,7 +65,7 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
     )
     | _perms("programs", ["program", "enrollment"], (VIEW,))
     | _perms("dispatch", ["dispatchevent", "command"], (VIEW,))
-    | _perms("integrations", ["manufacturer"], (VIEW,))
+    | _perms("fleet", ["manufacturer"], (VIEW,))
     | _perms("texture_portal", ["workspace"], (VIEW,))
     | _perms("fleet", ["contact", "site"], (CHANGE,)),
     # API keys, webhooks, integrations.
@@ -76,7 +85,7 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
             for app, models_ in PORTAL_MODELS.items()
         )
     )
-    | _perms("integrations", ["manufacturer"], (VIEW,))
+    | _perms("fleet", ["manufacturer"], (VIEW,))
     | _perms("texture_portal", ["workspace"], (VIEW, CHANGE))
     | _perms("texture_portal", ["auditlogentry"], (VIEW,))
     | _perms("integrations", ["integrationrun"], (VIEW,))

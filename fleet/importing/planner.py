@@ -8,8 +8,7 @@ from dataclasses import dataclass, field
 from fleet.geocoding import postal_code_centroid
 from fleet.importing.reader import FleetFile
 from fleet.importing.rows import FleetRow, Lookups, RowError, address_key, normalize_row
-from fleet.models import Contact, Device, Site
-from integrations.models import Manufacturer
+from fleet.models import Contact, Device, Manufacturer, Site
 from programs.choices import EnrollmentStatus
 from programs.models import Enrollment, Program
 

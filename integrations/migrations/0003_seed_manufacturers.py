@@ -1,6 +1,6 @@
 from django.db import migrations
 
-from integrations.catalog import seed_manufacturers
+from fleet.catalog import seed_manufacturers
 
 
 class Migration(migrations.Migration):

@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from dispatch.models import Command
-from integrations.models import Manufacturer
+from fleet.models import Manufacturer
 from tests.api_support import api_client_for, assert_error, clean_cache  # noqa: F401
 from tests.factories import DeviceFactory, WorkspaceFactory, make_program
 

@@ -144,7 +144,7 @@ def test_adding_a_device_in_the_admin_registers_it_through_the_service(client):
     staff_user("admin-a", workspace, Role.ADMIN)
     client.login(username="admin-a", password=PASSWORD)
     site = SiteFactory(contact__workspace=workspace)
-    from integrations.models import Manufacturer
+    from fleet.models import Manufacturer
 
     response = client.post(
         reverse("admin:fleet_device_add"),

@@ -6,9 +6,8 @@ import pytest
 from django.utils import timezone
 
 from dispatch.services import command_create
-from fleet.models import Device
+from fleet.models import Device, Manufacturer
 from fleet.services import device_tags_get_or_create
-from integrations.models import Manufacturer
 from programs.services import enrollment_submit
 from tests.api_support import api_client_for, clean_cache  # noqa: F401
 from tests.factories import DeviceFactory, TelemetryReadingFactory, WorkspaceFactory, make_program

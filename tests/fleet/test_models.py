@@ -6,8 +6,7 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from fleet.models import Contact, Device, Site, TelemetryReading
-from integrations.models import Manufacturer
+from fleet.models import Contact, Device, Manufacturer, Site, TelemetryReading
 from tests.factories import (
     ContactFactory,
     DeviceFactory,

@@ -4,7 +4,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from fleet.choices import DeviceState
-from fleet.models import DeviceStateChange
+from fleet.models import DeviceStateChange, Manufacturer
 from fleet.services import (
     contact_update,
     device_change_state,
@@ -15,7 +15,6 @@ from fleet.services import (
     device_update,
     site_update,
 )
-from integrations.models import Manufacturer
 from tests.factories import ContactFactory, DeviceFactory, SiteFactory, UserFactory
 from texture_portal.choices import AuditAction
 from texture_portal.exceptions import ApplicationError, InvalidTransition, WorkspaceMismatch

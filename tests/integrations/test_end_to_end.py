@@ -5,10 +5,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from fleet.models import Device, TelemetryReading
+from fleet.models import Device, Manufacturer, TelemetryReading
 from fleet.services import device_register
 from integrations import services
-from integrations.models import IntegrationRun, Manufacturer
+from integrations.models import IntegrationRun
 from tests.factories import SiteFactory, WorkspaceFactory
 from texture_portal.events.models import PlatformEvent
 from texture_portal.testing.celery_worker import celery_worker  # noqa: F401 - fixture
@@ -34,7 +34,7 @@ def sim_behind(settings):
 def test_import_discover_stream_offline_and_back(sim_behind, celery_worker):  # noqa: F811
     from django.apps import apps
 
-    from integrations.catalog import seed_manufacturers
+    from fleet.catalog import seed_manufacturers
     from integrations.tasks import discovery_run_task, offline_sweep_task, telemetry_sync_task
 
     seed_manufacturers(apps)  # an earlier transactional test may have flushed the migration-seeded catalog

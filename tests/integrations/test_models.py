@@ -3,8 +3,9 @@
 import pytest
 from django.db import connection
 
-from integrations.catalog import MANUFACTURERS
-from integrations.models import Manufacturer, WorkspaceIntegration
+from fleet.catalog import MANUFACTURERS
+from fleet.models import Manufacturer
+from integrations.models import WorkspaceIntegration
 from integrations.services import workspace_integration_save
 from tests.factories import WorkspaceFactory
 from texture_portal.choices import AuditAction
@@ -19,6 +20,17 @@ def test_catalog_migration_seeds_every_oem_of_the_domain():
     assert len(slugs) == len(MANUFACTURERS)
     solaredge = Manufacturer.objects.get(slug="solaredge")
     assert solaredge.is_read_only and "solaredge-monitoring-api" in solaredge.aliases
+
+
+def test_every_catalog_channel_names_an_adapter():
+    """The fleet's catalog names its channel as text (the fleet knows no adapter); integrations holds it to that."""
+    from integrations.adapters.registry import ADAPTERS
+    from integrations.choices import IntegrationChannel
+
+    channels = set(Manufacturer.objects.values_list("integration_channel", flat=True))
+    assert channels == {channel for _slug, _name, channel, *_ in MANUFACTURERS}
+    assert channels <= set(IntegrationChannel.values)
+    assert channels <= set(ADAPTERS)
 
 
 def test_credentials_are_stored_encrypted_and_read_back():

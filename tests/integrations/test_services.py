@@ -4,10 +4,10 @@ from datetime import timedelta
 
 import pytest
 
-from fleet.models import Device, DeviceStateChange, TelemetryReading
+from fleet.models import Device, DeviceStateChange, Manufacturer, TelemetryReading
 from integrations import services
 from integrations.choices import IntegrationStatus, RunStatus
-from integrations.models import Manufacturer, WorkspaceIntegration
+from integrations.models import WorkspaceIntegration
 from tests.factories import DeviceFactory, WorkspaceFactory
 from texture_portal.events.models import PlatformEvent
 from texture_portal.testing.simulator import demo_credentials

@@ -50,7 +50,7 @@ def _seed_catalog_and_roles() -> None:
     groups (idempotent; the same functions the data migrations run)."""
     from django.apps import apps
 
-    from integrations.catalog import seed_manufacturers
+    from fleet.catalog import seed_manufacturers
     from texture_portal.roles import sync_role_groups
 
     seed_manufacturers(apps)

@@ -48,6 +48,8 @@ def violations() -> list[str]:
                 found.append(f"{where}: events and webhooks are the core's (texture_portal.events)")
             if rel.startswith("fleet/") and is_module(module, "dispatch"):
                 found.append(f"{where}: the fleet knows nothing of dispatch")
+            if rel.startswith(("fleet/", "programs/")) and is_module(module, "integrations"):
+                found.append(f"{where}: integrations builds on the fleet and programs, not the reverse")
     for rel, path in sources("texture_portal"):
         if rel.startswith(CORE_MAY_COMPOSE):
             continue
@@ -71,6 +73,7 @@ def test_the_arrows_between_apps_run_one_way():
             "PlatformEventType",
         ),
         ("fleet/api/views.py", "from dispatch.models import Command\n", "knows nothing of dispatch"),
+        ("fleet/importing/planner.py", "from integrations.models import Manufacturer\n", "not the reverse"),
         ("texture_portal/events/services.py", "import fleet.models\n", "the core knows no app"),
     ],
 )

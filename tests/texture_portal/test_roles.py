@@ -69,7 +69,7 @@ def test_migration_seeds_the_five_roles_with_exactly_their_permissions():
             ],
             [
                 "texture_portal.add_workspace",
-                "integrations.change_manufacturer",
+                "fleet.change_manufacturer",
                 "texture_portal.change_auditlogentry",
             ],
         ),

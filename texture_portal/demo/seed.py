@@ -12,9 +12,8 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from fleet.models import Contact, Device, Site
+from fleet.models import Contact, Device, Manufacturer, Site
 from fleet.services import contact_create, device_register, site_create
-from integrations.models import Manufacturer
 from programs.models import Enrollment, Program
 from programs.services import enrollment_submit, program_create
 from texture_portal.choices import AuditSource, Role, WorkspaceKind

@@ -9,28 +9,18 @@
 
 from django.db import migrations
 
+from texture_portal.model_moves import content_types_relabel
 from texture_portal.roles import sync_role_groups
 
 MOVED_MODELS = ("platformevent", "destination", "deliveryattempt")
 
 
-def _content_types_move(apps, source: str, target: str) -> None:
-    from django.contrib.contenttypes.models import ContentType as CachedContentType
-
-    ContentType = apps.get_model("contenttypes", "ContentType")
-    for model in MOVED_MODELS:
-        if ContentType.objects.filter(app_label=target, model=model).exists():
-            continue  # already there: nothing to carry over
-        ContentType.objects.filter(app_label=source, model=model).update(app_label=target)
-    CachedContentType.objects.clear_cache()  # this process may have cached the old labels
-
-
 def content_types_to_events(apps, schema_editor):
-    _content_types_move(apps, "integrations", "events")
+    content_types_relabel(apps, models=MOVED_MODELS, source="integrations", target="events")
 
 
 def content_types_to_integrations(apps, schema_editor):
-    _content_types_move(apps, "events", "integrations")
+    content_types_relabel(apps, models=MOVED_MODELS, source="events", target="integrations")
 
 
 class Migration(migrations.Migration):

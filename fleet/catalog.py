@@ -1,5 +1,6 @@
 """The manufacturer catalog the portal ships with (seeded by migration; kept here so tests and migrations
-agree). EV brands are reached through Smartcar."""
+agree). EV brands are reached through Smartcar. The channel is the name of the integrations adapter that
+reaches the maker's devices (`integrations.choices.IntegrationChannel`, checked by a test)."""
 
 BATTERY, CHARGER, VEHICLE, INVERTER = "battery", "charger", "vehicle", "inverter"
 
@@ -24,9 +25,17 @@ MANUFACTURERS = [
 ]
 
 
+def _manufacturer_model(apps):
+    """The catalog's model: the fleet's, or integrations' in the states before it moved (its 0003 seeds it)."""
+    try:
+        return apps.get_model("fleet", "Manufacturer")
+    except LookupError:
+        return apps.get_model("integrations", "Manufacturer")
+
+
 def seed_manufacturers(apps, schema_editor=None) -> None:
     """Insert or refresh the catalog rows (idempotent: re-running updates names and capabilities)."""
-    Manufacturer = apps.get_model("integrations", "Manufacturer")
+    Manufacturer = _manufacturer_model(apps)
     for slug, name, channel, device_types, grid, read_only, aliases in MANUFACTURERS:
         Manufacturer.objects.update_or_create(
             slug=slug,

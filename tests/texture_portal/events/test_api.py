@@ -124,3 +124,16 @@ def test_engineering_manages_destinations_in_the_admin_and_others_only_read(clie
     assert client.get(reverse("admin:events_destination_add")).status_code == 403
     change = client.get(reverse("admin:events_destination_change", args=[destination.pk]))
     assert change.status_code == 200 and b'name="_save"' not in change.content
+
+
+def test_admin_pages_of_the_old_place_redirect_to_the_new_one(client):
+    old = client.get("/admin/integrations/destination/12/change/?_changelist_filters=isActive%3D1")
+    assert (old.status_code, old["Location"]) == (
+        301,
+        "/admin/events/destination/12/change/?_changelist_filters=isActive%3D1",
+    )
+    assert client.get("/admin/integrations/platformevent/")["Location"] == "/admin/events/platformevent/"
+    assert client.get("/admin/integrations/manufacturer/")["Location"] == "/admin/fleet/manufacturer/"
+    assert reverse("admin:events_deliveryattempt_changelist") == "/admin/events/deliveryattempt/"
+    # pages that did not move are not caught
+    assert client.get("/admin/integrations/workspaceintegration/").status_code == 302  # to the login page

@@ -1,7 +1,8 @@
 """The fleet CSV importer: one row per device → linked Contact + Site + Device (+ Enrollment).
 
 Why not django-import-export's row pipeline for the import itself: it instantiates, diffs and saves row by
-row (its maintainers measure 2–4k rows/s at best, performance-notes §1.2), which puts a 100k-row utility file
+row (2–4k rows/s at best by its maintainers' own figures; `bench/import_fleet.py` measures its default
+resource at about 200 rows/s here, README "Performance"), which puts a 100k-row utility file
 at 30–60 s per pass and twice that for preview + confirm. This importer is set-based instead: read and
 normalize every row, load what the rows refer to with one query per model, plan every create/update in
 memory, and write the plan in one transaction with bulk statements. django-import-export still does what it

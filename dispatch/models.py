@@ -1,4 +1,5 @@
-"""Dispatch events (program events) with their actions, and the commands sent to devices."""
+"""Dispatch events (program events) with their actions, each targeted device's participation, and the
+commands sent to devices."""
 
 from django.conf import settings
 from django.db import models
@@ -6,7 +7,15 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from dispatch.choices import CommandSlug, CommandStatus, DispatchEventStatus, DispatchTrigger
+from dispatch.choices import (
+    CommandPurpose,
+    CommandSlug,
+    CommandStatus,
+    DispatchEventStatus,
+    DispatchTrigger,
+    ExclusionReason,
+    ParticipationStatus,
+)
 from programs.choices import EventType
 from texture_portal.models import WorkspaceScopedModel
 
@@ -52,6 +61,8 @@ class DispatchEvent(WorkspaceScopedModel):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # Set by the engine when the event completed with a device confirmed and every commanded device restored.
+    completed_end_to_end = models.BooleanField(_("completed end to end"), default=False, editable=False)
 
     class Meta:
         ordering = ["-starts_at", "-id"]
@@ -76,6 +87,10 @@ class DispatchAction(WorkspaceScopedModel):
     action_type = models.CharField(_("action"), max_length=20, choices=EventType.choices)
     starts_at = models.DateTimeField(_("starts"))
     ends_at = models.DateTimeField(_("ends"))
+    # The engine's progress markers, each set in the transaction that did the step (so a step is done once).
+    fanned_out_at = models.DateTimeField(_("devices selected and commanded"), null=True, blank=True, editable=False)
+    restore_started_at = models.DateTimeField(_("restore started"), null=True, blank=True, editable=False)
+    note = models.CharField(_("note"), max_length=300, blank=True, editable=False)
 
     class Meta:
         ordering = ["event", "starts_at"]
@@ -88,6 +103,61 @@ class DispatchAction(WorkspaceScopedModel):
 
     def __str__(self) -> str:
         return f"{self.get_action_type_display()} {self.starts_at:%H:%M}–{self.ends_at:%H:%M}"
+
+
+class Participation(WorkspaceScopedModel):
+    """One targeted device in one dispatch event: whether it takes part (and if not, why), what it was told,
+    whether its telemetry confirmed it, and whether it was given back what it had before the event.
+
+    One row per event and device, written in bulk when the event's first action starts and classified again
+    at each later action (`dispatch.engine`). The `*_before` fields are what the device had when it was first
+    included (its restore target); the times say when each step happened. An opted-out device never takes
+    part again in this event.
+    """
+
+    # No single-column indexes: the (event, device), (event, status) and (device, status) ones start with them.
+    event = models.ForeignKey(DispatchEvent, on_delete=models.CASCADE, related_name="participations", db_index=False)
+    device = models.ForeignKey("fleet.Device", on_delete=models.CASCADE, related_name="participations", db_index=False)
+    action = models.ForeignKey(
+        DispatchAction, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("action")
+    )
+    status = models.CharField(_("status"), max_length=20, choices=ParticipationStatus.choices)
+    reason_code = models.CharField(_("reason"), max_length=30, choices=ExclusionReason.choices, blank=True)
+    reason = models.CharField(_("why"), max_length=300, blank=True)
+    mode_before = models.CharField(_("mode before"), max_length=40, blank=True)
+    reserve_before = models.FloatField(_("reserve before (%)"), null=True, blank=True)
+    was_charging = models.BooleanField(_("was charging"), null=True, blank=True)
+    charge_limit_before = models.FloatField(_("charge limit before (%)"), null=True, blank=True)
+    included_at = models.DateTimeField(_("included"), null=True, blank=True)
+    commanded_at = models.DateTimeField(_("commanded"), null=True, blank=True)
+    confirmed_at = models.DateTimeField(_("confirmed"), null=True, blank=True)
+    restored_at = models.DateTimeField(_("restored"), null=True, blank=True)
+    opted_out_at = models.DateTimeField(_("opted out"), null=True, blank=True)
+    opted_out_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["event", "device_id"]
+        verbose_name = _("participation")
+        verbose_name_plural = _("participations")
+        constraints = [
+            models.UniqueConstraint(fields=["event", "device"], name="participation_unique_per_event_device"),
+            models.CheckConstraint(
+                condition=Q(status__in=ParticipationStatus.values), name="participation_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=ParticipationStatus.EXCLUDED) | ~Q(reason_code=""),
+                name="participation_excluded_has_reason",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["event", "status"], name="participation_event_status_idx"),
+            models.Index(fields=["device", "status"], name="participation_device_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.device_id} in {self.event_id} ({self.get_status_display()})"
 
 
 class Command(WorkspaceScopedModel):
@@ -104,6 +174,17 @@ class Command(WorkspaceScopedModel):
     action = models.ForeignKey(
         DispatchAction, on_delete=models.SET_NULL, null=True, blank=True, related_name="commands"
     )
+    participation = models.ForeignKey(
+        "dispatch.Participation",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="commands",
+        db_index=False,  # (participation, purpose) below starts with it
+    )
+    purpose = models.CharField(
+        _("purpose"), max_length=20, choices=CommandPurpose.choices, default=CommandPurpose.MANUAL
+    )
     slug = models.CharField(_("command"), max_length=40, choices=CommandSlug.choices)
     input = models.JSONField(_("input"), default=dict, blank=True)
     status = models.CharField(_("status"), max_length=20, choices=CommandStatus.choices, default=CommandStatus.PENDING)
@@ -112,6 +193,11 @@ class Command(WorkspaceScopedModel):
     oem_reference = models.CharField(_("OEM reference"), max_length=200, blank=True)
     idempotency_key = models.CharField(_("idempotency key"), max_length=200)
     not_before = models.DateTimeField(_("send not before"), default=timezone.now)
+    # Handed to a worker at; a command still pending long after is handed again (its task was lost).
+    queued_at = models.DateTimeField(_("queued"), null=True, blank=True, editable=False)
+    # While a worker sends it: another delivery of the task finds it leased and leaves it alone; after a
+    # worker died mid-call the lease runs out and the command is sent again (the OEM calls set a state).
+    lease_until = models.DateTimeField(_("sending until"), null=True, blank=True, editable=False)
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
     completed_at = models.DateTimeField(_("completed"), null=True, blank=True)
     requested_by = models.ForeignKey(
@@ -126,10 +212,16 @@ class Command(WorkspaceScopedModel):
             models.UniqueConstraint(fields=["workspace", "idempotency_key"], name="command_idempotency_key_unique"),
             models.CheckConstraint(condition=Q(status__in=CommandStatus.values), name="command_status_valid"),
             models.CheckConstraint(condition=Q(slug__in=CommandSlug.values), name="command_slug_valid"),
+            models.CheckConstraint(condition=Q(purpose__in=CommandPurpose.values), name="command_purpose_valid"),
+            models.CheckConstraint(
+                condition=Q(purpose=CommandPurpose.MANUAL) | Q(participation__isnull=False),
+                name="command_engine_has_participation",
+            ),
         ]
         indexes = [
             models.Index(fields=["device", "-created"], name="command_device_idx"),
             models.Index(fields=["status", "not_before"], name="command_due_idx"),
+            models.Index(fields=["participation", "purpose"], name="command_participation_idx"),
         ]
 
     def __str__(self) -> str:

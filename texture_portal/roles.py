@@ -27,7 +27,7 @@ PORTAL_MODELS = {
     ],
     "events": ["platformevent", "destination", "deliveryattempt"],
     "integrations": ["workspaceintegration", "integrationrun"],
-    "dispatch": ["dispatchevent", "dispatchaction", "command"],
+    "dispatch": ["dispatchevent", "dispatchaction", "participation", "command"],
 }
 
 
@@ -46,6 +46,7 @@ def _view_everything() -> set[str]:
 # Written by the portal itself (catalog migration, services): even a workspace Admin only reads these.
 READ_ONLY_FOR_ADMINS = (
     "manufacturer",
+    "participation",
     "workspace",
     "auditlogentry",
     "platformevent",
@@ -58,13 +59,14 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
     Role.OPS: _view_everything()
     | _perms("fleet", ["device", "devicetag"], (ADD, CHANGE))
     | _perms("fleet", ["importjob"], (ADD, CHANGE))
-    | _perms("dispatch", ["dispatchevent", "dispatchaction", "command"], (ADD, CHANGE)),
+    | _perms("dispatch", ["dispatchevent", "dispatchaction", "command"], (ADD, CHANGE))
+    | _perms("dispatch", ["participation"], (CHANGE,)),  # opt a device out of an event
     # Looks customers up by account number and reads device status; keeps contact details current.
     Role.CUSTOMER_SUPPORT: _perms(
         "fleet", ["contact", "site", "device", "devicestatechange", "telemetryreading"], (VIEW,)
     )
     | _perms("programs", ["program", "enrollment"], (VIEW,))
-    | _perms("dispatch", ["dispatchevent", "command"], (VIEW,))
+    | _perms("dispatch", ["dispatchevent", "participation", "command"], (VIEW,))
     | _perms("fleet", ["manufacturer"], (VIEW,))
     | _perms("texture_portal", ["workspace"], (VIEW,))
     | _perms("fleet", ["contact", "site"], (CHANGE,)),
@@ -77,7 +79,8 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
     Role.PROGRAM_LEAD: _view_everything()
     | _perms("programs", ["program", "eventstrategy", "enrollment"], (ADD, CHANGE))
     | _perms("fleet", ["importjob"], (ADD, CHANGE))
-    | _perms("dispatch", ["dispatchevent", "dispatchaction"], (ADD, CHANGE)),
+    | _perms("dispatch", ["dispatchevent", "dispatchaction"], (ADD, CHANGE))
+    | _perms("dispatch", ["participation"], (CHANGE,)),
     # Everything inside the workspace, including who is a member.
     Role.ADMIN: set().union(
         *(
@@ -86,6 +89,7 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         )
     )
     | _perms("fleet", ["manufacturer"], (VIEW,))
+    | _perms("dispatch", ["participation"], (VIEW, CHANGE))
     | _perms("texture_portal", ["workspace"], (VIEW, CHANGE))
     | _perms("texture_portal", ["auditlogentry"], (VIEW,))
     | _perms("integrations", ["integrationrun"], (VIEW,))

@@ -12,6 +12,9 @@ class Migration(migrations.Migration):
     dependencies = [
         ("fleet", "0007_telemetry_workspace_unconstrained"),
         ("integrations", "0011_events_moved_to_core"),
+        # the events' move (and its content types) completes first: fleet 0009 syncs the roles again, which
+        # must not create the events' content types anew before events 0002 relabels the old ones
+        ("events", "0002_content_types_roles_type_check"),
     ]
 
     operations = [

@@ -11,6 +11,7 @@ class DispatchEventType(models.TextChoices):
     PROGRAM_EVENT_STARTED = "program_event.started", "program_event.started"
     PROGRAM_EVENT_COMPLETED = "program_event.completed", "program_event.completed"
     PROGRAM_EVENT_CANCELLED = "program_event.cancelled", "program_event.cancelled"
+    PROGRAM_EVENT_OPTED_OUT = "program_event.opted_out", "program_event.opted_out"
     COMMAND_SUCCEEDED = "command.succeeded", "command.succeeded"
     COMMAND_FAILED = "command.failed", "command.failed"
 
@@ -27,6 +28,20 @@ def dispatch_event_data(event) -> dict:
         "startsAt": iso(event.starts_at),
         "endsAt": iso(event.ends_at),
         "statusReason": event.status_reason,
+        "completedEndToEnd": event.completed_end_to_end,
+    }
+
+
+def participation_data(participation) -> dict:
+    return {
+        "id": participation.pk,
+        "workspaceId": participation.workspace_id,
+        "dispatchEventId": participation.event_id,
+        "deviceId": participation.device_id,
+        "status": participation.status,
+        "reasonCode": participation.reason_code,
+        "reason": participation.reason,
+        "optedOutAt": iso(participation.opted_out_at),
     }
 
 

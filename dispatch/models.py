@@ -198,6 +198,7 @@ class Command(WorkspaceScopedModel):
     # While a worker sends it: another delivery of the task finds it leased and leaves it alone; after a
     # worker died mid-call the lease runs out and the command is sent again (the OEM calls set a state).
     lease_until = models.DateTimeField(_("sending until"), null=True, blank=True, editable=False)
+    lease_owner = models.CharField(_("sent by"), max_length=64, blank=True, editable=False)  # the task's id
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
     completed_at = models.DateTimeField(_("completed"), null=True, blank=True)
     requested_by = models.ForeignKey(

@@ -5,14 +5,18 @@ dispatch engine; these services own the rules every path must respect.
 """
 
 import logging
-from datetime import datetime
+import uuid
+from datetime import datetime, timedelta
+from functools import partial
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from dispatch.choices import (
     COMMAND_TRANSITIONS,
     DISPATCH_EVENT_TRANSITIONS,
+    CommandPurpose,
     CommandSlug,
     CommandStatus,
     DispatchEventStatus,
@@ -20,6 +24,7 @@ from dispatch.choices import (
 )
 from dispatch.events import DispatchEventType, command_data, dispatch_event_data
 from dispatch.models import Command, DispatchAction, DispatchEvent
+from fleet.choices import DeviceState
 from fleet.services import device_tags_get_or_create
 from programs.models import Program
 from programs.selectors import program_current_strategy
@@ -156,11 +161,18 @@ def dispatch_event_schedule(*, event: DispatchEvent, actor, source=AuditSource.S
 
 @transaction.atomic
 def dispatch_event_cancel(*, event: DispatchEvent, actor, reason: str, source=AuditSource.SERVICE) -> DispatchEvent:
+    """Cancel with a reason. A running event sends nothing more and restores its devices at once."""
     if not reason.strip():
         raise ApplicationError("Cancelling an event needs a reason.")
-    return _dispatch_event_move(
+    running = DispatchEvent.objects.select_for_update().get(pk=event.pk).status == DispatchEventStatus.IN_PROGRESS
+    event = _dispatch_event_move(
         event=event, status=DispatchEventStatus.CANCELLED, actor=actor, source=source, reason=reason
     )
+    if running:
+        from dispatch.engine import dispatch_event_restore_now
+
+        dispatch_event_restore_now(event=event, now=timezone.now())
+    return event
 
 
 @transaction.atomic
@@ -230,10 +242,12 @@ def command_set_status(
     status: CommandStatus | str,
     actor=None,
     reason: str = "",
+    reason_code: str = "",
     oem_reference: str = "",
     source: AuditSource | str = AuditSource.TASK,
 ) -> Command:
-    """Move a command along pending → sent → success | failed (or pending → skipped, with a reason)."""
+    """Move a command along pending → sent → success | failed (or pending → skipped, with a reason). An
+    engine command's participation follows its outcome (`reason_code`: why a skipped one was not sent)."""
     locked = Command.objects.select_for_update().get(pk=command.pk)
     COMMAND_TRANSITIONS.check(locked.status, status)
     if status == CommandStatus.SKIPPED and not reason.strip():
@@ -249,7 +263,8 @@ def command_set_status(
         update_fields += ["sent_at", "attempts"]
     if status in (CommandStatus.SUCCESS, CommandStatus.FAILED, CommandStatus.SKIPPED):
         locked.completed_at = now
-        update_fields.append("completed_at")
+        locked.lease_until, locked.lease_owner = None, ""
+        update_fields += ["completed_at", "lease_until", "lease_owner"]
     if oem_reference:
         locked.oem_reference = oem_reference
         update_fields.append("oem_reference")
@@ -269,8 +284,21 @@ def command_set_status(
             key=f"{COMMAND_STATUS_EVENT[status]}:{locked.pk}",
             data=command_data(locked),
         )
+    if locked.participation_id is not None:
+        from dispatch.engine import participation_follow_command
+
+        participation_follow_command(command=locked, status=str(status), reason=reason, code=reason_code, now=now)
     command.refresh_from_db()
     return command
+
+
+def command_queue(*, command: Command) -> None:
+    """Hand the command to a worker after commit, noting when (the tick hands it again only if that task was
+    lost). Sending is idempotent: a finished or leased command is not sent again."""
+    from dispatch.tasks import command_send_task
+
+    Command.objects.filter(pk=command.pk, queued_at__isnull=True).update(queued_at=timezone.now())
+    transaction.on_commit(partial(command_send_task.delay, command.pk))
 
 
 EVENT_EDITABLE_FIELDS = ["name", "is_test", "trigger", "starts_at", "ends_at", "signal_reference"]
@@ -308,10 +336,16 @@ def dispatch_event_update(
 BATTERY_COMMANDS = {CommandSlug.BATTERY_SET_OPERATING_MODE, CommandSlug.BATTERY_SET_RESERVE}
 
 
+NOT_DUE_SLACK = timedelta(seconds=5)
+IN_FLIGHT = "in flight"  # another worker holds the command's lease
+
+
 @transaction.atomic
-def _command_claim(*, command: Command) -> tuple[Command, str | None]:
-    """Lock the command and decide: send it (None), or why not (a skip reason). Marks it `sent`."""
-    from fleet.choices import DeviceState
+def _command_claim(*, command: Command, owner: str) -> tuple[Command, str | None]:
+    """Lock the command and decide: send it (None), or why not. Sending takes a lease in the same
+    transaction (status `sent`, `lease_until`, `lease_owner`): another delivery of the task finds the
+    command leased and leaves it alone, so a command is never sent by two workers at once; the task's own
+    retry (same owner) and, once the lease has run out, anyone may take it again."""
     from integrations.models import WorkspaceIntegration
 
     # lock the command row only (the device's latest reading is an outer join PostgreSQL cannot lock)
@@ -320,52 +354,71 @@ def _command_claim(*, command: Command) -> tuple[Command, str | None]:
         .select_related("device__manufacturer", "device__latest_telemetry")
         .get(pk=command.pk)
     )
+    now = timezone.now()
     if locked.status not in (CommandStatus.PENDING, CommandStatus.SENT):
         return locked, "done"
+    leased = locked.status == CommandStatus.SENT and locked.lease_until and locked.lease_until > now
+    if leased and locked.lease_owner != owner:
+        return locked, IN_FLIGHT
+    if locked.status == CommandStatus.PENDING and locked.not_before > now + NOT_DUE_SLACK:
+        Command.objects.filter(pk=locked.pk).update(queued_at=None)  # early (a task run in-process): later
+        return locked, "not due"
     device = locked.device
     channel = device.manufacturer.integration_channel
-    reason = None
+    reason, code = None, ""
     if device.state != DeviceState.ON_WORKSPACE:
-        reason = f"The device is {device.get_state_display()}, not reachable through its OEM."
+        reason, code = f"The device is {device.get_state_display()}, not reachable through its OEM.", "not_on_workspace"
     elif not WorkspaceIntegration.objects.filter(
         workspace_id=locked.workspace_id, channel=channel, enabled=True
     ).exists():
         reason = f"The {device.manufacturer.name} integration is not enabled for this workspace."
+        code = "integration_disabled"
     elif (
         locked.slug in BATTERY_COMMANDS
+        and locked.purpose != CommandPurpose.RESTORE  # giving a battery back its own mode is always right
         and device.latest_telemetry is not None
         and device.latest_telemetry.is_storm_mode_active
     ):
-        reason = "Storm Guard is active: the battery keeps its backup charge and does not take part."
+        reason, code = (
+            "Storm Guard is active: the battery keeps its backup charge and does not take part.",
+            "storm_guard",
+        )
     if reason:
-        if locked.status == CommandStatus.PENDING:
-            command_set_status(command=locked, status=CommandStatus.SKIPPED, reason=reason)
-        else:
-            command_set_status(command=locked, status=CommandStatus.FAILED, reason=reason)
+        final = CommandStatus.SKIPPED if locked.status == CommandStatus.PENDING else CommandStatus.FAILED
+        command_set_status(command=locked, status=final, reason=reason, reason_code=code)
         return locked, reason
+    lease = now + timedelta(seconds=settings.DISPATCH_COMMAND_LEASE_SECONDS)
     if locked.status == CommandStatus.PENDING:
+        Command.objects.filter(pk=locked.pk).update(lease_until=lease, lease_owner=owner)
         command_set_status(command=locked, status=CommandStatus.SENT)
     else:
-        # A retry of a command already sent once: the OEM calls set a state (mode, reserve, charger on), so
-        # sending again is harmless; count the attempt.
-        Command.objects.filter(pk=locked.pk).update(attempts=locked.attempts + 1, sent_at=timezone.now())
+        # A retry, or a take-over after a worker died mid-call: the OEM calls set a state (mode, reserve,
+        # charger on), so sending again is harmless; count the attempt.
+        Command.objects.filter(pk=locked.pk).update(
+            attempts=locked.attempts + 1, sent_at=now, lease_until=lease, lease_owner=owner
+        )
     locked.refresh_from_db()
     return locked, None
 
 
-def command_send(*, command: Command, final_attempt: bool = True) -> Command:
+MAX_RETRY_COUNTDOWN = 600  # seconds: the longest a command task waits before its retry (no long ETAs)
+
+
+def command_send(*, command: Command, final_attempt: bool = True, owner: str = "") -> Command:
     """Send a pending command through its device's OEM adapter and record the outcome.
 
-    Idempotent: a command already succeeded, failed or skipped is returned untouched. Skipped (with why)
-    when the device is not on the workspace, its integration is disabled, or Storm Guard holds a battery.
-    A transient OEM error leaves the command `sent` and is raised for the task to retry, unless this is the
-    final attempt, which marks it failed.
+    Idempotent: a command already succeeded, failed or skipped is returned untouched, and one another worker
+    is sending (its lease) is left to it. Skipped (with why) when the device is not on the workspace, its
+    integration is disabled, or Storm Guard holds a battery. A transient OEM error leaves the command `sent`,
+    leased to `owner` (the task's id) until its retry, and is raised for the task to retry, unless this
+    is the final attempt, which marks it failed.
     """
     from integrations.adapters import DeviceRef, IntegrationError, adapter_for
     from integrations.models import WorkspaceIntegration
     from integrations.services import integration_credentials_persist
 
-    locked, reason = _command_claim(command=command)
+    owner = owner or f"call-{uuid.uuid4()}"
+    locked, reason = _command_claim(command=command, owner=owner)
     if reason:
         command.refresh_from_db()
         return command
@@ -387,6 +440,9 @@ def command_send(*, command: Command, final_attempt: bool = True) -> Command:
         result = adapter.command_status(ref, result)
     except IntegrationError as exc:
         if exc.transient and not final_attempt:
+            # keep the lease until the task's own retry, so the tick does not hand the command to another
+            hold = timedelta(seconds=MAX_RETRY_COUNTDOWN + settings.DISPATCH_COMMAND_LEASE_SECONDS)
+            Command.objects.filter(pk=locked.pk).update(lease_until=timezone.now() + hold)
             raise
         command_set_status(
             command=locked, status=CommandStatus.FAILED, reason=f"{integration.get_channel_display()}: {exc.message}"

@@ -1,4 +1,4 @@
-"""Celery tasks of dispatch."""
+"""Celery tasks of dispatch: the event clock and sending one command. Both take ids and are safe to run twice."""
 
 from celery import shared_task
 
@@ -18,9 +18,20 @@ def command_send_task(self, command_id: int):
     # eagerly (no worker) there is no retry: the first attempt is the last
     final = self.request.is_eager or self.request.retries >= self.max_retries
     try:
-        command = services.command_send(command=command, final_attempt=final)
+        # the task's id stays the same across its retries: the command's lease is held for them
+        command = services.command_send(command=command, final_attempt=final, owner=self.request.id or "")
     except TransientError as exc:
-        raise self.retry(
-            exc=exc, countdown=min(600, backoff_seconds(self.request.retries, retry_after=exc.retry_after))
-        ) from exc
+        countdown = min(
+            services.MAX_RETRY_COUNTDOWN, backoff_seconds(self.request.retries, retry_after=exc.retry_after)
+        )
+        raise self.retry(exc=exc, countdown=countdown) from exc
     return command.status
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def dispatch_tick_task():
+    """The event clock (every DISPATCH_TICK_SECONDS, CELERY_BEAT_SCHEDULE): safe to run twice at once."""
+    from dispatch.engine import dispatch_tick
+
+    outcome = dispatch_tick()
+    return {"started": len(outcome["started"]), "running": len(outcome["advanced"]), "queued": outcome["queued"]}

@@ -63,5 +63,8 @@ class AuditAction(models.TextChoices):
     # dispatch
     DISPATCH_EVENT_CREATED = "program_event.created", _("Dispatch event created")
     DISPATCH_EVENT_STATUS_CHANGED = "program_event.status_changed", _("Dispatch event status changed")
+    DISPATCH_ACTION_STARTED = "program_event.action_started", _("Devices selected and commanded")
+    DISPATCH_ACTION_RESTORING = "program_event.action_restoring", _("Devices being restored")
+    PARTICIPATION_OPTED_OUT = "participation.opted_out", _("Opted out of an event")
     COMMAND_CREATED = "command.created", _("Command created")
     COMMAND_STATUS_CHANGED = "command.status_changed", _("Command status changed")

@@ -176,6 +176,14 @@ OEM_SYNC_CONCURRENCY = env_int("OEM_SYNC_CONCURRENCY", 8)
 # Devices per telemetry sync task: a large account is split into tasks that finish well inside the cadence.
 OEM_SYNC_BATCH_SIZE = env_int("OEM_SYNC_BATCH_SIZE", 2000)
 
+# The dispatch engine (dispatch.engine): its beat tick, how long a device's telemetry has to confirm a
+# command the OEM accepted (at least two of its OEM's cadences), how long a worker may hold a command it is
+# sending before another may take it over, and how long a queued command may wait before it is queued again.
+DISPATCH_TICK_SECONDS = env_int("DISPATCH_TICK_SECONDS", 15)
+DISPATCH_CONFIRM_WINDOW_MINUTES = env_int("DISPATCH_CONFIRM_WINDOW_MINUTES", 15)
+DISPATCH_COMMAND_LEASE_SECONDS = env_int("DISPATCH_COMMAND_LEASE_SECONDS", 120)
+DISPATCH_REQUEUE_AFTER_SECONDS = env_int("DISPATCH_REQUEUE_AFTER_SECONDS", 300)
+
 
 REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
@@ -265,6 +273,9 @@ CELERY_BEAT_SCHEDULE = {
         "task": "texture_portal.events.tasks.destinations_sweep_task",
         "schedule": crontab(minute="*/5"),
     },
+    # every DISPATCH_TICK_SECONDS: start due events, select and command devices, confirm, restore, complete,
+    # and hand due commands to workers (dispatch.engine)
+    "dispatch-tick": {"task": "dispatch.tasks.dispatch_tick_task", "schedule": float(DISPATCH_TICK_SECONDS)},
     # "17 * * * *": remove the files of abandoned import previews
     "import-jobs-sweep": {"task": "fleet.importing.tasks.import_jobs_sweep_task", "schedule": crontab(minute=17)},
     # "23 3 * * *": delete integration runs older than INTEGRATION_RUN_RETENTION_DAYS

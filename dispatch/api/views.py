@@ -1,7 +1,5 @@
 import uuid
-from functools import partial
 
-from django.db import transaction
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
@@ -20,7 +18,6 @@ from dispatch.api.serializers import (
 )
 from dispatch.filtersets import CommandFilterSet, DispatchEventFilterSet
 from dispatch.models import Command, DispatchAction, DispatchEvent
-from dispatch.tasks import command_send_task
 from fleet.models import Device
 from programs.models import Program
 from texture_portal.api.schema import ErrorSerializer
@@ -170,7 +167,7 @@ class CommandCreateView(WorkspaceApiView):
             # The key was used before for another request: answering with that command would drop this one.
             raise IdempotencyKeyReused(f"Idempotency-Key was already used for command {command.pk}, another request.")
         # Sent through the device's OEM adapter after commit (idempotent: a finished command is not resent).
-        transaction.on_commit(partial(command_send_task.delay, command.pk))
+        services.command_queue(command=command)
         return Response(CommandSerializer(command).data, status=status.HTTP_202_ACCEPTED)
 
 

@@ -70,10 +70,14 @@ def test_transient_failure_leaves_it_sent_for_a_retry_then_fails_on_the_last(sim
     command = new_command(device, slug="battery:set-reserve", payload={"chargePercentage": 40})
     sim.state.inject("tesla", "TG100000000901", "server_error", status=503, times=2)
     with pytest.raises(TransientError):
-        command_send(command=command, final_attempt=False)
+        command_send(command=command, final_attempt=False, owner="task-1")
     command.refresh_from_db()
     assert command.status == "sent" and command.attempts == 1
-    failed = command_send(command=command, final_attempt=True)
+    # another delivery of the task while the retry is pending finds the command leased and sends nothing
+    assert command_send(command=command, final_attempt=True, owner="task-2").status == "sent"
+    command.refresh_from_db()
+    assert command.attempts == 1
+    failed = command_send(command=command, final_attempt=True, owner="task-1")  # the task's own retry
     assert failed.status == "failed" and "503" in failed.status_reason and failed.attempts == 2
     assert PlatformEvent.objects.filter(type="command.failed", data__id=command.pk).exists()
 

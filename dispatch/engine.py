@@ -1,0 +1,715 @@
+"""The dispatch engine: what makes events run themselves (writes; `dispatch.selectors` has the reads).
+
+A beat tick (`dispatch_tick`, every DISPATCH_TICK_SECONDS; `run_integration_schedule` runs it in the demo)
+starts the events that are due and, for each running event, takes the steps whose time has come: when an
+action starts, its targeted devices are classified and the included ones commanded; while it runs, their
+telemetry confirms them; when it ends, they are restored (unless the next action follows at once); when
+the event has ended and every restore is done, it completes. Each event's steps run in one transaction
+with its row locked, skipping a row another tick holds (`skip_locked`), and each step sets its marker in
+that transaction: two ticks at once take a step once, and a tick that dies half-way leaves nothing half
+written (the next takes the step again).
+
+Commands carry a `not_before` spread over the strategy's ramp (a deterministic per-device offset, like
+OpenADR's `randomizeStart`) and are handed to workers only when due (`commands_queue_due`): no task waits
+with a long ETA. Sending, its lease and retries are `dispatch.services.command_send`'s.
+"""
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from dispatch.choices import (
+    NEEDS_RESTORE,
+    PARTICIPATION_TRANSITIONS,
+    CommandPurpose,
+    CommandSlug,
+    CommandStatus,
+    DispatchEventStatus,
+    ExclusionReason,
+    ParticipationStatus,
+)
+from dispatch.events import DispatchEventType, participation_data
+from dispatch.models import Command, DispatchAction, DispatchEvent, Participation
+from dispatch.selectors import event_participation_counts, event_target_rows
+from fleet.choices import DeviceState, DeviceType
+from programs.choices import EnrollmentStatus, EventType
+from programs.models import EventStrategy
+from texture_portal.audit import audit_record
+from texture_portal.choices import AuditAction, AuditSource
+from texture_portal.events.services import event_emit
+from texture_portal.exceptions import ApplicationError
+
+log = logging.getLogger(__name__)
+
+# Watts above which a battery counts as charging or discharging, a charger or vehicle as drawing.
+ACTIVE_POWER_W = 100.0
+# Actions this close together (end of one, start of the next) hand devices over without a restore.
+ADJACENT = timedelta(seconds=60)
+
+# The command each device type takes for each action: (slug, operating mode).
+ACTION_COMMANDS = {
+    (DeviceType.BATTERY, EventType.CHARGE): (CommandSlug.BATTERY_SET_OPERATING_MODE, "charge"),
+    (DeviceType.BATTERY, EventType.DISCHARGE): (CommandSlug.BATTERY_SET_OPERATING_MODE, "discharge"),
+    (DeviceType.BATTERY, EventType.IDLE): (CommandSlug.BATTERY_SET_OPERATING_MODE, "idle"),
+    (DeviceType.CHARGER, EventType.CHARGE): (CommandSlug.CHARGER_SET_OPERATING_MODE, "start-charging"),
+    (DeviceType.CHARGER, EventType.DISCHARGE): (CommandSlug.CHARGER_SET_OPERATING_MODE, "stop-charging"),
+    (DeviceType.CHARGER, EventType.IDLE): (CommandSlug.CHARGER_SET_OPERATING_MODE, "stop-charging"),
+    (DeviceType.VEHICLE, EventType.CHARGE): (CommandSlug.VEHICLE_SET_OPERATING_MODE, "start-charging"),
+    (DeviceType.VEHICLE, EventType.DISCHARGE): (CommandSlug.VEHICLE_SET_OPERATING_MODE, "stop-charging"),
+    (DeviceType.VEHICLE, EventType.IDLE): (CommandSlug.VEHICLE_SET_OPERATING_MODE, "stop-charging"),
+}
+GRID_ACTIONS = {EventType.CHARGE, EventType.DISCHARGE}
+
+
+# -- pure rules: the ramp, eligibility, the command and its restore, confirmation ----------------------------
+
+
+def ramp_offset(*, event_id: int, device_id: int, ramp_minutes: int) -> timedelta:
+    """Where in the ramp window this device starts (and ends): the same for a device in an event, spread
+    evenly across devices, and different from one event to the next."""
+    digest = hashlib.sha256(f"{event_id}:{device_id}".encode()).digest()
+    return timedelta(seconds=int.from_bytes(digest[:8], "big") / 2**64 * ramp_minutes * 60)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    included: bool
+    code: str = ""
+    reason: str = ""
+
+
+INCLUDED = Verdict(True)
+
+
+def _stale_after(channel: str) -> timedelta:
+    from integrations.services import channel_cadence
+
+    return channel_cadence(channel) * max(2.0, settings.OEM_OFFLINE_GRACE_FACTOR)
+
+
+def classify(row: dict, *, action_type: str, strategy: EventStrategy, now: datetime) -> Verdict:
+    """Whether one targeted device (a row of `event_target_rows`) takes part in an action, and if not, why:
+    the first reason that applies, in the order staff check them."""
+    maker = row["manufacturer__name"]
+    device_type = row["device_type"]
+    if row["enrollment_status"] != EnrollmentStatus.APPROVED:
+        return Verdict(False, ExclusionReason.NOT_ENROLLED, f"Its enrollment is {row['enrollment_status']}.")
+    if row["state"] != DeviceState.ON_WORKSPACE:
+        label = DeviceState(row["state"]).label
+        return Verdict(False, ExclusionReason.NOT_ON_WORKSPACE, f"The device is {label}, not on the workspace.")
+    if not row["integration_enabled"]:
+        return Verdict(
+            False, ExclusionReason.INTEGRATION_DISABLED, f"The {maker} integration is not enabled in this workspace."
+        )
+    if row["manufacturer__is_read_only"]:
+        return Verdict(False, ExclusionReason.UNSUPPORTED, f"{maker}'s API is monitoring only: it takes no commands.")
+    if (device_type, action_type) not in ACTION_COMMANDS:
+        return Verdict(False, ExclusionReason.UNSUPPORTED, f"A {device_type} cannot {action_type}.")
+    measured = row["latest_telemetry__measured_at"]
+    stale_after = _stale_after(row["manufacturer__integration_channel"])
+    if measured is None or now - measured > stale_after:
+        when = f"its last reading is of {measured:%Y-%m-%d %H:%M} UTC" if measured else "it has never reported"
+        return Verdict(
+            False,
+            ExclusionReason.STALE_TELEMETRY,
+            f"No fresh telemetry: {when} (fresh means within {stale_after.total_seconds() / 60:.0f} min).",
+        )
+    if device_type == DeviceType.BATTERY:
+        if row["latest_telemetry__is_storm_mode_active"]:
+            return Verdict(
+                False,
+                ExclusionReason.STORM_GUARD,
+                "Storm Guard is active: the battery keeps its backup charge and does not take part.",
+            )
+        soc = row["latest_telemetry__charge_percentage"]
+        if soc is None and action_type != EventType.IDLE:
+            return Verdict(False, ExclusionReason.SOC_UNKNOWN, "Its telemetry carries no state of charge.")
+        if action_type == EventType.DISCHARGE and soc <= strategy.min_soc_percent:
+            return Verdict(
+                False,
+                ExclusionReason.SOC_OUT_OF_RANGE,
+                f"SoC {soc:.0f} % is at or below the discharge floor of {strategy.min_soc_percent} %.",
+            )
+        if action_type == EventType.CHARGE and soc >= strategy.max_soc_percent:
+            return Verdict(
+                False,
+                ExclusionReason.SOC_OUT_OF_RANGE,
+                f"SoC {soc:.0f} % is at or above the charge ceiling of {strategy.max_soc_percent} %.",
+            )
+        if (
+            strategy.enable_grid_interaction
+            and action_type in GRID_ACTIONS
+            and not row["manufacturer__supports_grid_services"]
+        ):
+            return Verdict(
+                False,
+                ExclusionReason.NO_GRID_SERVICES,
+                f"The strategy interacts with the grid and {maker} offers no grid-services channel.",
+            )
+    if row["busy_elsewhere"]:
+        return Verdict(
+            False, ExclusionReason.OVERLAPPING_EVENT, "It takes part in another event that overlaps this one."
+        )
+    return INCLUDED
+
+
+def action_command(*, device_type: str, action_type: str, strategy: EventStrategy) -> tuple[str, dict]:
+    """The slug and input an action sends to a device of this type (the strategy's bounds for batteries)."""
+    slug, mode = ACTION_COMMANDS[(device_type, action_type)]
+    if device_type != DeviceType.BATTERY:
+        return slug, {"operatingMode": mode}
+    return slug, {
+        "operatingMode": mode,
+        "minimumBatteryReserve": strategy.min_soc_percent,
+        "maximumBatteryReserve": strategy.max_soc_percent,
+        "enableGridInteraction": strategy.enable_grid_interaction,
+    }
+
+
+def restore_command(*, device_type: str, participation: Participation) -> tuple[str, dict] | None:
+    """What gives a device back what it had before the event: a battery its OEM's own mode (`reset`) and its
+    reserve, a charger its availability, a vehicle charging if it was charging. None: nothing to give back."""
+    if device_type == DeviceType.BATTERY:
+        payload = {"operatingMode": "reset"}
+        if participation.reserve_before is not None:
+            payload["minimumBatteryReserve"] = round(participation.reserve_before)
+        return CommandSlug.BATTERY_SET_OPERATING_MODE, payload
+    if device_type == DeviceType.CHARGER:
+        return CommandSlug.CHARGER_SET_OPERATING_MODE, {"operatingMode": "start-charging"}
+    if device_type == DeviceType.VEHICLE:
+        mode = "start-charging" if participation.was_charging else "stop-charging"
+        return CommandSlug.VEHICLE_SET_OPERATING_MODE, {"operatingMode": mode}
+    return None
+
+
+def observed_state(*, device_type: str, charge_rate_w, charger_wattage_w, charging_state: str) -> str:
+    """charging | discharging | idle, as the reading shows it."""
+    if device_type == DeviceType.BATTERY and charge_rate_w is not None:
+        if charge_rate_w > ACTIVE_POWER_W:
+            return "discharging"
+        return "charging" if charge_rate_w < -ACTIVE_POWER_W else "idle"
+    if device_type in (DeviceType.CHARGER, DeviceType.VEHICLE):
+        drawing = (charger_wattage_w or 0) > ACTIVE_POWER_W or (charge_rate_w or 0) < -ACTIVE_POWER_W
+        return "charging" if drawing or charging_state == "charging" else "idle"
+    return charging_state or "unknown"
+
+
+# What the device should show once it took the action's command.
+EXPECTED_STATE = {
+    (DeviceType.BATTERY, EventType.DISCHARGE): {"discharging"},
+    (DeviceType.BATTERY, EventType.CHARGE): {"charging"},
+    (DeviceType.BATTERY, EventType.IDLE): {"idle", "charging"},  # idle: not discharging (solar may charge it)
+    **{(kind, EventType.CHARGE): {"charging"} for kind in (DeviceType.CHARGER, DeviceType.VEHICLE)},
+    **{(kind, EventType.DISCHARGE): {"idle"} for kind in (DeviceType.CHARGER, DeviceType.VEHICLE)},
+    **{(kind, EventType.IDLE): {"idle"} for kind in (DeviceType.CHARGER, DeviceType.VEHICLE)},
+}
+
+
+def confirm_window(channel: str) -> timedelta:
+    from integrations.services import channel_cadence
+
+    return max(timedelta(minutes=settings.DISPATCH_CONFIRM_WINDOW_MINUTES), 2 * channel_cadence(channel))
+
+
+# -- the steps ----------------------------------------------------------------------------------------------
+
+
+def _move(participation: Participation, status: str) -> bool:
+    """Apply a transition when the table allows it (the engine's bulk steps never force one)."""
+    if participation.status == status:
+        return True
+    if not PARTICIPATION_TRANSITIONS.can(participation.status, status):
+        return False
+    participation.status = status
+    return True
+
+
+def _before_values(participation: Participation, row: dict) -> None:
+    """Keep what the device had before the event, once: its restore target."""
+    if participation.included_at is not None:
+        return
+    participation.mode_before = row["latest_telemetry__strategy"] or ""
+    participation.reserve_before = row["latest_telemetry__backup_reserve_percent"]
+    participation.was_charging = row["latest_telemetry__charging_state"] == "charging"
+    participation.charge_limit_before = row["latest_telemetry__charge_limit_percent"]
+
+
+def _new_command(*, event, action, participation, slug, payload, purpose, not_before, now) -> Command:
+    device_id = participation.device_id
+    return Command(
+        workspace_id=event.workspace_id,
+        device_id=device_id,
+        dispatch_event=event,
+        action=action,
+        participation=participation,
+        purpose=purpose,
+        slug=slug,
+        input=payload,
+        idempotency_key=f"dispatch:{event.pk}:{action.pk}:{device_id}:{purpose}",
+        not_before=not_before,
+        created=now,
+    )
+
+
+RECLASSIFIED_FIELDS = [
+    "action",
+    "status",
+    "reason_code",
+    "reason",
+    "mode_before",
+    "reserve_before",
+    "was_charging",
+    "charge_limit_before",
+    "included_at",
+    "confirmed_at",
+    "last_updated",
+]
+
+
+def action_fan_out(*, event: DispatchEvent, action: DispatchAction, now: datetime) -> dict:
+    """An action starts: classify every targeted device (one query), write or update their participations
+    and the included devices' commands in bulk, each with its ramp slot. The caller holds the event's lock."""
+    strategy = event.strategy
+    rows = event_target_rows(event=event)
+    existing = {p.device_id: p for p in Participation.objects.filter(event=event)}
+    verdicts = {row["pk"]: classify(row, action_type=action.action_type, strategy=strategy, now=now) for row in rows}
+    to_create, to_update, commands, restores = [], [], [], []
+    for row in rows:
+        device_id, verdict = row["pk"], verdicts[row["pk"]]
+        participation = existing.get(device_id)
+        if participation is None:
+            participation = Participation(workspace_id=event.workspace_id, event=event, device_id=device_id)
+            participation.status = ParticipationStatus.EXCLUDED  # until the verdict below says otherwise
+            to_create.append(participation)
+        elif participation.status == ParticipationStatus.OPTED_OUT:
+            continue  # never again in this event
+        else:
+            to_update.append(participation)
+        holding = participation.pk is not None and participation.status in NEEDS_RESTORE
+        participation.action = action
+        if verdict.included:
+            _before_values(participation, row)
+            participation.status = ParticipationStatus.INCLUDED
+            participation.reason_code, participation.reason = "", ""
+            participation.included_at = participation.included_at or now
+            participation.confirmed_at = None
+        elif holding:
+            # commanded in the action just before (no restore in between): give its state back now
+            participation.reason_code, participation.reason = verdict.code, verdict.reason
+            restores.append(participation)
+        else:
+            participation.status = ParticipationStatus.EXCLUDED
+            participation.reason_code, participation.reason = verdict.code, verdict.reason
+    Participation.objects.bulk_create(to_create, batch_size=2000)
+    for participation in to_update:
+        participation.last_updated = now  # bulk_update does not touch auto_now fields itself
+    Participation.objects.bulk_update(to_update, RECLASSIFIED_FIELDS, batch_size=2000)
+    types = {row["pk"]: row["device_type"] for row in rows}
+    for participation in (*to_create, *to_update):
+        if participation.status != ParticipationStatus.INCLUDED:
+            continue
+        slug, payload = action_command(
+            device_type=types[participation.device_id], action_type=action.action_type, strategy=strategy
+        )
+        offset = ramp_offset(event_id=event.pk, device_id=participation.device_id, ramp_minutes=strategy.ramp_minutes)
+        commands.append(
+            _new_command(
+                event=event,
+                action=action,
+                participation=participation,
+                slug=slug,
+                payload=payload,
+                purpose=CommandPurpose.ACTION,
+                not_before=action.starts_at + offset,
+                now=now,
+            )
+        )
+    commands += _restore_commands(event=event, action=action, participations=restores, types=types, at=now)
+    Command.objects.bulk_create(commands, batch_size=2000, ignore_conflicts=True)
+    action.fanned_out_at = now
+    included = sum(1 for v in verdicts.values() if v.included)
+    action.note = f"{len(rows)} targeted, {included} included, {len(rows) - included} excluded."
+    action.save(update_fields=["fanned_out_at", "note", "last_updated"])
+    audit_record(
+        actor=None,
+        action=AuditAction.DISPATCH_ACTION_STARTED,
+        target=event,
+        source=AuditSource.TASK,
+        changes={"action": action.pk, "targeted": len(rows), "included": included, "commands": len(commands)},
+        reason=f"{action}: {action.note}",
+    )
+    return {"targeted": len(rows), "included": included, "commands": len(commands)}
+
+
+def _restore_commands(*, event, action, participations, types: dict | None, at: datetime) -> list[Command]:
+    """The restore command of each participation (ramped from `at`); those with nothing to give back are
+    marked restored at once."""
+    if types is None:
+        from fleet.models import Device
+
+        ids = [p.device_id for p in participations]
+        types = dict(Device.objects.filter(pk__in=ids).values_list("pk", "device_type"))
+    strategy = event.strategy
+    commands, nothing_to_do = [], []
+    for participation in participations:
+        command = restore_command(device_type=types[participation.device_id], participation=participation)
+        if command is None:
+            nothing_to_do.append(participation)
+            continue
+        slug, payload = command
+        offset = ramp_offset(event_id=event.pk, device_id=participation.device_id, ramp_minutes=strategy.ramp_minutes)
+        commands.append(
+            _new_command(
+                event=event,
+                action=action,
+                participation=participation,
+                slug=slug,
+                payload=payload,
+                purpose=CommandPurpose.RESTORE,
+                not_before=at + offset,
+                now=at,
+            )
+        )
+    for participation in nothing_to_do:
+        _move(participation, ParticipationStatus.RESTORED)
+        participation.restored_at = participation.last_updated = at
+    Participation.objects.bulk_update(nothing_to_do, ["status", "restored_at", "last_updated"])
+    return commands
+
+
+def _skip_unsent(*, event: DispatchEvent, reason: str, code: str, now: datetime, action=None) -> int:
+    """Action commands of the event still waiting for their slot are skipped (their device excluded)."""
+    unsent = Command.objects.filter(
+        dispatch_event=event, purpose=CommandPurpose.ACTION, status=CommandStatus.PENDING
+    ).filter(**({"action": action} if action else {}))
+    participation_ids = list(unsent.values_list("participation_id", flat=True))
+    skipped = unsent.update(status=CommandStatus.SKIPPED, status_reason=reason, completed_at=now, last_updated=now)
+    Participation.objects.filter(pk__in=participation_ids, status=ParticipationStatus.INCLUDED).update(
+        status=ParticipationStatus.EXCLUDED, reason_code=code, reason=reason, last_updated=now
+    )
+    return skipped
+
+
+def action_restore(*, event: DispatchEvent, action: DispatchAction, next_action, now: datetime) -> int:
+    """An action ends: commands still waiting are skipped, and every device holding a commanded state gets
+    its restore, ramped from the action's end — unless the next action follows at once, which takes the
+    devices over. The caller holds the event's lock."""
+    _skip_unsent(
+        event=event,
+        action=action,
+        now=now,
+        code=ExclusionReason.WINDOW_ENDED,
+        reason=f"The {action.get_action_type_display().lower()} window ended before its turn in the ramp.",
+    )
+    if next_action is not None and next_action.starts_at <= action.ends_at + ADJACENT:
+        action.restore_started_at = now
+        action.note = (action.note + " The next action follows at once: no restore in between.").strip()[:300]
+        action.save(update_fields=["restore_started_at", "note", "last_updated"])
+        return 0
+    holding = list(
+        Participation.objects.filter(event=event).filter(
+            Q(status__in=NEEDS_RESTORE)
+            | Q(status=ParticipationStatus.OPTED_OUT, commanded_at__isnull=False, restored_at__isnull=True)
+        )
+    )
+    commands = _restore_commands(event=event, action=action, participations=holding, types=None, at=action.ends_at)
+    Command.objects.bulk_create(commands, batch_size=2000, ignore_conflicts=True)
+    action.restore_started_at = now
+    action.save(update_fields=["restore_started_at", "last_updated"])
+    audit_record(
+        actor=None,
+        action=AuditAction.DISPATCH_ACTION_RESTORING,
+        target=event,
+        source=AuditSource.TASK,
+        changes={"action": action.pk, "restores": len(commands)},
+        reason=f"{action}: {len(commands)} devices being restored.",
+    )
+    return len(commands)
+
+
+def participations_confirm(*, event: DispatchEvent, now: datetime) -> dict:
+    """Devices the OEM accepted a command for: their readings since say whether they did it (confirmed), or,
+    once the window has passed without that, that they are not responding — with what they show."""
+    rows = Participation.objects.filter(
+        event=event, status__in=[ParticipationStatus.COMMANDED, ParticipationStatus.NOT_RESPONDING]
+    ).select_related("action", "device__manufacturer", "device__latest_telemetry")
+    changed, counts = [], {"confirmed": 0, "not_responding": 0}
+    for participation in rows:
+        device, reading = participation.device, participation.device.latest_telemetry
+        if participation.action is None or participation.commanded_at is None:
+            continue
+        expected = EXPECTED_STATE.get((device.device_type, participation.action.action_type), set())
+        fresh = reading is not None and reading.received_at > participation.commanded_at
+        shown = (
+            observed_state(
+                device_type=device.device_type,
+                charge_rate_w=reading.charge_rate_w,
+                charger_wattage_w=reading.charger_wattage_w,
+                charging_state=reading.charging_state,
+            )
+            if fresh
+            else None
+        )
+        if shown in expected:
+            participation.status, participation.confirmed_at = ParticipationStatus.CONFIRMED, reading.measured_at
+            participation.reason_code, participation.reason = "", ""
+            changed.append(participation)
+            counts["confirmed"] += 1
+        elif (
+            participation.status == ParticipationStatus.COMMANDED
+            and now > participation.commanded_at + confirm_window(device.manufacturer.integration_channel)
+        ):
+            still = f"still {shown} at {reading.measured_at:%H:%M}" if shown else "no reading since"
+            participation.status = ParticipationStatus.NOT_RESPONDING
+            participation.reason = (
+                f"Not responding — accepted by the OEM at {participation.commanded_at:%H:%M} UTC, {still}"
+                f"{' UTC' if shown else ''}."
+            )
+            changed.append(participation)
+            counts["not_responding"] += 1
+    for participation in changed:
+        participation.last_updated = now
+    Participation.objects.bulk_update(changed, ["status", "confirmed_at", "reason_code", "reason", "last_updated"])
+    return counts
+
+
+def _event_complete(*, event: DispatchEvent, now: datetime) -> bool:
+    from dispatch.services import dispatch_event_set_status
+
+    if Command.objects.filter(dispatch_event=event, status__in=[CommandStatus.PENDING, CommandStatus.SENT]).exists():
+        return False  # restores still going
+    counts = event_participation_counts(event=event)
+    unrestored = Participation.objects.filter(event=event, commanded_at__isnull=False, restored_at__isnull=True).count()
+    event.completed_end_to_end = counts["confirmed"] > 0 and unrestored == 0
+    event.save(update_fields=["completed_end_to_end", "last_updated"])
+    summary = (
+        f"{counts['targeted']} targeted, {counts['commanded']} commanded, {counts['confirmed']} confirmed, "
+        f"{counts['restored']} restored, {counts['excluded']} excluded, {counts['opted_out']} opted out, "
+        f"{counts['failed']} failed."
+    )
+    dispatch_event_set_status(event=event, status=DispatchEventStatus.COMPLETED, reason=summary)
+    return True
+
+
+def dispatch_event_advance(*, event_id: int, now: datetime) -> str:
+    """Take the steps of one running event whose time has come (see the module's docstring)."""
+    with transaction.atomic():
+        event = (
+            DispatchEvent.objects.select_for_update(skip_locked=True)
+            .select_related("strategy", "program")
+            .filter(pk=event_id, status=DispatchEventStatus.IN_PROGRESS)
+            .first()
+        )
+        if event is None:
+            return "locked or not running"
+        actions = list(event.actions.order_by("starts_at", "pk"))
+        done = []
+        for index, action in enumerate(actions):
+            following = actions[index + 1] if index + 1 < len(actions) else None
+            if action.fanned_out_at is None and action.starts_at <= now:
+                if now < action.ends_at:
+                    action_fan_out(event=event, action=action, now=now)
+                    done.append(f"{action}: started")
+                else:
+                    action.fanned_out_at = action.restore_started_at = now
+                    action.note = "Its window passed before the engine could start it (was the scheduler down?)."
+                    action.save(update_fields=["fanned_out_at", "restore_started_at", "note", "last_updated"])
+                    done.append(f"{action}: missed")
+            if action.fanned_out_at and action.restore_started_at is None and action.ends_at <= now:
+                action_restore(event=event, action=action, next_action=following, now=now)
+                done.append(f"{action}: restoring")
+        participations_confirm(event=event, now=now)
+        ended = event.ends_at <= now and all(a.restore_started_at for a in actions)
+        if ended and _event_complete(event=event, now=now):
+            done.append("completed")
+        return "; ".join(done) or "running"
+
+
+def dispatch_events_start_due(*, now: datetime) -> list[int]:
+    """Scheduled events whose start has come go in progress (a production event whose program is no longer
+    launched is cancelled instead, with why)."""
+    from dispatch.services import dispatch_event_set_status
+
+    started = []
+    for event_id in DispatchEvent.objects.filter(status=DispatchEventStatus.SCHEDULED, starts_at__lte=now).values_list(
+        "pk", flat=True
+    ):
+        with transaction.atomic():
+            event = (
+                DispatchEvent.objects.select_for_update(skip_locked=True)
+                .select_related("program")
+                .filter(pk=event_id, status=DispatchEventStatus.SCHEDULED)
+                .first()
+            )
+            if event is None:
+                continue
+            if not event.is_test and not event.program.production_dispatch_enabled:
+                dispatch_event_set_status(
+                    event=event,
+                    status=DispatchEventStatus.CANCELLED,
+                    reason="Production dispatch is not enabled for this program: only test events may run.",
+                )
+                continue
+            dispatch_event_set_status(event=event, status=DispatchEventStatus.IN_PROGRESS, reason="Started on time.")
+            started.append(event.pk)
+    return started
+
+
+def commands_queue_due(*, now: datetime, limit: int = 5000) -> int:
+    """Hand workers the commands due by the next tick (in order of their ramp slot), and again those whose
+    task was lost: queued long ago and still pending, or leased by a worker that died mid-call. Without a
+    broker (tasks run in this process) only what is due now goes."""
+    from dispatch.tasks import command_send_task
+
+    horizon = now if settings.CELERY_TASK_ALWAYS_EAGER else now + timedelta(seconds=settings.DISPATCH_TICK_SECONDS)
+    stale = now - timedelta(seconds=settings.DISPATCH_REQUEUE_AFTER_SECONDS)
+    with transaction.atomic():
+        due = list(
+            Command.objects.select_for_update(skip_locked=True)
+            .filter(not_before__lte=horizon)
+            .filter(
+                Q(status=CommandStatus.PENDING, queued_at__isnull=True)
+                | Q(status=CommandStatus.PENDING, queued_at__lt=stale)
+                | Q(status=CommandStatus.SENT, lease_until__lt=now)
+            )
+            .order_by("not_before", "pk")
+            .values_list("pk", "not_before")[:limit]
+        )
+        Command.objects.filter(pk__in=[pk for pk, _ in due]).update(queued_at=now)
+
+        def queue():
+            for pk, not_before in due:
+                command_send_task.apply_async((pk,), countdown=max(0.0, (not_before - now).total_seconds()))
+
+        transaction.on_commit(queue)
+    return len(due)
+
+
+def dispatch_tick(*, now: datetime | None = None) -> dict:
+    """One beat of the event clock. Safe to run twice at once and to die half-way."""
+    now = now or timezone.now()
+    started = dispatch_events_start_due(now=now)
+    advanced = {}
+    for event_id in DispatchEvent.objects.filter(status=DispatchEventStatus.IN_PROGRESS).values_list("pk", flat=True):
+        advanced[event_id] = dispatch_event_advance(event_id=event_id, now=now)
+    queued = commands_queue_due(now=now)
+    return {"started": started, "advanced": advanced, "queued": queued}
+
+
+# -- staff and integrators ------------------------------------------------------------------------------------
+
+
+def dispatch_event_restore_now(*, event: DispatchEvent, now: datetime) -> int:
+    """A running event was cancelled: nothing more is sent, and every device holding a commanded state is
+    restored at once (no ramp). The caller holds the event's lock."""
+    _skip_unsent(event=event, now=now, code=ExclusionReason.WINDOW_ENDED, reason="The event was cancelled.")
+    holding = list(
+        Participation.objects.filter(event=event).filter(
+            Q(status__in=NEEDS_RESTORE)
+            | Q(status=ParticipationStatus.OPTED_OUT, commanded_at__isnull=False, restored_at__isnull=True)
+        )
+    )
+    action = event.actions.filter(fanned_out_at__isnull=False).order_by("-starts_at").first()
+    if action is None:
+        return 0
+    commands = _restore_commands(event=event, action=action, participations=holding, types=None, at=now)
+    for command in commands:
+        command.not_before = now  # at once, not ramped
+    Command.objects.bulk_create(commands, batch_size=2000, ignore_conflicts=True)
+    event.actions.filter(restore_started_at__isnull=True).update(restore_started_at=now, last_updated=now)
+    return len(commands)
+
+
+@transaction.atomic
+def participation_opt_out(
+    *, participation: Participation, reason: str, actor, source: AuditSource | str = AuditSource.SERVICE
+) -> Participation:
+    """Take one device out of one event, with the reason: it is restored alone (at once) if it holds a
+    commanded state, its waiting command is dropped, and it never takes part again in this event."""
+    if not reason.strip():
+        raise ApplicationError("Opting a device out needs a reason.")
+    locked = Participation.objects.select_for_update().select_related("event", "device").get(pk=participation.pk)
+    event = locked.event
+    if event.status not in (DispatchEventStatus.SCHEDULED, DispatchEventStatus.IN_PROGRESS):
+        raise ApplicationError(f"“{event.name}” is {event.get_status_display().lower()}: nothing to opt out of.")
+    if locked.status == ParticipationStatus.OPTED_OUT:
+        raise ApplicationError("This device is already opted out of this event.")
+    now = timezone.now()
+    holding = locked.status in NEEDS_RESTORE
+    in_flight = locked.commands.filter(purpose=CommandPurpose.ACTION, status=CommandStatus.SENT).exists()
+    before = locked.status
+    PARTICIPATION_TRANSITIONS.check(locked.status, ParticipationStatus.OPTED_OUT)
+    locked.status, locked.opted_out_at, locked.reason = ParticipationStatus.OPTED_OUT, now, reason.strip()[:300]
+    locked.reason_code = ""
+    locked.opted_out_by = actor if getattr(actor, "pk", None) else None
+    locked.save(update_fields=["status", "opted_out_at", "reason", "reason_code", "opted_out_by", "last_updated"])
+    locked.commands.filter(purpose=CommandPurpose.ACTION, status=CommandStatus.PENDING).update(
+        status=CommandStatus.SKIPPED, status_reason="Opted out of the event.", completed_at=now, last_updated=now
+    )
+    if (holding or in_flight) and locked.action_id:
+        # restored alone and at once; a command still in flight is given a minute to land first
+        at = now + (timedelta(minutes=1) if in_flight else timedelta())
+        types = {locked.device_id: locked.device.device_type}
+        commands = _restore_commands(event=event, action=locked.action, participations=[locked], types=types, at=at)
+        for command in commands:
+            command.idempotency_key += ":opt-out"
+            command.not_before = at
+        Command.objects.bulk_create(commands, ignore_conflicts=True)
+    audit_record(
+        actor=actor,
+        action=AuditAction.PARTICIPATION_OPTED_OUT,
+        target=locked,
+        source=source,
+        changes={"status": [before, ParticipationStatus.OPTED_OUT]},
+        reason=reason,
+    )
+    event_emit(
+        workspace_id=locked.workspace_id,
+        type=DispatchEventType.PROGRAM_EVENT_OPTED_OUT,
+        key=f"{DispatchEventType.PROGRAM_EVENT_OPTED_OUT}:{event.pk}:{locked.device_id}",
+        data=participation_data(locked),
+    )
+    participation.refresh_from_db()
+    return participation
+
+
+def participation_follow_command(*, command: Command, status: str, reason: str, code: str, now: datetime) -> None:
+    """A command of the engine reached an outcome: its participation follows (commanded, failed, excluded
+    at send time, restored, restore failed). Called by `command_set_status` in its transaction."""
+    participation = Participation.objects.select_for_update().get(pk=command.participation_id)
+    fields = {"last_updated"}
+    if command.purpose == CommandPurpose.ACTION:
+        if status == CommandStatus.SUCCESS:
+            participation.commanded_at = now
+            fields |= {"commanded_at"}
+            if _move(participation, ParticipationStatus.COMMANDED):
+                fields |= {"status"}
+        elif status == CommandStatus.FAILED and _move(participation, ParticipationStatus.FAILED):
+            participation.reason_code, participation.reason = "", f"Command failed: {reason}"[:300]
+            fields |= {"status", "reason_code", "reason"}
+        elif status == CommandStatus.SKIPPED and _move(participation, ParticipationStatus.EXCLUDED):
+            # not sent after all (checked again at send time: Storm Guard, the device or its integration)
+            participation.reason_code, participation.reason = code or ExclusionReason.WINDOW_ENDED, reason[:300]
+            fields |= {"status", "reason_code", "reason"}
+    elif command.purpose == CommandPurpose.RESTORE:
+        if status == CommandStatus.SUCCESS:
+            participation.restored_at = now
+            fields |= {"restored_at"}
+            if participation.status != ParticipationStatus.OPTED_OUT and _move(
+                participation, ParticipationStatus.RESTORED
+            ):
+                fields |= {"status"}
+        elif status in (CommandStatus.FAILED, CommandStatus.SKIPPED):
+            participation.reason = f"Restore failed: {reason}"[:300]
+            fields |= {"reason"}
+            if participation.status != ParticipationStatus.OPTED_OUT and _move(
+                participation, ParticipationStatus.RESTORE_FAILED
+            ):
+                fields |= {"status"}
+    participation.save(update_fields=sorted(fields))

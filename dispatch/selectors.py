@@ -1,0 +1,91 @@
+"""Reads of dispatch: the devices an event targets (one query, with what classifying them needs), and the
+counts of an event's participations."""
+
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+
+from dispatch.choices import PARTICIPATING, DispatchEventStatus, ParticipationStatus
+from dispatch.models import DispatchEvent, Participation
+from fleet.models import Device
+from integrations.models import WorkspaceIntegration
+from programs.models import Enrollment
+
+# What classifying a device needs, read in the one query (the device, its maker, its latest reading).
+TARGET_FIELDS = (
+    "pk",
+    "device_type",
+    "state",
+    "manufacturer__name",
+    "manufacturer__integration_channel",
+    "manufacturer__is_read_only",
+    "manufacturer__supports_grid_services",
+    "latest_telemetry__measured_at",
+    "latest_telemetry__charge_percentage",
+    "latest_telemetry__charge_rate_w",
+    "latest_telemetry__backup_reserve_percent",
+    "latest_telemetry__strategy",
+    "latest_telemetry__charging_state",
+    "latest_telemetry__is_storm_mode_active",
+    "latest_telemetry__is_plugged_in",
+    "latest_telemetry__charge_limit_percent",
+)
+
+
+def event_target_rows(*, event: DispatchEvent) -> list[dict]:
+    """Every device the event targets — the program's enrolled devices (whatever their enrollment's status:
+    one not approved is targeted and excluded with that reason), narrowed to the event's tags if it has any —
+    with its enrollment status, whether its integration is enabled, and whether it takes part in another
+    event whose window overlaps this one's. One query, whatever the number of devices."""
+    enrollment = Enrollment.objects.filter(device_id=OuterRef("pk"), program_id=event.program_id)
+    devices = Device.objects.filter(workspace_id=event.workspace_id).annotate(
+        enrollment_status=Subquery(enrollment.values("status")[:1]),
+        integration_enabled=Exists(
+            WorkspaceIntegration.objects.filter(
+                workspace_id=event.workspace_id,
+                channel=OuterRef("manufacturer__integration_channel"),
+                enabled=True,
+            )
+        ),
+        busy_elsewhere=Exists(
+            Participation.objects.filter(
+                workspace_id=event.workspace_id,
+                device_id=OuterRef("pk"),
+                status__in=PARTICIPATING,
+                event__status=DispatchEventStatus.IN_PROGRESS,
+                event__starts_at__lt=event.ends_at,
+                event__ends_at__gt=event.starts_at,
+            ).exclude(event_id=event.pk)
+        ),
+    )
+    devices = devices.filter(Exists(enrollment))
+    tag_ids = list(event.target_tags.values_list("pk", flat=True))
+    if tag_ids:
+        devices = devices.filter(
+            Exists(Device.tags.through.objects.filter(device_id=OuterRef("pk"), devicetag_id__in=tag_ids))
+        )
+    return list(
+        devices.order_by("pk").values(*TARGET_FIELDS, "enrollment_status", "integration_enabled", "busy_elsewhere")
+    )
+
+
+def event_participations(*, event: DispatchEvent) -> QuerySet[Participation]:
+    return Participation.objects.filter(workspace_id=event.workspace_id, event=event)
+
+
+def event_participation_counts(*, event: DispatchEvent) -> dict:
+    """The event's live counts: targeted, by status, excluded by reason, and the steps reached."""
+    rows = event_participations(event=event)
+    totals = rows.aggregate(
+        targeted=Count("pk"),
+        commanded=Count("pk", filter=Q(commanded_at__isnull=False)),
+        confirmed=Count("pk", filter=Q(confirmed_at__isnull=False)),
+        restored=Count("pk", filter=Q(restored_at__isnull=False)),
+        opted_out=Count("pk", filter=Q(status=ParticipationStatus.OPTED_OUT)),
+        failed=Count("pk", filter=Q(status__in=[ParticipationStatus.FAILED, ParticipationStatus.RESTORE_FAILED])),
+        not_responding=Count("pk", filter=Q(status=ParticipationStatus.NOT_RESPONDING)),
+        excluded=Count("pk", filter=Q(status=ParticipationStatus.EXCLUDED)),
+    )
+    by_status = dict(rows.values_list("status").annotate(n=Count("pk")).order_by())
+    excluded_by_reason = dict(
+        rows.filter(status=ParticipationStatus.EXCLUDED).values_list("reason_code").annotate(n=Count("pk")).order_by()
+    )
+    return {**totals, "by_status": by_status, "excluded_by_reason": excluded_by_reason}

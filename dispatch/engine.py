@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from dispatch.choices import (
@@ -172,16 +172,21 @@ def action_command(*, device_type: str, action_type: str, strategy: EventStrateg
     }
 
 
-def restore_command(*, device_type: str, participation: Participation) -> tuple[str, dict] | None:
+def restore_command(*, device_type: str, action_type: str, participation: Participation) -> tuple[str, dict] | None:
     """What gives a device back what it had before the event: a battery its OEM's own mode (`reset`) and its
-    reserve, a charger its availability, a vehicle charging if it was charging. None: nothing to give back."""
+    reserve; a vehicle charging if it was charging, stopped if not; a charger stopped only if a charge action
+    started it while it was not charging, otherwise available again (a charger left off after an event is a
+    car that did not charge overnight). None: nothing to give back."""
     if device_type == DeviceType.BATTERY:
         payload = {"operatingMode": "reset"}
         if participation.reserve_before is not None:
             payload["minimumBatteryReserve"] = round(participation.reserve_before)
         return CommandSlug.BATTERY_SET_OPERATING_MODE, payload
     if device_type == DeviceType.CHARGER:
-        return CommandSlug.CHARGER_SET_OPERATING_MODE, {"operatingMode": "start-charging"}
+        started_it = action_type == EventType.CHARGE and not participation.was_charging
+        return CommandSlug.CHARGER_SET_OPERATING_MODE, {
+            "operatingMode": "stop-charging" if started_it else "start-charging"
+        }
     if device_type == DeviceType.VEHICLE:
         mode = "start-charging" if participation.was_charging else "stop-charging"
         return CommandSlug.VEHICLE_SET_OPERATING_MODE, {"operatingMode": mode}
@@ -277,7 +282,7 @@ def action_fan_out(*, event: DispatchEvent, action: DispatchAction, now: datetim
     and the included devices' commands in bulk, each with its ramp slot. The caller holds the event's lock."""
     strategy = event.strategy
     rows = event_target_rows(event=event)
-    existing = {p.device_id: p for p in Participation.objects.filter(event=event)}
+    existing = {p.device_id: p for p in Participation.objects.filter(event=event).select_related("action")}
     verdicts = {row["pk"]: classify(row, action_type=action.action_type, strategy=strategy, now=now) for row in rows}
     to_create, to_update, commands, restores = [], [], [], []
     for row in rows:
@@ -292,7 +297,8 @@ def action_fan_out(*, event: DispatchEvent, action: DispatchAction, now: datetim
         else:
             to_update.append(participation)
         holding = participation.pk is not None and participation.status in NEEDS_RESTORE
-        participation.action = action
+        if verdict.included or not holding:
+            participation.action = action  # (one still holding the last action's state keeps it: its restore)
         if verdict.included:
             _before_values(participation, row)
             participation.status = ParticipationStatus.INCLUDED
@@ -358,7 +364,10 @@ def _restore_commands(*, event, action, participations, types: dict | None, at: 
     strategy = event.strategy
     commands, nothing_to_do = [], []
     for participation in participations:
-        command = restore_command(device_type=types[participation.device_id], participation=participation)
+        undone = participation.action or action  # the action whose state is given back
+        command = restore_command(
+            device_type=types[participation.device_id], action_type=undone.action_type, participation=participation
+        )
         if command is None:
             nothing_to_do.append(participation)
             continue
@@ -396,6 +405,25 @@ def _skip_unsent(*, event: DispatchEvent, reason: str, code: str, now: datetime,
     return skipped
 
 
+def _holding(event: DispatchEvent) -> list[Participation]:
+    """The event's devices that hold a commanded state (an opted-out one whose restore is not done too),
+    but for those whose restore is already on its way."""
+    restoring = Command.objects.filter(
+        participation=OuterRef("pk"),
+        purpose=CommandPurpose.RESTORE,
+        status__in=[CommandStatus.PENDING, CommandStatus.SENT],
+    )
+    return list(
+        Participation.objects.filter(event=event)
+        .filter(
+            Q(status__in=NEEDS_RESTORE)
+            | Q(status=ParticipationStatus.OPTED_OUT, commanded_at__isnull=False, restored_at__isnull=True)
+        )
+        .exclude(Exists(restoring))
+        .select_related("action")
+    )
+
+
 def action_restore(*, event: DispatchEvent, action: DispatchAction, next_action, now: datetime) -> int:
     """An action ends: commands still waiting are skipped, and every device holding a commanded state gets
     its restore, ramped from the action's end — unless the next action follows at once, which takes the
@@ -412,13 +440,9 @@ def action_restore(*, event: DispatchEvent, action: DispatchAction, next_action,
         action.note = (action.note + " The next action follows at once: no restore in between.").strip()[:300]
         action.save(update_fields=["restore_started_at", "note", "last_updated"])
         return 0
-    holding = list(
-        Participation.objects.filter(event=event).filter(
-            Q(status__in=NEEDS_RESTORE)
-            | Q(status=ParticipationStatus.OPTED_OUT, commanded_at__isnull=False, restored_at__isnull=True)
-        )
+    commands = _restore_commands(
+        event=event, action=action, participations=_holding(event), types=None, at=action.ends_at
     )
-    commands = _restore_commands(event=event, action=action, participations=holding, types=None, at=action.ends_at)
     Command.objects.bulk_create(commands, batch_size=2000, ignore_conflicts=True)
     action.restore_started_at = now
     action.save(update_fields=["restore_started_at", "last_updated"])
@@ -609,12 +633,7 @@ def dispatch_event_restore_now(*, event: DispatchEvent, now: datetime) -> int:
     """A running event was cancelled: nothing more is sent, and every device holding a commanded state is
     restored at once (no ramp). The caller holds the event's lock."""
     _skip_unsent(event=event, now=now, code=ExclusionReason.WINDOW_ENDED, reason="The event was cancelled.")
-    holding = list(
-        Participation.objects.filter(event=event).filter(
-            Q(status__in=NEEDS_RESTORE)
-            | Q(status=ParticipationStatus.OPTED_OUT, commanded_at__isnull=False, restored_at__isnull=True)
-        )
-    )
+    holding = _holding(event)
     action = event.actions.filter(fanned_out_at__isnull=False).order_by("-starts_at").first()
     if action is None:
         return 0

@@ -3,7 +3,8 @@
 from django import forms
 from django.contrib import admin
 from django.db.models import Count, Q
-from django.utils.html import format_html_join
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from programs import selectors, services
@@ -97,7 +98,20 @@ class ProgramAdmin(FilterSetAdminMixin, WorkspaceScopedAdmin):
             return "—"
         blockers = selectors.program_phase_exit_blockers(program=obj)
         eligible = selectors.program_dispatch_eligible_count(program=obj)
-        lines = [f"Dispatch-eligible enrolled devices: {eligible} (launch threshold {obj.launch_threshold})."]
+        lines = [
+            format_html("Dispatch-eligible enrolled devices: {} (launch threshold {}).", eligible, obj.launch_threshold)
+        ]
+        if obj.test_event_passed_id:
+            # the event's page, by its admin URL name (programs import nothing of dispatch)
+            url = reverse("admin:dispatch_dispatchevent_change", args=[obj.test_event_passed_id])
+            lines.append(
+                format_html(
+                    'Test event <a href="{}">#{}</a> completed end to end on {}.',
+                    url,
+                    obj.test_event_passed_id,
+                    f"{obj.test_event_passed_at:%Y-%m-%d %H:%M} UTC",
+                )
+            )
         lines += blockers or ["The measured criteria of this phase are met; the rest are staff sign-offs."]
         return format_html_join("", "<div>{}</div>", ((line,) for line in lines))
 

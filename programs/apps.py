@@ -10,3 +10,8 @@ class ProgramsConfig(AppConfig):
         from texture_portal.events.types import event_types_register
 
         event_types_register(EnrollmentEventType, app_label=self.label)
+        # dispatch announces an event's end; programs keeps the testing phase's measured exit from it
+        from programs.services import program_test_event_record
+        from texture_portal.events.subscribers import event_subscribe
+
+        event_subscribe("program_event.completed", program_test_event_record)

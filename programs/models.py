@@ -35,6 +35,11 @@ class Program(WorkspaceScopedModel):
     )
     target_launch_date = models.DateField(_("target launch date"), null=True, blank=True)
     production_dispatch_enabled = models.BooleanField(_("production dispatch enabled"), default=False)
+    # The testing phase's measured exit: the first test event that completed end to end (a device confirmed by
+    # its telemetry, every commanded device restored), as dispatch announced it (`program_event.completed`).
+    # Its id, not a foreign key: programs know nothing of dispatch.
+    test_event_passed_id = models.PositiveBigIntegerField(_("test event completed end to end"), null=True, blank=True)
+    test_event_passed_at = models.DateTimeField(_("test event completed at"), null=True, blank=True)
 
     class Meta:
         ordering = ["name"]

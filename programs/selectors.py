@@ -1,8 +1,5 @@
 """Reads of programs: the current strategy, eligibility counts, and the measured phase exit criteria."""
 
-from django.db.models import Q
-
-from dispatch.choices import DispatchEventStatus
 from fleet.choices import DeviceState
 from programs.choices import EnrollmentStatus, ProgramPhase
 from programs.models import Enrollment, EventStrategy, Program
@@ -37,11 +34,11 @@ def program_phase_exit_blockers(*, program: Program) -> list[str]:
         blockers.append("No devices are imported and enrolled in the program yet.")
     elif phase == ProgramPhase.DISCOVERY and program_dispatch_eligible_count(program=program) == 0:
         blockers.append("No enrolled device is reporting telemetry (Device on Workspace) yet.")
-    elif (
-        phase == ProgramPhase.TESTING
-        and not program.dispatch_events.filter(Q(is_test=True) & Q(status=DispatchEventStatus.COMPLETED)).exists()
-    ):
-        blockers.append("No test event has completed end to end yet.")
+    elif phase == ProgramPhase.TESTING and program.test_event_passed_id is None:
+        blockers.append(
+            "No test event has completed end to end yet (a device confirmed by its telemetry and every "
+            "commanded device restored)."
+        )
     elif phase == ProgramPhase.TRAINING:
         eligible = program_dispatch_eligible_count(program=program)
         if eligible < program.launch_threshold:

@@ -263,3 +263,13 @@ def enrollment_unenroll(*, enrollment: Enrollment, actor, reason: str = "", sour
         source=source,
         reason=reason,
     )
+
+
+def program_test_event_record(*, workspace_id: int, data: dict, timestamp, **_) -> None:
+    """Subscriber of `program_event.completed` (`ProgramsConfig.ready()`): the first test event of a program
+    that completed end to end meets its testing phase's measured exit. Idempotent."""
+    if not (data.get("isTest") and data.get("completedEndToEnd")):
+        return
+    Program.objects.filter(workspace_id=workspace_id, pk=data["programId"], test_event_passed_id__isnull=True).update(
+        test_event_passed_id=data["id"], test_event_passed_at=timestamp, last_updated=timezone.now()
+    )

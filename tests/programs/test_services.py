@@ -6,6 +6,7 @@ import pytest
 from django.utils import timezone
 
 from dispatch.models import DispatchEvent
+from dispatch.services import dispatch_event_set_status
 from fleet.services import device_mark_on_workspace
 from programs.choices import EnrollmentStatus, ProgramPhase
 from programs.selectors import program_current_strategy, program_phase_exit_blockers
@@ -73,16 +74,27 @@ def test_measured_exit_criteria_gate_each_phase_up_to_launch():
     with pytest.raises(ApplicationError, match="No test event has completed"):
         advance(program, ProgramPhase.TRAINING)
     now = timezone.now()
-    DispatchEvent.objects.create(
-        workspace=workspace,
-        program=program,
-        strategy=program_current_strategy(program=program),
-        name="Test 1",
-        is_test=True,
-        status="completed",
-        starts_at=now - timedelta(hours=2),
-        ends_at=now - timedelta(hours=1),
-    )
+
+    def completed_test_event(end_to_end: bool) -> DispatchEvent:
+        event = DispatchEvent.objects.create(
+            workspace=workspace,
+            program=program,
+            strategy=program_current_strategy(program=program),
+            name="Test 1",
+            is_test=True,
+            status="in_progress",
+            starts_at=now - timedelta(hours=2),
+            ends_at=now - timedelta(hours=1),
+            completed_end_to_end=end_to_end,
+        )
+        return dispatch_event_set_status(event=event, status="completed")  # as the engine completes it
+
+    completed_test_event(end_to_end=False)  # nothing confirmed, or not every device restored
+    with pytest.raises(ApplicationError, match="No test event has completed end to end"):
+        advance(program, ProgramPhase.TRAINING)
+    passed = completed_test_event(end_to_end=True)
+    program.refresh_from_db()
+    assert program.test_event_passed_id == passed.pk
     advance(program, ProgramPhase.TRAINING)
     assert program_phase_exit_blockers(program=program) == [
         "1 enrolled dispatch-eligible devices; the launch threshold is 2."

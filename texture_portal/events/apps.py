@@ -8,3 +8,6 @@ class EventsConfig(AppConfig):
     name = "texture_portal.events"
     label = "events"
     verbose_name = "Events and webhooks"
+
+    def ready(self):
+        from texture_portal.events import checks  # noqa: F401  (registers the system check)

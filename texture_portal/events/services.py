@@ -15,6 +15,7 @@ from texture_portal.audit import audit_record
 from texture_portal.choices import AuditAction, AuditSource
 from texture_portal.events.guard import webhook_url_check
 from texture_portal.events.models import Destination, PlatformEvent, destination_secret_generate
+from texture_portal.events.subscribers import subscribed_types, subscribers_of
 from texture_portal.events.types import unknown_event_types
 from texture_portal.exceptions import ApplicationError
 
@@ -25,10 +26,15 @@ class UnknownEventType(ValueError):
     """An event of a type no app registered: a programming error, refused before anything is written."""
 
 
-def _types_check(types) -> None:
+def _types_check(types, *, bulk: bool = False) -> None:
     unknown = unknown_event_types(types)
     if unknown:
         raise UnknownEventType(f"Unregistered event types: {', '.join(unknown)} (register them in the app's ready()).")
+    subscribed = sorted(set(types) & subscribed_types()) if bulk else []
+    if subscribed:
+        raise UnknownEventType(
+            f"{', '.join(subscribed)} has in-process subscribers, which bulk emits do not call: emit one at a time."
+        )
 
 
 # -- the outbox ----------------------------------------------------------------------------------------------
@@ -38,14 +44,13 @@ def event_emit(*, workspace_id: int, type: str, key: str, data: dict, timestamp=
     """Record an event inside the caller's transaction (idempotent on `key`). Delivery to destinations
     happens after commit, from the outbox, so a rolled-back change never announces anything."""
     _types_check([type])
+    timestamp = timestamp or timezone.now()
     PlatformEvent.objects.bulk_create(
-        [
-            PlatformEvent(
-                workspace_id=workspace_id, type=type, key=key[:200], data=data, timestamp=timestamp or timezone.now()
-            )
-        ],
+        [PlatformEvent(workspace_id=workspace_id, type=type, key=key[:200], data=data, timestamp=timestamp)],
         ignore_conflicts=True,
     )
+    for subscriber in subscribers_of(str(type)):
+        subscriber(workspace_id=workspace_id, type=str(type), key=key[:200], timestamp=timestamp, data=data)
     transaction.on_commit(partial(_fan_out, workspace_id, key[:200]))
 
 
@@ -91,7 +96,7 @@ def event_emit_many(*, events: list[dict], stream=None, announce: bool = True) -
     (`event_batch_written`), which writes several parts of one batch and hands it over once."""
     from texture_portal.bulk import insert_rows
 
-    _types_check({e["type"] for e in events})
+    _types_check({e["type"] for e in events}, bulk=True)
     (stream.insert if stream is not None else insert_rows)(PlatformEvent, events, ids=False)
     batches = {(e["workspace_id"], e["timestamp"]) for e in events}
     if announce:
@@ -104,7 +109,7 @@ def events_emit_many(*, workspace_id: int, type: str, items: list[tuple[str, dic
     """Record many events of one type in one statement (telemetry sync emits one per device)."""
     if not items:
         return
-    _types_check([type])
+    _types_check([type], bulk=True)
     at = timestamp or timezone.now()
     if connection.vendor == "postgresql":
         # one INSERT … SELECT FROM unnest: no model instance per event (telemetry emits thousands per batch)

@@ -698,6 +698,47 @@ def participation_opt_out(
     return participation
 
 
+@transaction.atomic
+def participation_opt_out_device(
+    *, event: DispatchEvent, device, reason: str, actor, source: AuditSource | str = AuditSource.SERVICE
+) -> Participation:
+    """Opt a device out of an event by the device: before the event has selected its devices the opt-out is
+    kept (a participation born opted out, which the selection leaves alone); after, as `participation_opt_out`.
+    The device must be one the event targets (enrolled in its program)."""
+    from programs.models import Enrollment
+
+    if not reason.strip():
+        raise ApplicationError("Opting a device out needs a reason.")
+    if not Enrollment.objects.filter(device_id=device.pk, program_id=event.program_id).exists():
+        raise ApplicationError(f"Device {device.pk} is not enrolled in {event.program}: the event does not target it.")
+    participation = Participation.objects.filter(event=event, device_id=device.pk).first()
+    if participation is not None:
+        return participation_opt_out(participation=participation, reason=reason, actor=actor, source=source)
+    if event.status not in (DispatchEventStatus.DRAFT, DispatchEventStatus.SCHEDULED, DispatchEventStatus.IN_PROGRESS):
+        raise ApplicationError(f"“{event.name}” is {event.get_status_display().lower()}: nothing to opt out of.")
+    participation, _ = Participation.objects.get_or_create(
+        event=event,
+        device_id=device.pk,
+        defaults={
+            "workspace_id": event.workspace_id,
+            "status": ParticipationStatus.OPTED_OUT,
+            "reason": reason.strip()[:300],
+            "opted_out_at": timezone.now(),
+            "opted_out_by": actor if getattr(actor, "pk", None) else None,
+        },
+    )
+    audit_record(
+        actor=actor, action=AuditAction.PARTICIPATION_OPTED_OUT, target=participation, source=source, reason=reason
+    )
+    event_emit(
+        workspace_id=event.workspace_id,
+        type=DispatchEventType.PROGRAM_EVENT_OPTED_OUT,
+        key=f"{DispatchEventType.PROGRAM_EVENT_OPTED_OUT}:{event.pk}:{device.pk}",
+        data=participation_data(participation),
+    )
+    return participation
+
+
 def participation_follow_command(*, command: Command, status: str, reason: str, code: str, now: datetime) -> None:
     """A command of the engine reached an outcome: its participation follows (commanded, failed, excluded
     at send time, restored, restore failed). Called by `command_set_status` in its transaction."""

@@ -2,8 +2,8 @@
 
 import django_filters
 
-from dispatch.choices import CommandSlug, CommandStatus, DispatchEventStatus
-from dispatch.models import Command, DispatchEvent
+from dispatch.choices import CommandSlug, CommandStatus, DispatchEventStatus, ExclusionReason, ParticipationStatus
+from dispatch.models import Command, DispatchEvent, Participation
 from texture_portal.filters import IdFilter, IsoDateTimeFilter, UpdatedSinceFilterSet
 
 
@@ -28,3 +28,15 @@ class CommandFilterSet(UpdatedSinceFilterSet):
     class Meta:
         model = Command
         fields = ["status", "command", "deviceId", "dispatchEventId", "updatedSince"]
+
+
+class ParticipationFilterSet(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(distinct=False, choices=ParticipationStatus.choices)
+    reasonCode = django_filters.MultipleChoiceFilter(
+        field_name="reason_code", distinct=False, choices=ExclusionReason.choices
+    )
+    deviceId = IdFilter(field_name="device_id")
+
+    class Meta:
+        model = Participation
+        fields = ["status", "reasonCode", "deviceId"]

@@ -2,8 +2,8 @@
 
 from rest_framework import serializers
 
-from dispatch.choices import CommandSlug
-from dispatch.models import Command, DispatchAction, DispatchEvent
+from dispatch.choices import CommandSlug, ExclusionReason, ParticipationStatus
+from dispatch.models import Command, DispatchAction, DispatchEvent, Participation
 from programs.choices import EventType
 from texture_portal.api.serializers import TimestampedSerializer
 from texture_portal.filters import MAX_ID
@@ -140,3 +140,30 @@ class DispatchEventCreateSerializer(serializers.Serializer):
         if attrs["endsAt"] <= attrs["startsAt"]:
             raise serializers.ValidationError({"endsAt": ["Must be after startsAt."]})
         return attrs
+
+
+class ParticipationSerializer(TimestampedSerializer):
+    """One targeted device in one event: whether it takes part (if not, why), and the steps it reached."""
+
+    id = serializers.IntegerField(read_only=True)
+    dispatchEventId = serializers.IntegerField(source="event_id")
+    deviceId = serializers.IntegerField(source="device_id")
+    actionId = serializers.IntegerField(source="action_id", allow_null=True)
+    status = serializers.ChoiceField(choices=ParticipationStatus.choices)
+    reasonCode = serializers.ChoiceField(source="reason_code", choices=["", *ExclusionReason.values])
+    reason = serializers.CharField(allow_blank=True)
+    modeBefore = serializers.CharField(source="mode_before", allow_blank=True)
+    reserveBefore = serializers.FloatField(source="reserve_before", allow_null=True)
+    includedAt = serializers.DateTimeField(source="included_at", allow_null=True)
+    commandedAt = serializers.DateTimeField(source="commanded_at", allow_null=True)
+    confirmedAt = serializers.DateTimeField(source="confirmed_at", allow_null=True)
+    restoredAt = serializers.DateTimeField(source="restored_at", allow_null=True)
+    optedOutAt = serializers.DateTimeField(source="opted_out_at", allow_null=True)
+
+    class Meta:
+        model = Participation
+
+
+class OptOutSerializer(serializers.Serializer):
+    deviceId = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+    reason = serializers.CharField(max_length=300, help_text="Why (shown on the participation and audited).")

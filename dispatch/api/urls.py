@@ -10,6 +10,11 @@ router.register("commands", views.CommandViewSet, basename="command")
 urlpatterns = [
     # the device's command log: under the fleet's /devices, served here so the fleet knows nothing of commands
     path("devices/<int:pk>/commands", views.DeviceCommandsView.as_view(), name="device-commands"),
+    path(
+        "dispatch-events/<int:pk>/participation",
+        views.DispatchEventParticipationView.as_view(),
+        name="dispatch-event-participation",
+    ),
     path("commands/<str:deviceType>/<str:action>", views.CommandCreateView.as_view(), name="command-send"),
     *router.urls,
 ]

@@ -8,16 +8,18 @@ from rest_framework import exceptions, mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from dispatch import services
+from dispatch import engine, services
 from dispatch.api.serializers import (
     COMMAND_INPUTS,
     CommandCreateSerializer,
     CommandSerializer,
     DispatchEventCreateSerializer,
     DispatchEventSerializer,
+    OptOutSerializer,
+    ParticipationSerializer,
 )
-from dispatch.filtersets import CommandFilterSet, DispatchEventFilterSet
-from dispatch.models import Command, DispatchAction, DispatchEvent
+from dispatch.filtersets import CommandFilterSet, DispatchEventFilterSet, ParticipationFilterSet
+from dispatch.models import Command, DispatchAction, DispatchEvent, Participation
 from fleet.models import Device
 from programs.models import Program
 from texture_portal.api.schema import ErrorSerializer
@@ -39,7 +41,7 @@ class DispatchEventViewSet(mixins.CreateModelMixin, WorkspaceReadOnlyViewSet):
 
     serializer_class = DispatchEventSerializer
     filterset_class = DispatchEventFilterSet
-    transition_actions = ("schedule", "cancel")
+    transition_actions = ("schedule", "cancel", "opt_out")
 
     def workspace_queryset(self):
         return DispatchEvent.objects.select_related("program", "strategy").prefetch_related(
@@ -89,6 +91,38 @@ class DispatchEventViewSet(mixins.CreateModelMixin, WorkspaceReadOnlyViewSet):
             event=self.get_object(), actor=self.actor, reason=body.validated_data["reason"], source=self.audit_source
         )
         return self._respond(event)
+
+    @extend_schema(request=OptOutSerializer, responses=ParticipationSerializer)
+    @action(detail=True, methods=["post"], url_path="opt-out")
+    def opt_out(self, request, pk=None):
+        """Take one device out of this scheduled or running event, with the reason: it is restored alone if it
+        was commanded, and does not take part again in this event."""
+        body = OptOutSerializer(data=json_object(request))
+        body.is_valid(raise_exception=True)
+        device = get_object_or_404(
+            Device.objects.filter(workspace_id=self.workspace_id), pk=body.validated_data["deviceId"]
+        )
+        participation = engine.participation_opt_out_device(
+            event=self.get_object(),
+            device=device,
+            reason=body.validated_data["reason"],
+            actor=self.actor,
+            source=self.audit_source,
+        )
+        return Response(ParticipationSerializer(participation).data)
+
+
+class DispatchEventParticipationView(WorkspaceNestedListView):
+    """Every targeted device of one event: included or excluded (with the reason), commanded, confirmed by
+    its telemetry, restored, opted out."""
+
+    parent_queryset = DispatchEvent.objects.all()
+    parent_field = "event_id"
+    serializer_class = ParticipationSerializer
+    filterset_class = ParticipationFilterSet
+
+    def workspace_queryset(self):
+        return Participation.objects.all()
 
 
 class CommandViewSet(WorkspaceReadOnlyViewSet):

@@ -171,3 +171,77 @@ def test_an_idempotency_key_reused_for_another_request_is_a_409_not_a_silent_dro
     )
     assert_error(too_long, 400)
     assert Command.objects.count() == 1
+
+
+# -- participation and opt-out -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def running(settings):
+    from dispatch import engine
+    from integrations.models import WorkspaceIntegration
+    from tests.dispatch.test_engine import live_device, running_event
+
+    program = make_program(WorkspaceFactory(), slug="peak")
+    WorkspaceIntegration.objects.create(workspace=program.workspace, channel="tesla", enabled=True, credentials={})
+    included = [live_device(program) for _ in range(3)]
+    stormy = live_device(program, is_storm_mode_active=True)
+    event = running_event(program)
+    engine.dispatch_tick()
+    return program, event, included, stormy
+
+
+def test_an_events_participation_lists_every_targeted_device_with_filters_and_pages(running):
+    program, event, included, stormy = running
+    client = api_client_for(program.workspace)
+    page = client.get(f"/v1/dispatch-events/{event.pk}/participation", {"perPage": 2})
+    assert page.status_code == 200, page.content
+    first = page.json()
+    assert len(first["data"]) == 2 and first["next"]
+    rest = client.get(first["next"]).json()
+    assert rest["next"] is None
+    ids = {row["deviceId"] for row in first["data"] + rest["data"]}
+    assert ids == {d.pk for d in [*included, stormy]}
+    excluded = client.get(f"/v1/dispatch-events/{event.pk}/participation", {"reasonCode": "storm_guard"}).json()["data"]
+    assert [(row["deviceId"], row["status"]) for row in excluded] == [(stormy.pk, "excluded")]
+    assert "Storm Guard" in excluded[0]["reason"]
+    assert len(client.get(f"/v1/dispatch-events/{event.pk}/participation", {"status": "included"}).json()["data"]) == 3
+    other = api_client_for(WorkspaceFactory())
+    assert_error(other.get(f"/v1/dispatch-events/{event.pk}/participation"), 404)
+
+
+def test_an_integrator_opts_a_device_out_with_a_reason(running):
+    program, event, included, _ = running
+    client = api_client_for(program.workspace)
+    url = f"/v1/dispatch-events/{event.pk}/opt-out"
+    assert "reason" in assert_error(client.post(url, {"deviceId": included[0].pk}, format="json"), 400)["fields"]
+    done = client.post(url, {"deviceId": included[0].pk, "reason": "Customer asked by phone"}, format="json")
+    assert done.status_code == 200, done.content
+    assert done.json()["status"] == "opted_out" and done.json()["optedOutAt"]
+    assert_error(client.post(url, {"deviceId": included[0].pk, "reason": "again"}, format="json"), 400, "rejected")
+    stranger = DeviceFactory(site__contact__workspace=program.workspace)
+    refused = client.post(url, {"deviceId": stranger.pk, "reason": "x"}, format="json")
+    assert "not enrolled" in assert_error(refused, 400, "rejected")["message"]
+    elsewhere = DeviceFactory()
+    assert_error(client.post(url, {"deviceId": elsewhere.pk, "reason": "x"}, format="json"), 404)
+    command = Command.objects.get(dispatch_event=event, device=included[0], purpose="action")
+    assert command.status == "skipped"  # its turn in the ramp had not come: nothing to restore
+
+
+def test_opting_out_before_the_event_starts_keeps_the_device_out(running):
+    from dispatch import engine
+    from dispatch.models import Participation
+    from tests.dispatch.test_engine import running_event
+
+    program, _, included, _ = running
+    later = running_event(program, start_ago=timedelta(minutes=-30))  # scheduled, starts in 30 minutes
+    client = api_client_for(program.workspace)
+    response = client.post(
+        f"/v1/dispatch-events/{later.pk}/opt-out", {"deviceId": included[1].pk, "reason": "On vacation"}, format="json"
+    )
+    assert response.status_code == 200 and response.json()["status"] == "opted_out"
+    later.__class__.objects.filter(pk=later.pk).update(starts_at=timezone.now() - timedelta(minutes=1))
+    later.actions.update(starts_at=timezone.now() - timedelta(minutes=1))
+    engine.dispatch_tick()
+    assert Participation.objects.get(event=later, device=included[1]).status == "opted_out"
+    assert not Command.objects.filter(dispatch_event=later, device=included[1]).exists()

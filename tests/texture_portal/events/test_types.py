@@ -27,6 +27,7 @@ EXPECTED = {
         "program_event.started",
         "program_event.completed",
         "program_event.cancelled",
+        "program_event.opted_out",
         "command.succeeded",
         "command.failed",
     ],

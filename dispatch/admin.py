@@ -1,12 +1,20 @@
-"""Dispatch admin: program events with their action windows, and the command log."""
+"""Dispatch admin: program events with their action windows, live counts and participation, each device's
+participation (opt-out), the command log, and the device page's events and commands."""
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 
-from dispatch import services
-from dispatch.choices import DispatchEventStatus
+from dispatch import engine, services
+from dispatch.choices import DispatchEventStatus, ExclusionReason
 from dispatch.filtersets import CommandFilterSet, DispatchEventFilterSet
-from dispatch.models import Command, DispatchAction, DispatchEvent
+from dispatch.models import Command, DispatchAction, DispatchEvent, Participation
+from dispatch.selectors import event_participation_counts
+from fleet.admin import DeviceAdmin
 from texture_portal.admin_actions import run_service_for_each
 from texture_portal.admin_base import (
     ReadOnlyWorkspaceScopedAdmin,
@@ -39,14 +47,13 @@ class DispatchActionInline(WorkspaceScopedTabularInline):
         return _is_draft(obj) and super().has_delete_permission(request, obj)
 
 
-class EventCommandInline(ReadOnlyWorkspaceScopedTabularInline):
-    model = Command
-    fk_name = "dispatch_event"
-    fields = ["device", "slug", "status", "status_reason", "attempts", "sent_at", "completed_at"]
-    readonly_fields = fields
+class DispatchActionProgressInline(ReadOnlyWorkspaceScopedTabularInline):
+    """A running or finished event's windows, with where the engine is in each."""
 
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("device__manufacturer")
+    model = DispatchAction
+    fields = ["action_type", "starts_at", "ends_at", "fanned_out_at", "restore_started_at", "note"]
+    readonly_fields = fields
+    verbose_name_plural = _("actions")
 
 
 @admin.register(DispatchEvent)
@@ -63,7 +70,7 @@ class DispatchEventAdmin(FilterSetAdminMixin, WorkspaceScopedAdmin):
     ]
     search_fields = ["name", "=signal_reference"]
     autocomplete_fields = ["target_tags"]
-    inlines = [DispatchActionInline, EventCommandInline]
+    inlines = [DispatchActionInline]
     actions = ["schedule", "cancel"]
     fields = [
         "workspace",
@@ -77,12 +84,52 @@ class DispatchEventAdmin(FilterSetAdminMixin, WorkspaceScopedAdmin):
         "signal_reference",
         "status",
         "status_reason",
+        "participation_summary",
         "strategy",
         "created_by",
     ]
 
+    def get_inlines(self, request, obj):
+        return [DispatchActionInline] if _is_draft(obj) else [DispatchActionProgressInline]
+
+    @admin.display(description=_("participation"))
+    def participation_summary(self, obj):
+        """The live counts, with links to the participation list (filtered) and the event's commands."""
+        if obj is None or obj.pk is None:
+            return "—"
+        counts = event_participation_counts(event=obj)
+        if not counts["targeted"]:
+            return "No device selected yet: the engine selects them when the first action starts."
+        base = reverse("admin:dispatch_participation_changelist")
+
+        def link(label, value, **query):
+            return format_html(
+                '<a href="{}?{}">{}: {}</a>', base, urlencode({"event__id__exact": obj.pk, **query}), label, value
+            )
+
+        rows = [
+            link("Targeted", counts["targeted"]),
+            link("Excluded", counts["excluded"], status__exact="excluded"),
+            *(
+                link(f"— {ExclusionReason(code).label}", n, reason_code__exact=code)
+                for code, n in sorted(counts["excluded_by_reason"].items())
+            ),
+            format_html("Commanded: {}", counts["commanded"]),
+            format_html("Confirmed by telemetry: {}", counts["confirmed"]),
+            link("Not responding", counts["not_responding"], status__exact="not_responding"),
+            link("Failed", counts["failed"], status__exact="failed"),
+            link("Opted out", counts["opted_out"], status__exact="opted_out"),
+            format_html("Restored: {}", counts["restored"]),
+            format_html(
+                '<a href="{}?{}">Commands</a>',
+                reverse("admin:dispatch_command_changelist"),
+                urlencode({"dispatchEventId": obj.pk}),
+            ),
+        ]
+        return format_html_join("", "<div>{}</div>", ((row,) for row in rows))
+
     def get_readonly_fields(self, request, obj=None):
-        fixed = ["status", "status_reason", "strategy", "created_by"]
+        fixed = ["status", "status_reason", "participation_summary", "strategy", "created_by"]
         if obj is None:
             return fixed
         if not _is_draft(obj):
@@ -189,3 +236,95 @@ class CommandAdmin(FilterSetAdminMixin, ReadOnlyWorkspaceScopedAdmin):
     list_select_related = ["device__manufacturer", "dispatch_event"]
     list_filter = ["status", "slug", ("workspace", ScopedRelatedFieldListFilter)]
     search_fields = ["^device__system_identifier", "=idempotency_key", "=oem_reference"]
+
+
+class OptOutActionForm(ActionForm):
+    reason = forms.CharField(
+        label=_("reason"), required=False, max_length=300, help_text=_("Needed to opt devices out.")
+    )
+
+
+@admin.register(Participation)
+class ParticipationAdmin(WorkspaceScopedAdmin):
+    """Each targeted device of each event, written by the engine: nothing is edited here; Ops and Program
+    Leads opt devices out (with a reason), which restores them alone."""
+
+    action_form = OptOutActionForm
+    actions = ["opt_out"]
+    list_display = [
+        "device",
+        "event",
+        "status",
+        "reason_code",
+        "reason",
+        "commanded_at",
+        "confirmed_at",
+        "restored_at",
+    ]
+    list_select_related = ["device__manufacturer", "event"]
+    list_filter = [
+        "status",
+        "reason_code",
+        ("event", ScopedRelatedFieldListFilter),
+        ("workspace", ScopedRelatedFieldListFilter),
+    ]
+    search_fields = ["^device__system_identifier", "=device__contact__reference_id"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields]
+
+    def audit_save(self, request, obj, form, change):
+        """Nothing is saved from this page."""
+
+    @admin.action(description=_("Opt the selected devices out of their event (restores them)"), permissions=["change"])
+    def opt_out(self, request, queryset):
+        reason = (request.POST.get("reason") or "").strip()
+        if not reason:
+            self.message_user(request, _("Give a reason to opt devices out."), messages.ERROR)
+            return
+        run_service_for_each(
+            self,
+            request,
+            queryset.select_related("event"),
+            lambda p: engine.participation_opt_out(
+                participation=p, reason=reason, actor=request.user, source=AuditSource.ADMIN
+            ),
+            done="Opted out",
+        )
+
+
+# -- the fleet's device page ---------------------------------------------------------------------------------
+
+
+class DeviceParticipationInline(ReadOnlyWorkspaceScopedTabularInline):
+    model = Participation
+    fields = ["event", "status", "reason", "commanded_at", "confirmed_at", "restored_at"]
+    readonly_fields = fields
+    ordering = ["-event__starts_at"]
+    verbose_name_plural = _("dispatch events")
+    show_change_link = True
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("event")
+
+
+class DeviceCommandInline(ReadOnlyWorkspaceScopedTabularInline):
+    model = Command
+    fk_name = "device"
+    fields = ["created", "slug", "purpose", "status", "status_reason", "dispatch_event", "completed_at"]
+    readonly_fields = fields
+    ordering = ["-created", "-id"]
+    verbose_name_plural = _("commands")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("dispatch_event")
+
+
+# Dispatch adds its events and commands to the fleet's device page: the fleet knows nothing of dispatch.
+DeviceAdmin.inlines = [*DeviceAdmin.inlines, DeviceParticipationInline, DeviceCommandInline]

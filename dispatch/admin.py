@@ -327,4 +327,4 @@ class DeviceCommandInline(ReadOnlyWorkspaceScopedTabularInline):
 
 
 # Dispatch adds its events and commands to the fleet's device page: the fleet knows nothing of dispatch.
-DeviceAdmin.inlines = [*DeviceAdmin.inlines, DeviceParticipationInline, DeviceCommandInline]
+DeviceAdmin.history_inlines = [*DeviceAdmin.history_inlines, DeviceParticipationInline, DeviceCommandInline]

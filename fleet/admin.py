@@ -267,6 +267,12 @@ class DeviceAdmin(FleetImportExportMixin, FilterSetAdminMixin, WorkspaceScopedAd
     search_help_text = _("Serial (from the start) or the owner's exact account number.")
     autocomplete_fields = ["site", "tags"]
     inlines = [DeviceStateChangeInline, DeviceEnrollmentInline]
+    # Read-only history other apps add to an existing device's page (dispatch: its events and commands): the
+    # fleet shows them without knowing them, and a device being added has none.
+    history_inlines: list = []
+
+    def get_inlines(self, request, obj):
+        return [*self.inlines, *(self.history_inlines if obj is not None else [])]
     fieldsets = [
         (
             None,

@@ -273,6 +273,7 @@ class DeviceAdmin(FleetImportExportMixin, FilterSetAdminMixin, WorkspaceScopedAd
 
     def get_inlines(self, request, obj):
         return [*self.inlines, *(self.history_inlines if obj is not None else [])]
+
     fieldsets = [
         (
             None,

@@ -615,6 +615,47 @@ def commands_queue_due(*, now: datetime, limit: int = 5000) -> int:
     return len(due)
 
 
+def event_telemetry_cadence(channel: str) -> timedelta:
+    from integrations.adapters import adapter_class
+
+    if settings.DISPATCH_EVENT_TELEMETRY_SECONDS:
+        return timedelta(seconds=settings.DISPATCH_EVENT_TELEMETRY_SECONDS)
+    adapter = adapter_class(channel)
+    return adapter.event_telemetry_cadence or adapter.telemetry_cadence
+
+
+def event_telemetry_queue(*, now: datetime) -> int:
+    """While events run, their taking-part devices are read at their OEM's fastest allowed cadence (to
+    confirm their commands), one sync task per integration and cadence: the first tick of each period
+    queues it (a cache key holds the others off), for the devices whose last reading is older than that."""
+    from django.core.cache import cache
+
+    from dispatch.choices import PARTICIPATING
+    from integrations.models import WorkspaceIntegration
+    from integrations.tasks import telemetry_sync_task
+
+    rows = Participation.objects.filter(
+        event__status=DispatchEventStatus.IN_PROGRESS, status__in=PARTICIPATING
+    ).values_list("workspace_id", "device__manufacturer__integration_channel", "device_id", "device__last_seen_at")
+    stale: dict[tuple[int, str], set[int]] = {}
+    for workspace_id, channel, device_id, last_seen in rows:
+        if last_seen is None or now - last_seen >= event_telemetry_cadence(channel):
+            stale.setdefault((workspace_id, channel), set()).add(device_id)
+    if not stale:
+        return 0
+    integrations = WorkspaceIntegration.objects.filter(
+        workspace_id__in={ws for ws, _ in stale}, channel__in={ch for _, ch in stale}, enabled=True
+    ).values_list("pk", "workspace_id", "channel")
+    queued = 0
+    for pk, workspace_id, channel in integrations:
+        ids = stale.get((workspace_id, channel))
+        cadence = event_telemetry_cadence(channel)
+        if ids and cache.add(f"dispatch:event-telemetry:{pk}", 1, timeout=max(1, int(cadence.total_seconds()))):
+            telemetry_sync_task.delay(pk, sorted(ids))
+            queued += 1
+    return queued
+
+
 def dispatch_tick(*, now: datetime | None = None) -> dict:
     """One beat of the event clock. Safe to run twice at once and to die half-way."""
     now = now or timezone.now()
@@ -623,7 +664,8 @@ def dispatch_tick(*, now: datetime | None = None) -> dict:
     for event_id in DispatchEvent.objects.filter(status=DispatchEventStatus.IN_PROGRESS).values_list("pk", flat=True):
         advanced[event_id] = dispatch_event_advance(event_id=event_id, now=now)
     queued = commands_queue_due(now=now)
-    return {"started": started, "advanced": advanced, "queued": queued}
+    read = event_telemetry_queue(now=now)
+    return {"started": started, "advanced": advanced, "queued": queued, "telemetry": read}
 
 
 # -- staff and integrators ------------------------------------------------------------------------------------

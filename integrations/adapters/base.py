@@ -244,6 +244,9 @@ class OemAdapter:
     capabilities: ClassVar[frozenset[str]] = frozenset()
     # How often the OEM's telemetry is worth reading (beat runs each OEM at its cadence).
     telemetry_cadence: ClassVar[timedelta] = timedelta(minutes=5)
+    # How often a device taking part in a running dispatch event is read (to confirm its commands): the
+    # fastest the OEM's limits allow. None: its normal cadence.
+    event_telemetry_cadence: ClassVar[timedelta | None] = None
     required_credentials: ClassVar[tuple[str, ...]] = ()
     # An OEM with a daily call quota (SolarEdge) declares it: syncs are then paced by
     # `integrations.services.telemetry_pace`, keeping `daily_call_reserve` for connection tests. None: no quota.

@@ -35,6 +35,8 @@ class ChargePointAdapter(OemAdapter):
     channel = "chargepoint"
     capabilities = frozenset({"discover", "telemetry", "load_shed", "grid_services"})
     telemetry_cadence = timedelta(minutes=5)
+    # during events: one getLoad call answers for the whole station group
+    event_telemetry_cadence = timedelta(minutes=1)
     required_credentials = ("username", "password")
 
     def call(self, operation: str, inner: str = ""):

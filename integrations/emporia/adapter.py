@@ -32,6 +32,8 @@ class EmporiaAdapter(OemAdapter):
     channel = "emporia"
     capabilities = frozenset({"discover", "telemetry", "ev_start_stop", "ev_current_limit"})
     telemetry_cadence = timedelta(minutes=5)
+    # during events: usage comes per minute, two calls for every 100 chargers
+    event_telemetry_cadence = timedelta(minutes=1)
     required_credentials = ("username", "password")
 
     def _login(self, failed: str | None = None) -> None:

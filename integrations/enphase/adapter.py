@@ -33,6 +33,8 @@ class EnphaseAdapter(OemAdapter):
     channel = "enphase"
     capabilities = frozenset({"discover", "telemetry", "set_mode", "set_reserve", "storm_mode"})
     telemetry_cadence = timedelta(minutes=15)
+    # during events: live_data is the API's live read (15 minutes is its summary cadence)
+    event_telemetry_cadence = timedelta(minutes=5)
     required_credentials = ("client_id", "client_secret", "api_key", "refresh_token")
 
     def request_tokens(self, credentials: dict) -> dict:

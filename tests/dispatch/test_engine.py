@@ -469,3 +469,25 @@ def test_scheduling_checks_the_strategy_first(program):
     )
     with pytest.raises(Exception, match="the strategy allows at most 240"):
         dispatch_event_schedule(event=event, actor=None)
+
+
+def test_while_an_event_runs_its_devices_are_read_at_the_fastest_cadence_once_per_period(program, monkeypatch):
+    from django.core.cache import cache
+
+    from integrations.tasks import telemetry_sync_task
+
+    cache.clear()
+    queued = []
+    monkeypatch.setattr(telemetry_sync_task, "delay", lambda *args: queued.append(args))
+    stale_battery = live_device(program, age=timedelta(minutes=6))  # Tesla: every 5 minutes in events too
+    fresh_battery = live_device(program, age=timedelta(minutes=1))
+    charger = live_device(program, maker="emporia", device_type="charger", age=timedelta(minutes=2))  # 1 min
+    outside = live_device(program, age=timedelta(minutes=6), is_storm_mode_active=True)  # excluded: not read
+    running_event(program)
+    engine.dispatch_tick()
+    tesla = WorkspaceIntegration.objects.get(workspace=program.workspace, channel="tesla")
+    emporia = WorkspaceIntegration.objects.get(workspace=program.workspace, channel="emporia")
+    assert sorted(queued) == sorted([(tesla.pk, [stale_battery.pk]), (emporia.pk, [charger.pk])])
+    assert fresh_battery.pk not in queued[0][1] and outside.pk not in queued[0][1]
+    engine.dispatch_tick()
+    assert len(queued) == 2  # once per integration and period, however often the clock ticks

@@ -636,10 +636,15 @@ def event_telemetry_queue(*, now: datetime) -> int:
 
     rows = Participation.objects.filter(
         event__status=DispatchEventStatus.IN_PROGRESS, status__in=PARTICIPATING
-    ).values_list("workspace_id", "device__manufacturer__integration_channel", "device_id", "device__last_seen_at")
+    ).values_list(
+        "workspace_id",
+        "device__manufacturer__integration_channel",
+        "device_id",
+        "device__latest_telemetry__received_at",  # when the portal last read it (the pace is the portal's)
+    )
     stale: dict[tuple[int, str], set[int]] = {}
-    for workspace_id, channel, device_id, last_seen in rows:
-        if last_seen is None or now - last_seen >= event_telemetry_cadence(channel):
+    for workspace_id, channel, device_id, last_read in rows:
+        if last_read is None or now - last_read >= event_telemetry_cadence(channel):
             stale.setdefault((workspace_id, channel), set()).add(device_id)
     if not stale:
         return 0

@@ -34,8 +34,9 @@ def reading(device, *, age=timedelta(minutes=1), **fields) -> TelemetryReading:
         "is_storm_mode_active": False,
         **fields,
     }
+    at = timezone.now() - age
     row = TelemetryReading.objects.create(
-        workspace_id=device.workspace_id, device=device, measured_at=timezone.now() - age, **values
+        workspace_id=device.workspace_id, device=device, measured_at=at, received_at=at, **values
     )
     Device.objects.filter(pk=device.pk).update(latest_telemetry=row, last_seen_at=row.measured_at)
     return row

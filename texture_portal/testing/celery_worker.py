@@ -1,5 +1,5 @@
-"""A real Celery worker for end-to-end tests: `celery -A texture_portal worker` as a subprocess, on Redis,
-against the pytest-django test database.
+"""A real Celery worker (and beat) for end-to-end tests: `celery -A texture_portal worker` as a subprocess, on
+Redis, against the pytest-django test database; `celery_beat` adds `celery -A texture_portal beat`.
 
 The test using it must be `@pytest.mark.django_db(transaction=True)` (the worker only sees committed rows)
 and marked `redis` and `postgres` (a separate process cannot share SQLite's in-memory test database).
@@ -74,7 +74,14 @@ def _database_url(settings_dict: dict) -> str:
 
 
 @pytest.fixture
-def celery_worker(transactional_db, settings):
+def celery_env() -> dict:
+    """Extra environment of the worker and beat processes (a test module overrides this fixture to set, e.g.,
+    a fast DISPATCH_TICK_SECONDS: settings are read when those processes start)."""
+    return {}
+
+
+@pytest.fixture
+def celery_worker(transactional_db, settings, celery_env):
     """Start a worker on Redis against the test database; route this process's `.delay()` to it."""
     from django.db import connection
 
@@ -93,6 +100,7 @@ def celery_worker(transactional_db, settings):
         "FIELD_ENCRYPTION_KEYS": ",".join(settings.FIELD_ENCRYPTION_KEYS),
         "OEM_HTTP_TIMEOUT_SECONDS": str(settings.OEM_HTTP_TIMEOUT_SECONDS),
         "DATABASE_CONN_MAX_AGE": "0",
+        **celery_env,
     }
     for slug, url in settings.OEM_BASE_URLS.items():
         env[f"OEM_{slug.upper()}_BASE_URL"] = url
@@ -138,3 +146,40 @@ def celery_worker(transactional_db, settings):
         app.conf.update(**previous)
         log.close()
         os.unlink(log.name)
+
+
+@pytest.fixture
+def celery_beat(celery_worker):
+    """`celery -A texture_portal beat` beside the worker, with the worker's environment: the schedule of
+    CELERY_BEAT_SCHEDULE sends its tasks to the worker as in production."""
+    directory = tempfile.mkdtemp(prefix="celery-beat-")
+    log_path = Path(directory) / "beat.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(  # noqa: S603 - fixed argv, our own interpreter
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "texture_portal",
+                "beat",
+                "--loglevel=INFO",
+                f"--schedule={Path(directory) / 'schedule'}",
+                f"--pidfile={Path(directory) / 'beat.pid'}",
+            ],
+            cwd=BASE_DIR,
+            env=celery_worker.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    beat = CeleryWorker(process=process, log_path=log_path, broker_url=celery_worker.broker_url, env=celery_worker.env)
+    try:
+        beat.wait_for(lambda: "beat: Starting" in beat.log(), timeout=60, what="beat to start")
+        yield beat
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)

@@ -76,7 +76,7 @@ def seed_demo(*, password: str | None = None) -> DemoResult:
             "allowed_event_types": ["charge", "discharge", "idle"],
             "min_soc_percent": 20,
             "max_soc_percent": 100,
-            "ramp_minutes": 10,
+            "ramp_minutes": 2,  # a demo event shows its ramp within minutes
             "max_event_duration_minutes": 240,
             "enable_grid_interaction": True,
         },

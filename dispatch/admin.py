@@ -4,15 +4,16 @@ participation (opt-out), the command log, and the device page's events and comma
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
+from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 
-from dispatch import engine, services
+from dispatch import engine, schedules, services
 from dispatch.choices import DispatchEventStatus, ExclusionReason
 from dispatch.filtersets import CommandFilterSet, DispatchEventFilterSet
-from dispatch.models import Command, DispatchAction, DispatchEvent, Participation
+from dispatch.models import Command, DispatchAction, DispatchEvent, DispatchSchedule, Participation
 from dispatch.selectors import event_participation_counts
 from fleet.admin import DeviceAdmin
 from texture_portal.admin_actions import run_service_for_each
@@ -25,6 +26,7 @@ from texture_portal.admin_base import (
 )
 from texture_portal.audit import audit_record
 from texture_portal.choices import AuditAction, AuditSource
+from texture_portal.exceptions import ApplicationError
 from texture_portal.filters import FilterSetAdminMixin
 
 
@@ -328,3 +330,125 @@ class DeviceCommandInline(ReadOnlyWorkspaceScopedTabularInline):
 
 # Dispatch adds its events and commands to the fleet's device page: the fleet knows nothing of dispatch.
 DeviceAdmin.history_inlines = [*DeviceAdmin.history_inlines, DeviceParticipationInline, DeviceCommandInline]
+
+
+SCHEDULE_FIELDS = [
+    "workspace",
+    "program",
+    "name",
+    "action_type",
+    "rrule",
+    "timezone",
+    "start_time",
+    "duration_minutes",
+    "valid_from",
+    "valid_until",
+    "skip_dates",
+    "lead_hours",
+    "schedule_events",
+    "is_test",
+    "target_tags",
+    "is_active",
+]
+
+
+class DispatchScheduleForm(forms.ModelForm):
+    class Meta:
+        model = DispatchSchedule
+        fields = SCHEDULE_FIELDS
+
+    def clean(self):
+        """A new schedule's problems (a rule that never fires, overlaps, breaks the strategy) are form errors."""
+        cleaned = super().clean()
+        if self.instance.pk is None and not self.errors and cleaned.get("program"):
+            candidate = DispatchSchedule(
+                **{k: v for k, v in cleaned.items() if k not in ("target_tags", "workspace")},
+                workspace_id=cleaned["program"].workspace_id,
+            )
+            for problem in schedules.dispatch_schedule_problems(schedule=candidate):
+                self.add_error(None, problem)
+        return cleaned
+
+
+@admin.register(DispatchSchedule)
+class DispatchScheduleAdmin(WorkspaceScopedAdmin):
+    """Recurring events of a program: created through the service (which refuses rules that cannot work);
+    afterwards only paused or resumed (a different rule is a new schedule)."""
+
+    list_display = ["name", "program", "action_type", "rrule", "start_time", "timezone", "is_active", "workspace"]
+    list_select_related = ["program", "workspace__organization"]
+    list_filter = ["is_active", ("program", ScopedRelatedFieldListFilter), ("workspace", ScopedRelatedFieldListFilter)]
+    search_fields = ["name"]
+    autocomplete_fields = ["target_tags"]
+    form = DispatchScheduleForm
+    fields = [*SCHEDULE_FIELDS, "next_occurrences", "created_by"]
+    readonly_fields = ["next_occurrences", "created_by"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return self.readonly_fields
+        return [name for name in self.fields if name != "is_active"]
+
+    @admin.display(description=_("next occurrences"))
+    def next_occurrences(self, obj):
+        if obj is None or obj.pk is None:
+            return "—"
+        upcoming = schedules.schedule_next_occurrences(schedule=obj)
+        if not upcoming:
+            return "None in the coming year."
+        import zoneinfo
+
+        zone = zoneinfo.ZoneInfo(obj.timezone)
+        return format_html_join(
+            "",
+            "<div>{} – {} ({}) · {} UTC</div>",
+            (
+                (
+                    f"{o.starts_at.astimezone(zone):%a %Y-%m-%d %H:%M}",
+                    f"{o.ends_at.astimezone(zone):%H:%M}",
+                    obj.timezone,
+                    f"{o.starts_at:%H:%M}",
+                )
+                for o in upcoming
+            ),
+        )
+
+    def perform_save(self, request, obj, form, change):
+        data = form.cleaned_data
+        try:
+            if change:
+                schedules.dispatch_schedule_set_active(
+                    schedule=DispatchSchedule.objects.get(pk=obj.pk),
+                    active=data["is_active"],
+                    actor=request.user,
+                    source=AuditSource.ADMIN,
+                )
+                return
+            created = schedules.dispatch_schedule_create(
+                program=data["program"],
+                name=data["name"],
+                action_type=data["action_type"],
+                rrule=data["rrule"],
+                timezone_name=data["timezone"],
+                start_time=data["start_time"],
+                duration_minutes=data["duration_minutes"],
+                valid_from=data["valid_from"],
+                valid_until=data.get("valid_until"),
+                skip_dates=data.get("skip_dates") or [],
+                lead_hours=data["lead_hours"],
+                schedule_events=data["schedule_events"],
+                is_test=data["is_test"],
+                target_tags=[tag.name for tag in data.get("target_tags", [])],
+                actor=request.user,
+                source=AuditSource.ADMIN,
+            )
+        except ApplicationError as exc:
+            raise PermissionDenied(exc.message) from exc
+        obj.pk = created.pk
+        obj.refresh_from_db()
+
+    def save_related(self, request, form, formsets, change):
+        """The service set the tags."""
+
+    def audit_save(self, request, obj, form, change):
+        """The services audit."""

@@ -1,10 +1,11 @@
 """The dispatch engine: what makes events run themselves (writes; `dispatch.selectors` has the reads).
 
 A beat tick (`dispatch_tick`, every DISPATCH_TICK_SECONDS; `run_integration_schedule` runs it in the demo)
-starts the events that are due and, for each running event, takes the steps whose time has come: when an
-action starts, its targeted devices are classified and the included ones commanded; while it runs, their
-telemetry confirms them; when it ends, they are restored (unless the next action follows at once); when
-the event has ended and every restore is done, it completes. Each event's steps run in one transaction
+creates the events recurring schedules are due to create (`dispatch.schedules`), starts the events that are
+due and, for each running event, takes the steps whose time has come: when an action starts, its targeted
+devices are classified and the included ones commanded; while it runs, their telemetry confirms them; when
+it ends, they are restored (unless the next action follows at once); when the event has ended and every
+restore is done, it completes. Each event's steps run in one transaction
 with its row locked, skipping a row another tick holds (`skip_locked`), and each step sets its marker in
 that transaction: two ticks at once take a step once, and a tick that dies half-way leaves nothing half
 written (the next takes the step again).
@@ -663,14 +664,17 @@ def event_telemetry_queue(*, now: datetime) -> int:
 
 def dispatch_tick(*, now: datetime | None = None) -> dict:
     """One beat of the event clock. Safe to run twice at once and to die half-way."""
+    from dispatch.schedules import schedules_materialize
+
     now = now or timezone.now()
+    created = schedules_materialize(now=now)
     started = dispatch_events_start_due(now=now)
     advanced = {}
     for event_id in DispatchEvent.objects.filter(status=DispatchEventStatus.IN_PROGRESS).values_list("pk", flat=True):
         advanced[event_id] = dispatch_event_advance(event_id=event_id, now=now)
     queued = commands_queue_due(now=now)
     read = event_telemetry_queue(now=now)
-    return {"started": started, "advanced": advanced, "queued": queued, "telemetry": read}
+    return {"created": created, "started": started, "advanced": advanced, "queued": queued, "telemetry": read}
 
 
 # -- staff and integrators ------------------------------------------------------------------------------------

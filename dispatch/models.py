@@ -63,6 +63,11 @@ class DispatchEvent(WorkspaceScopedModel):
     )
     # Set by the engine when the event completed with a device confirmed and every commanded device restored.
     completed_end_to_end = models.BooleanField(_("completed end to end"), default=False, editable=False)
+    # An event a schedule created: which schedule, and which of its occurrences (created once each).
+    schedule = models.ForeignKey(
+        "dispatch.DispatchSchedule", on_delete=models.SET_NULL, null=True, blank=True, related_name="events"
+    )
+    occurrence_start = models.DateTimeField(_("occurrence"), null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-starts_at", "-id"]
@@ -73,11 +78,68 @@ class DispatchEvent(WorkspaceScopedModel):
             models.CheckConstraint(
                 condition=Q(status__in=DispatchEventStatus.values), name="dispatch_event_status_valid"
             ),
+            models.UniqueConstraint(
+                fields=["schedule", "occurrence_start"],
+                condition=Q(schedule__isnull=False),
+                name="dispatch_event_once_per_occurrence",
+            ),
         ]
         indexes = [models.Index(fields=["status", "starts_at"], name="dispatch_event_due_idx")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.starts_at:%Y-%m-%d %H:%M} UTC)"
+
+
+class DispatchSchedule(WorkspaceScopedModel):
+    """A program's recurring events (e.g. weekdays 17:00–20:00 discharge from June to September), written as
+    an RFC 5545 rule in the schedule's own timezone, so 17:00 stays 17:00 across daylight-saving changes.
+
+    The engine creates each occurrence's event `lead_hours` ahead, once (an event remembers the schedule and
+    the occurrence it is), as a draft or already scheduled. `skip_dates` are local dates with no event.
+    """
+
+    program = models.ForeignKey("programs.Program", on_delete=models.CASCADE, related_name="dispatch_schedules")
+    name = models.CharField(_("name"), max_length=200)
+    action_type = models.CharField(_("action"), max_length=20, choices=EventType.choices)
+    rrule = models.CharField(
+        _("recurrence (RFC 5545)"),
+        max_length=500,
+        help_text=_("E.g. FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR;BYMONTH=6,7,8,9"),
+    )
+    timezone = models.CharField(_("timezone"), max_length=60, default="America/Los_Angeles")
+    start_time = models.TimeField(_("local start"))
+    duration_minutes = models.PositiveIntegerField(_("duration (minutes)"))
+    valid_from = models.DateField(_("first day"))
+    valid_until = models.DateField(_("last day"), null=True, blank=True)
+    skip_dates = models.JSONField(_("skip dates"), default=list, blank=True, help_text=_("Local dates, YYYY-MM-DD."))
+    lead_hours = models.PositiveIntegerField(_("created ahead (hours)"), default=24)
+    schedule_events = models.BooleanField(
+        _("schedule the events"), default=True, help_text=_("Off: they are created as drafts for a person to schedule.")
+    )
+    is_test = models.BooleanField(_("test events"), default=True)
+    is_active = models.BooleanField(_("active"), default=True)
+    target_tags = models.ManyToManyField("fleet.DeviceTag", blank=True, related_name="+", verbose_name=_("target tags"))
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["program", "name"]
+        verbose_name = _("dispatch schedule")
+        verbose_name_plural = _("dispatch schedules")
+        constraints = [
+            models.CheckConstraint(condition=Q(duration_minutes__gt=0), name="dispatch_schedule_duration_positive"),
+            models.CheckConstraint(
+                condition=Q(valid_until__isnull=True) | Q(valid_until__gte=F("valid_from")),
+                name="dispatch_schedule_until_after_from",
+            ),
+            models.CheckConstraint(
+                condition=Q(action_type__in=EventType.values), name="dispatch_schedule_action_type_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.program})"
 
 
 class DispatchAction(WorkspaceScopedModel):

@@ -34,4 +34,9 @@ def dispatch_tick_task():
     from dispatch.engine import dispatch_tick
 
     outcome = dispatch_tick()
-    return {"started": len(outcome["started"]), "running": len(outcome["advanced"]), "queued": outcome["queued"]}
+    return {
+        "created": len(outcome["created"]),
+        "started": len(outcome["started"]),
+        "running": len(outcome["advanced"]),
+        "queued": outcome["queued"],
+    }

@@ -1,9 +1,10 @@
 """Dispatch API bodies: program (dispatch) events and device commands."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from dispatch.choices import CommandSlug, ExclusionReason, ParticipationStatus
-from dispatch.models import Command, DispatchAction, DispatchEvent, Participation
+from dispatch.models import Command, DispatchAction, DispatchEvent, DispatchSchedule, Participation
 from programs.choices import EventType
 from texture_portal.api.serializers import TimestampedSerializer
 from texture_portal.filters import MAX_ID
@@ -167,3 +168,60 @@ class ParticipationSerializer(TimestampedSerializer):
 class OptOutSerializer(serializers.Serializer):
     deviceId = serializers.IntegerField(min_value=1, max_value=MAX_ID)
     reason = serializers.CharField(max_length=300, help_text="Why (shown on the participation and audited).")
+
+
+class OccurrenceSerializer(serializers.Serializer):
+    startsAt = serializers.DateTimeField(source="starts_at")
+    endsAt = serializers.DateTimeField(source="ends_at")
+    localDate = serializers.DateField(source="local_date")
+
+
+class DispatchScheduleSerializer(TimestampedSerializer):
+    """A program's recurring events: an RFC 5545 rule over local times in `timezone`."""
+
+    id = serializers.IntegerField(read_only=True)
+    programSlug = serializers.CharField(source="program.slug")
+    name = serializers.CharField()
+    type = serializers.ChoiceField(source="action_type", choices=EventType.choices)
+    rrule = serializers.CharField(help_text="RFC 5545, e.g. FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR;BYMONTH=6,7,8,9")
+    timezone = serializers.CharField()
+    startTime = serializers.TimeField(source="start_time", help_text="Local time in `timezone`.")
+    durationMinutes = serializers.IntegerField(source="duration_minutes")
+    validFrom = serializers.DateField(source="valid_from")
+    validUntil = serializers.DateField(source="valid_until", allow_null=True)
+    skipDates = serializers.ListField(source="skip_dates", child=serializers.DateField())
+    leadHours = serializers.IntegerField(source="lead_hours")
+    scheduleEvents = serializers.BooleanField(source="schedule_events")
+    isTest = serializers.BooleanField(source="is_test")
+    isActive = serializers.BooleanField(source="is_active")
+    targetTags = serializers.SerializerMethodField()
+    nextOccurrences = serializers.SerializerMethodField()
+
+    class Meta:
+        model = DispatchSchedule
+
+    def get_targetTags(self, schedule) -> list[str]:
+        return sorted(tag.name for tag in schedule.target_tags.all())
+
+    @extend_schema_field(OccurrenceSerializer(many=True))
+    def get_nextOccurrences(self, schedule) -> list[dict]:
+        from dispatch.schedules import schedule_next_occurrences
+
+        return OccurrenceSerializer(schedule_next_occurrences(schedule=schedule, count=5), many=True).data
+
+
+class DispatchScheduleCreateSerializer(serializers.Serializer):
+    programSlug = serializers.SlugField(max_length=100)
+    name = serializers.CharField(max_length=200)
+    type = serializers.ChoiceField(choices=EventType.choices)
+    rrule = serializers.CharField(max_length=500)
+    timezone = serializers.CharField(max_length=60, default="America/Los_Angeles")
+    startTime = serializers.TimeField()
+    durationMinutes = serializers.IntegerField(min_value=1, max_value=24 * 60)
+    validFrom = serializers.DateField()
+    validUntil = serializers.DateField(required=False, allow_null=True, default=None)
+    skipDates = serializers.ListField(child=serializers.DateField(), required=False, default=list)
+    leadHours = serializers.IntegerField(min_value=0, max_value=24 * 30, default=24)
+    scheduleEvents = serializers.BooleanField(default=True)
+    isTest = serializers.BooleanField(default=True)
+    targetTags = serializers.ListField(child=serializers.CharField(max_length=100), required=False, default=list)

@@ -6,6 +6,7 @@ from dispatch.api import views
 router = SimpleRouter(trailing_slash=False)
 router.register("dispatch-events", views.DispatchEventViewSet, basename="dispatch-event")
 router.register("commands", views.CommandViewSet, basename="command")
+router.register("dispatch-schedules", views.DispatchScheduleViewSet, basename="dispatch-schedule")
 
 urlpatterns = [
     # the device's command log: under the fleet's /devices, served here so the fleet knows nothing of commands

@@ -15,11 +15,14 @@ from dispatch.api.serializers import (
     CommandSerializer,
     DispatchEventCreateSerializer,
     DispatchEventSerializer,
+    DispatchScheduleCreateSerializer,
+    DispatchScheduleSerializer,
     OptOutSerializer,
     ParticipationSerializer,
 )
 from dispatch.filtersets import CommandFilterSet, DispatchEventFilterSet, ParticipationFilterSet
-from dispatch.models import Command, DispatchAction, DispatchEvent, Participation
+from dispatch.models import Command, DispatchAction, DispatchEvent, DispatchSchedule, Participation
+from dispatch.schedules import dispatch_schedule_create
 from fleet.models import Device
 from programs.models import Program
 from texture_portal.api.schema import ErrorSerializer
@@ -123,6 +126,45 @@ class DispatchEventParticipationView(WorkspaceNestedListView):
 
     def workspace_queryset(self):
         return Participation.objects.all()
+
+
+class DispatchScheduleViewSet(mixins.CreateModelMixin, WorkspaceReadOnlyViewSet):
+    """Recurring events of a program (RFC 5545 rules over local times); each with its next occurrences."""
+
+    serializer_class = DispatchScheduleSerializer
+
+    def workspace_queryset(self):
+        return DispatchSchedule.objects.select_related("program").prefetch_related("target_tags")
+
+    @extend_schema(request=DispatchScheduleCreateSerializer, responses={201: DispatchScheduleSerializer})
+    def create(self, request, *args, **kwargs):
+        """A schedule; refused (400, every problem listed) when its rule is not RFC 5545, never fires, fires
+        more often than its events last or more than once a day, or breaks the program's strategy."""
+        body = DispatchScheduleCreateSerializer(data=json_object(request))
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        program = get_object_or_404(Program.objects.filter(workspace_id=self.workspace_id), slug=data["programSlug"])
+        schedule = dispatch_schedule_create(
+            program=program,
+            name=data["name"],
+            action_type=data["type"],
+            rrule=data["rrule"],
+            timezone_name=data["timezone"],
+            start_time=data["startTime"],
+            duration_minutes=data["durationMinutes"],
+            valid_from=data["validFrom"],
+            valid_until=data["validUntil"],
+            skip_dates=[d.isoformat() for d in data["skipDates"]],
+            lead_hours=data["leadHours"],
+            schedule_events=data["scheduleEvents"],
+            is_test=data["isTest"],
+            target_tags=data["targetTags"],
+            actor=self.actor,
+            source=self.audit_source,
+        )
+        return Response(
+            self.get_serializer(self.get_queryset().get(pk=schedule.pk)).data, status=status.HTTP_201_CREATED
+        )
 
 
 class CommandViewSet(WorkspaceReadOnlyViewSet):

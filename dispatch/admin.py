@@ -5,7 +5,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.core.exceptions import PermissionDenied
-from django.urls import reverse
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
@@ -74,6 +76,7 @@ class DispatchEventAdmin(FilterSetAdminMixin, WorkspaceScopedAdmin):
     autocomplete_fields = ["target_tags"]
     inlines = [DispatchActionInline]
     actions = ["schedule", "cancel"]
+    change_form_template = "admin/dispatch/dispatchevent/change_form.html"
     fields = [
         "workspace",
         "program",
@@ -93,6 +96,59 @@ class DispatchEventAdmin(FilterSetAdminMixin, WorkspaceScopedAdmin):
 
     def get_inlines(self, request, obj):
         return [DispatchActionInline] if _is_draft(obj) else [DispatchActionProgressInline]
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("<int:pk>/schedule/", wrap(self.schedule_view), name="dispatch_dispatchevent_schedule"),
+            path("<int:pk>/cancel/", wrap(self.cancel_view), name="dispatch_dispatchevent_cancel"),
+            *super().get_urls(),
+        ]
+
+    def _event_for(self, request, pk) -> DispatchEvent:
+        event = self.get_object(request, str(pk))
+        if not self.has_change_permission(request, event):
+            raise PermissionDenied(f"You may not change “{event}”.")
+        return event
+
+    def schedule_view(self, request, pk):
+        """Schedule with a preview: who the event would take and why the others would not, then confirm."""
+        event = self._event_for(request, pk)
+        if request.method == "POST":
+            try:
+                services.dispatch_event_schedule(event=event, actor=request.user, source=AuditSource.ADMIN)
+                self.message_user(request, f"“{event.name}” is scheduled.", messages.SUCCESS)
+            except ApplicationError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:dispatch_dispatchevent_change", args=[event.pk]))
+        return self._confirm_page(request, event, "schedule")
+
+    def cancel_view(self, request, pk):
+        """Cancel with a reason; a running event restores its devices at once."""
+        event = self._event_for(request, pk)
+        if request.method == "POST":
+            try:
+                services.dispatch_event_cancel(
+                    event=event, actor=request.user, reason=request.POST.get("reason", ""), source=AuditSource.ADMIN
+                )
+                self.message_user(request, f"“{event.name}” is cancelled.", messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:dispatch_dispatchevent_change", args=[event.pk]))
+            except ApplicationError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+        return self._confirm_page(request, event, "cancel")
+
+    def _confirm_page(self, request, event, what: str):
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "event": event,
+            "what": what,
+            "title": f"{'Schedule' if what == 'schedule' else 'Cancel'} “{event.name}”",
+            "problems": services.dispatch_event_problems(event=event) if what == "schedule" else [],
+            "preview": engine.dispatch_event_preview(event=event) if what == "schedule" else None,
+            "counts": event_participation_counts(event=event) if what == "cancel" else None,
+        }
+        return TemplateResponse(request, "admin/dispatch/dispatchevent/confirm.html", context)
 
     @admin.display(description=_("participation"))
     def participation_summary(self, obj):

@@ -680,6 +680,33 @@ def dispatch_tick(*, now: datetime | None = None) -> dict:
 # -- staff and integrators ------------------------------------------------------------------------------------
 
 
+def dispatch_event_preview(*, event: DispatchEvent, now: datetime | None = None) -> dict:
+    """Who the event would take, classified as of now for each of its actions (before it is scheduled or
+    cancelled): {targeted, actions: [{action, included, excluded_by_reason: {label: n}}]}. A read."""
+    now = now or timezone.now()
+    rows = event_target_rows(event=event)
+    opted_out = set(
+        Participation.objects.filter(event=event, status=ParticipationStatus.OPTED_OUT).values_list(
+            "device_id", flat=True
+        )
+    )
+    actions = []
+    for action in event.actions.order_by("starts_at", "pk"):
+        included, excluded = 0, {}
+        for row in rows:
+            if row["pk"] in opted_out:
+                excluded["Opted out"] = excluded.get("Opted out", 0) + 1
+                continue
+            verdict = classify(row, action_type=action.action_type, strategy=event.strategy, now=now)
+            if verdict.included:
+                included += 1
+            else:
+                label = str(ExclusionReason(verdict.code).label)
+                excluded[label] = excluded.get(label, 0) + 1
+        actions.append({"action": action, "included": included, "excluded_by_reason": dict(sorted(excluded.items()))})
+    return {"targeted": len(rows), "actions": actions}
+
+
 def dispatch_event_restore_now(*, event: DispatchEvent, now: datetime) -> int:
     """A running event was cancelled: nothing more is sent, and every device holding a commanded state is
     restored at once (no ramp). The caller holds the event's lock."""

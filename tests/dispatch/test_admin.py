@@ -74,3 +74,50 @@ def test_a_device_page_lists_its_events_and_commands(client, scene):
     command = Command.objects.get(device=devices[0])
     assert event.name in html and "Included" in html
     assert command.slug in html and "Event action" in html
+
+
+def test_schedule_shows_who_the_event_would_take_before_confirming_and_cancel_asks_why(client):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from dispatch.services import dispatch_event_create
+
+    workspace = WorkspaceFactory()
+    staff_user("ops", workspace, Role.OPS)
+    staff_user("support", workspace, Role.CUSTOMER_SUPPORT)
+    program = make_program(workspace)
+    WorkspaceIntegration.objects.create(workspace=workspace, channel="tesla", enabled=True, credentials={})
+    live_device(program), live_device(program), live_device(program, charge_percentage=10.0)
+    start = timezone.now() + timedelta(hours=2)
+    event = dispatch_event_create(
+        program=program,
+        name="Tomorrow's peak",
+        starts_at=start,
+        ends_at=start + timedelta(hours=1),
+        actor=None,
+        actions=[{"action_type": "discharge", "starts_at": start, "ends_at": start + timedelta(hours=1)}],
+    )
+    url = reverse("admin:dispatch_dispatchevent_schedule", args=[event.pk])
+    assert client.login(username="support", password=PASSWORD)
+    assert client.get(url).status_code == 403
+    client.logout()
+    assert client.login(username="ops", password=PASSWORD)
+    change = client.get(reverse("admin:dispatch_dispatchevent_change", args=[event.pk])).content.decode()
+    assert url in change  # the button
+    preview = client.get(url).content.decode()
+    assert "3 devices targeted" in preview and "<td>2</td>" in preview
+    assert "State of charge outside the strategy&#x27;s range: 1" in preview
+    event.refresh_from_db()
+    assert event.status == "draft"  # looking changes nothing
+    client.post(url)
+    event.refresh_from_db()
+    assert event.status == "scheduled"
+    cancel = reverse("admin:dispatch_dispatchevent_cancel", args=[event.pk])
+    assert 'name="reason"' in client.get(cancel).content.decode()
+    client.post(cancel, {"reason": ""})
+    event.refresh_from_db()
+    assert event.status == "scheduled"  # a reason is needed
+    client.post(cancel, {"reason": "Feeder work"})
+    event.refresh_from_db()
+    assert (event.status, event.status_reason) == ("cancelled", "Feeder work")

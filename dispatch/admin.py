@@ -13,10 +13,10 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 
 from dispatch import engine, schedules, services
-from dispatch.choices import DispatchEventStatus, ExclusionReason
+from dispatch.choices import CommandSlug, DispatchEventStatus, ExclusionReason
 from dispatch.filtersets import CommandFilterSet, DispatchEventFilterSet
-from dispatch.models import Command, DispatchAction, DispatchEvent, DispatchSchedule, Participation
-from dispatch.selectors import event_participation_counts
+from dispatch.models import BatchCommand, Command, DispatchAction, DispatchEvent, DispatchSchedule, Participation
+from dispatch.selectors import batch_command_summary, event_participation_counts
 from fleet.admin import DeviceAdmin
 from texture_portal.admin_actions import run_service_for_each
 from texture_portal.admin_base import (
@@ -386,6 +386,107 @@ class DeviceCommandInline(ReadOnlyWorkspaceScopedTabularInline):
 
 # Dispatch adds its events and commands to the fleet's device page: the fleet knows nothing of dispatch.
 DeviceAdmin.history_inlines = [*DeviceAdmin.history_inlines, DeviceParticipationInline, DeviceCommandInline]
+
+
+class SendCommandForm(forms.Form):
+    command = forms.ChoiceField(label=_("command"), choices=CommandSlug.choices)
+    input = forms.JSONField(
+        label=_("input (JSON)"),
+        initial={"operatingMode": "idle"},
+        help_text=_('E.g. {"operatingMode": "discharge", "minimumBatteryReserve": 20} or {"chargePercentage": 40}.'),
+    )
+
+    def clean(self):
+        from dispatch.api.serializers import COMMAND_INPUTS
+
+        cleaned = super().clean()
+        if "command" in cleaned and isinstance(cleaned.get("input"), dict):
+            checker = COMMAND_INPUTS[cleaned["command"]](data=cleaned["input"])
+            if not checker.is_valid():
+                self.add_error("input", f"Does not fit {cleaned['command']}: {checker.errors}")
+            else:
+                cleaned["input"] = dict(checker.validated_data)
+        elif "input" in cleaned:
+            self.add_error("input", 'A JSON object, e.g. {"operatingMode": "idle"}.')
+        return cleaned
+
+
+@admin.action(description=_("Send a command to the selected devices…"), permissions=["change"])
+def send_command(modeladmin, request, queryset):
+    """Ops: one command to the selected devices (a batch command; the others are listed as skipped)."""
+    if not request.user.has_perm("dispatch.add_command"):
+        raise PermissionDenied("Sending commands is for Ops.")
+    form = SendCommandForm(request.POST if "apply" in request.POST else None)
+    if "apply" in request.POST and form.is_valid():
+        workspaces = set(queryset.values_list("workspace_id", flat=True))
+        for workspace_id in sorted(workspaces):
+            from texture_portal.models import Workspace
+
+            workspace = Workspace.objects.get(pk=workspace_id)
+            if not request.user.has_perm("dispatch.add_command", workspace):
+                modeladmin.message_user(request, f"You may not send commands in {workspace}.", messages.ERROR)
+                continue
+            batch = services.batch_command_create(
+                workspace=workspace,
+                slug=form.cleaned_data["command"],
+                input=form.cleaned_data["input"],
+                device_ids=list(queryset.filter(workspace_id=workspace_id).values_list("pk", flat=True)),
+                actor=request.user,
+                source=AuditSource.ADMIN,
+            )
+            url = reverse("admin:dispatch_batchcommand_change", args=[batch.pk])
+            modeladmin.message_user(
+                request,
+                format_html(
+                    '<a href="{}">{}</a>: {} commands queued, {} devices skipped.',
+                    url,
+                    batch,
+                    batch.commands.count(),
+                    len(batch.skipped),
+                ),
+                messages.SUCCESS,
+            )
+        return None
+    return TemplateResponse(
+        request,
+        "admin/dispatch/send_command.html",
+        {
+            **modeladmin.admin_site.each_context(request),
+            "opts": modeladmin.opts,
+            "title": _("Send a command"),
+            "form": form,
+            "devices": queryset.select_related("manufacturer")[:50],
+            "count": queryset.count(),
+            "selected": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
+        },
+    )
+
+
+DeviceAdmin.actions = [*(DeviceAdmin.actions or ()), send_command]
+
+
+@admin.register(BatchCommand)
+class BatchCommandAdmin(ReadOnlyWorkspaceScopedAdmin):
+    """Commands sent to many devices at once (a tag, or staff's selection), with their aggregate."""
+
+    list_display = ["created", "slug", "tag", "requested_by", "summary", "workspace"]
+    list_select_related = ["tag", "requested_by", "workspace__organization"]
+    list_filter = ["slug", ("workspace", ScopedRelatedFieldListFilter)]
+    readonly_fields = ["workspace", "slug", "input", "tag", "requested_by", "summary", "skipped_devices", "created"]
+    fields = readonly_fields
+
+    @admin.display(description=_("status"))
+    def summary(self, obj):
+        summary = batch_command_summary(batch=obj)
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(summary["by_status"].items()))
+        link = f"{reverse('admin:dispatch_command_changelist')}?{urlencode({'batchId': obj.pk})}"
+        return format_html('{} — <a href="{}">{}</a>', summary["status"].replace("_", " "), link, counts or "none")
+
+    @admin.display(description=_("devices skipped"))
+    def skipped_devices(self, obj):
+        if not obj.skipped:
+            return "—"
+        return format_html_join("", "<div>#{}: {}</div>", ((s["deviceId"], s["reason"]) for s in obj.skipped))
 
 
 SCHEDULE_FIELDS = [

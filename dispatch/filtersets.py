@@ -24,10 +24,11 @@ class CommandFilterSet(UpdatedSinceFilterSet):
     command = django_filters.ChoiceFilter(field_name="slug", choices=CommandSlug.choices)
     deviceId = IdFilter(field_name="device_id")
     dispatchEventId = IdFilter(field_name="dispatch_event_id")
+    batchId = IdFilter(field_name="batch_id")
 
     class Meta:
         model = Command
-        fields = ["status", "command", "deviceId", "dispatchEventId", "updatedSince"]
+        fields = ["status", "command", "deviceId", "dispatchEventId", "batchId", "updatedSince"]
 
 
 class ParticipationFilterSet(django_filters.FilterSet):

@@ -222,6 +222,31 @@ class Participation(WorkspaceScopedModel):
         return f"{self.device_id} in {self.event_id} ({self.get_status_display()})"
 
 
+class BatchCommand(WorkspaceScopedModel):
+    """One command sent to many devices at once — every device with a tag, or staff's selection: a command
+    per compatible device (`commands`), and the devices that got none with why (`skipped`: [{deviceId,
+    reason}]). Its status is its commands' (`dispatch.selectors.batch_command_summary`)."""
+
+    slug = models.CharField(_("command"), max_length=40, choices=CommandSlug.choices)
+    input = models.JSONField(_("input"), default=dict, blank=True)
+    tag = models.ForeignKey("fleet.DeviceTag", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    skipped = models.JSONField(_("devices skipped"), default=list, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        verbose_name = _("batch command")
+        verbose_name_plural = _("batch commands")
+        constraints = [
+            models.CheckConstraint(condition=Q(slug__in=CommandSlug.values), name="batch_command_slug_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.slug} ({self.created:%Y-%m-%d %H:%M} UTC)"
+
+
 class Command(WorkspaceScopedModel):
     """One instruction to one device through its OEM: pending → sent → success | failed (| skipped, with why).
 
@@ -247,6 +272,7 @@ class Command(WorkspaceScopedModel):
     purpose = models.CharField(
         _("purpose"), max_length=20, choices=CommandPurpose.choices, default=CommandPurpose.MANUAL
     )
+    batch = models.ForeignKey(BatchCommand, on_delete=models.SET_NULL, null=True, blank=True, related_name="commands")
     slug = models.CharField(_("command"), max_length=40, choices=CommandSlug.choices)
     input = models.JSONField(_("input"), default=dict, blank=True)
     status = models.CharField(_("status"), max_length=20, choices=CommandStatus.choices, default=CommandStatus.PENDING)

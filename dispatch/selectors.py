@@ -4,7 +4,7 @@ counts of an event's participations."""
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 
 from dispatch.choices import PARTICIPATING, DispatchEventStatus, ParticipationStatus
-from dispatch.models import DispatchEvent, Participation
+from dispatch.models import BatchCommand, DispatchEvent, Participation
 from fleet.models import Device
 from integrations.models import WorkspaceIntegration
 from programs.models import Enrollment
@@ -89,3 +89,21 @@ def event_participation_counts(*, event: DispatchEvent) -> dict:
         rows.filter(status=ParticipationStatus.EXCLUDED).values_list("reason_code").annotate(n=Count("pk")).order_by()
     )
     return {**totals, "by_status": by_status, "excluded_by_reason": excluded_by_reason}
+
+
+def batch_command_summary(*, batch: BatchCommand) -> dict:
+    """A batch's aggregate: its commands by status, the devices skipped, and one overall status (pending while
+    any command is not finished; then succeeded, failed, or partly failed)."""
+    by_status = dict(batch.commands.values_list("status").annotate(n=Count("pk")).order_by())
+    total = sum(by_status.values())
+    open_ = by_status.get("pending", 0) + by_status.get("sent", 0)
+    failed = by_status.get("failed", 0) + by_status.get("skipped", 0)
+    if open_:
+        status = "in_progress"
+    elif failed == 0:
+        status = "succeeded"
+    elif failed == total:
+        status = "failed"
+    else:
+        status = "partly_failed"
+    return {"status": status, "commands": total, "by_status": by_status, "skipped": len(batch.skipped)}

@@ -23,7 +23,7 @@ from dispatch.choices import (
     DispatchTrigger,
 )
 from dispatch.events import DispatchEventType, command_data, dispatch_event_data
-from dispatch.models import Command, DispatchAction, DispatchEvent
+from dispatch.models import BatchCommand, Command, DispatchAction, DispatchEvent
 from fleet.choices import DeviceState
 from fleet.services import device_tags_get_or_create
 from programs.models import Program
@@ -290,6 +290,78 @@ def command_set_status(
         participation_follow_command(command=locked, status=str(status), reason=reason, code=reason_code, now=now)
     command.refresh_from_db()
     return command
+
+
+@transaction.atomic
+def batch_command_create(
+    *,
+    workspace,
+    slug: CommandSlug | str,
+    input: dict,
+    actor,
+    tag_name: str | None = None,
+    device_ids: list[int] | None = None,
+    source: AuditSource | str = AuditSource.SERVICE,
+) -> BatchCommand:
+    """One command to many devices — every device of the workspace with the tag, or the given devices: a
+    pending command per compatible device (of the command's device type, at an OEM that takes commands),
+    written in bulk and handed to workers by the engine's tick; the others are listed as skipped with why.
+    `input` must already fit the command (the API's and the admin's input forms check it)."""
+    from fleet.models import Device, DeviceTag
+
+    tag = None
+    devices = Device.objects.filter(workspace_id=workspace.pk)
+    if tag_name is not None:
+        tag = DeviceTag.objects.filter(workspace_id=workspace.pk, name=tag_name).first()
+        if tag is None:
+            raise ApplicationError(f"No device carries the tag “{tag_name}” in this workspace.")
+        devices = devices.filter(tags=tag)
+    else:
+        devices = devices.filter(pk__in=device_ids or [])
+    rows = list(
+        devices.order_by("pk").values_list("pk", "device_type", "manufacturer__is_read_only", "manufacturer__name")
+    )
+    if not rows:
+        raise ApplicationError("No device to send the command to.")
+    device_type = str(slug).split(":")[0]
+    batch = BatchCommand.objects.create(
+        workspace_id=workspace.pk,
+        slug=slug,
+        input=input,
+        tag=tag,
+        requested_by=actor if getattr(actor, "pk", None) else None,
+    )
+    now, commands, skipped = timezone.now(), [], []
+    for pk, kind, read_only, maker in rows:
+        if kind != device_type:
+            skipped.append({"deviceId": pk, "reason": f"A {kind}: “{slug}” is for a {device_type}."})
+        elif read_only:
+            skipped.append({"deviceId": pk, "reason": f"{maker}'s API is monitoring only: it takes no commands."})
+        else:
+            commands.append(
+                Command(
+                    workspace_id=workspace.pk,
+                    device_id=pk,
+                    batch=batch,
+                    slug=slug,
+                    input=input,
+                    idempotency_key=f"batch:{batch.pk}:{pk}",
+                    not_before=now,
+                    requested_by=batch.requested_by,
+                )
+            )
+    Command.objects.bulk_create(commands, batch_size=2000)
+    batch.skipped = skipped
+    batch.save(update_fields=["skipped", "last_updated"])
+    audit_record(
+        actor=actor,
+        action=AuditAction.COMMAND_CREATED,
+        target=batch,
+        source=source,
+        changes={"commands": len(commands), "skipped": len(skipped), "tag": tag_name},
+        reason=f"{slug} to {len(commands)} devices",
+    )
+    return batch
 
 
 def command_queue(*, command: Command) -> None:

@@ -27,7 +27,7 @@ PORTAL_MODELS = {
     ],
     "events": ["platformevent", "destination", "deliveryattempt"],
     "integrations": ["workspaceintegration", "integrationrun"],
-    "dispatch": ["dispatchevent", "dispatchaction", "dispatchschedule", "participation", "command"],
+    "dispatch": ["dispatchevent", "dispatchaction", "dispatchschedule", "participation", "command", "batchcommand"],
 }
 
 
@@ -59,7 +59,9 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
     Role.OPS: _view_everything()
     | _perms("fleet", ["device", "devicetag"], (ADD, CHANGE))
     | _perms("fleet", ["importjob"], (ADD, CHANGE))
-    | _perms("dispatch", ["dispatchevent", "dispatchaction", "dispatchschedule", "command"], (ADD, CHANGE))
+    | _perms(
+        "dispatch", ["dispatchevent", "dispatchaction", "dispatchschedule", "command", "batchcommand"], (ADD, CHANGE)
+    )
     | _perms("dispatch", ["participation"], (CHANGE,)),  # opt a device out of an event
     # Looks customers up by account number and reads device status; keeps contact details current.
     Role.CUSTOMER_SUPPORT: _perms(

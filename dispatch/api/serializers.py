@@ -4,7 +4,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from dispatch.choices import CommandSlug, ExclusionReason, ParticipationStatus
-from dispatch.models import Command, DispatchAction, DispatchEvent, DispatchSchedule, Participation
+from dispatch.models import BatchCommand, Command, DispatchAction, DispatchEvent, DispatchSchedule, Participation
 from programs.choices import EventType
 from texture_portal.api.serializers import TimestampedSerializer
 from texture_portal.filters import MAX_ID
@@ -225,3 +225,52 @@ class DispatchScheduleCreateSerializer(serializers.Serializer):
     scheduleEvents = serializers.BooleanField(default=True)
     isTest = serializers.BooleanField(default=True)
     targetTags = serializers.ListField(child=serializers.CharField(max_length=100), required=False, default=list)
+
+
+class SkippedDeviceSerializer(serializers.Serializer):
+    deviceId = serializers.IntegerField()
+    reason = serializers.CharField()
+
+
+class BatchCommandSerializer(TimestampedSerializer):
+    """One command sent to every device with a tag: its aggregate status, and the devices it skipped."""
+
+    id = serializers.IntegerField(read_only=True)
+    command = serializers.ChoiceField(source="slug", choices=CommandSlug.choices)
+    input = serializers.DictField()
+    tag = serializers.CharField(source="tag.name", allow_null=True, default=None)
+    status = serializers.SerializerMethodField()
+    commands = serializers.SerializerMethodField()
+    skipped = SkippedDeviceSerializer(many=True)
+
+    class Meta:
+        model = BatchCommand
+
+    def _summary(self, batch) -> dict:
+        from dispatch.selectors import batch_command_summary
+
+        if getattr(batch, "_summary", None) is None:
+            batch._summary = batch_command_summary(batch=batch)
+        return batch._summary
+
+    @extend_schema_field(serializers.ChoiceField(choices=["in_progress", "succeeded", "failed", "partly_failed"]))
+    def get_status(self, batch) -> str:
+        return self._summary(batch)["status"]
+
+    @extend_schema_field(serializers.DictField(child=serializers.IntegerField()))
+    def get_commands(self, batch) -> dict:
+        summary = self._summary(batch)
+        return {"total": summary["commands"], **summary["by_status"]}
+
+
+class BatchCommandCreateSerializer(serializers.Serializer):
+    tag = serializers.CharField(max_length=100, help_text="Every device with this tag (e.g. feeder:12).")
+    command = serializers.ChoiceField(choices=CommandSlug.choices)
+    input = serializers.DictField(help_text="The command's input (the fields of `POST /v1/commands/…`).")
+
+    def validate(self, attrs):
+        checker = COMMAND_INPUTS[attrs["command"]](data=attrs["input"])
+        if not checker.is_valid():
+            raise serializers.ValidationError({"input": checker.errors})
+        attrs["input"] = dict(checker.validated_data)
+        return attrs

@@ -7,6 +7,7 @@ router = SimpleRouter(trailing_slash=False)
 router.register("dispatch-events", views.DispatchEventViewSet, basename="dispatch-event")
 router.register("commands", views.CommandViewSet, basename="command")
 router.register("dispatch-schedules", views.DispatchScheduleViewSet, basename="dispatch-schedule")
+router.register("batch-commands", views.BatchCommandViewSet, basename="batch-command")
 
 urlpatterns = [
     # the device's command log: under the fleet's /devices, served here so the fleet knows nothing of commands

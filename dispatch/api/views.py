@@ -11,6 +11,8 @@ from rest_framework.response import Response
 from dispatch import engine, services
 from dispatch.api.serializers import (
     COMMAND_INPUTS,
+    BatchCommandCreateSerializer,
+    BatchCommandSerializer,
     CommandCreateSerializer,
     CommandSerializer,
     DispatchEventCreateSerializer,
@@ -21,13 +23,14 @@ from dispatch.api.serializers import (
     ParticipationSerializer,
 )
 from dispatch.filtersets import CommandFilterSet, DispatchEventFilterSet, ParticipationFilterSet
-from dispatch.models import Command, DispatchAction, DispatchEvent, DispatchSchedule, Participation
+from dispatch.models import BatchCommand, Command, DispatchAction, DispatchEvent, DispatchSchedule, Participation
 from dispatch.schedules import dispatch_schedule_create
 from fleet.models import Device
 from programs.models import Program
 from texture_portal.api.schema import ErrorSerializer
 from texture_portal.api.serializers import RequiredReasonSerializer, json_object
 from texture_portal.api.views import WorkspaceApiView, WorkspaceNestedListView, WorkspaceReadOnlyViewSet
+from texture_portal.models import Workspace
 
 
 class IdempotencyKeyReused(exceptions.APIException):
@@ -165,6 +168,32 @@ class DispatchScheduleViewSet(mixins.CreateModelMixin, WorkspaceReadOnlyViewSet)
         return Response(
             self.get_serializer(self.get_queryset().get(pk=schedule.pk)).data, status=status.HTTP_201_CREATED
         )
+
+
+class BatchCommandViewSet(mixins.CreateModelMixin, WorkspaceReadOnlyViewSet):
+    """One command to every device with a tag: a command each (tracked in `/v1/commands?…`), the devices it
+    skipped with why, and an aggregate status."""
+
+    serializer_class = BatchCommandSerializer
+
+    def workspace_queryset(self):
+        return BatchCommand.objects.select_related("tag")
+
+    @extend_schema(request=BatchCommandCreateSerializer, responses={202: BatchCommandSerializer})
+    def create(self, request, *args, **kwargs):
+        """Queue the command for every compatible device with the tag (others are listed as skipped)."""
+        body = BatchCommandCreateSerializer(data=json_object(request))
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        batch = services.batch_command_create(
+            workspace=Workspace.objects.get(pk=self.workspace_id),
+            slug=data["command"],
+            input=data["input"],
+            tag_name=data["tag"],
+            actor=self.actor,
+            source=self.audit_source,
+        )
+        return Response(self.get_serializer(batch).data, status=status.HTTP_202_ACCEPTED)
 
 
 class CommandViewSet(WorkspaceReadOnlyViewSet):

@@ -76,6 +76,8 @@ class SimDevice:
     soc: float = 60.0
     reserve: float = 20.0
     mode: str = SELF_CONSUMPTION
+    export_rule: str = "pv_only"  # Tesla's grid export rule: battery_ok lets the battery export to the grid
+    grid_charging: bool = False
     storm_enabled: bool = True
     storm_active: bool = False
     online: bool = True
@@ -116,9 +118,13 @@ class SimDevice:
         mode = BACKUP if self.storm_active else self.mode
         if mode == BACKUP:
             return -self.max_power_w if self.soc < 100 else 0.0
-        if mode in (TIME_OF_USE, AUTONOMOUS):
+        if mode in (TIME_OF_USE, AUTONOMOUS) and (self.oem != "tesla" or self.export_rule == "battery_ok"):
             # the "discharge" emulation: export down to the reserve
             return self.max_power_w if self.soc > self.reserve else 0.0
+        if mode == AUTONOMOUS:
+            # Tesla without battery export: the battery serves the home's load only, down to the reserve
+            net = self.load_w(at) - self.solar_w(at)
+            return min(max(net, 0.0), self.max_power_w) if self.soc > self.reserve else 0.0
         net = self.load_w(at) - self.solar_w(at)
         if net > 0:
             return min(net, self.max_power_w) if self.soc > self.reserve else 0.0

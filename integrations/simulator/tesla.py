@@ -199,6 +199,14 @@ def storm_mode(state, request, site):
 
 @router.route("POST", r"/api/1/energy_sites/(?P<site_id>\d+)/grid_import_export")
 def grid_import_export(state, request, site):
+    body = request.json()
+    rule = body.get("customer_preferred_export_rule")
+    if rule is not None and rule not in ("battery_ok", "pv_only", "never"):
+        return error(400, "invalid_field", "customer_preferred_export_rule")
+    if rule is not None:
+        site.export_rule = rule
+    if "disallow_charge_from_grid_with_solar_installed" in body:
+        site.grid_charging = not bool(body["disallow_charge_from_grid_with_solar_installed"])
     return ok(UPDATED)
 
 

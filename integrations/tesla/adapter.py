@@ -147,11 +147,17 @@ class TeslaAdapter(OemAdapter):
             raise CommandRejected(f"Tesla energy sites do not take {slug}")
         mode = payload["operatingMode"]
         reserve = payload.get("minimumBatteryReserve")
+        # enableGridInteraction goes through Tesla's grid import/export rules (oem-apis.md, "Control"): a
+        # discharge exports to the grid only with it (`battery_ok`; otherwise the battery serves the home,
+        # `pv_only`), a charge draws from the grid only with it.
+        grid = bool(payload.get("enableGridInteraction"))
         if mode == "charge":
             steps = [("operation", {"default_real_mode": "backup"})]
+            if grid:
+                steps.insert(0, ("grid_import_export", {"disallow_charge_from_grid_with_solar_installed": False}))
         elif mode == "discharge":
             steps = [
-                ("grid_import_export", {"customer_preferred_export_rule": "battery_ok"}),
+                ("grid_import_export", {"customer_preferred_export_rule": "battery_ok" if grid else "pv_only"}),
                 ("operation", {"default_real_mode": "autonomous"}),
             ]
         elif mode == "idle":

@@ -105,3 +105,26 @@ def test_a_test_event_runs_start_to_finish_and_leaves_the_fleet_as_it_found_it(
     assert set(Participation.objects.filter(event=event).values_list("status", flat=True)) == {"restored"}
     sent = Command.objects.filter(dispatch_event=event).values_list("purpose", "status")
     assert sorted(sent) == [("action", "success")] * 3 + [("restore", "success")] * 3
+
+
+@pytest.mark.parametrize(("grid", "rule", "exports"), [(True, "battery_ok", True), (False, "pv_only", False)])
+def test_grid_interaction_goes_through_teslas_export_rule(sim, grid, rule, exports):  # noqa: F811
+    """With `enableGridInteraction` a discharge exports to the grid; without, the battery serves the home."""
+    from dispatch.services import command_create, command_send
+
+    workspace = WorkspaceFactory()
+    integration = make_integration(workspace, "tesla")
+    sim.state.add_device("tesla", "TG100000000666", kind="battery", soc=80.0, solar_peak_w=0.0, base_load_w=900.0)
+    device = make_device(workspace, "tesla", "TG100000000666")
+    services.discovery_run(integration=integration)
+    device.refresh_from_db()
+    payload = {"operatingMode": "discharge", "minimumBatteryReserve": 20, "enableGridInteraction": grid}
+    command = command_create(
+        device=device, slug="battery:set-operating-mode", input=payload, idempotency_key=f"grid-{grid}", actor=None
+    )
+    assert command_send(command=command).status == "success"
+    battery = sim.state.device("tesla", "TG100000000666")
+    assert (battery.mode, battery.export_rule) == ("autonomous", rule)
+    now = sim.state.clock.now()
+    assert (battery.grid_w(now) < 0) is exports  # exporting: the grid meter runs backwards
+    assert 0 < battery.battery_w(now) <= (battery.max_power_w if exports else battery.load_w(now))

@@ -3,6 +3,7 @@ and telemetry sync (each recorded as an IntegrationRun)."""
 
 import logging
 import math
+import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -374,6 +375,9 @@ def _unexpected(integration: WorkspaceIntegration, exc: Exception):
     )
 
 
+NOT_READ = object()  # a device a sync did not read because the OEM had said stop
+
+
 def _in_pool_thread(call, *args):
     """Run `call` in a pool thread. A token refresh there locks the integration's row through the thread's own
     database connection: closed when the call ends, not left to the thread's end."""
@@ -536,14 +540,32 @@ def telemetry_sync(
             for serial, result in adapter.fetch_telemetry_many(list(refs.values())).items():
                 record(by_serial[serial], result)
         else:
+            # Once the OEM says stop (a rate limit, refused credentials), the pool threads read nothing more:
+            # cancelling the futures from this thread alone came too late when a thread had already taken
+            # the next device (seen under load), which spent calls the OEM had just refused.
+            stopped = threading.Event()
+
+            def fetch(ref):
+                if stopped.is_set():
+                    return NOT_READ
+                try:
+                    return adapter.fetch_telemetry(ref)
+                except (RateLimited, AuthError):
+                    stopped.set()
+                    raise
+
             with ThreadPoolExecutor(max_workers=settings.OEM_SYNC_CONCURRENCY) as pool:
-                futures = {pool.submit(_in_pool_thread, adapter.fetch_telemetry, ref): pk for pk, ref in refs.items()}
+                futures = {pool.submit(_in_pool_thread, fetch, ref): pk for pk, ref in refs.items()}
                 for future in as_completed(futures):
                     device_id = futures[future]
                     if future.cancelled():
                         continue  # not read because the OEM said stop: retried with the rest
                     try:
-                        record(device_id, future.result())
+                        result = future.result()
+                        if result is NOT_READ:
+                            retry.append(device_id)  # not read because the OEM said stop: retried
+                            continue
+                        record(device_id, result)
                     except (DeviceOffline, NotFound) as exc:
                         record(device_id, exc)
                     except (RateLimited, AuthError) as exc:

@@ -828,6 +828,22 @@ def participation_follow_command(*, command: Command, status: str, reason: str, 
             fields |= {"commanded_at"}
             if _move(participation, ParticipationStatus.COMMANDED):
                 fields |= {"status"}
+            late = command.action_id is not None and (
+                DispatchAction.objects.filter(pk=command.action_id, restore_started_at__isnull=False).exists()
+                or command.dispatch_event.status != DispatchEventStatus.IN_PROGRESS
+            )
+            if late:
+                # it landed after its action's restore had gone out (it was in flight at the end): restore it now
+                participation.save(update_fields=sorted(fields))
+                event = DispatchEvent.objects.select_related("strategy").get(pk=command.dispatch_event_id)
+                restores = _restore_commands(
+                    event=event, action=command.action, participations=[participation], types=None, at=now
+                )
+                for restore in restores:
+                    restore.idempotency_key += ":late"
+                    restore.not_before = now
+                Command.objects.bulk_create(restores, ignore_conflicts=True)
+                return
         elif status == CommandStatus.FAILED and _move(participation, ParticipationStatus.FAILED):
             participation.reason_code, participation.reason = "", f"Command failed: {reason}"[:300]
             fields |= {"status", "reason_code", "reason"}

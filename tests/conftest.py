@@ -8,6 +8,9 @@ import os
 
 import pytest
 
+# The Celery worker fixtures' environment (a test module overrides `celery_env` to set its own).
+from texture_portal.testing.celery_worker import celery_env  # noqa: F401
+
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 
 

@@ -492,3 +492,23 @@ def test_while_an_event_runs_its_devices_are_read_at_the_fastest_cadence_once_pe
     assert fresh_battery.pk not in queued[0][1] and outside.pk not in queued[0][1]
     engine.dispatch_tick()
     assert len(queued) == 2  # once per integration and period, however often the clock ticks
+
+
+def test_a_command_that_lands_after_its_windows_restore_is_restored_too(program):
+    device = live_device(program)
+    event = running_event(program)
+    engine.dispatch_tick()
+    command = Command.objects.get(dispatch_event=event, device=device)
+    command_set_status(command=command, status=CommandStatus.SENT)  # in flight when the window ends
+    end_event(event)
+    engine.dispatch_tick()
+    assert not Command.objects.filter(dispatch_event=event, purpose="restore").exists()  # nothing held yet
+    command_set_status(command=command, status=CommandStatus.SUCCESS)  # the OEM's answer comes late
+    restore = Command.objects.get(dispatch_event=event, purpose="restore")
+    assert restore.device_id == device.pk and restore.not_before <= timezone.now()
+    command_set_status(command=restore, status=CommandStatus.SENT)
+    command_set_status(command=restore, status=CommandStatus.SUCCESS)
+    engine.dispatch_tick()
+    event.refresh_from_db()
+    assert event.status == DispatchEventStatus.COMPLETED
+    assert participation(event, device).status == ParticipationStatus.RESTORED

@@ -56,12 +56,17 @@ def _drop_broker_pools(app) -> None:
     """Forget connection/producer pools made earlier in this process. Even eager `.delay()` acquires a
     producer, so a pool bound to the default broker URL may exist; Celery resets the same two attributes
     after a fork (`Celery._after_fork`)."""
+    from kombu import pools
+
     if app._pool is not None:
         app._pool.force_close_all()
     app._pool = None
     amqp = app.__dict__.get("amqp")
     if amqp is not None:
         amqp._producer_pool = None
+    # kombu keeps its own registry of pools by broker URL, which `app.pool` asks: a pool closed above would be
+    # handed out again ("Acquire on closed pool") to the next test that uses a worker
+    pools.reset()
 
 
 def _database_url(settings_dict: dict) -> str:

@@ -246,8 +246,12 @@ def _before_values(participation: Participation, row: dict) -> None:
     participation.charge_limit_before = row["latest_telemetry__charge_limit_percent"]
 
 
-def _new_command(*, event, action, participation, slug, payload, purpose, not_before, now) -> Command:
+def _new_command(*, event, action, participation, slug, payload, purpose, from_time, now) -> Command:
+    """A command of the engine, sent in the device's slot of the ramp that starts at `from_time`."""
     device_id = participation.device_id
+    not_before = from_time + ramp_offset(
+        event_id=event.pk, device_id=device_id, ramp_minutes=event.strategy.ramp_minutes
+    )
     return Command(
         workspace_id=event.workspace_id,
         device_id=device_id,
@@ -324,7 +328,6 @@ def action_fan_out(*, event: DispatchEvent, action: DispatchAction, now: datetim
         slug, payload = action_command(
             device_type=types[participation.device_id], action_type=action.action_type, strategy=strategy
         )
-        offset = ramp_offset(event_id=event.pk, device_id=participation.device_id, ramp_minutes=strategy.ramp_minutes)
         commands.append(
             _new_command(
                 event=event,
@@ -333,7 +336,7 @@ def action_fan_out(*, event: DispatchEvent, action: DispatchAction, now: datetim
                 slug=slug,
                 payload=payload,
                 purpose=CommandPurpose.ACTION,
-                not_before=action.starts_at + offset,
+                from_time=action.starts_at,
                 now=now,
             )
         )
@@ -362,7 +365,6 @@ def _restore_commands(*, event, action, participations, types: dict | None, at: 
 
         ids = [p.device_id for p in participations]
         types = dict(Device.objects.filter(pk__in=ids).values_list("pk", "device_type"))
-    strategy = event.strategy
     commands, nothing_to_do = [], []
     for participation in participations:
         undone = participation.action or action  # the action whose state is given back
@@ -373,7 +375,6 @@ def _restore_commands(*, event, action, participations, types: dict | None, at: 
             nothing_to_do.append(participation)
             continue
         slug, payload = command
-        offset = ramp_offset(event_id=event.pk, device_id=participation.device_id, ramp_minutes=strategy.ramp_minutes)
         commands.append(
             _new_command(
                 event=event,
@@ -382,7 +383,7 @@ def _restore_commands(*, event, action, participations, types: dict | None, at: 
                 slug=slug,
                 payload=payload,
                 purpose=CommandPurpose.RESTORE,
-                not_before=at + offset,
+                from_time=at,
                 now=at,
             )
         )

@@ -9,6 +9,7 @@ While the fixture is active, this process sends tasks to the broker instead of r
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -78,6 +79,15 @@ def _database_url(settings_dict: dict) -> str:
     return f"postgres://{auth}{host}:{port}/{settings_dict['NAME']}"
 
 
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
 @pytest.fixture
 def celery_env() -> dict:
     """Extra environment of the worker and beat processes (a test module overrides this fixture to set, e.g.,
@@ -140,12 +150,7 @@ def celery_worker(transactional_db, settings, celery_env):
         worker.wait_for(lambda: "ready." in worker.log(), timeout=60, what="the worker to be ready")
         yield worker
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        _stop(process)
         app.control.purge()
         _drop_broker_pools(app)
         app.conf.update(**previous)
@@ -182,9 +187,5 @@ def celery_beat(celery_worker):
         beat.wait_for(lambda: "beat: Starting" in beat.log(), timeout=60, what="beat to start")
         yield beat
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        _stop(process)
+        shutil.rmtree(directory, ignore_errors=True)

@@ -98,6 +98,8 @@ def handle(state: SimState, method: str, raw_path: str, headers: dict[str, str],
     if module is None:
         return SimResponse(404, {"error": f"no simulated OEM {oem!r}"})
     state.count_request(oem, request.method, request.path)
+    if request.method != "GET":
+        state.count_write(oem, request.method, request.path, request.body, query=request.query)
     return module.handle(state, request)
 
 
@@ -131,6 +133,7 @@ def control(state: SimState, request: SimRequest) -> SimResponse:
                     "requests": state.request_count,
                     "requestsByOem": state.requests_by_oem,
                     "maxInFlight": state.max_in_flight,
+                    "writes": state.write_counts(),
                 },
             )
     except (KeyError, ValueError) as exc:

@@ -183,6 +183,7 @@ class SimState:
         self.request_count = 0
         self.requests_by_oem: dict[str, int] = {}
         self.requests_by_path: Counter[tuple[str, str, str]] = Counter()  # (oem, method, path) → calls
+        self.writes: Counter[tuple[str, str, str, str]] = Counter()  # (oem, method, path, body hash) → calls
         # Seconds each answer of an OEM takes, so that concurrent calls overlap as they do at the real cloud.
         self.latency: dict[str, float] = {}
         self.in_flight: dict[str, int] = {}  # calls being answered now, per OEM (every client is one IP here)
@@ -307,6 +308,23 @@ class SimState:
 
     def advance(self, seconds: float) -> datetime:
         return self.clock.advance(seconds)
+
+    def count_write(self, oem: str, method: str, path: str, body: bytes, *, query: dict | None = None) -> None:
+        """A write (every method but GET), by its path, query and body: the same write received twice is a
+        command sent twice (some OEMs put the device in the body or the query, not the path)."""
+        digest = hashlib.sha1(body or b"", usedforsecurity=False)
+        digest.update(repr(sorted((query or {}).items())).encode())
+        key = (oem, method, path, digest.hexdigest())
+        with self.lock:
+            self.writes[key] += 1
+
+    def write_counts(self) -> dict:
+        """Writes received (sign-ins and token calls aside), and how many repeated an earlier one exactly (the
+        fan-out benchmark reports it)."""
+        auth = ("token", "login", "oauth", "auth", "cognito")
+        with self.lock:
+            counts = [n for (_oem, _m, path, _b), n in self.writes.items() if not any(a in path.lower() for a in auth)]
+        return {"writes": sum(counts), "repeated": sum(n - 1 for n in counts if n > 1)}
 
     def count_request(self, oem: str, method: str = "", path: str = "") -> None:
         with self.lock:

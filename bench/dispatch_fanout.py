@@ -82,7 +82,7 @@ def run(args, serials, port) -> None:
         raise SystemExit("The benchmark needs PostgreSQL (DATABASE_URL=postgres://…).")
     settings.OEM_RATE_LIMITS = dict.fromkeys(settings.OEM_SLUGS, (args.rate, args.rate))
     settings.OEM_RATE_LIMIT_REDIS_URL = None  # one process: the in-memory bucket is shared by the threads
-    settings.CELERY_TASK_ALWAYS_EAGER = False  # queue, do not run, in commands_queue_due
+    # tasks other than the sends (webhook fan-out of command.* events) run in-process, as without a broker
     call_command("migrate", verbosity=0)
 
     from dispatch import engine

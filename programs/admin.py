@@ -49,6 +49,7 @@ class ProgramAdmin(FilterSetAdminMixin, WorkspaceScopedAdmin):
         "enrolled",
         "launch_threshold",
         "production_dispatch_enabled",
+        "timezone",
         "workspace",
     ]
     list_select_related = ["workspace__organization"]
@@ -71,6 +72,7 @@ class ProgramAdmin(FilterSetAdminMixin, WorkspaceScopedAdmin):
         "enrollment_approval",
         "launch_threshold",
         "target_launch_date",
+        "timezone",
         "phase",
         "production_dispatch_enabled",
         "launch_readiness",

@@ -10,13 +10,15 @@ from django.utils.translation import gettext_lazy as _
 from programs.choices import EnrollmentApproval, EnrollmentStatus, EventType, ProgramPhase, ProgramType
 from texture_portal.choices import AuditSource
 from texture_portal.models import WorkspaceScopedModel
+from texture_portal.timezones import validate_timezone_name, zone_or_utc
 
 
 class Program(WorkspaceScopedModel):
     """A utility DER program: the container devices auto-enroll into during bulk import.
 
     Moves through the implementation phases one step at a time (`programs.services.program_set_phase`).
-    Production dispatch can be on only once launched; before launch only test events run.
+    Production dispatch can be on only once launched; before launch only test events run. `timezone` is the
+    IANA zone its staff think in: event windows are entered and shown in it, and stored in UTC.
     """
 
     slug = models.SlugField(_("slug"), max_length=100, help_text=_("E.g. timber-ridge-2026-vpp."))
@@ -35,6 +37,16 @@ class Program(WorkspaceScopedModel):
     )
     target_launch_date = models.DateField(_("target launch date"), null=True, blank=True)
     production_dispatch_enabled = models.BooleanField(_("production dispatch enabled"), default=False)
+    timezone = models.CharField(
+        _("timezone"),
+        max_length=64,
+        default="UTC",
+        validators=[validate_timezone_name],
+        help_text=_(
+            "IANA name, e.g. America/Los_Angeles. Event windows are entered and shown in it (and stored in UTC); "
+            "changing it moves no event already planned."
+        ),
+    )
     # The testing phase's measured exit: the first test event that completed end to end (a device confirmed by
     # its telemetry, every commanded device restored), as dispatch announced it (`program_event.completed`).
     # Its id, not a foreign key: programs know nothing of dispatch.
@@ -56,6 +68,11 @@ class Program(WorkspaceScopedModel):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def zone(self):
+        """The program's timezone as a tzinfo."""
+        return zone_or_utc(self.timezone)
 
 
 class EventStrategy(WorkspaceScopedModel):

@@ -31,6 +31,7 @@ PROGRAM_FIELDS = [
     "enrollment_approval",
     "launch_threshold",
     "target_launch_date",
+    "timezone",
 ]
 STRATEGY_FIELDS = [
     "allowed_event_types",

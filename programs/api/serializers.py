@@ -16,6 +16,10 @@ class ProgramSerializer(TimestampedSerializer):
     launchThreshold = serializers.IntegerField(source="launch_threshold")
     targetLaunchDate = serializers.DateField(source="target_launch_date", allow_null=True)
     productionDispatchEnabled = serializers.BooleanField(source="production_dispatch_enabled")
+    timezone = serializers.CharField(
+        help_text="IANA name (e.g. America/Los_Angeles): the zone staff enter and read event windows in. "
+        "Times in the API stay UTC."
+    )
 
     class Meta:
         model = Program

@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 
 from programs.choices import ProgramPhase
-from programs.models import EventStrategy
+from programs.models import EventStrategy, Program
 from tests.factories import PASSWORD, WorkspaceFactory, make_program, staff_user
 from texture_portal.choices import Role
 
@@ -43,6 +43,7 @@ def test_adding_a_program_creates_strategy_version_1(client, lead):
             "program_type": "battery",
             "enrollment_approval": "manual",
             "launch_threshold": 50,
+            "timezone": "America/Los_Angeles",
             "description": "",
             "strategies-TOTAL_FORMS": "0",
             "strategies-INITIAL_FORMS": "0",
@@ -50,6 +51,7 @@ def test_adding_a_program_creates_strategy_version_1(client, lead):
     )
     assert response.status_code == 302, response.content.decode()[:2000]
     assert EventStrategy.objects.get(program__slug="summer-peaks").version == 1
+    assert Program.objects.get(slug="summer-peaks").timezone == "America/Los_Angeles"
 
 
 def test_a_strategy_is_never_edited_in_place_a_new_version_is_added(client, lead):
@@ -94,3 +96,29 @@ def test_an_invalid_soc_range_is_a_form_error(client, lead):
     assert response.status_code == 200
     assert response.context["adminform"].form.errors
     assert program.strategies.count() == 1
+
+
+def test_a_program_timezone_is_shown_edited_and_checked_in_the_admin(client, lead):
+    program = make_program(lead)
+    url = reverse("admin:programs_program_change", args=[program.pk])
+    page = client.get(url)
+    assert page.context["adminform"].form["timezone"].value() == "UTC"
+    form = {
+        "name": program.name,
+        "slug": program.slug,
+        "description": "",
+        "program_type": program.program_type,
+        "enrollment_approval": program.enrollment_approval,
+        "launch_threshold": 0,
+        "strategies-TOTAL_FORMS": "1",
+        "strategies-INITIAL_FORMS": "1",
+    }
+    refused = client.post(url, {**form, "timezone": "Pacific Time"})
+    assert refused.status_code == 200
+    assert "is not an IANA timezone name" in " ".join(refused.context["adminform"].form.errors["timezone"])
+    saved = client.post(url, {**form, "timezone": "America/Los_Angeles"})
+    assert saved.status_code == 302, saved.content.decode()[:2000]
+    program.refresh_from_db()
+    assert program.timezone == "America/Los_Angeles"
+    listing = client.get(reverse("admin:programs_program_changelist")).content.decode()
+    assert "America/Los_Angeles" in listing

@@ -21,6 +21,7 @@ def test_programs_by_slug_and_strategy_versions(manual_program):
     client = api_client_for(manual_program.workspace)
     body = client.get("/v1/programs/winter-peak").json()
     assert body["slug"] == "winter-peak" and body["enrollmentApproval"] == "manual" and body["phase"] == "kickoff"
+    assert body["timezone"] == "UTC"
     assert [p["slug"] for p in client.get("/v1/programs", {"phase": "kickoff"}).json()["data"]] == ["winter-peak"]
     assert client.get("/v1/programs", {"phase": "launched"}).json()["data"] == []
     make_program(manual_program.workspace, slug="summer-peak")  # its strategy must not come back
@@ -72,3 +73,10 @@ def test_enrollment_body_errors(manual_program):
     assert set(error["fields"]) == {"deviceId", "programSlug"}
     assert_error(client.post("/v1/enrollments", [1, 2], format="json"), 400)
     assert_error(client.post("/v1/enrollments", {"deviceId": 999999, "programSlug": "winter-peak"}, format="json"), 404)
+
+
+def test_a_program_shows_its_timezone_and_times_stay_utc():
+    program = make_program(WorkspaceFactory(), slug="oregon-vpp", timezone="America/Los_Angeles")
+    body = api_client_for(program.workspace).get("/v1/programs/oregon-vpp").json()
+    assert body["timezone"] == "America/Los_Angeles"
+    assert body["createdAt"].endswith(("Z", "+00:00"))

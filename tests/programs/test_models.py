@@ -67,3 +67,20 @@ def test_one_enrollment_per_device_and_program():
     program = make_program(device.workspace)
     Enrollment.objects.create(workspace=device.workspace, device=device, program=program)
     refused(lambda: Enrollment.objects.create(workspace=device.workspace, device=device, program=program))
+
+
+def test_a_program_runs_in_utc_unless_given_an_iana_timezone():
+    program = make_program(WorkspaceFactory())
+    assert program.timezone == "UTC" and str(program.zone) == "UTC"
+    la = make_program(program.workspace, slug="oregon-vpp", timezone="America/Los_Angeles")
+    assert la.zone.key == "America/Los_Angeles"
+
+
+@pytest.mark.parametrize("name", ["Pacific/Nowhere", "PDT", "+02:00", "../etc/passwd", "", "america/los_angeles"])
+def test_a_program_timezone_that_is_not_an_iana_name_is_refused_with_why(name):
+    program = make_program(WorkspaceFactory())
+    program.timezone = name
+    with pytest.raises(ValidationError) as refused:
+        program.full_clean()
+    message = " ".join(refused.value.message_dict["timezone"])
+    assert "IANA timezone name" in message or "cannot be blank" in message

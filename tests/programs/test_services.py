@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from dispatch.models import DispatchEvent
@@ -148,3 +149,14 @@ def test_rejection_needs_a_reason_and_is_final():
     assert enrollment.status == EnrollmentStatus.REJECTED and enrollment.reason == "Not in service territory"
     with pytest.raises(InvalidTransition):
         enrollment_approve(enrollment=enrollment, actor=None)
+
+
+def test_a_program_timezone_is_changed_through_the_service_audited_and_checked():
+    from programs.services import program_update
+
+    program = make_program(WorkspaceFactory())
+    changes = program_update(program=program, data={"timezone": "America/Los_Angeles"}, actor=None)
+    assert changes == {"timezone": ["UTC", "America/Los_Angeles"]}
+    assert AuditLogEntry.objects.filter(object_id=str(program.pk), changes__has_key="timezone").exists()
+    with pytest.raises(ValidationError, match="not an IANA timezone name"):
+        program_update(program=program, data={"timezone": "Mars/Olympus_Mons"}, actor=None)

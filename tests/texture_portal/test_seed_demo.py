@@ -29,6 +29,7 @@ def test_seed_demo_creates_the_demo_and_prints_a_working_login(client):
     workspace = Workspace.objects.get(organization__slug="timber-ridge", name="production")
     assert Workspace.objects.filter(organization__slug="timber-ridge", name="sandbox").exists()
     program = Program.objects.get(workspace=workspace, slug="timber-ridge-2026-vpp")
+    assert program.timezone == "America/Los_Angeles"  # an Oregon co-op enters its event windows in Pacific time
     strategy = program.strategies.get()
     assert (strategy.min_soc_percent, strategy.max_soc_percent) == (20, 100)
     rows = DEMO_FLEET_CSV.read_text().strip().splitlines()[1:]

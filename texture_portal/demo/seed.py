@@ -72,6 +72,7 @@ def seed_demo(*, password: str | None = None) -> DemoResult:
         program_type="battery",
         enrollment_approval="automatic",
         launch_threshold=15,
+        timezone="America/Los_Angeles",  # an Oregon co-op: its staff enter event windows in Pacific time
         strategy={
             "allowed_event_types": ["charge", "discharge", "idle"],
             "min_soc_percent": 20,

@@ -1,13 +1,19 @@
 """Dispatch admin: program events with their action windows, live counts and participation, each device's
 participation (opt-out), the command log, and the device page's events and commands."""
 
+from datetime import UTC, datetime
+
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import widgets
 from django.contrib.admin.helpers import ActionForm
-from django.core.exceptions import PermissionDenied
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
@@ -18,6 +24,7 @@ from dispatch.filtersets import CommandFilterSet, DispatchEventFilterSet
 from dispatch.models import BatchCommand, Command, DispatchAction, DispatchEvent, DispatchSchedule, Participation
 from dispatch.selectors import batch_command_summary, event_participation_counts
 from fleet.admin import DeviceAdmin
+from programs.models import Program
 from texture_portal.admin_actions import run_service_for_each
 from texture_portal.admin_base import (
     ReadOnlyWorkspaceScopedAdmin,
@@ -25,21 +32,113 @@ from texture_portal.admin_base import (
     ScopedRelatedFieldListFilter,
     WorkspaceScopedAdmin,
     WorkspaceScopedTabularInline,
+    scope_to_user,
 )
 from texture_portal.audit import audit_record
 from texture_portal.choices import AuditAction, AuditSource
 from texture_portal.exceptions import ApplicationError
 from texture_portal.filters import FilterSetAdminMixin
+from texture_portal.timezones import (
+    local_label,
+    local_to_aware,
+    local_window_label,
+    utc_window_label,
+    zone_name,
+    zone_or_utc,
+)
 
 
 def _is_draft(event) -> bool:
     return event is None or event.status == DispatchEventStatus.DRAFT
 
 
+# -- event windows in the program's timezone -------------------------------------------------------------------
+#
+# Staff enter and read an event's window times in its program's timezone; they are stored in UTC. On the add
+# page the program is not known until it is chosen, so the times typed are read in the zone of the program
+# submitted with them (whichever that is): simpler and as correct as a two-step form, and the program list
+# shows each program's zone. Opened as ?program=ID, the program is fixed and the inputs name its zone.
+
+
+def _program_by_id(request, raw) -> Program | None:
+    if not (raw or "").isdigit():
+        return None
+    return scope_to_user(Program.objects.all(), request.user).filter(pk=raw).first()
+
+
+def _fixed_program(request) -> Program | None:
+    """The program an add page was opened for (?program=ID), when the user may see it."""
+    return _program_by_id(request, request.GET.get("program"))
+
+
+def _program_to_add_for(request) -> Program | None:
+    """The add page's program: fixed by ?program=, else the one submitted with the form."""
+    return _fixed_program(request) or _program_by_id(request, request.POST.get("program"))
+
+
+def window_zone(request, event=None):
+    """The zone an event's window times are entered and shown in: its program's (None: not chosen yet)."""
+    if event is not None and event.pk:
+        return event.program.zone
+    program = _program_to_add_for(request)
+    return program.zone if program else None
+
+
+class WindowDateTimeWidget(widgets.AdminSplitDateTime):
+    """The admin's date and time inputs showing the value in `zone` (the program's), labelled with it."""
+
+    zone = None  # set per request; None: the program is not chosen yet
+
+    def decompress(self, value):
+        if value and self.zone is not None:
+            local = value.astimezone(self.zone)
+            return [local.date(), local.time()]
+        return super().decompress(value)
+
+    def render(self, name, value, attrs=None, renderer=None):
+        html = super().render(name, value, attrs, renderer)
+        if self.zone is None:
+            label = _("In the chosen program's timezone (shown beside its name).")
+        elif isinstance(value, datetime):
+            label = f"{zone_name(self.zone)} ({value.astimezone(self.zone).tzname()})"
+        else:
+            label = zone_name(self.zone)
+        return format_html('{}<div class="help window-zone">{}</div>', html, label)
+
+
+class WindowDateTimeField(forms.SplitDateTimeField):
+    """A date and a time read in `zone` (the program's; else the active one), cleaned to UTC. A time the clocks
+    skip or pass twice in that zone is a form error saying so, never a silent shift."""
+
+    zone = None
+
+    def compress(self, data_list):
+        if data_list and data_list[0] not in self.empty_values and data_list[1] not in self.empty_values:
+            local = datetime.combine(*data_list)
+            return local_to_aware(local, self.zone or timezone.get_current_timezone()).astimezone(UTC)
+        return super().compress(data_list)
+
+
+WINDOW_FIELD_OVERRIDES = {models.DateTimeField: {"form_class": WindowDateTimeField, "widget": WindowDateTimeWidget}}
+
+
+def _zone_window_fields(form_class, zone) -> None:
+    for name in ("starts_at", "ends_at"):
+        field = form_class.base_fields.get(name)
+        if isinstance(field, WindowDateTimeField):
+            field.zone = field.widget.zone = zone
+
+
 class DispatchActionInline(WorkspaceScopedTabularInline):
     model = DispatchAction
     fields = ["action_type", "starts_at", "ends_at"]
     show_change_link = False
+    formfield_overrides = WINDOW_FIELD_OVERRIDES
+
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+        _zone_window_fields(formset.form, window_zone(request, obj))
+        return formset
 
     def has_add_permission(self, request, obj=None):
         return _is_draft(obj) and super().has_add_permission(request, obj)
@@ -52,18 +151,33 @@ class DispatchActionInline(WorkspaceScopedTabularInline):
 
 
 class DispatchActionProgressInline(ReadOnlyWorkspaceScopedTabularInline):
-    """A running or finished event's windows, with where the engine is in each."""
+    """A running or finished event's windows, with where the engine is in each, in the program's time."""
 
     model = DispatchAction
-    fields = ["action_type", "starts_at", "ends_at", "fanned_out_at", "restore_started_at", "note"]
+    fields = ["action_type", "window", "selected_and_commanded", "restore_started", "note"]
     readonly_fields = fields
     verbose_name_plural = _("actions")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("event__program")
+
+    @admin.display(description=_("window"))
+    def window(self, obj):
+        return local_window_label(obj.starts_at, obj.ends_at, obj.event.program.zone)
+
+    @admin.display(description=_("devices selected and commanded"))
+    def selected_and_commanded(self, obj):
+        return local_label(obj.fanned_out_at, obj.event.program.zone)
+
+    @admin.display(description=_("restore started"))
+    def restore_started(self, obj):
+        return local_label(obj.restore_started_at, obj.event.program.zone)
 
 
 @admin.register(DispatchEvent)
 class DispatchEventAdmin(FilterSetAdminMixin, WorkspaceScopedAdmin):
     filterset_class = DispatchEventFilterSet  # the API's filters, by the API's names
-    list_display = ["name", "program", "status", "is_test", "trigger", "starts_at", "ends_at", "workspace"]
+    list_display = ["name", "program", "status", "is_test", "trigger", "window", "workspace"]
     list_select_related = ["program", "workspace__organization"]
     list_filter = [
         "status",
@@ -77,6 +191,7 @@ class DispatchEventAdmin(FilterSetAdminMixin, WorkspaceScopedAdmin):
     inlines = [DispatchActionInline]
     actions = ["schedule", "cancel"]
     change_form_template = "admin/dispatch/dispatchevent/change_form.html"
+    formfield_overrides = WINDOW_FIELD_OVERRIDES
     fields = [
         "workspace",
         "program",
@@ -96,6 +211,61 @@ class DispatchEventAdmin(FilterSetAdminMixin, WorkspaceScopedAdmin):
 
     def get_inlines(self, request, obj):
         return [DispatchActionInline] if _is_draft(obj) else [DispatchActionProgressInline]
+
+    def get_fields(self, request, obj=None):
+        fields = list(self.fields)
+        if obj is None:
+            return fields
+        if _is_draft(obj):  # the inputs show the program's time; what is stored, below them
+            fields.insert(fields.index("ends_at") + 1, "window_utc")
+            return fields
+        return [{"starts_at": "window", "ends_at": "window_utc"}.get(name, name) for name in fields]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        _zone_window_fields(form, window_zone(request, obj))
+        program = form.base_fields.get("program")
+        if program is not None:
+            program.label_from_instance = lambda p: f"{p} ({p.timezone})"
+            fixed = _fixed_program(request) if obj is None else None
+            if fixed:  # the inputs are labelled with this program's zone: it cannot change under them
+                program.initial, program.disabled = fixed.pk, True
+        return form
+
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        program = _fixed_program(request)
+        if program is not None:
+            initial["workspace"] = program.workspace_id
+        return initial
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        """With the program's timezone active, so Django's own rendering (read-only values, the calendar's
+        "Now") speaks the program's time too; rendered before the zone is let go."""
+        if object_id is None:
+            zone = window_zone(request)
+        else:
+            try:
+                scoped = self.get_queryset(request).filter(pk=unquote(object_id))
+                found = scoped.values_list("program__timezone", flat=True).first()
+                zone = zone_or_utc(found) if found else None
+            except (ValueError, ValidationError):
+                zone = None  # not an id: the page answers 404
+        with timezone.override(zone):
+            response = super().changeform_view(request, object_id, form_url, extra_context)
+            if isinstance(response, TemplateResponse) and not response.is_rendered:
+                response.render()
+        return response
+
+    @admin.display(description=_("window"), ordering="starts_at")
+    def window(self, obj):
+        return local_window_label(obj.starts_at, obj.ends_at, obj.program.zone)
+
+    @admin.display(description=_("stored (UTC)"))
+    def window_utc(self, obj):
+        if obj is None or obj.pk is None:
+            return "—"
+        return utc_window_label(obj.starts_at, obj.ends_at)
 
     def get_urls(self):
         wrap = self.admin_site.admin_view
@@ -138,14 +308,21 @@ class DispatchEventAdmin(FilterSetAdminMixin, WorkspaceScopedAdmin):
         return self._confirm_page(request, event, "cancel")
 
     def _confirm_page(self, request, event, what: str):
+        zone = event.program.zone
+        preview = engine.dispatch_event_preview(event=event) if what == "schedule" else None
+        for row in (preview or {}).get("actions", []):
+            action = row["action"]
+            row["window"] = local_window_label(action.starts_at, action.ends_at, zone)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
             "event": event,
             "what": what,
             "title": f"{'Schedule' if what == 'schedule' else 'Cancel'} “{event.name}”",
+            "window": local_window_label(event.starts_at, event.ends_at, zone),
+            "window_utc": utc_window_label(event.starts_at, event.ends_at),
             "problems": services.dispatch_event_problems(event=event) if what == "schedule" else [],
-            "preview": engine.dispatch_event_preview(event=event) if what == "schedule" else None,
+            "preview": preview,
             "counts": event_participation_counts(event=event) if what == "cancel" else None,
         }
         return TemplateResponse(request, "admin/dispatch/dispatchevent/confirm.html", context)
@@ -191,8 +368,8 @@ class DispatchEventAdmin(FilterSetAdminMixin, WorkspaceScopedAdmin):
         if obj is None:
             return fixed
         if not _is_draft(obj):
-            return list(self.fields)
-        return ["workspace", "program", *fixed]
+            return [*self.fields, "window", "window_utc"]
+        return ["workspace", "program", *fixed, "window_utc"]
 
     def perform_save(self, request, obj, form, change):
         data = form.cleaned_data
@@ -510,13 +687,23 @@ SCHEDULE_FIELDS = [
 
 
 class DispatchScheduleForm(forms.ModelForm):
+    timezone = forms.CharField(
+        label=_("timezone"),
+        max_length=60,
+        required=False,
+        help_text=_("IANA name, e.g. America/Chicago. Empty: the program's timezone."),
+    )
+
     class Meta:
         model = DispatchSchedule
         fields = SCHEDULE_FIELDS
 
     def clean(self):
-        """A new schedule's problems (a rule that never fires, overlaps, breaks the strategy) are form errors."""
+        """A new schedule's problems (a rule that never fires, overlaps, breaks the strategy) are form errors.
+        Its timezone is the program's unless another is given."""
         cleaned = super().clean()
+        if not cleaned.get("timezone") and cleaned.get("program"):
+            cleaned["timezone"] = cleaned["program"].timezone
         if self.instance.pk is None and not self.errors and cleaned.get("program"):
             candidate = DispatchSchedule(
                 **{k: v for k, v in cleaned.items() if k not in ("target_tags", "workspace")},
@@ -545,6 +732,20 @@ class DispatchScheduleAdmin(WorkspaceScopedAdmin):
         if obj is None:
             return self.readonly_fields
         return [name for name in self.fields if name != "is_active"]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        if "program" in form.base_fields:
+            form.base_fields["program"].label_from_instance = lambda p: f"{p} ({p.timezone})"
+        return form
+
+    def get_changeform_initial_data(self, request):
+        """A new schedule runs in its program's timezone (?program=ID fills it in; empty means the same)."""
+        initial = {"timezone": "", **super().get_changeform_initial_data(request)}
+        program = _fixed_program(request)
+        if program is not None:
+            initial.update(workspace=program.workspace_id, timezone=program.timezone)
+        return initial
 
     @admin.display(description=_("next occurrences"))
     def next_occurrences(self, obj):

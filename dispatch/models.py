@@ -1,6 +1,8 @@
 """Dispatch events (program events) with their actions, each targeted device's participation, and the
 commands sent to devices."""
 
+from datetime import UTC
+
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
@@ -164,7 +166,8 @@ class DispatchAction(WorkspaceScopedModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_action_type_display()} {self.starts_at:%H:%M}–{self.ends_at:%H:%M}"
+        starts, ends = self.starts_at.astimezone(UTC), self.ends_at.astimezone(UTC)
+        return f"{self.get_action_type_display()} {starts:%H:%M}–{ends:%H:%M} UTC"
 
 
 class Participation(WorkspaceScopedModel):

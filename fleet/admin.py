@@ -12,7 +12,7 @@ from fleet import selectors as fleet_selectors
 from fleet import services
 from fleet.admin_imports import FleetImportExportMixin
 from fleet.charts import telemetry_chart_svg
-from fleet.choices import DeviceState
+from fleet.choices import DeviceState, GridServicesStatus
 from fleet.filtersets import ContactFilterSet, DeviceFilterSet, SiteFilterSet
 from fleet.models import Contact, Device, DeviceStateChange, DeviceTag, Manufacturer, Site, TelemetryReading
 from programs.models import Enrollment, Program
@@ -250,12 +250,14 @@ class DeviceAdmin(FleetImportExportMixin, FilterSetAdminMixin, WorkspaceScopedAd
         "contact_reference",
         "site_city",
         "soc",
+        "grid_services",
         "last_seen_at",
         "workspace",
     ]
     list_select_related = ["manufacturer", "contact", "site", "latest_telemetry", "workspace__organization"]
     list_filter = [
         "state",
+        "grid_services_status",
         ("manufacturer", admin.RelatedFieldListFilter),
         "device_type",
         LastSeenListFilter,
@@ -291,6 +293,8 @@ class DeviceAdmin(FleetImportExportMixin, FilterSetAdminMixin, WorkspaceScopedAd
             },
         ),
         (_("State"), {"fields": ["state", "state_changed_at", "state_reason", "last_seen_at"]}),
+        # as the OEM's API last showed it (discovery and telemetry sync read it)
+        (_("Grid services"), {"fields": ["grid_services_status", "grid_services_checked_at"]}),
         (_("Latest telemetry"), {"fields": ["latest_telemetry_panel", "telemetry_chart"]}),
         (_("OEM"), {"fields": ["oem_device_id", "oem_data"], "classes": ["collapse"]}),
     ]
@@ -300,6 +304,8 @@ class DeviceAdmin(FleetImportExportMixin, FilterSetAdminMixin, WorkspaceScopedAd
         "state_changed_at",
         "state_reason",
         "last_seen_at",
+        "grid_services_status",
+        "grid_services_checked_at",
         "latest_telemetry_panel",
         "telemetry_chart",
         "oem_device_id",
@@ -321,6 +327,19 @@ class DeviceAdmin(FleetImportExportMixin, FilterSetAdminMixin, WorkspaceScopedAd
             '<span style="color:{};font-weight:600">{}</span>',
             colours.get(obj.state, "#000"),
             obj.get_state_display(),
+        )
+
+    @admin.display(description=_("grid services"), ordering="grid_services_status")
+    def grid_services(self, obj):
+        colours = {
+            GridServicesStatus.ENROLLED: "#15803d",
+            GridServicesStatus.PENDING: "#b45309",
+            GridServicesStatus.NOT_ENROLLED: "#b91c1c",
+        }
+        return format_html(
+            '<span style="color:{}">{}</span>',
+            colours.get(obj.grid_services_status, "#6b7280"),
+            obj.get_grid_services_status_display(),
         )
 
     @admin.display(description=_("account"), ordering="contact__reference_id")

@@ -32,6 +32,18 @@ DEVICE_STATE_TRANSITIONS = Transitions(
 )
 
 
+class GridServicesStatus(models.TextChoices):
+    """Whether the device takes part in its OEM's grid-services channel, as the OEM's API last showed it."""
+
+    ENROLLED = "enrolled", _("Enrolled")
+    # the OEM tests and configures a device before it takes grid-services commands (not instantaneous)
+    PENDING = "pending", _("Pending (OEM testing)")
+    NOT_ENROLLED = "not_enrolled", _("Not enrolled")
+    # its OEM has no grid-services channel this portal reaches
+    UNSUPPORTED = "unsupported", _("Unsupported")
+    UNKNOWN = "unknown", _("Unknown")
+
+
 class ChargingState(models.TextChoices):
     CHARGING = "charging", _("Charging")
     DISCHARGING = "discharging", _("Discharging")

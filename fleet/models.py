@@ -15,6 +15,7 @@ from fleet.choices import (
     ChargingState,
     DeviceState,
     DeviceType,
+    GridServicesStatus,
     GridStatus,
     ImportJobStatus,
     SupportLevel,
@@ -188,6 +189,8 @@ class Device(WorkspaceScopedModel):
     `system_identifier` (serial, Tesla DIN, VIN…) is unique per workspace and manufacturer. `state` moves
     Registered System → Device on Workspace ↔ Offline only through `fleet.services`, which records each
     change in `DeviceStateChange` and the audit log. `contact` is the site's contact (kept in step).
+    `grid_services_status` is what the OEM's API last showed of the device's grid-services enrollment (read by
+    discovery and telemetry sync, at `grid_services_checked_at`); `unknown` until an OEM read says.
     """
 
     # No index of its own: every (workspace, …) index below starts with it.
@@ -216,6 +219,17 @@ class Device(WorkspaceScopedModel):
     oem_device_id = models.CharField(_("OEM device ID"), max_length=200, blank=True)
     oem_data = models.JSONField(_("OEM data"), default=dict, blank=True, help_text=_("Ids and details from the OEM."))
     last_seen_at = models.DateTimeField(_("last seen"), null=True, blank=True)
+    # Written with last_seen_at by telemetry sync, so not indexed either (HOT updates, see below). The
+    # database default lets the column be added to a large table without rewriting it, and rows written by
+    # other paths (COPY) get it too.
+    grid_services_status = models.CharField(
+        _("grid services"),
+        max_length=20,
+        choices=GridServicesStatus.choices,
+        default=GridServicesStatus.UNKNOWN,
+        db_default=GridServicesStatus.UNKNOWN,
+    )
+    grid_services_checked_at = models.DateTimeField(_("grid services checked"), null=True, blank=True)
     # Moved forward by every telemetry sync. Neither indexed nor constrained in the database, so that moving
     # it (and last_seen_at) changes no indexed column and PostgreSQL updates the row in place (a HOT update,
     # helped by the table's fillfactor) instead of adding an entry to each of the table's indexes for every
@@ -242,6 +256,9 @@ class Device(WorkspaceScopedModel):
             models.CheckConstraint(condition=Q(system_identifier__length__gt=0), name="device_serial_not_blank"),
             models.CheckConstraint(condition=Q(state__in=DeviceState.values), name="device_state_valid"),
             models.CheckConstraint(condition=Q(device_type__in=DeviceType.values), name="device_type_valid"),
+            models.CheckConstraint(
+                condition=Q(grid_services_status__in=GridServicesStatus.values), name="device_grid_services_valid"
+            ),
         ]
         indexes = [
             models.Index(fields=["workspace", "system_identifier"], name="device_serial_idx"),

@@ -277,10 +277,18 @@ def device_mark_registered(*, device: Device, reason: str, actor=None, source=Au
 # -- discovery and telemetry (written by integration jobs) ------------------------------------------------
 @transaction.atomic
 def device_mark_discovered(
-    *, device: Device, oem_device_id: str, oem_data: dict, reason: str, source=AuditSource.TASK, at=None
+    *,
+    device: Device,
+    oem_device_id: str,
+    oem_data: dict,
+    reason: str,
+    grid_services_status: str | None = None,
+    source=AuditSource.TASK,
+    at=None,
 ) -> Device:
     """Bind a Registered System to what its OEM calls it, and move it to Device on Workspace
-    (`device.discovered`). The OEM ids are stored before the state change so the event carries them.
+    (`device.discovered`). The OEM ids are stored before the state change so the event carries them, with the
+    grid-services status when the OEM's listing shows one (None: left as it is).
 
     Safe under overlapping discovery runs (beat + "discover now", a redelivered task): the row is locked
     first, and a device another run already moved on is returned untouched (no error, no second event)."""
@@ -292,10 +300,13 @@ def device_mark_discovered(
             locked.state_reason,
         )
         return device
-    Device.objects.filter(pk=device.pk).update(
-        oem_device_id=oem_device_id[:200], oem_data=oem_data, last_updated=timezone.now()
-    )
-    device.oem_device_id, device.oem_data = oem_device_id[:200], oem_data
+    now = timezone.now()
+    values = {"oem_device_id": oem_device_id[:200], "oem_data": oem_data}
+    if grid_services_status is not None:
+        values |= {"grid_services_status": grid_services_status, "grid_services_checked_at": now}
+    Device.objects.filter(pk=device.pk).update(**values, last_updated=now)
+    for name, value in values.items():
+        setattr(device, name, value)
     device_change_state(
         device=device, to_state=DeviceState.ON_WORKSPACE, reason=reason, actor=None, source=source, at=at
     )
@@ -326,9 +337,11 @@ def telemetry_ingest(*, workspace_id: int, readings: list[tuple[int, object]]) -
     (a retried batch, a dropped connection mid-sync) is neither lost nor duplicated. A device only moves
     forward: an older reading never replaces a newer latest snapshot. Each device that moved gets a
     `device.updated` event; offline devices that report again go back to Device on Workspace
-    (`device.connected`). A constant number of statements per call, plus one state change per recovered
-    device. On PostgreSQL, one statement does it all (readings, devices, events): no per-row round trips and
-    no ORM objects per reading.
+    (`device.connected`). A device moved forward also takes the grid-services status its newest reading
+    carries (`TelemetrySnapshot.grid_services_status`, read at the same time; None leaves it as it is), with
+    `grid_services_checked_at` = now. A constant number of statements per call, plus one state change per
+    recovered device. On PostgreSQL, one statement does it all (readings, devices, events): no per-row round
+    trips and no ORM objects per reading.
     """
     if not readings:
         return TelemetryIngestResult(0, 0, [])
@@ -378,6 +391,16 @@ READING_COLUMNS = [
     ("charge_limit_percent", "float8"),
     ("range_km", "float8"),
 ]
+
+
+def _grid_services_statuses(readings) -> dict[int, str]:
+    """{device id: the grid-services status of its newest reading in the batch that carries one}."""
+    statuses: dict[int, tuple] = {}
+    for device_id, snapshot in readings:
+        status = getattr(snapshot, "grid_services_status", None)
+        if status is not None and (device_id not in statuses or snapshot.measured_at > statuses[device_id][0]):
+            statuses[device_id] = (snapshot.measured_at, status)
+    return {device_id: status for device_id, (_, status) in statuses.items()}
 
 
 def _newest_per_device(rows) -> dict[int, tuple]:
@@ -450,6 +473,9 @@ def _ingest_postgresql(*, workspace_id, readings):
     the database. Returns (readings written, devices moved, ids of the moved devices that were offline)."""
     unnest, arrays = _reading_arrays(readings)
     now = timezone.now()
+    statuses = orjson.dumps(
+        [{"device_id": device_id, "status": status} for device_id, status in _grid_services_statuses(readings).items()]
+    ).decode()
     iso = _ISO_SQL.format(ts="m.last_seen_at")
     insert = _READINGS_INSERT.format(columns=", ".join(name for name, _ in READING_COLUMNS), unnest=unnest)
     sql = f"""
@@ -460,8 +486,12 @@ def _ingest_postgresql(*, workspace_id, readings):
         ),
         moved AS (
             UPDATE fleet_device AS d
-               SET last_seen_at = n.measured_at, latest_telemetry_id = n.id
+               SET last_seen_at = n.measured_at, latest_telemetry_id = n.id,
+                   grid_services_status = coalesce(g.status, d.grid_services_status),
+                   grid_services_checked_at = CASE WHEN g.status IS NULL THEN d.grid_services_checked_at
+                                                   ELSE %s END
               FROM newest AS n
+              LEFT JOIN json_to_recordset(%s::json) AS g(device_id bigint, status text) ON g.device_id = n.device_id
              WHERE d.id = n.device_id AND d.workspace_id = %s
                AND (d.last_seen_at IS NULL OR d.last_seen_at < n.measured_at)
             RETURNING d.id, d.state, d.last_seen_at, d.latest_telemetry_id
@@ -478,7 +508,7 @@ def _ingest_postgresql(*, workspace_id, readings):
                coalesce(array_agg(id) FILTER (WHERE state = %s), '{{}}')
           FROM moved
     """  # noqa: S608 - column names, casts and the ISO expression are constants of this module
-    params = [workspace_id, now, *arrays, workspace_id, workspace_id]
+    params = [workspace_id, now, *arrays, workspace_id, now, statuses, workspace_id]
     params += [workspace_id, str(FleetEventType.DEVICE_UPDATED), now, workspace_id, str(DeviceState.OFFLINE)]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -525,16 +555,22 @@ def _ingest_portable(*, workspace_id, readings):
     inserted = [row for row in stored if (row[1], row[2]) in offered and (row[1], row[2]) not in before]
     newest = _newest_per_device(inserted)
     devices = list(
-        Device.objects.filter(pk__in=list(newest), workspace_id=workspace_id).only("pk", "state", "last_seen_at")
+        Device.objects.filter(pk__in=list(newest), workspace_id=workspace_id).only(
+            "pk", "state", "last_seen_at", "grid_services_status", "grid_services_checked_at"
+        )
     )
+    statuses = _grid_services_statuses(readings)
     changed = []
     for device in devices:
         seen, reading_id = newest[device.pk]
         if device.last_seen_at is not None and device.last_seen_at >= seen:
             continue
         device.last_seen_at, device.latest_telemetry_id = seen, reading_id
+        if device.pk in statuses:
+            device.grid_services_status, device.grid_services_checked_at = statuses[device.pk], received
         changed.append(device)
-    Device.objects.bulk_update(changed, ["last_seen_at", "latest_telemetry_id"], batch_size=500)
+    fields = ["last_seen_at", "latest_telemetry_id", "grid_services_status", "grid_services_checked_at"]
+    Device.objects.bulk_update(changed, fields, batch_size=500)
     return len(inserted), [(d.pk, d.state, d.last_seen_at, d.latest_telemetry_id) for d in changed]
 
 

@@ -321,6 +321,7 @@ def discovery_run(*, integration: WorkspaceIntegration, attempt: int = 1, now=No
             oem_device_id=match.external_id,
             oem_data={**match.oem_data, "kind": match.kind, "model": match.model, "firmware": match.firmware},
             reason=f"Found at {oem} ({match.external_id}).",
+            grid_services_status=match.grid_services_status,
         )
         bound += 1
     checked = now.strftime("%Y-%m-%d %H:%M UTC")

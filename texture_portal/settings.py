@@ -212,6 +212,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "DeviceStateEnum": "fleet.choices.DeviceState",
         "DeviceTypeEnum": "fleet.choices.DeviceType",
+        "GridServicesStatusEnum": "fleet.choices.GridServicesStatus",
         "PlatformEventTypeEnum": "texture_portal.events.types.EVENT_TYPE_CHOICES",
         "CommandStatusEnum": "dispatch.choices.CommandStatus",
         "DispatchActionTypeEnum": "programs.choices.EventType",

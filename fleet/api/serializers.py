@@ -2,6 +2,7 @@
 
 from rest_framework import serializers
 
+from fleet.choices import GridServicesStatus
 from fleet.models import Contact, Device, TelemetryReading
 from texture_portal.api.serializers import TimestampedSerializer
 
@@ -78,6 +79,14 @@ class DeviceSerializer(TimestampedSerializer):
     tags = serializers.SerializerMethodField()
     manufacturerDeviceId = serializers.CharField(source="oem_device_id", allow_blank=True)
     lastSeenAt = serializers.DateTimeField(source="last_seen_at", allow_null=True)
+    gridServicesStatus = serializers.ChoiceField(
+        source="grid_services_status",
+        choices=GridServicesStatus.choices,
+        help_text="The device's grid-services enrollment as its OEM's API last showed it (`unknown` until one does).",
+    )
+    gridServicesCheckedAt = serializers.DateTimeField(
+        source="grid_services_checked_at", allow_null=True, help_text="When the OEM's API last showed it."
+    )
     latestTelemetry = TelemetrySerializer(source="latest_telemetry", allow_null=True)
 
     class Meta:

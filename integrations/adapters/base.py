@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Protocol
 import requests
 from requests.adapters import HTTPAdapter
 
+from fleet.choices import GridServicesStatus
 from integrations.ratelimit import rate_limiter
 
 
@@ -64,6 +65,12 @@ class CommandRejected(IntegrationError):
 
 
 # -- normalized shapes ------------------------------------------------------------------------------------
+def check_grid_services_status(value: str | None) -> None:
+    """A reported grid-services status is one of `GridServicesStatus` (None: this read says nothing of it)."""
+    if value is not None and value not in GridServicesStatus.values:
+        raise ValueError(f"grid_services_status {value!r} is not one of {GridServicesStatus.values}")
+
+
 @dataclass(frozen=True)
 class DeviceRef:
     """A portal device as an adapter needs it: its serial and what discovery stored about it."""
@@ -87,6 +94,11 @@ class DiscoveredDevice:
     firmware: str = ""
     last_seen_at: datetime | None = None
     oem_data: dict = field(default_factory=dict)
+    # What the OEM shows of the device's grid-services enrollment (`GridServicesStatus`); None: nothing.
+    grid_services_status: str | None = None
+
+    def __post_init__(self):
+        check_grid_services_status(self.grid_services_status)
 
 
 @dataclass
@@ -108,6 +120,8 @@ class TelemetrySnapshot:
     charger_wattage_w: float | None = None
     charge_limit_percent: float | None = None
     range_km: float | None = None
+    # Not a reading field: stored on the device (read with the reading); None when this read says nothing.
+    grid_services_status: str | None = None
 
     READING_FIELDS: ClassVar[tuple[str, ...]] = (
         "charge_percentage",
@@ -136,6 +150,7 @@ class TelemetrySnapshot:
             self.charging_state = battery_charging_state(self.charge_rate_w)
         if self.grid_status == "unknown" and self.grid_power_w is not None:
             self.grid_status = grid_direction(self.grid_power_w)
+        check_grid_services_status(self.grid_services_status)
 
     def reading_fields(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.READING_FIELDS}

@@ -9,6 +9,7 @@ from xml.sax.saxutils import escape
 
 from defusedxml import ElementTree
 
+from fleet.choices import GridServicesStatus
 from integrations.adapters.base import (
     AuthError,
     CommandRejected,
@@ -29,6 +30,9 @@ NS = "urn:dictionary:com.chargepoint.webservices"
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
 PATH = "webservices/chargepoint/services/5.1"
+# ChargePoint's grid-services channel is the account's own load shed (`shedLoad`, the native EV demand-response
+# primitive): every station the account lists takes it, with no enrollment at ChargePoint to wait for.
+GRID_SERVICES = GridServicesStatus.ENROLLED
 
 
 class ChargePointAdapter(OemAdapter):
@@ -91,6 +95,7 @@ class ChargePointAdapter(OemAdapter):
                 kind="ev_charger",
                 model=station.findtext("stationModel", ""),
                 oem_data={"sgID": station.findtext("sgID", ""), "ports": int(station.findtext("numPorts", "1"))},
+                grid_services_status=GRID_SERVICES,
             )
             for station in result.findall("stationData")
         ]
@@ -128,6 +133,7 @@ class ChargePointAdapter(OemAdapter):
             measured_at=measured_at,
             charger_wattage_w=round(kw * 1000, 1),
             charging_state="charging" if kw * 1000 > 50 else "idle",
+            grid_services_status=GRID_SERVICES,
         )
 
     def send_command(self, device: DeviceRef, slug: str, payload: dict) -> CommandResult:

@@ -4,6 +4,7 @@ energy in kWh over the scale, turned into watts here; a charger's draw is its `c
 
 from datetime import timedelta
 
+from fleet.choices import GridServicesStatus
 from integrations.adapters.base import (
     AuthError,
     CommandRejected,
@@ -109,6 +110,7 @@ class EmporiaAdapter(OemAdapter):
                         "loadGid": device["evCharger"].get("loadGid"),
                         "maxChargingRate": device["evCharger"].get("maxChargingRate"),
                     },
+                    grid_services_status=GridServicesStatus.UNSUPPORTED,  # Emporia has no grid-services channel
                 )
             )
         return found
@@ -167,6 +169,7 @@ class EmporiaAdapter(OemAdapter):
             is_plugged_in=plugged,
             charger_wattage_w=watts,
             charging_state="charging" if watts > 50 else "idle",
+            grid_services_status=GridServicesStatus.UNSUPPORTED,
         )
 
     def send_command(self, device: DeviceRef, slug: str, payload: dict) -> CommandResult:

@@ -7,6 +7,7 @@ import json
 import time
 from datetime import timedelta
 
+from fleet.choices import GridServicesStatus
 from integrations.adapters.base import (
     AuthError,
     CommandRejected,
@@ -26,6 +27,8 @@ from integrations.adapters.base import (
 )
 
 MODES = {"Self-consumption": "self_consumption", "Savings Mode": "time_of_use", "Full Backup": "backup"}
+# live_data's battery_mode while a grid-services (partner VPP) event runs on the system
+DR_EVENT_ACTIVE = "DR Event Active"
 API = "api/v4"
 
 
@@ -150,6 +153,9 @@ class EnphaseAdapter(OemAdapter):
             strategy=MODES.get(live.get("battery_mode")) or MODES.get(settings.get("battery_mode"), "unknown"),
             is_storm_mode_enabled=str(storm.get("storm_guard_status", "")).lower().startswith("enabled"),
             is_storm_mode_active=storm.get("storm_alert") == "true",
+            # Enrollment itself lives in Enphase's partner VPP API, outside the monitoring API: only an event
+            # running shows it (enrolled). Otherwise the monitoring API cannot tell, and says nothing.
+            grid_services_status=GridServicesStatus.ENROLLED if live.get("battery_mode") == DR_EVENT_ACTIVE else None,
         )
 
     def send_command(self, device: DeviceRef, slug: str, payload: dict) -> CommandResult:

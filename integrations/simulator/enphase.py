@@ -171,7 +171,8 @@ def live_data(state, request, system):
             "consumption_power": system.load_w(at),
             "generator_power": 0,
             "battery_soc": round(system.soc),
-            "battery_mode": MODES[mode],
+            # while a grid-services event runs, the live mode says so instead of the battery's own mode
+            "battery_mode": "DR Event Active" if system.grid_services_event else MODES[mode],
             "grid_status": "On Grid",
             "envoy_serial_number": [system.serial],
             "timestamp_epoch": int(at.timestamp() * 1000),

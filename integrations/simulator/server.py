@@ -106,7 +106,8 @@ def handle(state: SimState, method: str, raw_path: str, headers: dict[str, str],
 def control(state: SimState, request: SimRequest) -> SimResponse:
     """The operator API: POST /_sim/advance {seconds}, /_sim/fault {oem, target, kind, times, …} (target: an
     account name, a device serial, or `<account>:token` for the account's token endpoint),
-    /_sim/clear, /_sim/offline {oem, serial, online}, /_sim/storm {oem, serial, active}; GET /_sim/stats."""
+    /_sim/clear, /_sim/offline {oem, serial, online}, /_sim/storm {oem, serial, active}, /_sim/grid-services-event
+    {oem, serial, active}; GET /_sim/stats."""
     try:
         data = request.json() if request.method == "POST" else {}
         if request.path == "/advance":
@@ -123,6 +124,9 @@ def control(state: SimState, request: SimRequest) -> SimResponse:
             return SimResponse(200, {"ok": True})
         if request.path == "/storm":
             state.set_storm(data["oem"], data["serial"], bool(data.get("active", True)))
+            return SimResponse(200, {"ok": True})
+        if request.path == "/grid-services-event":
+            state.set_grid_services_event(data["oem"], data["serial"], bool(data.get("active", True)))
             return SimResponse(200, {"ok": True})
         if request.path == "/stats":
             return SimResponse(

@@ -19,6 +19,20 @@ from pathlib import Path
 
 # Modes a battery can be in (normalized names; each OEM module maps its own vocabulary onto these).
 SELF_CONSUMPTION, BACKUP, TIME_OF_USE, AUTONOMOUS = "self_consumption", "backup", "time_of_use", "autonomous"
+# A device's grid-services enrollment at its OEM: most are in; a few are still being tested and configured by
+# the OEM (enrollment is not instantaneous), a few are not in.
+GRID_SERVICES_ENROLLED, GRID_SERVICES_PENDING, GRID_SERVICES_NOT_ENROLLED = "enrolled", "pending", "not_enrolled"
+
+
+def grid_services_mix(seed: int, oem: str, serial: str) -> str:
+    """The enrollment a device gets unless told: deterministic per serial (its own draw, so the device's other
+    attributes are what they were before it existed), about 80 % enrolled, 10 % pending, 10 % not enrolled."""
+    draw = (
+        int(hashlib.sha256(f"{seed}:{oem}:{serial}:grid-services-enrollment".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    )
+    if draw < 0.8:
+        return GRID_SERVICES_ENROLLED
+    return GRID_SERVICES_PENDING if draw < 0.9 else GRID_SERVICES_NOT_ENROLLED
 
 
 class SimClock:
@@ -80,6 +94,10 @@ class SimDevice:
     grid_charging: bool = False
     storm_enabled: bool = True
     storm_active: bool = False
+    # The device's grid-services enrollment at its OEM (each OEM's API shows what it shows of it), and a
+    # grid-services event of the OEM's own running on it (Tesla `grid_services_active`, Enphase "DR Event Active")
+    grid_services: str = GRID_SERVICES_ENROLLED
+    grid_services_event: bool = False
     online: bool = True
     offline_since: datetime | None = None
     solar_peak_w: float = 6_000.0
@@ -215,6 +233,7 @@ class SimState:
                 "phase": rng.uniform(0, 2 * math.pi),
                 "storm_enabled": rng.random() < 0.8,
                 "plugged_in": kind != "battery" and rng.random() < 0.7,
+                "grid_services": grid_services_mix(self.seed, oem, serial),
             }
             if kind == "vehicle":
                 defaults["capacity_wh"] = 75_000.0
@@ -304,6 +323,14 @@ class SimState:
             device = self.devices[(oem, serial)]
             device.tick(self.clock.now())
             device.storm_active = active and device.storm_enabled
+            return device
+
+    def set_grid_services_event(self, oem: str, serial: str, active: bool) -> SimDevice:
+        """Start or end a grid-services event of the OEM's own on the device (only an enrolled one takes part)."""
+        with self.lock:
+            device = self.devices[(oem, serial)]
+            device.tick(self.clock.now())
+            device.grid_services_event = active and device.grid_services == GRID_SERVICES_ENROLLED
             return device
 
     def advance(self, seconds: float) -> datetime:

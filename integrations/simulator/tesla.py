@@ -13,7 +13,7 @@ from integrations.simulator.common import (
     transport_fault,
 )
 from integrations.simulator.server import SimRequest, SimResponse
-from integrations.simulator.state import AUTONOMOUS, BACKUP, SELF_CONSUMPTION, SimState
+from integrations.simulator.state import AUTONOMOUS, BACKUP, GRID_SERVICES_ENROLLED, SELF_CONSUMPTION, SimState
 
 OEM = "tesla"
 router = Router()
@@ -138,8 +138,8 @@ def live_status(state, request, site):
             "island_status": "on_grid",
             "storm_mode_active": site.storm_active,
             "backup_capable": True,
-            "grid_services_active": False,
-            "grid_services_power": 0,
+            "grid_services_active": site.grid_services_event,
+            "grid_services_power": site.battery_w(at) if site.grid_services_event else 0,
             # Tesla sends local time with an offset; the simulated gateway is on UTC−07:00.
             "timestamp": at.astimezone(_pacific()).isoformat(),
             "wall_connectors": [],
@@ -162,7 +162,12 @@ def site_info(state, request, site):
             "version": "25.10.1",
             "vpp_backup_reserve_percent": 20,
             "user_settings": {"storm_mode_enabled": site.storm_enabled},
-            "components": {"storm_mode_capable": True, "grid_services_enabled": True, "tou_capable": True},
+            "components": {
+                "storm_mode_capable": True,
+                # Tesla shows the enrollment as one flag: a site still being set up reads as not enabled
+                "grid_services_enabled": site.grid_services == GRID_SERVICES_ENROLLED,
+                "tou_capable": True,
+            },
         }
     )
 

@@ -5,6 +5,7 @@ SoC and charge limit arrive as 0–1 fractions; range in km (metric) or miles (i
 
 from datetime import timedelta
 
+from fleet.choices import GridServicesStatus
 from integrations.adapters.base import (
     AuthError,
     CommandRejected,
@@ -112,7 +113,13 @@ class SmartcarAdapter(OemAdapter):
                 continue
             vin = self.call("GET", f"vehicles/{vehicle_id}/vin")["vin"]
             found.append(
-                DiscoveredDevice(serial=vin, external_id=vehicle_id, kind="vehicle", oem_data={"vehicleId": vehicle_id})
+                DiscoveredDevice(
+                    serial=vin,
+                    external_id=vehicle_id,
+                    kind="vehicle",
+                    oem_data={"vehicleId": vehicle_id},
+                    grid_services_status=GridServicesStatus.UNSUPPORTED,  # Smartcar has no grid-services channel
+                )
             )
         return found
 
@@ -144,6 +151,7 @@ class SmartcarAdapter(OemAdapter):
             is_plugged_in=charge.get("isPluggedIn"),
             charging_state=CHARGING_STATES.get(charge.get("state"), "unknown"),
             charge_limit_percent=None if limit is None else round(limit * 100, 1),
+            grid_services_status=GridServicesStatus.UNSUPPORTED,
         )
 
     def send_command(self, device: DeviceRef, slug: str, payload: dict) -> CommandResult:

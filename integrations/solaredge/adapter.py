@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from fleet.choices import GridServicesStatus
 from integrations.adapters.base import (
     AuthError,
     DeviceRef,
@@ -110,6 +111,7 @@ class SolarEdgeAdapter(OemAdapter):
                         model=battery.get("model", ""),
                         firmware=battery.get("firmwareVersion", ""),
                         oem_data={"siteId": site["id"], "timeZone": timezone_name},
+                        grid_services_status=GridServicesStatus.UNSUPPORTED,  # the monitoring API is read-only
                     )
                 )
         return found
@@ -190,4 +192,5 @@ class SolarEdgeAdapter(OemAdapter):
             charge_rate_w=None if last.get("power") is None else -float(last["power"]),  # + charging → + discharging
             grid_power_w=grid_w,
             solar_power_w=None if pv is None else pv * scale,
+            grid_services_status=GridServicesStatus.UNSUPPORTED,
         )

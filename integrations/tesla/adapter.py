@@ -7,6 +7,7 @@ Auth is OAuth2 with rotating refresh tokens: every refresh returns a new refresh
 
 from datetime import timedelta
 
+from fleet.choices import GridServicesStatus
 from integrations.adapters.base import (
     AuthError,
     CommandRejected,
@@ -130,6 +131,7 @@ class TeslaAdapter(OemAdapter):
             strategy=MODES.get(info.get("default_real_mode"), "unknown"),
             is_storm_mode_enabled=(info.get("user_settings") or {}).get("storm_mode_enabled"),
             is_storm_mode_active=live.get("storm_mode_active"),
+            grid_services_status=grid_services_status(info),
         )
 
     def send_command(self, device: DeviceRef, slug: str, payload: dict) -> CommandResult:
@@ -176,6 +178,15 @@ class TeslaAdapter(OemAdapter):
         for endpoint, body in steps:
             self.call("POST", f"/api/1/energy_sites/{site}/{endpoint}", json=body)
         return CommandResult("accepted", message=f"{mode}: " + ", ".join(e for e, _ in steps))
+
+
+def grid_services_status(info: dict) -> str | None:
+    """`site_info.components.grid_services_enabled`: the site takes part in Tesla's grid services (True) or not
+    (False; Tesla shows no "pending"). Absent: Tesla did not say."""
+    enabled = (info.get("components") or {}).get("grid_services_enabled")
+    if enabled is None:
+        return None
+    return GridServicesStatus.ENROLLED if enabled else GridServicesStatus.NOT_ENROLLED
 
 
 def _json(response) -> dict:

@@ -190,3 +190,33 @@ def test_duplicate_serial_in_the_admin_is_a_form_error_not_a_crash(client):
     assert response.status_code == 200
     assert response.context["adminform"].form.non_field_errors()
     assert Device.objects.filter(system_identifier="DUP-1").count() == 1
+
+
+def test_device_changelist_shows_and_filters_by_grid_services_status(client, ops):
+    from django.utils import timezone
+
+    enrolled = DeviceFactory(site__contact__workspace=ops, system_identifier="TG-GRID-IN")
+    pending = DeviceFactory(site__contact__workspace=ops, system_identifier="TG-GRID-WAIT")
+    DeviceFactory(site__contact__workspace=ops, system_identifier="TG-GRID-NEVER-READ")
+    Device.objects.filter(pk=enrolled.pk).update(
+        grid_services_status="enrolled", grid_services_checked_at=timezone.now()
+    )
+    Device.objects.filter(pk=pending.pk).update(grid_services_status="pending")
+    url = reverse("admin:fleet_device_changelist")
+    response = client.get(url)
+    page = response.content.decode()
+    assert "grid services" in page.lower() and "column-grid_services" in page
+    assert "Enrolled" in page and "Pending (OEM testing)" in page and "Unknown" in page
+
+    def serials(params):
+        return sorted(d.system_identifier for d in client.get(url, params).context["cl"].result_list)
+
+    assert serials({"grid_services_status__exact": "enrolled"}) == ["TG-GRID-IN"]
+    assert serials({"grid_services_status__exact": "pending"}) == ["TG-GRID-WAIT"]
+    assert serials({"grid_services_status__exact": "unknown"}) == ["TG-GRID-NEVER-READ"]
+    filtered, _ = count_queries(client, url, {"grid_services_status__exact": "enrolled"})
+    assert filtered == DEVICE_CHANGELIST_QUERIES
+
+    detail = client.get(reverse("admin:fleet_device_change", args=[enrolled.pk])).content.decode()
+    assert "Grid services" in detail and "grid services checked" in detail.lower()
+    assert 'name="grid_services_status"' not in detail  # read-only: only OEM reads write it

@@ -171,3 +171,15 @@ def test_the_admin_changelist_filters_with_the_same_filterset(client, fleet):
     response = client.get(url, {"updatedSince": "yesterday"})
     assert list(response.context["cl"].result_list) == []
     assert any("updatedSince" in str(m) for m in response.context["messages"])
+
+
+def test_device_body_carries_its_grid_services_status(fleet):
+    workspace, tesla_live, tesla_new, _ = fleet
+    checked = timezone.now().replace(microsecond=0)
+    Device.objects.filter(pk=tesla_live.pk).update(grid_services_status="enrolled", grid_services_checked_at=checked)
+    client = api_client_for(workspace)
+    body = client.get(f"/v1/devices/{tesla_live.pk}").json()
+    assert body["gridServicesStatus"] == "enrolled"
+    assert body["gridServicesCheckedAt"] == checked.isoformat().replace("+00:00", "Z")
+    never_read = client.get(f"/v1/devices/{tesla_new.pk}").json()
+    assert (never_read["gridServicesStatus"], never_read["gridServicesCheckedAt"]) == ("unknown", None)

@@ -75,3 +75,47 @@ def test_the_catalog_moves_to_the_fleet_with_its_rows_devices_and_roles_and_back
     assert back.apps.get_model("fleet", "Device").objects.get(pk=device_id).manufacturer.slug == "tesla"
     assert _content_type(back.apps) == content_type_before
     assert _support_reads_the_catalog(back.apps) == support_before
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_grid_services_status_is_added_without_rewriting_the_device_table(migrator):
+    """0010 on PostgreSQL: a column with a constant default and a check constraint added NOT VALID, then
+    validated. The table keeps its file (a rewrite would give it a new one) and existing devices read
+    `unknown`."""
+    from django.db import connection
+
+    old = migrator.apply_initial_migration([("fleet", "0009_manufacturer_content_type_and_roles")])
+    apps = old.apps
+    organization = apps.get_model("texture_portal", "Organization").objects.create(name="Large fleet", slug="large")
+    workspace = apps.get_model("texture_portal", "Workspace").objects.create(
+        organization=organization, name="Production", slug="large-prod"
+    )
+    contact = apps.get_model("fleet", "Contact").objects.create(
+        workspace=workspace, reference_id="A-1", first_name="Ada", last_name="Lovelace"
+    )
+    site = apps.get_model("fleet", "Site").objects.create(
+        workspace=workspace, contact=contact, street_one="1 Main St", city="Salem", state="OR", postal_code="97301"
+    )
+    device = apps.get_model("fleet", "Device").objects.create(
+        workspace=workspace,
+        contact=contact,
+        site=site,
+        manufacturer=apps.get_model("fleet", "Manufacturer").objects.get(slug="tesla"),
+        system_identifier="TG100000000001",
+        device_type="battery",
+    )
+
+    def table_file():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT relfilenode FROM pg_class WHERE relname = 'fleet_device'")
+            return cursor.fetchone()[0]
+
+    before = table_file()
+    new = migrator.apply_tested_migration(("fleet", "0010_device_grid_services_status"))
+    assert table_file() == before
+    migrated = new.apps.get_model("fleet", "Device").objects.get(pk=device.pk)
+    assert (migrated.grid_services_status, migrated.grid_services_checked_at) == ("unknown", None)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT convalidated FROM pg_constraint WHERE conname = 'device_grid_services_valid'")
+        assert cursor.fetchone() == (True,)

@@ -153,3 +153,115 @@ def test_clearing_sync_errors_is_one_update_that_keeps_the_other_oem_data(django
     assert Device.objects.get(pk=other_failed.pk).oem_data["lastSyncError"]["message"] == "Tesla 408"
     with django_assert_num_queries(0):
         devices_clear_sync_error(device_ids=[])
+
+
+# -- grid-services status, written by discovery and telemetry sync ----------------------------------------
+BACKENDS = [pytest.param("postgresql", marks=pytest.mark.postgres), "portable"]
+
+
+def _ingest(backend, monkeypatch, workspace_id, readings):
+    from fleet import services
+
+    if backend == "portable" and services.connection.vendor != "sqlite":
+        monkeypatch.setattr(services.connection, "vendor", "sqlite")
+    return services.telemetry_ingest(workspace_id=workspace_id, readings=readings)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_reading_that_moves_the_device_brings_its_grid_services_status(backend, monkeypatch):
+    from datetime import UTC, datetime, timedelta
+
+    from fleet.choices import GridServicesStatus
+    from fleet.models import Device
+    from integrations.adapters.base import TelemetrySnapshot
+
+    enrolled, silent, stays = (DeviceFactory(state="on_workspace") for _ in range(3))
+    workspace_id = enrolled.workspace_id
+    for device in (silent, stays):
+        Device.objects.filter(pk=device.pk).update(workspace_id=workspace_id)
+    Device.objects.filter(pk=stays.pk).update(grid_services_status=GridServicesStatus.PENDING)
+    at = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
+    status = GridServicesStatus.ENROLLED
+    readings = [
+        (enrolled.pk, TelemetrySnapshot(measured_at=at - timedelta(minutes=5), grid_services_status="not_enrolled")),
+        (enrolled.pk, TelemetrySnapshot(measured_at=at, charge_percentage=50.0, grid_services_status=status)),
+        (silent.pk, TelemetrySnapshot(measured_at=at, charge_percentage=50.0)),  # this OEM's read says nothing
+        (stays.pk, TelemetrySnapshot(measured_at=at, charge_percentage=50.0)),
+    ]
+    before = timezone_now()
+    assert _ingest(backend, monkeypatch, workspace_id, readings).devices_updated == 3
+
+    rows = {d.pk: d for d in Device.objects.filter(pk__in=[enrolled.pk, silent.pk, stays.pk])}
+    assert rows[enrolled.pk].grid_services_status == "enrolled"  # the newest reading's
+    assert rows[enrolled.pk].grid_services_checked_at >= before
+    assert (rows[silent.pk].grid_services_status, rows[silent.pk].grid_services_checked_at) == ("unknown", None)
+    assert (rows[stays.pk].grid_services_status, rows[stays.pk].grid_services_checked_at) == ("pending", None)
+
+    # a reading that does not move the device forward (older, or already stored) changes nothing
+    checked = rows[enrolled.pk].grid_services_checked_at
+    older = TelemetrySnapshot(measured_at=at - timedelta(hours=1), grid_services_status="not_enrolled")
+    assert _ingest(backend, monkeypatch, workspace_id, [(enrolled.pk, older)]).devices_updated == 0
+    device = Device.objects.get(pk=enrolled.pk)
+    assert (device.grid_services_status, device.grid_services_checked_at) == ("enrolled", checked)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_grid_services_statuses_cost_no_query_per_device(backend, monkeypatch, django_assert_num_queries):
+    from datetime import UTC, datetime, timedelta
+
+    from fleet.models import Device
+    from integrations.adapters.base import TelemetrySnapshot
+
+    first = DeviceFactory(state="on_workspace")
+    devices = [first, *(DeviceFactory(state="on_workspace", site=first.site) for _ in range(29))]
+    at = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
+
+    def batch(size, minutes):
+        return [
+            (d.pk, TelemetrySnapshot(measured_at=at + timedelta(minutes=minutes), grid_services_status="enrolled"))
+            for d in devices[:size]
+        ]
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as one:
+        _ingest(backend, monkeypatch, first.workspace_id, batch(1, 0))
+    with CaptureQueriesContext(connection) as thirty:
+        _ingest(backend, monkeypatch, first.workspace_id, batch(30, 5))
+    assert len(thirty) == len(one)
+    if backend == "postgresql":
+        assert sum("UPDATE" in q["sql"] for q in thirty.captured_queries) == 1  # the ingest's one statement
+    assert Device.objects.filter(grid_services_status="enrolled").count() == 30
+
+
+def test_discovery_stores_the_grid_services_status_the_oem_listed():
+    from fleet.services import device_mark_discovered
+
+    shown = DeviceFactory()
+    device_mark_discovered(
+        device=shown, oem_device_id="42", oem_data={}, reason="Found.", grid_services_status="unsupported"
+    )
+    shown.refresh_from_db()
+    assert shown.state == "on_workspace" and shown.grid_services_status == "unsupported"
+    assert shown.grid_services_checked_at is not None
+    silent = DeviceFactory()
+    device_mark_discovered(device=silent, oem_device_id="43", oem_data={}, reason="Found.")
+    silent.refresh_from_db()
+    assert (silent.grid_services_status, silent.grid_services_checked_at) == ("unknown", None)
+
+
+def test_the_database_refuses_a_grid_services_status_it_does_not_know():
+    from django.db import IntegrityError, transaction
+
+    from fleet.models import Device
+
+    device = DeviceFactory()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Device.objects.filter(pk=device.pk).update(grid_services_status="maybe")
+
+
+def timezone_now():
+    from django.utils import timezone
+
+    return timezone.now()

@@ -492,3 +492,88 @@ def test_concurrent_calls_refresh_an_expired_token_once(sim, fleet):
     logins = len(sim.state.account("franklinwh", "demo").tokens)
     all_at_once(lambda: franklin.fetch_telemetry(gateway))
     assert len(sim.state.account("franklinwh", "demo").tokens) == logins + 1
+
+
+# -- grid-services status: what each OEM's API shows of it ----------------------------------------------
+def test_tesla_grid_services_status_is_site_infos_grid_services_enabled():
+    live, info = fixture("tesla_live_status.json")["response"], fixture("tesla_site_info.json")["response"]
+    assert TeslaAdapter.normalize(live, info).grid_services_status == "enrolled"
+    off = {**info, "components": {**info["components"], "grid_services_enabled": False}}
+    assert TeslaAdapter.normalize(live, off).grid_services_status == "not_enrolled"
+    silent = {**info, "components": {"storm_mode_capable": True}}
+    assert TeslaAdapter.normalize(live, silent).grid_services_status is None  # Tesla did not say: left as it is
+
+
+def test_enphase_shows_grid_services_only_while_a_dr_event_runs():
+    live = _first_event(fixture("enphase_live_data.txt"))
+    settings, storm = fixture("enphase_battery_settings.json"), fixture("enphase_storm_guard.json")
+    assert EnphaseAdapter.normalize(live, settings, storm).grid_services_status is None
+    during = EnphaseAdapter.normalize({**live, "battery_mode": "DR Event Active"}, settings, storm)
+    assert during.grid_services_status == "enrolled"
+    assert during.strategy == "time_of_use"  # the stored mode, as the live one names the event
+
+
+def test_oems_without_a_grid_services_channel_report_unsupported():
+    charger = fixture("emporia_status.json")["evChargers"][0]
+    at = datetime(2026, 6, 1, 15, 14, tzinfo=UTC)
+    assert EmporiaAdapter.normalize(charger, 0.12, at).grid_services_status == "unsupported"
+    from integrations.smartcar.adapter import SmartcarAdapter
+
+    headers = {"sc-data-age": "2026-06-01T15:14:00.000Z", "sc-unit-system": "metric"}
+    snap = SmartcarAdapter.normalize({"/battery": {"headers": headers, "body": {"percentRemaining": 0.5}}})
+    assert snap.grid_services_status == "unsupported"
+
+
+def test_a_grid_services_status_outside_the_choices_is_refused():
+    from integrations.adapters import DiscoveredDevice, TelemetrySnapshot
+
+    with pytest.raises(ValueError, match="grid_services_status"):
+        TelemetrySnapshot(measured_at=datetime.now(UTC), grid_services_status="Enrolled")
+    with pytest.raises(ValueError, match="grid_services_status"):
+        DiscoveredDevice(serial="X", external_id="1", kind="battery", grid_services_status="yes")
+
+
+def test_the_simulators_enrollment_mix_is_stable_per_serial_and_mostly_enrolled():
+    from collections import Counter
+
+    from integrations.simulator import SimState
+
+    def mix(seed):
+        state = SimState(seed=seed)
+        return {
+            serial: state.add_device("tesla", serial, kind="battery").grid_services
+            for serial in (f"TG1{n:011d}" for n in range(1000))
+        }
+
+    first = mix(7)
+    assert first == mix(7)  # the same serials, the same enrollment: tests can count on it
+    counts = Counter(first.values())
+    assert set(counts) == {"enrolled", "pending", "not_enrolled"}
+    assert counts["enrolled"] > 750 and 50 < counts["pending"] < 150 and 50 < counts["not_enrolled"] < 150
+    # a test that needs a given enrollment says so
+    told = SimState(seed=7).add_device("tesla", "TG100000000001", kind="battery", grid_services="pending")
+    assert told.grid_services == "pending"
+
+
+def test_tesla_shows_the_simulated_enrollment_and_its_own_grid_services_event(sim, fleet):
+    tesla = adapter(sim, "tesla")
+    site = ref(tesla.discover()[0])
+    for enrollment, shown in (("enrolled", "enrolled"), ("pending", "not_enrolled"), ("not_enrolled", "not_enrolled")):
+        fleet["tesla"].grid_services = enrollment  # pending: Tesla shows one flag, not enabled yet
+        assert tesla.fetch_telemetry(site).grid_services_status == shown, enrollment
+    fleet["tesla"].grid_services = "enrolled"
+    sim.state.set_grid_services_event("tesla", "TG100000000001", True)
+    live = tesla.call("GET", f"/api/1/energy_sites/{site.external_id}/live_status")
+    assert live["grid_services_active"] is True
+
+
+def test_enphase_shows_enrolled_during_a_grid_services_event_of_an_enrolled_system(sim, fleet):
+    enphase = adapter(sim, "enphase")
+    systems = {d.serial: ref(d) for d in enphase.discover([d.serial for d in fleet["enphase"]])}
+    enrolled, other = fleet["enphase"][0], fleet["enphase"][1]
+    enrolled.grid_services, other.grid_services = "enrolled", "not_enrolled"
+    assert enphase.fetch_telemetry(systems[enrolled.serial]).grid_services_status is None
+    for device in (enrolled, other):
+        sim.state.set_grid_services_event("enphase", device.serial, True)
+    assert enphase.fetch_telemetry(systems[enrolled.serial]).grid_services_status == "enrolled"
+    assert enphase.fetch_telemetry(systems[other.serial]).grid_services_status is None  # not in the program

@@ -1,6 +1,8 @@
 """The demo path: the simulator seeded from the demo fleet CSV, the demo seed enabling the integrations,
 and the in-process schedule moving every device onto the workspace with telemetry."""
 
+from collections import Counter
+
 import pytest
 from django.core.management import call_command
 
@@ -31,6 +33,16 @@ def test_demo_fleet_is_discovered_and_streams_with_no_internet(settings):
         assert Device.objects.filter(state="on_workspace").count() == 24
         # Tesla, FranklinWH and Emporia sync every 5 minutes, Enphase every 15: one round reads them all
         assert TelemetryReading.objects.values("device").distinct().count() == 24
+        # grid services as each OEM shows them: Tesla's flag (one demo site not enrolled), nothing from
+        # FranklinWH, nothing from Enphase outside an event, Emporia has no such channel
+        shown = Counter(Device.objects.values_list("manufacturer__slug", "grid_services_status"))
+        assert shown == {
+            ("tesla", "enrolled"): 4,
+            ("tesla", "not_enrolled"): 1,
+            ("franklinwh", "unknown"): 5,
+            ("enphase", "unknown"): 5,
+            ("emporia", "unsupported"): 9,
+        }
         # re-seeding (a second `make demo`) keeps the integrations and resets their simulator credentials
         seed_demo(password="demo-password-123")
         assert WorkspaceIntegration.objects.filter(workspace=result.workspace).count() == 7

@@ -487,3 +487,63 @@ def test_a_successful_read_clears_the_devices_last_sync_error(sim, tesla_fleet):
     assert "lastSyncError" not in flaky.oem_data
     assert flaky.oem_data["energy_site_id"] == int(flaky.oem_device_id)  # the rest of oem_data is kept
     assert "408" in offline.oem_data["lastSyncError"]["message"]
+
+
+# -- grid-services status: read by discovery and telemetry sync, stored on the device -------------------
+@pytest.mark.parametrize(
+    ("slug", "serial", "kind", "after_discovery", "after_sync"),
+    [
+        ("tesla", "TG100000007701", "battery", "unknown", "enrolled"),  # site_info, read by each sync
+        ("franklinwh", "1005000077700001", "battery", "unknown", "unknown"),  # the app API shows nothing of it
+        ("enphase", "EN7770000001", "battery", "unknown", "unknown"),  # only during an event (below)
+        ("emporia", "A277700001", "charger", "unsupported", "unsupported"),
+        ("ford", "1FTVW1EL5NWG77701", "vehicle", "unsupported", "unsupported"),
+        ("solaredge", "7E1477700001", "battery", "unsupported", "unsupported"),
+        ("chargepoint", "1:770001", "charger", "enrolled", "enrolled"),  # the account's own load shed
+    ],
+)
+def test_discovery_and_sync_store_what_each_oem_shows_of_grid_services(
+    sim, slug, serial, kind, after_discovery, after_sync
+):
+    workspace = WorkspaceFactory()
+    channel = Manufacturer.objects.get(slug=slug).integration_channel
+    integration = make_integration(workspace, channel)
+    sim.state.add_device(channel, serial, kind=kind, grid_services="enrolled", plugged_in=True, soc=50.0)
+    device = make_device(workspace, slug, serial, device_type=kind)
+    assert services.discovery_run(integration=integration).devices_ok == 1
+    device.refresh_from_db()
+    assert device.grid_services_status == after_discovery
+    assert (device.grid_services_checked_at is not None) == (after_discovery != "unknown")
+    assert sync(integration).run.devices_ok == 1
+    device.refresh_from_db()
+    assert device.grid_services_status == after_sync
+    assert (device.grid_services_checked_at is not None) == (after_sync != "unknown")
+
+
+def test_sync_follows_teslas_enrollment_and_keeps_enphases_once_an_event_showed_it(sim, tesla_fleet):
+    workspace, integration, devices, _ = tesla_fleet
+    for device, enrollment in zip(devices, ["enrolled", "pending", "not_enrolled", "enrolled"], strict=True):
+        sim.state.device("tesla", device.system_identifier).grid_services = enrollment
+    services.discovery_run(integration=integration)
+    sync(integration)
+    statuses = dict(Device.objects.filter(pk__in=[d.pk for d in devices]).values_list("pk", "grid_services_status"))
+    assert [statuses[d.pk] for d in devices] == ["enrolled", "not_enrolled", "not_enrolled", "enrolled"]
+    # the OEM finishes testing the pending one: the next sync shows it
+    sim.state.device("tesla", devices[1].system_identifier).grid_services = "enrolled"
+    sim.state.advance(300)
+    sync(integration)
+    assert Device.objects.get(pk=devices[1].pk).grid_services_status == "enrolled"
+
+    enphase = make_integration(workspace, "enphase")
+    sim.state.add_device("enphase", "EN7770000009", kind="battery", grid_services="enrolled")
+    system = make_device(workspace, "enphase", "EN7770000009")
+    services.discovery_run(integration=enphase)
+    sim.state.set_grid_services_event("enphase", "EN7770000009", True)
+    sync(enphase)
+    assert Device.objects.get(pk=system.pk).grid_services_status == "enrolled"
+    # the event ends: the monitoring API cannot tell any more, so the device keeps what it showed
+    sim.state.set_grid_services_event("enphase", "EN7770000009", False)
+    sim.state.advance(900)
+    sync(enphase)
+    system.refresh_from_db()
+    assert system.latest_telemetry.measured_at == sim.state.clock.now() and system.grid_services_status == "enrolled"

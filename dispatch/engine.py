@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from dispatch.choices import (
@@ -587,26 +587,48 @@ def dispatch_events_start_due(*, now: datetime) -> list[int]:
     return started
 
 
+QUEUE_AHEAD_TICKS = 2  # the broker holds what each OEM can take in this many ticks; the rest waits here
+
+
 def commands_queue_due(*, now: datetime, limit: int = 5000) -> int:
     """Hand workers the commands due by the next tick (in order of their ramp slot), and again those whose
     task was lost: queued long ago and still pending, or leased by a worker that died mid-call. Without a
-    broker (tasks run in this process) only what is due now goes."""
+    broker (tasks run in this process) only what is due now goes.
+
+    Paced per OEM: the broker is topped up to what the OEM's rate limit lets through in QUEUE_AHEAD_TICKS
+    ticks, and the backlog stays here in `not_before` order. So a long backlog (10,000 commands to an OEM
+    allowing 5 calls a second) never sits in the broker past DISPATCH_REQUEUE_AFTER_SECONDS to be queued
+    again, and other OEMs' commands are not stuck behind it."""
     from dispatch.tasks import command_send_task
 
     horizon = now if settings.CELERY_TASK_ALWAYS_EAGER else now + timedelta(seconds=settings.DISPATCH_TICK_SECONDS)
     stale = now - timedelta(seconds=settings.DISPATCH_REQUEUE_AFTER_SECONDS)
+    channel = "device__manufacturer__integration_channel"
+    lost = Q(status=CommandStatus.PENDING, queued_at__lt=stale) | Q(status=CommandStatus.SENT, lease_until__lt=now)
+    waiting = Command.objects.filter(not_before__lte=horizon).filter(
+        Q(status=CommandStatus.PENDING, queued_at__isnull=True) | lost
+    )
     with transaction.atomic():
-        due = list(
-            Command.objects.select_for_update(skip_locked=True)
-            .filter(not_before__lte=horizon)
-            .filter(
-                Q(status=CommandStatus.PENDING, queued_at__isnull=True)
-                | Q(status=CommandStatus.PENDING, queued_at__lt=stale)
-                | Q(status=CommandStatus.SENT, lease_until__lt=now)
-            )
-            .order_by("not_before", "pk")
-            .values_list("pk", "not_before")[:limit]
+        in_broker = dict(
+            Command.objects.filter(status=CommandStatus.PENDING, queued_at__gte=stale)
+            .values_list(channel)
+            .annotate(n=Count("pk"))
         )
+        due = []
+        for oem in waiting.values_list(channel, flat=True).distinct().order_by():
+            rate = settings.OEM_RATE_LIMITS.get(oem, (0, 0))[0]
+            room = limit - len(due)
+            if rate:
+                room = min(room, int(rate * settings.DISPATCH_TICK_SECONDS * QUEUE_AHEAD_TICKS) - in_broker.get(oem, 0))
+            if room <= 0:
+                continue
+            due += (
+                waiting.filter(**{channel: oem})
+                .select_for_update(skip_locked=True, of=("self",))
+                .order_by("not_before", "pk")
+                .values_list("pk", "not_before")[:room]
+            )
+        due.sort(key=lambda row: (row[1], row[0]))
         Command.objects.filter(pk__in=[pk for pk, _ in due]).update(queued_at=now)
 
         def queue():
@@ -821,7 +843,17 @@ def participation_opt_out_device(
 def participation_follow_command(*, command: Command, status: str, reason: str, code: str, now: datetime) -> None:
     """A command of the engine reached an outcome: its participation follows (commanded, failed, excluded
     at send time, restored, restore failed). Called by `command_set_status` in its transaction."""
-    participation = Participation.objects.select_for_update().get(pk=command.participation_id)
+    # one statement: the participation locked, with what says whether its action is over already
+    participation = (
+        Participation.objects.select_for_update(of=("self",))
+        .annotate(
+            event_status=F("event__status"),
+            action_restoring=Exists(
+                DispatchAction.objects.filter(pk=command.action_id or 0, restore_started_at__isnull=False)
+            ),
+        )
+        .get(pk=command.participation_id)
+    )
     fields = {"last_updated"}
     if command.purpose == CommandPurpose.ACTION:
         if status == CommandStatus.SUCCESS:
@@ -830,8 +862,7 @@ def participation_follow_command(*, command: Command, status: str, reason: str, 
             if _move(participation, ParticipationStatus.COMMANDED):
                 fields |= {"status"}
             late = command.action_id is not None and (
-                DispatchAction.objects.filter(pk=command.action_id, restore_started_at__isnull=False).exists()
-                or command.dispatch_event.status != DispatchEventStatus.IN_PROGRESS
+                participation.action_restoring or participation.event_status != DispatchEventStatus.IN_PROGRESS
             )
             if late:
                 # it landed after its action's restore had gone out (it was in flight at the end): restore it now

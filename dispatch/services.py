@@ -249,6 +249,27 @@ def command_set_status(
     """Move a command along pending → sent → success | failed (or pending → skipped, with a reason). An
     engine command's participation follows its outcome (`reason_code`: why a skipped one was not sent)."""
     locked = Command.objects.select_for_update().get(pk=command.pk)
+    for field in _command_move(
+        locked, status=status, actor=actor, reason=reason, reason_code=reason_code, oem_reference=oem_reference,
+        source=source,
+    ):  # fmt: skip
+        setattr(command, field, getattr(locked, field))
+    return command
+
+
+def _command_move(
+    locked: Command,
+    *,
+    status: CommandStatus | str,
+    actor=None,
+    reason: str = "",
+    reason_code: str = "",
+    oem_reference: str = "",
+    source: AuditSource | str = AuditSource.TASK,
+    also: dict | None = None,
+) -> list[str]:
+    """`command_set_status` on a command the caller holds locked in its transaction; `also`: more fields
+    written in the same statement. Returns the fields written."""
     COMMAND_TRANSITIONS.check(locked.status, status)
     if status == CommandStatus.SKIPPED and not reason.strip():
         raise ApplicationError("A skipped command needs a reason.")
@@ -268,6 +289,9 @@ def command_set_status(
     if oem_reference:
         locked.oem_reference = oem_reference
         update_fields.append("oem_reference")
+    for field, value in (also or {}).items():
+        setattr(locked, field, value)
+        update_fields.append(field)
     locked.save(update_fields=update_fields)
     audit_record(
         actor=actor,
@@ -284,12 +308,11 @@ def command_set_status(
             key=f"{COMMAND_STATUS_EVENT[status]}:{locked.pk}",
             data=command_data(locked),
         )
-    if locked.participation_id is not None:
+    if locked.participation_id is not None and status != CommandStatus.SENT:
         from dispatch.engine import participation_follow_command
 
         participation_follow_command(command=locked, status=str(status), reason=reason, code=reason_code, now=now)
-    command.refresh_from_db()
-    return command
+    return update_fields
 
 
 @transaction.atomic
@@ -413,36 +436,38 @@ IN_FLIGHT = "in flight"  # another worker holds the command's lease
 
 
 @transaction.atomic
-def _command_claim(*, command: Command, owner: str) -> tuple[Command, str | None]:
-    """Lock the command and decide: send it (None), or why not. Sending takes a lease in the same
-    transaction (status `sent`, `lease_until`, `lease_owner`): another delivery of the task finds the
-    command leased and leaves it alone, so a command is never sent by two workers at once; the task's own
-    retry (same owner) and, once the lease has run out, anyone may take it again."""
+def _command_claim(*, command_id: int, owner: str):
+    """Lock the command and decide: send it (the command, its integration, None), or why not (…, reason).
+    Sending takes a lease in the same statement (status `sent`, `lease_until`, `lease_owner`): another
+    delivery of the task finds the command leased and leaves it alone, so a command is never sent by two
+    workers at once; the task's own retry (same owner) and, once the lease has run out, anyone may take it
+    again: a take-over (the reason is TAKE_OVER) asks the OEM first whether the command already took effect."""
     from integrations.models import WorkspaceIntegration
 
     # lock the command row only (the device's latest reading is an outer join PostgreSQL cannot lock)
     locked = (
         Command.objects.select_for_update(of=("self",))
         .select_related("device__manufacturer", "device__latest_telemetry")
-        .get(pk=command.pk)
+        .get(pk=command_id)
     )
     now = timezone.now()
     if locked.status not in (CommandStatus.PENDING, CommandStatus.SENT):
-        return locked, "done"
+        return locked, None, "done"
     leased = locked.status == CommandStatus.SENT and locked.lease_until and locked.lease_until > now
     if leased and locked.lease_owner != owner:
-        return locked, IN_FLIGHT
+        return locked, None, IN_FLIGHT
     if locked.status == CommandStatus.PENDING and locked.not_before > now + NOT_DUE_SLACK:
         Command.objects.filter(pk=locked.pk).update(queued_at=None)  # early (a task run in-process): later
-        return locked, "not due"
+        return locked, None, "not due"
     device = locked.device
     channel = device.manufacturer.integration_channel
+    integration = WorkspaceIntegration.objects.filter(
+        workspace_id=locked.workspace_id, channel=channel, enabled=True
+    ).first()
     reason, code = None, ""
     if device.state != DeviceState.ON_WORKSPACE:
         reason, code = f"The device is {device.get_state_display()}, not reachable through its OEM.", "not_on_workspace"
-    elif not WorkspaceIntegration.objects.filter(
-        workspace_id=locked.workspace_id, channel=channel, enabled=True
-    ).exists():
+    elif integration is None:
         reason = f"The {device.manufacturer.name} integration is not enabled for this workspace."
         code = "integration_disabled"
     elif (
@@ -457,22 +482,20 @@ def _command_claim(*, command: Command, owner: str) -> tuple[Command, str | None
         )
     if reason:
         final = CommandStatus.SKIPPED if locked.status == CommandStatus.PENDING else CommandStatus.FAILED
-        command_set_status(command=locked, status=final, reason=reason, reason_code=code)
-        return locked, reason
+        _command_move(locked, status=final, reason=reason, reason_code=code)
+        return locked, integration, reason
     lease = now + timedelta(seconds=settings.DISPATCH_COMMAND_LEASE_SECONDS)
     if locked.status == CommandStatus.PENDING:
-        Command.objects.filter(pk=locked.pk).update(lease_until=lease, lease_owner=owner)
-        command_set_status(command=locked, status=CommandStatus.SENT)
-    else:
-        # A retry, or a take-over after a worker died mid-call: the OEM calls set a state (mode, reserve,
-        # charger on), so sending again is harmless; count the attempt.
-        Command.objects.filter(pk=locked.pk).update(
-            attempts=locked.attempts + 1, sent_at=now, lease_until=lease, lease_owner=owner
-        )
-    locked.refresh_from_db()
-    return locked, None
+        _command_move(locked, status=CommandStatus.SENT, also={"lease_until": lease, "lease_owner": owner})
+        return locked, integration, None
+    # A retry by the task (its own lease), or a take-over after a worker died mid-call: count the attempt.
+    take_over = locked.lease_owner != owner
+    locked.attempts, locked.sent_at, locked.lease_until, locked.lease_owner = locked.attempts + 1, now, lease, owner
+    locked.save(update_fields=["attempts", "sent_at", "lease_until", "lease_owner", "last_updated"])
+    return locked, integration, TAKE_OVER if take_over else None
 
 
+TAKE_OVER = "take over"
 MAX_RETRY_COUNTDOWN = 600  # seconds: the longest a command task waits before its retry (no long ETAs)
 
 
@@ -483,63 +506,61 @@ def command_send(*, command: Command, final_attempt: bool = True, owner: str = "
     is sending (its lease) is left to it. Skipped (with why) when the device is not on the workspace, its
     integration is disabled, or Storm Guard holds a battery. A transient OEM error leaves the command `sent`,
     leased to `owner` (the task's id) until its retry, and is raised for the task to retry, unless this
-    is the final attempt, which marks it failed.
+    is the final attempt, which marks it failed. Taking over a command whose worker died mid-call, the OEM is
+    asked first whether it already took effect (`command_applied`): if so it is not sent again.
+
+    Three statements lock, lease and audit the command (the claim), one HTTP call or a few send it, and one
+    transaction records the outcome with its participation; the thread's adapter is reused between
+    commands (`adapter_reused`), so a worker keeps its OEM connections warm.
     """
-    from integrations.adapters import DeviceRef, IntegrationError, adapter_for
-    from integrations.models import WorkspaceIntegration
+    from integrations.adapters import DeviceRef, IntegrationError, adapter_reused
     from integrations.services import integration_credentials_persist
 
     owner = owner or f"call-{uuid.uuid4()}"
-    locked, reason = _command_claim(command=command, owner=owner)
-    if reason:
-        command.refresh_from_db()
-        return command
+    locked, integration, reason = _command_claim(command_id=command.pk, owner=owner)
+    if reason and reason != TAKE_OVER:
+        return locked
     device = locked.device
-    integration = WorkspaceIntegration.objects.get(
-        workspace_id=locked.workspace_id, channel=device.manufacturer.integration_channel
-    )
     ref = DeviceRef(
         serial=device.system_identifier,
         external_id=device.oem_device_id,
         oem_data=device.oem_data,
         device_type=device.device_type,
     )
-    adapter = None
+    outcome = None
     try:
         # inside the try: the command is already `sent`, so no failure here may leave it there for good
-        adapter = adapter_for(integration)
-        result = adapter.send_command(ref, locked.slug, locked.input)
-        result = adapter.command_status(ref, result)
+        with adapter_reused(integration) as adapter:
+            try:
+                if reason == TAKE_OVER and adapter.command_applied(ref, locked.slug, locked.input):
+                    outcome = ("accepted", "Already in effect at the OEM when taken over: not sent again.", "")
+                else:
+                    result = adapter.command_status(ref, adapter.send_command(ref, locked.slug, locked.input))
+                    outcome = (result.status, result.message, result.oem_reference)
+            finally:
+                integration_credentials_persist(integration=integration, adapter=adapter)
     except IntegrationError as exc:
         if exc.transient and not final_attempt:
             # keep the lease until the task's own retry, so the tick does not hand the command to another
             hold = timedelta(seconds=MAX_RETRY_COUNTDOWN + settings.DISPATCH_COMMAND_LEASE_SECONDS)
             Command.objects.filter(pk=locked.pk).update(lease_until=timezone.now() + hold)
             raise
-        command_set_status(
+        return command_set_status(
             command=locked, status=CommandStatus.FAILED, reason=f"{integration.get_channel_display()}: {exc.message}"
         )
-        command.refresh_from_db()
-        return command
     except Exception as exc:
         # a malformed OEM answer or an adapter bug: not retried (it would fail the same way), but recorded
         log.exception("Command %s: unexpected error sending through %s", locked.pk, integration.channel)
-        command_set_status(
+        return command_set_status(
             command=locked,
             status=CommandStatus.FAILED,
             reason=f"{integration.get_channel_display()}: unexpected error ({type(exc).__name__}: {exc})",
         )
-        command.refresh_from_db()
-        return command
-    finally:
-        if adapter is not None:
-            integration_credentials_persist(integration=integration, adapter=adapter)
-            adapter.close()
-    if result.status == "accepted":
-        command_set_status(
-            command=locked, status=CommandStatus.SUCCESS, reason=result.message, oem_reference=result.oem_reference
+    status, message, oem_reference = outcome
+    if status == "accepted":
+        return command_set_status(
+            command=locked, status=CommandStatus.SUCCESS, reason=message, oem_reference=oem_reference
         )
-    elif result.status in ("rejected", "failed"):
-        command_set_status(command=locked, status=CommandStatus.FAILED, reason=result.message or result.status)
-    command.refresh_from_db()
-    return command
+    if status in ("rejected", "failed"):
+        return command_set_status(command=locked, status=CommandStatus.FAILED, reason=message or status)
+    return locked

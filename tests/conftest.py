@@ -77,3 +77,12 @@ def reference_data(django_db_blocker):
     with django_db_blocker.unblock():
         seed_manufacturers(apps)
         sync_role_groups(apps)
+
+
+@pytest.fixture(autouse=True)
+def _kept_adapters_closed():
+    """Adapters a thread keeps between commands (`adapter_reused`) do not outlive the test that made them."""
+    yield
+    from integrations.adapters import adapters_reused_close
+
+    adapters_reused_close()

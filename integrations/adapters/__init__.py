@@ -15,7 +15,7 @@ from integrations.adapters.base import (
     TelemetrySnapshot,
     TransientError,
 )
-from integrations.adapters.registry import adapter_class, adapter_for
+from integrations.adapters.registry import adapter_class, adapter_for, adapter_reused, adapters_reused_close
 
 __all__ = [
     "AuthError",
@@ -33,4 +33,6 @@ __all__ = [
     "TransientError",
     "adapter_class",
     "adapter_for",
+    "adapter_reused",
+    "adapters_reused_close",
 ]

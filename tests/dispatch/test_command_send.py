@@ -161,3 +161,19 @@ def test_losing_an_idempotency_race_returns_the_winning_command(sim, live_tesla,
     assert checked and loser.pk == winner.pk and loser.input == {"operatingMode": "charge"}
     # the transaction is still usable after the refused insert (a savepoint)
     assert Command.objects.filter(workspace=workspace, idempotency_key="race").count() == 1
+
+
+def test_sending_costs_a_fixed_handful_of_statements(sim, live_tesla, django_capture_on_commit_callbacks):  # noqa: F811
+    """Claim (lock, integration, lease, audit) and outcome (lock, write, audit, event), then the destinations
+    check after commit: no statement that grows with anything, and the adapter kept from an earlier command
+    costs none."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    workspace, integration, device = live_tesla
+    command_send(command=new_command(device, key="warm-up"))  # builds the thread's adapter
+    command = new_command(device, payload={"operatingMode": "discharge"}, key="k2")
+    with CaptureQueriesContext(connection) as captured, django_capture_on_commit_callbacks(execute=True):
+        assert command_send(command=command).status == "success"
+    statements = [q["sql"] for q in captured.captured_queries if "SAVEPOINT" not in q["sql"]]
+    assert len(statements) == 9, "\n".join(statements)

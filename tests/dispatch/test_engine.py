@@ -6,6 +6,7 @@ Commands are only written here (no OEM is called); `test_engine_run.py` sends th
 from datetime import timedelta
 
 import pytest
+from django.db.models import Count
 from django.utils import timezone
 
 from dispatch import engine
@@ -512,3 +513,36 @@ def test_a_command_that_lands_after_its_windows_restore_is_restored_too(program)
     event.refresh_from_db()
     assert event.status == DispatchEventStatus.COMPLETED
     assert participation(event, device).status == ParticipationStatus.RESTORED
+
+
+def test_the_broker_is_topped_up_to_what_each_oem_takes_in_two_ticks(
+    program, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    from dispatch.tasks import command_send_task
+
+    settings.OEM_RATE_LIMITS = {**settings.OEM_RATE_LIMITS, "tesla": (0.2, 1.0)}  # 6 calls in two 15 s ticks
+    settings.DISPATCH_TICK_SECONDS = 15
+    queued = []
+    monkeypatch.setattr(command_send_task, "apply_async", lambda args, **kwargs: queued.append(args[0]))
+    teslas = [live_device(program) for _ in range(8)]
+    chargers = [live_device(program, maker="emporia", device_type="charger") for _ in range(3)]
+    event = running_event(program)
+    with django_capture_on_commit_callbacks(execute=True):
+        engine.dispatch_tick()
+    Command.objects.filter(dispatch_event=event).update(not_before=timezone.now() - timedelta(seconds=1))
+
+    def queue_now() -> dict:
+        before = len(queued)
+        with django_capture_on_commit_callbacks(execute=True):
+            engine.commands_queue_due(now=timezone.now())
+        sent = Command.objects.filter(pk__in=queued[before:])
+        return dict(sent.values_list("device__manufacturer__slug").annotate(n=Count("pk")))
+
+    assert queue_now() == {"tesla": 6, "emporia": 3}  # the other two Teslas wait here, not in the broker
+    assert queue_now() == {}  # a tick later, nothing sent yet: nothing more
+    for pk in Command.objects.filter(pk__in=queued, device__in=teslas).values_list("pk", flat=True)[:4]:
+        command_set_status(command=Command(pk=pk), status=CommandStatus.SENT)
+        command_set_status(command=Command(pk=pk), status=CommandStatus.SUCCESS)
+    assert queue_now() == {"tesla": 2}
+    assert Command.objects.filter(dispatch_event=event, queued_at__isnull=True).count() == 0
+    assert {c.device_id for c in Command.objects.filter(pk__in=queued)} == {d.pk for d in teslas + chargers}

@@ -58,6 +58,9 @@ def _fan_out(workspace_id: int, key: str) -> None:
     """After commit: hand the event to the webhook fan-out (idempotent per destination and event)."""
     from texture_portal.events.tasks import platform_event_fan_out_task
 
+    # most workspaces' events go nowhere: one indexed read instead of a broker round trip and a task each
+    if not Destination.objects.filter(workspace_id=workspace_id, is_active=True).exists():
+        return
     try:
         platform_event_fan_out_task.delay(workspace_id, key)
     except Exception:

@@ -166,6 +166,19 @@ class CommandResult:
     verify_after: datetime | None = None
 
 
+def settings_applied(pairs: list[tuple[Any, Any]]) -> bool | None:
+    """Whether a command's settings read back as written, from (written, read back) pairs: False as soon as one
+    known pair differs, None when none differs but one side of a pair is unknown (None), True when all match.
+    Numbers compare by value (Tesla's 20 and 20.0 are the same reserve)."""
+    unknown = False
+    for written, read in pairs:
+        if written is None or read is None:
+            unknown = True
+        elif written != read:
+            return False
+    return None if unknown else True
+
+
 # Power below this is noise (standby draw, meter jitter), not charging or importing.
 POWER_DEADBAND_W = 50.0
 
@@ -245,7 +258,7 @@ class CredentialsStore(Protocol):
 
 class OemAdapter:
     """Base of every OEM adapter: a pooled `requests` session, a timeout on every call, the shared per-OEM
-    token bucket, and the contract (discover, fetch_telemetry, send_command, command_status,
+    token bucket, and the contract (discover, fetch_telemetry, send_command, command_status, command_applied,
     enroll_grid_services).
 
     `credentials` is the integration's decrypted credentials. OEMs with rotating OAuth refresh tokens
@@ -342,6 +355,14 @@ class OemAdapter:
     def command_status(self, device: DeviceRef, result: CommandResult) -> CommandResult:
         """Synchronous OEMs answer at send time; async ones (202) override this."""
         return result
+
+    def command_applied(self, device: DeviceRef, slug: str, payload: dict) -> bool | None:
+        """Whether the effect `send_command(device, slug, payload)` writes is already in place at the OEM, read
+        with calls that change nothing: True (every setting it writes reads back as written), False (one
+        does not), None (cannot be told: the OEM does not show it, or the command writes a value known only
+        at send time). For taking a command over from a worker that died mid-call without writing twice.
+        OEM errors raise as from any other call. The base class cannot tell."""
+        return None
 
     def enroll_grid_services(self, device: DeviceRef) -> dict:
         """No OEM exposes a public "enroll in VPP" call: report what the device can take part with, so the

@@ -155,3 +155,27 @@ class ChargePointAdapter(OemAdapter):
             )
             return CommandResult("accepted", message="shed cleared")
         raise CommandRejected(f"unknown operatingMode {payload.get('operatingMode')!r}")
+
+    def command_applied(self, device: DeviceRef, slug: str, payload: dict) -> bool | None:
+        """The station's shed state from `getLoad` for the station (a read, though SOAP sends it as a POST):
+        stop-charging is in place when every port is shed to 0 kW (`shedState` 1, `allowedLoad` 0; a shed with
+        a `timeInterval` that has run out is cleared, so not in place), start-charging when none is shed."""
+        mode = payload.get("operatingMode")
+        if slug != "charger:set-operating-mode" or mode not in ("start-charging", "stop-charging"):
+            return None
+        query = f"<searchQuery><stationID>{escape(device.external_id)}</stationID></searchQuery>"
+        result, _ = self.call("getLoad", query)
+        station = next(
+            (s for s in result.findall("stationData") if s.findtext("stationID") == device.external_id), None
+        )
+        if station is None:
+            raise NotFound("ChargePoint reports no load for the station")
+        ports = station.findall("Port")
+        if not ports:
+            return None
+        shed = [port.findtext("shedState", "").strip() == "1" for port in ports]
+        if mode == "start-charging":
+            return not any(shed)
+        # a port shed by a percentage (no allowedLoad) is not what stop-charging writes
+        allowed = [port.findtext("allowedLoad") for port in ports]
+        return all(shed) and all(value is not None and float(value) == 0 for value in allowed)

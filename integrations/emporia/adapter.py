@@ -19,6 +19,7 @@ from integrations.adapters.base import (
     TelemetrySnapshot,
     TransientError,
     parse_retry_after,
+    settings_applied,
     token_refresh_error,
     utc_from_iso,
 )
@@ -173,23 +174,39 @@ class EmporiaAdapter(OemAdapter):
         )
 
     def send_command(self, device: DeviceRef, slug: str, payload: dict) -> CommandResult:
+        charger = self.call("PUT", "devices/evcharger", json=self.charger_body(device, slug, payload))
+        return CommandResult("accepted", message=f"chargerOn={charger['chargerOn']}")
+
+    @staticmethod
+    def charger_body(device: DeviceRef, slug: str, payload: dict) -> dict:
+        """The `PUT devices/evcharger` body `send_command` writes."""
         if slug != "charger:set-operating-mode":
             raise CommandRejected(f"Emporia chargers do not take {slug}")
         mode = payload.get("operatingMode")
         if mode not in ("start-charging", "stop-charging"):
             raise CommandRejected(f"unknown operatingMode {mode!r}")
-        charger = self.call(
-            "PUT",
-            "devices/evcharger",
-            json={
-                "deviceGid": int(device.external_id),
-                "loadGid": device.oem_data.get("loadGid"),
-                "chargerOn": mode == "start-charging",
-                "chargingRate": int(payload.get("chargingRate") or device.oem_data.get("maxChargingRate") or 32),
-                "maxChargingRate": device.oem_data.get("maxChargingRate") or 48,
-            },
+        return {
+            "deviceGid": int(device.external_id),
+            "loadGid": device.oem_data.get("loadGid"),
+            "chargerOn": mode == "start-charging",
+            "chargingRate": int(payload.get("chargingRate") or device.oem_data.get("maxChargingRate") or 32),
+            "maxChargingRate": device.oem_data.get("maxChargingRate") or 48,
+        }
+
+    def command_applied(self, device: DeviceRef, slug: str, payload: dict) -> bool | None:
+        """`chargerOn` and `chargingRate` of `charger_body`, read back from the account's charger status (one
+        call). The ids and `maxChargingRate` it echoes are the charger's own, not the command's effect."""
+        try:
+            body = self.charger_body(device, slug, payload)
+        except (CommandRejected, KeyError, TypeError, ValueError):
+            return None
+        status = self.call("GET", "customers/devices/status")
+        charger = next((c for c in status.get("evChargers", []) if c.get("deviceGid") == body["deviceGid"]), None)
+        if charger is None:
+            raise NotFound("Emporia no longer lists this charger on the account")
+        return settings_applied(
+            [(body["chargerOn"], charger.get("chargerOn")), (body["chargingRate"], charger.get("chargingRate"))]
         )
-        return CommandResult("accepted", message=f"chargerOn={charger['chargerOn']}")
 
 
 def _json(response) -> dict:

@@ -22,6 +22,7 @@ from integrations.adapters.base import (
     TelemetrySnapshot,
     TransientError,
     oauth_error_reason,
+    settings_applied,
     token_refresh_error,
     utc_from_epoch,
 )
@@ -160,26 +161,47 @@ class EnphaseAdapter(OemAdapter):
 
     def send_command(self, device: DeviceRef, slug: str, payload: dict) -> CommandResult:
         system = device.external_id
-        path = f"systems/config/{system}/battery_settings"
+        soc = None
+        if slug == "battery:set-operating-mode" and payload.get("operatingMode") == "idle":
+            soc = _first_event(self.call("GET", f"systems/{system}/live_data").text)["battery_soc"]
+        body = self.battery_settings_body(slug, payload, soc=soc)
+        self.call("PUT", f"systems/config/{system}/battery_settings", json=body)
         if slug == "battery:set-reserve":
-            self.call("PUT", path, json={"reserve_soc": int(payload["chargePercentage"])})
             return CommandResult("accepted", message="reserve set")
+        return CommandResult("accepted", message=f"battery_mode {body['battery_mode']}")
+
+    @staticmethod
+    def battery_settings_body(slug: str, payload: dict, *, soc) -> dict:
+        """The `battery_settings` PUT body `send_command` writes. `soc` is the system's SoC, which idle holds
+        (None: not known, and idle's reserve is then None)."""
+        if slug == "battery:set-reserve":
+            return {"reserve_soc": int(payload["chargePercentage"])}
         if slug != "battery:set-operating-mode":
             raise CommandRejected(f"Enphase batteries do not take {slug}")
         mode = payload["operatingMode"]
         if mode == "charge":
-            body = {"battery_mode": "Full Backup"}
-        elif mode == "discharge":
-            body = {"battery_mode": "Savings Mode", "reserve_soc": int(payload.get("minimumBatteryReserve", 20))}
-        elif mode == "idle":
-            live = _first_event(self.call("GET", f"systems/{system}/live_data").text)
-            body = {"battery_mode": "Self-consumption", "reserve_soc": max(10, round(float(live["battery_soc"])))}
-        elif mode == "reset":
-            body = {"battery_mode": "Self-consumption"}
-        else:
-            raise CommandRejected(f"unknown operatingMode {mode!r}")
-        self.call("PUT", path, json=body)
-        return CommandResult("accepted", message=f"battery_mode {body['battery_mode']}")
+            return {"battery_mode": "Full Backup"}
+        if mode == "discharge":
+            return {"battery_mode": "Savings Mode", "reserve_soc": int(payload.get("minimumBatteryReserve", 20))}
+        if mode == "idle":
+            return {
+                "battery_mode": "Self-consumption",
+                "reserve_soc": None if soc is None else max(10, round(float(soc))),
+            }
+        if mode == "reset":
+            return {"battery_mode": "Self-consumption"}
+        raise CommandRejected(f"unknown operatingMode {mode!r}")
+
+    def command_applied(self, device: DeviceRef, slug: str, payload: dict) -> bool | None:
+        """The fields `battery_settings_body` writes, read back with `GET battery_settings` (the stored
+        settings: a Storm Guard or DR event changes the live mode, not these). Idle's reserve is the SoC at
+        send time, which no read tells: None once its mode is in place."""
+        try:
+            body = self.battery_settings_body(slug, payload, soc=None)
+        except (CommandRejected, KeyError, TypeError, ValueError):
+            return None
+        settings = self.call("GET", f"systems/config/{device.external_id}/battery_settings").json()
+        return settings_applied([(value, settings.get(key)) for key, value in body.items()])
 
 
 def _period_wait(body: dict) -> float | None:

@@ -20,10 +20,12 @@ from integrations.adapters.base import (
     TelemetrySnapshot,
     TransientError,
     parse_retry_after,
+    settings_applied,
 )
 
 PREFIX = "hes-gateway/terminal"
 WORK_MODES = {1: "time_of_use", 2: "self_consumption", 3: "backup"}
+COMMAND_MODES = ("charge", "idle", "discharge", "reset")
 
 
 class FranklinWHAdapter(OemAdapter):
@@ -141,24 +143,11 @@ class FranklinWHAdapter(OemAdapter):
         tou, _ = self.call("POST", "tou/getGatewayTouListV2", gateway, params={"showType": 1})
         profiles = {p["workMode"]: p for p in tou["list"]}
         current = next(p for p in tou["list"] if p["id"] == tou["currendId"])
-        work_mode, reserve = current["workMode"], current["soc"]
-        if slug == "battery:set-reserve":
-            reserve = payload["chargePercentage"]
-        elif slug == "battery:set-operating-mode":
-            mode = payload["operatingMode"]
-            if mode == "charge":
-                work_mode, reserve = 3, 100
-            elif mode == "idle":
-                composite, _ = self.call("GET", "getDeviceCompositeInfo", gateway, params={"refreshFlag": 1})
-                work_mode, reserve = 2, round(composite["runtimeData"]["soc"])
-            elif mode == "discharge":
-                work_mode, reserve = 1, payload.get("minimumBatteryReserve", 20)
-            elif mode == "reset":
-                work_mode, reserve = 2, payload.get("minimumBatteryReserve", reserve)
-            else:
-                raise CommandRejected(f"unknown operatingMode {mode!r}")
-        else:
-            raise CommandRejected(f"FranklinWH does not take {slug}")
+        soc = None
+        if slug == "battery:set-operating-mode" and payload.get("operatingMode") == "idle":
+            composite, _ = self.call("GET", "getDeviceCompositeInfo", gateway, params={"refreshFlag": 1})
+            soc = composite["runtimeData"]["soc"]
+        work_mode, reserve = self.command_target(slug, payload, current=current, soc=soc)
         profile = profiles[work_mode]
         self.call(
             "POST",
@@ -175,6 +164,45 @@ class FranklinWHAdapter(OemAdapter):
             },
         )
         return CommandResult("accepted", message=f"work mode {WORK_MODES[work_mode]}, reserve {int(reserve)}%")
+
+    @staticmethod
+    def command_target(slug: str, payload: dict, *, current: dict, soc: float | None) -> tuple[int, float | None]:
+        """(work mode, reserve) `send_command` writes, from the current TOU profile (`workMode`, `soc`) and the
+        gateway's SoC, which idle holds (None: not known, and idle's reserve is then None)."""
+        work_mode, reserve = current["workMode"], current["soc"]
+        if slug == "battery:set-reserve":
+            return work_mode, payload["chargePercentage"]
+        if slug != "battery:set-operating-mode":
+            raise CommandRejected(f"FranklinWH does not take {slug}")
+        mode = payload["operatingMode"]
+        if mode == "charge":
+            return 3, 100
+        if mode == "idle":
+            return 2, None if soc is None else round(soc)
+        if mode == "discharge":
+            return 1, payload.get("minimumBatteryReserve", 20)
+        if mode == "reset":
+            return 2, payload.get("minimumBatteryReserve", reserve)
+        raise CommandRejected(f"unknown operatingMode {mode!r}")
+
+    def command_applied(self, device: DeviceRef, slug: str, payload: dict) -> bool | None:
+        """The work mode and reserve `command_target` writes, against the gateway's current TOU profile (read
+        with the same list call `send_command` starts with: a POST at FranklinWH, which changes nothing).
+        Idle's reserve is the SoC at send time, which no read tells: None once its work mode is in place."""
+        if slug not in ("battery:set-reserve", "battery:set-operating-mode"):
+            return None
+        if slug == "battery:set-operating-mode" and payload.get("operatingMode") not in COMMAND_MODES:
+            return None
+        gateway = device.external_id or device.serial
+        tou, _ = self.call("POST", "tou/getGatewayTouListV2", gateway, params={"showType": 1})
+        current = next(p for p in tou["list"] if p["id"] == tou["currendId"])
+        try:
+            work_mode, reserve = self.command_target(slug, payload, current=current, soc=None)
+        except (KeyError, TypeError, ValueError):
+            return None
+        return settings_applied(
+            [(work_mode, current["workMode"]), (None if reserve is None else int(reserve), current["soc"])]
+        )
 
 
 def _watts(kilowatts) -> float | None:

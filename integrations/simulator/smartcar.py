@@ -157,6 +157,20 @@ def vin(state, request, vehicle):
     return SimResponse(200, {"vin": vehicle.serial}, {"sc-data-age": state.clock.now().isoformat()})
 
 
+def _signal(path: str):
+    """`GET /vehicles/{id}<path>`: one read, as in the batch."""
+
+    def view(state, request, vehicle):
+        code, headers, body = _read(state, request, vehicle, path)
+        return SimResponse(code, body, headers)
+
+    return view
+
+
+for _path in ("/battery", "/charge", "/charge/limit"):
+    router.route("GET", rf"/v2.0/vehicles/(?P<vehicle_id>veh-\d+){_path}")(_signal(_path))
+
+
 @router.route("POST", r"/v2.0/vehicles/(?P<vehicle_id>veh-\d+)/batch")
 def batch(state, request, vehicle):
     responses = []

@@ -167,6 +167,11 @@ def site_info(state, request, site):
                 # Tesla shows the enrollment as one flag: a site still being set up reads as not enabled
                 "grid_services_enabled": site.grid_services == GRID_SERVICES_ENROLLED,
                 "tou_capable": True,
+                "edit_setting_grid_charging": True,
+                "edit_setting_energy_exports": True,
+                # what `grid_import_export` last set
+                "customer_preferred_export_rule": site.export_rule,
+                "disallow_charge_from_grid_with_solar_installed": not site.grid_charging,
             },
         }
     )

@@ -173,6 +173,28 @@ class SmartcarAdapter(OemAdapter):
             raise CommandRejected(f"Smartcar vehicles do not take {slug}")
         return CommandResult("accepted", message=body.get("message", ""))
 
+    def command_applied(self, device: DeviceRef, slug: str, payload: dict) -> bool | None:
+        """With GET reads (not `/batch`, a POST): start/stop from `GET /charge` — CHARGING after a start,
+        NOT_CHARGING after a stop; FULLY_CHARGED tells neither (a full car does not charge either way). The
+        charge limit from `GET /charge/limit`, to the precision of its two-decimal fraction."""
+        vehicle = device.external_id
+        if slug == "vehicle:set-operating-mode":
+            mode = payload.get("operatingMode")
+            if mode not in ("start-charging", "stop-charging"):
+                return None
+            state = self.call("GET", f"vehicles/{vehicle}/charge").get("state")
+            if state not in ("CHARGING", "NOT_CHARGING"):
+                return None
+            return (state == "CHARGING") == (mode == "start-charging")
+        if slug == "vehicle:set-charge-limit":
+            try:
+                target = float(payload["chargeLimit"]) / 100
+            except (KeyError, TypeError, ValueError):
+                return None
+            limit = self.call("GET", f"vehicles/{vehicle}/charge/limit").get("limit")
+            return None if limit is None else abs(float(limit) - target) <= 0.005 + 1e-9
+        return None
+
 
 def _json(response) -> dict:
     try:

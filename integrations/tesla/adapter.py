@@ -23,6 +23,7 @@ from integrations.adapters.base import (
     TransientError,
     oauth_error_reason,
     parse_retry_after,
+    settings_applied,
     token_refresh_error,
     utc_from_iso,
 )
@@ -138,13 +139,22 @@ class TeslaAdapter(OemAdapter):
         """Tesla has no "charge/discharge at X W": modes are emulated with operation + reserve + export rule
         (oem-apis.md, "Control semantics")."""
         site = device.external_id
+        soc = None
+        if slug == "battery:set-operating-mode" and payload.get("operatingMode") == "idle":
+            soc = self.call("GET", f"/api/1/energy_sites/{site}/live_status")["percentage_charged"]
+        steps = self.command_steps(slug, payload, soc=soc)
+        for endpoint, body in steps:
+            self.call("POST", f"/api/1/energy_sites/{site}/{endpoint}", json=body)
         if slug == "battery:set-reserve":
-            self.call(
-                "POST",
-                f"/api/1/energy_sites/{site}/backup",
-                json={"backup_reserve_percent": int(payload["chargePercentage"])},
-            )
             return CommandResult("accepted", message="backup reserve set")
+        return CommandResult("accepted", message=f"{payload['operatingMode']}: " + ", ".join(e for e, _ in steps))
+
+    @staticmethod
+    def command_steps(slug: str, payload: dict, *, soc: float | None) -> list[tuple[str, dict]]:
+        """The POSTs `send_command` makes, in order: (endpoint, body). `soc` is the site's SoC, which idle holds
+        (None: not known, and idle's reserve is then None)."""
+        if slug == "battery:set-reserve":
+            return [("backup", {"backup_reserve_percent": int(payload["chargePercentage"])})]
         if slug != "battery:set-operating-mode":
             raise CommandRejected(f"Tesla energy sites do not take {slug}")
         mode = payload["operatingMode"]
@@ -163,10 +173,9 @@ class TeslaAdapter(OemAdapter):
                 ("operation", {"default_real_mode": "autonomous"}),
             ]
         elif mode == "idle":
-            live = self.call("GET", f"/api/1/energy_sites/{site}/live_status")
             steps = [
                 ("operation", {"default_real_mode": "self_consumption"}),
-                ("backup", {"backup_reserve_percent": round(live["percentage_charged"])}),
+                ("backup", {"backup_reserve_percent": None if soc is None else round(soc)}),
             ]
             reserve = None
         elif mode == "reset":
@@ -175,9 +184,28 @@ class TeslaAdapter(OemAdapter):
             raise CommandRejected(f"unknown operatingMode {mode!r}")
         if reserve is not None:
             steps.append(("backup", {"backup_reserve_percent": int(reserve)}))
-        for endpoint, body in steps:
-            self.call("POST", f"/api/1/energy_sites/{site}/{endpoint}", json=body)
-        return CommandResult("accepted", message=f"{mode}: " + ", ".join(e for e, _ in steps))
+        return steps
+
+    def command_applied(self, device: DeviceRef, slug: str, payload: dict) -> bool | None:
+        """Every field `command_steps` writes, read back from one `site_info` (mode, reserve, and the grid
+        import/export rule under `components`). Idle's reserve is the SoC at send time, which no read tells:
+        None once its mode is in place."""
+        try:
+            steps = self.command_steps(slug, payload, soc=None)
+        except (CommandRejected, KeyError, TypeError, ValueError):
+            return None  # not a command this adapter sends
+        info = self.call("GET", f"/api/1/energy_sites/{device.external_id}/site_info")
+        components = info.get("components") or {}
+        read = {
+            "default_real_mode": info.get("default_real_mode"),
+            "backup_reserve_percent": info.get("backup_reserve_percent"),
+            "customer_preferred_export_rule": components.get("customer_preferred_export_rule"),
+            # absent means grid charging is allowed (Tesla's app shows it so)
+            "disallow_charge_from_grid_with_solar_installed": bool(
+                components.get("disallow_charge_from_grid_with_solar_installed", False)
+            ),
+        }
+        return settings_applied([(value, read[key]) for _, body in steps for key, value in body.items()])
 
 
 def grid_services_status(info: dict) -> str | None:

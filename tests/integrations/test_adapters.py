@@ -577,3 +577,178 @@ def test_enphase_shows_enrolled_during_a_grid_services_event_of_an_enrolled_syst
         sim.state.set_grid_services_event("enphase", device.serial, True)
     assert enphase.fetch_telemetry(systems[enrolled.serial]).grid_services_status == "enrolled"
     assert enphase.fetch_telemetry(systems[other.serial]).grid_services_status is None  # not in the program
+
+
+# -- command_applied: is a command's effect already in place? (GET reads only) ----------------------------
+def writes(sim, *paths):
+    """Writes the simulator received (sign-ins and token calls aside), or only those to `paths`."""
+    auth = ("token", "login", "oauth", "cognito")
+    return sum(
+        n
+        for (_oem, _method, path, _body), n in sim.state.writes.items()
+        if not any(a in path.lower() for a in auth) and (not paths or any(path.endswith(p) for p in paths))
+    )
+
+
+TESLA_CHECKED = [
+    ("battery:set-reserve", {"chargePercentage": 64}),
+    ("battery:set-operating-mode", {"operatingMode": "discharge", "minimumBatteryReserve": 25}),
+    (
+        "battery:set-operating-mode",
+        {"operatingMode": "discharge", "minimumBatteryReserve": 25, "enableGridInteraction": True},
+    ),
+    ("battery:set-operating-mode", {"operatingMode": "charge", "enableGridInteraction": True}),
+    ("battery:set-operating-mode", {"operatingMode": "charge", "minimumBatteryReserve": 20}),
+]
+
+
+@pytest.mark.parametrize(("slug", "payload"), TESLA_CHECKED)
+def test_tesla_command_applied_reads_mode_reserve_and_grid_rule_back(sim, fleet, slug, payload):
+    tesla = adapter(sim, "tesla")
+    site = ref(tesla.discover()[0])
+    fleet["tesla"].reserve = 10.0
+    before = writes(sim)
+    assert tesla.command_applied(site, slug, payload) is False
+    assert writes(sim) == before  # reads only
+    tesla.send_command(site, slug, payload)
+    assert tesla.command_applied(site, slug, payload) is True
+
+
+def test_tesla_command_applied_tells_a_grid_interaction_apart_and_cannot_tell_idles_reserve(sim, fleet):
+    tesla = adapter(sim, "tesla")
+    site = ref(tesla.discover()[0])
+    exporting = {"operatingMode": "discharge", "minimumBatteryReserve": 25, "enableGridInteraction": True}
+    tesla.send_command(site, "battery:set-operating-mode", exporting)
+    # the same discharge for the home only writes `pv_only`: not what is in place
+    home_only = {**exporting, "enableGridInteraction": False}
+    assert tesla.command_applied(site, "battery:set-operating-mode", home_only) is False
+    idle = {"operatingMode": "idle"}
+    assert tesla.command_applied(site, "battery:set-operating-mode", idle) is False  # still autonomous
+    tesla.send_command(site, "battery:set-operating-mode", idle)
+    # self_consumption is in place; the reserve it set was the SoC at send time, which no read tells
+    assert tesla.command_applied(site, "battery:set-operating-mode", idle) is None
+    calls = tesla.requests_made
+    assert tesla.command_applied(site, "charger:set-operating-mode", {"operatingMode": "start-charging"}) is None
+    assert tesla.command_applied(site, "battery:set-operating-mode", {"operatingMode": "hover"}) is None
+    assert tesla.requests_made == calls  # a command it cannot check costs no call
+
+
+@pytest.mark.parametrize(
+    ("slug", "payload"),
+    [
+        ("battery:set-reserve", {"chargePercentage": 45}),
+        ("battery:set-operating-mode", {"operatingMode": "charge"}),
+        ("battery:set-operating-mode", {"operatingMode": "discharge", "minimumBatteryReserve": 15}),
+    ],
+)
+def test_franklinwh_command_applied_reads_the_current_profile(sim, fleet, slug, payload):
+    franklin = adapter(sim, "franklinwh")
+    gateway = ref(franklin.discover()[0])
+    fleet["franklinwh"].mode, fleet["franklinwh"].reserve = "self_consumption", 30.0
+    before = writes(sim, "updateTouMode")
+    assert franklin.command_applied(gateway, slug, payload) is False
+    assert writes(sim, "updateTouMode") == before  # the profile list is a POST at FranklinWH, but a read
+    franklin.send_command(gateway, slug, payload)
+    assert franklin.command_applied(gateway, slug, payload) is True
+
+
+def test_franklinwh_command_applied_cannot_tell_idles_reserve_or_other_slugs(sim, fleet):
+    franklin = adapter(sim, "franklinwh")
+    gateway = ref(franklin.discover()[0])
+    fleet["franklinwh"].mode = "backup"
+    idle = {"operatingMode": "idle"}
+    assert franklin.command_applied(gateway, "battery:set-operating-mode", idle) is False
+    franklin.send_command(gateway, "battery:set-operating-mode", idle)
+    assert franklin.command_applied(gateway, "battery:set-operating-mode", idle) is None
+    calls = franklin.requests_made
+    assert franklin.command_applied(gateway, "charger:set-operating-mode", {"operatingMode": "stop-charging"}) is None
+    assert franklin.requests_made == calls
+
+
+@pytest.mark.parametrize(
+    ("slug", "payload"),
+    [
+        ("battery:set-reserve", {"chargePercentage": 55}),
+        ("battery:set-operating-mode", {"operatingMode": "charge"}),
+        ("battery:set-operating-mode", {"operatingMode": "discharge", "minimumBatteryReserve": 25}),
+    ],
+)
+def test_enphase_command_applied_reads_the_battery_settings(sim, fleet, slug, payload):
+    enphase = adapter(sim, "enphase")
+    system = ref(enphase.discover(["EN0000000001"])[0])
+    device = sim.state.device("enphase", "EN0000000001")
+    device.mode, device.reserve = "self_consumption", 30.0
+    before = writes(sim)
+    assert enphase.command_applied(system, slug, payload) is False
+    assert writes(sim) == before
+    enphase.send_command(system, slug, payload)
+    assert enphase.command_applied(system, slug, payload) is True
+    # idle holds the SoC at send time: its mode can be read, its reserve cannot
+    idle = {"operatingMode": "idle"}
+    expected = False if device.mode != "self_consumption" else None
+    assert enphase.command_applied(system, "battery:set-operating-mode", idle) is expected
+    assert enphase.command_applied(system, "vehicle:set-charge-limit", {"chargeLimit": 80}) is None
+
+
+def test_emporia_command_applied_reads_charger_on_and_rate(sim, fleet):
+    emporia = adapter(sim, "emporia")
+    charger = ref(emporia.discover()[0])  # on, at 32 A
+    stop = {"operatingMode": "stop-charging"}
+    before = writes(sim)
+    assert emporia.command_applied(charger, "charger:set-operating-mode", stop) is False
+    assert writes(sim) == before
+    emporia.send_command(charger, "charger:set-operating-mode", stop)
+    assert emporia.command_applied(charger, "charger:set-operating-mode", stop) is True
+    start = {"operatingMode": "start-charging", "chargingRate": 24}
+    assert emporia.command_applied(charger, "charger:set-operating-mode", start) is False
+    emporia.send_command(charger, "charger:set-operating-mode", start)
+    assert emporia.command_applied(charger, "charger:set-operating-mode", start) is True
+    # on, but at another rate than this command writes
+    assert emporia.command_applied(charger, "charger:set-operating-mode", {**start, "chargingRate": 40}) is False
+    assert emporia.command_applied(charger, "battery:set-reserve", {"chargePercentage": 50}) is None
+
+
+def test_chargepoint_command_applied_reads_the_shed_state(sim, fleet):
+    station = sim.state.add_device("chargepoint", "1:990001", kind="charger", charger_on=True, plugged_in=True)
+    chargepoint = adapter(sim, "chargepoint")
+    ref_ = ref(next(f for f in chargepoint.discover() if f.serial == "1:990001"))
+    stop, start = {"operatingMode": "stop-charging", "durationMinutes": 30}, {"operatingMode": "start-charging"}
+    assert chargepoint.command_applied(ref_, "charger:set-operating-mode", stop) is False
+    assert chargepoint.command_applied(ref_, "charger:set-operating-mode", start) is True  # nothing shed
+    assert station.shed_kw is None  # reading changed nothing
+    chargepoint.send_command(ref_, "charger:set-operating-mode", stop)
+    assert chargepoint.command_applied(ref_, "charger:set-operating-mode", stop) is True
+    assert chargepoint.command_applied(ref_, "charger:set-operating-mode", start) is False
+    sim.state.advance(31 * 60)  # the shed's time ran out: stopped no longer
+    assert chargepoint.command_applied(ref_, "charger:set-operating-mode", stop) is False
+    assert chargepoint.command_applied(ref_, "charger:set-operating-mode", {"operatingMode": "pause"}) is None
+
+
+def test_smartcar_command_applied_reads_charge_state_and_limit_with_gets(sim, fleet):
+    car = sim.state.add_device("smartcar", "KNDCE3LG5N5000002", kind="vehicle", soc=50.0, plugged_in=True)
+    smartcar = adapter(sim, "smartcar")
+    vehicle = ref(smartcar.discover()[0])
+    start, stop = {"operatingMode": "start-charging"}, {"operatingMode": "stop-charging"}
+    limit = {"chargeLimit": "90"}
+    before = writes(sim)
+    assert smartcar.command_applied(vehicle, "vehicle:set-operating-mode", start) is False
+    assert smartcar.command_applied(vehicle, "vehicle:set-operating-mode", stop) is True
+    assert smartcar.command_applied(vehicle, "vehicle:set-charge-limit", limit) is False
+    assert writes(sim) == before  # GETs, not the /batch POST
+    smartcar.send_command(vehicle, "vehicle:set-operating-mode", start)
+    smartcar.send_command(vehicle, "vehicle:set-charge-limit", limit)
+    assert smartcar.command_applied(vehicle, "vehicle:set-operating-mode", start) is True
+    assert smartcar.command_applied(vehicle, "vehicle:set-operating-mode", stop) is False
+    assert smartcar.command_applied(vehicle, "vehicle:set-charge-limit", limit) is True
+    car.soc = 95.0  # above the limit: FULLY_CHARGED, whether it was told to charge or not
+    assert smartcar.command_applied(vehicle, "vehicle:set-operating-mode", start) is None
+    assert smartcar.command_applied(vehicle, "battery:set-reserve", {"chargePercentage": 50}) is None
+
+
+def test_an_adapter_that_takes_no_commands_cannot_tell(sim):
+    from integrations.adapters import DeviceRef
+
+    solaredge = adapter(sim, "solaredge")
+    site = DeviceRef(serial="7E1400000001", external_id="1")
+    assert solaredge.command_applied(site, "battery:set-reserve", {"chargePercentage": 50}) is None
+    assert solaredge.requests_made == 0

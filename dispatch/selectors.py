@@ -18,6 +18,7 @@ TARGET_FIELDS = (
     "manufacturer__integration_channel",
     "manufacturer__is_read_only",
     "manufacturer__supports_grid_services",
+    "grid_services_status",  # as the OEM last showed it (fleet.choices.GridServicesStatus)
     "latest_telemetry__measured_at",
     "latest_telemetry__charge_percentage",
     "latest_telemetry__charge_rate_w",

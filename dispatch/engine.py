@@ -622,18 +622,24 @@ def commands_queue_due(*, now: datetime, limit: int = 5000) -> int:
                 room = min(room, int(rate * settings.DISPATCH_TICK_SECONDS * QUEUE_AHEAD_TICKS) - in_broker.get(oem, 0))
             if room <= 0:
                 continue
-            due += (
+            rows = (
                 waiting.filter(**{channel: oem})
                 .select_for_update(skip_locked=True, of=("self",))
                 .order_by("not_before", "pk")
                 .values_list("pk", "not_before")[:room]
             )
-        due.sort(key=lambda row: (row[1], row[0]))
+            due += [(not_before, rank, pk) for rank, (pk, not_before) in enumerate(rows)]
+        # OEMs take turns within a ramp slot: workers take tasks in order, and a block of one OEM's commands
+        # would hold every worker in that OEM's rate limit while the others' sit idle
+        due = [(pk, not_before) for not_before, _, pk in sorted(due)]
         Command.objects.filter(pk__in=[pk for pk, _ in due]).update(queued_at=now)
 
         def queue():
             for pk, not_before in due:
-                command_send_task.apply_async((pk,), countdown=max(0.0, (not_before - now).total_seconds()))
+                # only a slot still ahead gets a countdown: a worker holds countdown tasks in memory
+                # outside its prefetch limit, and one killed loses them until the requeue
+                wait = (not_before - now).total_seconds()
+                command_send_task.apply_async((pk,), countdown=wait if wait > 0 else None)
 
         transaction.on_commit(queue)
     return len(due)

@@ -507,7 +507,7 @@ def command_send(*, command: Command, final_attempt: bool = True, owner: str = "
     integration is disabled, or Storm Guard holds a battery. A transient OEM error leaves the command `sent`,
     leased to `owner` (the task's id) until its retry, and is raised for the task to retry, unless this
     is the final attempt, which marks it failed. Taking over a command whose worker died mid-call, the OEM is
-    asked first whether it already took effect (`command_applied`): if so it is not sent again.
+    asked first what of it already took effect (`command_resume`): that is not written again.
 
     Three statements lock, lease and audit the command (the claim), one HTTP call or a few send it, and one
     transaction records the outcome with its participation; the thread's adapter is reused between
@@ -532,11 +532,9 @@ def command_send(*, command: Command, final_attempt: bool = True, owner: str = "
         # inside the try: the command is already `sent`, so no failure here may leave it there for good
         with adapter_reused(integration) as adapter:
             try:
-                if reason == TAKE_OVER and adapter.command_applied(ref, locked.slug, locked.input):
-                    outcome = ("accepted", "Already in effect at the OEM when taken over: not sent again.", "")
-                else:
-                    result = adapter.command_status(ref, adapter.send_command(ref, locked.slug, locked.input))
-                    outcome = (result.status, result.message, result.oem_reference)
+                send = adapter.command_resume if reason == TAKE_OVER else adapter.send_command
+                result = adapter.command_status(ref, send(ref, locked.slug, locked.input))
+                outcome = (result.status, result.message, result.oem_reference)
             finally:
                 integration_credentials_persist(integration=integration, adapter=adapter)
     except IntegrationError as exc:

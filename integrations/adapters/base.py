@@ -166,6 +166,9 @@ class CommandResult:
     verify_after: datetime | None = None
 
 
+ALREADY_IN_EFFECT = "Already in effect at the OEM when taken over: not sent again."
+
+
 def settings_applied(pairs: list[tuple[Any, Any]]) -> bool | None:
     """Whether a command's settings read back as written, from (written, read back) pairs: False as soon as one
     known pair differs, None when none differs but one side of a pair is unknown (None), True when all match.
@@ -363,6 +366,14 @@ class OemAdapter:
         at send time). For taking a command over from a worker that died mid-call without writing twice.
         OEM errors raise as from any other call. The base class cannot tell."""
         return None
+
+    def command_resume(self, device: DeviceRef, slug: str, payload: dict) -> CommandResult:
+        """`send_command` for a command another worker may have sent already (it died mid-call): nothing is
+        written when the effect is in place (`command_applied`); otherwise it is sent. An adapter whose command
+        is several writes overrides this to send only those not in place yet."""
+        if self.command_applied(device, slug, payload):
+            return CommandResult("accepted", message=ALREADY_IN_EFFECT)
+        return self.send_command(device, slug, payload)
 
     def enroll_grid_services(self, device: DeviceRef) -> dict:
         """No OEM exposes a public "enroll in VPP" call: report what the device can take part with, so the

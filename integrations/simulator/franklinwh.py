@@ -12,6 +12,8 @@ from integrations.simulator.state import BACKUP, SELF_CONSUMPTION, TIME_OF_USE, 
 OEM = "franklinwh"
 router = Router()
 PREFIX = "/hes-gateway/terminal"
+# POSTs that only read (FranklinWH's API lists profiles by POST): not counted as writes (`/_sim/stats`)
+READ_ONLY_POSTS = ("/tou/getGatewayTouListV2",)
 WORK_MODES = {1: TIME_OF_USE, 2: SELF_CONSUMPTION, 3: BACKUP}
 MODE_NUMBERS = {v: k for k, v in WORK_MODES.items()}
 NAMES = {1: "Time of Use", 2: "Self Consumption", 3: "Emergency Backup"}

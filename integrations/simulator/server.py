@@ -98,7 +98,7 @@ def handle(state: SimState, method: str, raw_path: str, headers: dict[str, str],
     if module is None:
         return SimResponse(404, {"error": f"no simulated OEM {oem!r}"})
     state.count_request(oem, request.method, request.path)
-    if request.method != "GET":
+    if request.method != "GET" and not request.path.endswith(getattr(module, "READ_ONLY_POSTS", ())):
         state.count_write(oem, request.method, request.path, request.body, query=request.query)
     return module.handle(state, request)
 

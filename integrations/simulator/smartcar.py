@@ -21,6 +21,8 @@ from integrations.simulator.state import SimState
 
 OEM = "smartcar"
 router = Router()
+# POSTs that only read (a batch of GETs): not counted as writes (`/_sim/stats`)
+READ_ONLY_POSTS = ("/batch",)
 KM_PER_MILE = 1.609344
 VEHICLES_DEFAULT_LIMIT, VEHICLES_MAX_LIMIT = 10, 50
 

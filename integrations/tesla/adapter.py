@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from fleet.choices import GridServicesStatus
 from integrations.adapters.base import (
+    ALREADY_IN_EFFECT,
     AuthError,
     CommandRejected,
     CommandResult,
@@ -194,9 +195,37 @@ class TeslaAdapter(OemAdapter):
             steps = self.command_steps(slug, payload, soc=None)
         except (CommandRejected, KeyError, TypeError, ValueError):
             return None  # not a command this adapter sends
+        read = self._settings_read(device)
+        return settings_applied([(value, read[key]) for _, body in steps for key, value in body.items()])
+
+    def command_resume(self, device: DeviceRef, slug: str, payload: dict) -> CommandResult:
+        """A command of up to three POSTs whose worker died between them: only the steps not in place yet are
+        sent (idle's reserve is the SoC read now, as `send_command` does)."""
+        try:
+            self.command_steps(slug, payload, soc=None)
+        except (CommandRejected, KeyError, TypeError, ValueError):
+            return self.send_command(device, slug, payload)  # refused there, with its reason
+        site = device.external_id
+        soc = None
+        if slug == "battery:set-operating-mode" and payload.get("operatingMode") == "idle":
+            soc = self.call("GET", f"/api/1/energy_sites/{site}/live_status")["percentage_charged"]
+        read = self._settings_read(device)
+        missing = [
+            (endpoint, body)
+            for endpoint, body in self.command_steps(slug, payload, soc=soc)
+            if not settings_applied([(value, read[key]) for key, value in body.items()])
+        ]
+        if not missing:
+            return CommandResult("accepted", message=ALREADY_IN_EFFECT)
+        for endpoint, body in missing:
+            self.call("POST", f"/api/1/energy_sites/{site}/{endpoint}", json=body)
+        return CommandResult("accepted", message="taken over: " + ", ".join(e for e, _ in missing))
+
+    def _settings_read(self, device: DeviceRef) -> dict:
+        """What `command_steps` writes, as `site_info` shows it now."""
         info = self.call("GET", f"/api/1/energy_sites/{device.external_id}/site_info")
         components = info.get("components") or {}
-        read = {
+        return {
             "default_real_mode": info.get("default_real_mode"),
             "backup_reserve_percent": info.get("backup_reserve_percent"),
             "customer_preferred_export_rule": components.get("customer_preferred_export_rule"),
@@ -205,7 +234,6 @@ class TeslaAdapter(OemAdapter):
                 components.get("disallow_charge_from_grid_with_solar_installed", False)
             ),
         }
-        return settings_applied([(value, read[key]) for _, body in steps for key, value in body.items()])
 
 
 def grid_services_status(info: dict) -> str | None:

@@ -177,3 +177,75 @@ def test_sending_costs_a_fixed_handful_of_statements(sim, live_tesla, django_cap
         assert command_send(command=command).status == "success"
     statements = [q["sql"] for q in captured.captured_queries if "SAVEPOINT" not in q["sql"]]
     assert len(statements) == 9, "\n".join(statements)
+
+
+def died_mid_call(command, *, applied: bool, steps: int | None = None):
+    """A worker claimed the command (status `sent`, its lease) and was killed: after the OEM applied it (or
+    the first `steps` of Tesla's POSTs), or before its call left. Its lease then ran out."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from dispatch.services import _command_claim
+
+    locked, integration, reason = _command_claim(command_id=command.pk, owner="killed-worker")
+    assert reason is None and locked.status == "sent"
+    if applied:
+        from integrations.adapters import DeviceRef, adapter_for
+
+        device = locked.device
+        ref = DeviceRef(serial=device.system_identifier, external_id=device.oem_device_id, oem_data=device.oem_data)
+        with adapter_for(integration) as oem:
+            if steps is None:
+                oem.send_command(ref, locked.slug, locked.input)
+            for endpoint, body in oem.command_steps(locked.slug, locked.input, soc=None)[:steps]:
+                oem.call("POST", f"/api/1/energy_sites/{ref.external_id}/{endpoint}", json=body)
+    Command.objects.filter(pk=command.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+
+
+def test_a_command_taken_over_after_its_worker_died_is_not_written_twice(sim, live_tesla):  # noqa: F811
+    workspace, integration, device = live_tesla
+    command = new_command(device, payload={"operatingMode": "discharge", "minimumBatteryReserve": 25})
+    died_mid_call(command, applied=True)
+    writes = sim.state.write_counts()
+    taken_over = command_send(command=command, owner="another-worker")
+    assert taken_over.status == "success" and "not sent again" in taken_over.status_reason
+    assert taken_over.attempts == 2  # counted as an attempt, written once
+    assert sim.state.write_counts() == writes
+    simulated = sim.state.device("tesla", "TG100000000901")
+    assert (simulated.mode, simulated.reserve) == ("autonomous", 25)
+
+
+def test_a_command_whose_worker_died_between_two_writes_gets_only_the_rest(sim, live_tesla):  # noqa: F811
+    workspace, integration, device = live_tesla
+    command = new_command(device, payload={"operatingMode": "discharge", "minimumBatteryReserve": 25})
+    died_mid_call(command, applied=True, steps=1)  # the export rule went out; the mode and reserve did not
+    writes = sim.state.write_counts()["writes"]
+    taken_over = command_send(command=command, owner="another-worker")
+    assert taken_over.status == "success" and "operation, backup" in taken_over.status_reason
+    assert sim.state.write_counts() == {"writes": writes + 2, "repeated": 0}
+    simulated = sim.state.device("tesla", "TG100000000901")
+    assert (simulated.mode, simulated.reserve) == ("autonomous", 25)
+
+
+def test_a_command_whose_worker_died_before_calling_is_sent_by_the_one_taking_over(sim, live_tesla):  # noqa: F811
+    workspace, integration, device = live_tesla
+    command = new_command(device, payload={"operatingMode": "discharge", "minimumBatteryReserve": 25})
+    died_mid_call(command, applied=False)
+    writes = sim.state.write_counts()["writes"]
+    taken_over = command_send(command=command, owner="another-worker")
+    assert taken_over.status == "success" and "not sent again" not in taken_over.status_reason
+    # mode and reserve: the site's export rule was `pv_only` (what a discharge without grid interaction sets)
+    assert sim.state.write_counts() == {"writes": writes + 2, "repeated": 0}
+    assert sim.state.device("tesla", "TG100000000901").mode == "autonomous"
+
+
+def test_a_lease_still_running_is_left_to_its_worker(sim, live_tesla):  # noqa: F811
+    workspace, integration, device = live_tesla
+    command = new_command(device)
+    from dispatch.services import _command_claim
+
+    _command_claim(command_id=command.pk, owner="busy-worker")
+    requests = sim.state.request_count
+    assert command_send(command=command, owner="another-worker").status == "sent"
+    assert sim.state.request_count == requests

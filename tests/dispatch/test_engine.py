@@ -539,6 +539,8 @@ def test_the_broker_is_topped_up_to_what_each_oem_takes_in_two_ticks(
         return dict(sent.values_list("device__manufacturer__slug").annotate(n=Count("pk")))
 
     assert queue_now() == {"tesla": 6, "emporia": 3}  # the other two Teslas wait here, not in the broker
+    makers = dict(Command.objects.filter(pk__in=queued).values_list("pk", "device__manufacturer__slug"))
+    assert [makers[pk] for pk in queued] == ["tesla", "emporia"] * 3 + ["tesla"] * 3  # the OEMs take turns
     assert queue_now() == {}  # a tick later, nothing sent yet: nothing more
     for pk in Command.objects.filter(pk__in=queued, device__in=teslas).values_list("pk", flat=True)[:4]:
         command_set_status(command=Command(pk=pk), status=CommandStatus.SENT)

@@ -16,3 +16,14 @@ def test_a_write_repeated_exactly_is_counted_once_as_a_repeat():
     state.count_write("tesla", "POST", "/oauth2/v3/token", b"refresh")
     state.count_write("tesla", "POST", "/oauth2/v3/token", b"refresh")  # a token call: not a command
     assert state.write_counts() == {"writes": 7, "repeated": 1}
+
+
+def test_posts_that_only_read_are_not_writes():
+    from integrations.simulator.server import handle
+
+    state = SimState()
+    for _ in range(2):  # FranklinWH lists a gateway's profiles by POST; Smartcar batches GETs by POST
+        handle(state, "POST", "/franklinwh/hes-gateway/terminal/tou/getGatewayTouListV2", {}, b"")
+        handle(state, "POST", "/smartcar/v2.0/vehicles/veh-1/batch", {}, b"{}")
+    handle(state, "POST", "/franklinwh/hes-gateway/terminal/tou/updateTouMode", {}, b"workMode=2")
+    assert state.write_counts() == {"writes": 1, "repeated": 0}

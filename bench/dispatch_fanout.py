@@ -15,8 +15,9 @@ What it does:
    in production;
 3. times the engine's first step of the event as the tick takes it: selecting and classifying every device and
    writing the participations and commands (`dispatch.engine.action_fan_out`), then handing the due commands
-   to the broker (`commands_queue_due`), and goes on handing them every DISPATCH_TICK_SECONDS as beat's tick
-   does, until every command is acknowledged by its OEM (success or failure recorded);
+   to the broker (`commands_queue_due`: each OEM's share, paced by its rate limit), and goes on handing them
+   every DISPATCH_QUEUE_SECONDS as beat's `dispatch-commands-queue` does, until every command is acknowledged
+   by its OEM (success or failure recorded);
 4. with `--kill-after S`: `kill -9` one worker S seconds into the sending, mid-call, and starts a new one; a
    command that worker held is taken over when its lease runs out (DISPATCH_COMMAND_LEASE_SECONDS, set to 30 s
    here) and one it had only reserved is queued again (DISPATCH_REQUEUE_AFTER_SECONDS, 60 s here);
@@ -64,7 +65,8 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=10_000)
     parser.add_argument("--rate", type=float, default=50.0, help="calls per second each OEM allows (token bucket)")
     parser.add_argument("--workers", type=int, default=2, help="Celery worker processes")
-    parser.add_argument("--concurrency", type=int, default=16, help="threads per worker process")
+    parser.add_argument("--pool", default="threads", choices=["threads", "prefork"], help="Celery's worker pool")
+    parser.add_argument("--concurrency", type=int, default=16, help="threads (or processes) per worker")
     parser.add_argument("--kill-after", type=float, default=None, help="kill -9 a worker this many seconds in")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/12", help="broker and token bucket (emptied)")
     parser.add_argument("--fresh", action="store_true", help="drop and recreate the benchmark database first")
@@ -107,7 +109,7 @@ class Workers:
         log = self.tmp / f"worker-{self.started}.log"
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and app
             [
-                sys.executable, "-m", "celery", "-A", "texture_portal", "worker", "--pool=threads",
+                sys.executable, "-m", "celery", "-A", "texture_portal", "worker", f"--pool={self.args.pool}",
                 f"--concurrency={self.args.concurrency}", "--loglevel=WARNING", f"--hostname=bench{self.started}@%h",
                 "--without-heartbeat", "--without-gossip", "--without-mingle",
             ],
@@ -124,8 +126,20 @@ class Workers:
                 return
         raise SystemExit(f"workers not ready; logs in {self.tmp}")
 
+    def settle(self) -> None:
+        """Wait until the workers have finished starting (their CPU stops climbing), so the timed fan-out does
+        not share the cores with their boot."""
+        before = self.cpu_seconds()
+        for _ in range(60):
+            time.sleep(0.5)
+            now = self.cpu_seconds()
+            if now - before < 0.05:
+                return
+            before = now
+
     def cpu_seconds(self) -> float:
-        return sum(process_cpu(p.pid) for p in self.processes if p.poll() is None)
+        """The workers' CPU, their pool's child processes included (prefork)."""
+        return sum(process_cpu(pid) for p in self.processes if p.poll() is None for pid in with_children(p.pid))
 
     def stop(self) -> None:
         for process in self.processes:
@@ -136,6 +150,14 @@ class Workers:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def with_children(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    try:
+        return [pid, *(int(child) for child in children.read_text().split())]
+    except OSError:
+        return [pid]
 
 
 def process_cpu(pid: int) -> float:
@@ -265,6 +287,8 @@ def run(args, serials, port, workers, simulator) -> None:
     for _ in range(args.workers):
         workers.start()
     workers.wait_ready(app)
+    workers.settle()
+    cpu_before = workers.cpu_seconds(), process_cpu(simulator.pid), postgres_cpu()
     started = time.perf_counter()
     with transaction.atomic():
         outcome = engine.action_fan_out(event=event, action=event.actions.get(), now=timezone.now())
@@ -276,14 +300,15 @@ def run(args, serials, port, workers, simulator) -> None:
         f"classify + write participation: {classified:.2f} s ({outcome['targeted']} targeted, "
         f"{outcome['included']} included, {outcome['commands']} commands)"
     )
-    print(f"enqueue (the first tick's hand-off to the broker): {enqueued:.2f} s ({handed} commands; the rest go")
-    print(f"    to the broker as each OEM's rate limit makes room, every {settings.DISPATCH_TICK_SECONDS} s)")
+    print(
+        f"enqueue (the first hand-off to the broker): {enqueued:.2f} s ({handed} commands, each OEM's next "
+        f"{settings.DISPATCH_QUEUE_AHEAD_SECONDS} s; the rest follow every {settings.DISPATCH_QUEUE_SECONDS} s)"
+    )
 
     # -- sent by the workers, the tick handing them more, until every command has its outcome ---------------
-    cpu_before = workers.cpu_seconds(), process_cpu(simulator.pid), postgres_cpu()
     commands = Command.objects.filter(dispatch_event=event)
     open_statuses = [CommandStatus.PENDING, CommandStatus.SENT]
-    next_tick, killed, cpu_killed = time.perf_counter() + settings.DISPATCH_TICK_SECONDS, None, 0.0
+    next_tick, killed, cpu_killed = time.perf_counter() + settings.DISPATCH_QUEUE_SECONDS, None, 0.0
     while commands.filter(status__in=open_statuses).exists():
         now = time.perf_counter()
         if args.kill_after is not None and killed is None and now - sending_started >= args.kill_after:
@@ -297,7 +322,7 @@ def run(args, serials, port, workers, simulator) -> None:
             print(f"kill -9 worker 1 at {killed[0]:.0f} s ({in_flight} commands in flight); worker 3 started")
         if now >= next_tick:
             engine.commands_queue_due(now=timezone.now())
-            next_tick = now + settings.DISPATCH_TICK_SECONDS
+            next_tick = now + settings.DISPATCH_QUEUE_SECONDS
         time.sleep(0.25)
     sent = time.perf_counter() - sending_started
     worker_cpu = workers.cpu_seconds() - cpu_before[0] + cpu_killed
@@ -305,6 +330,7 @@ def run(args, serials, port, workers, simulator) -> None:
     after = sim_stats(port)
     statuses = dict(commands.values_list("status").annotate(n=django.db.models.Count("pk")))
     resent = commands.filter(attempts__gt=1).count()
+    taken_back = commands.filter(attempts__gt=1, status_reason__startswith="Already in effect").count()
     calls = {oem: after["requestsByOem"].get(oem, 0) - before["requestsByOem"].get(oem, 0) for oem, _, _ in OEMS}
     floor = max(n / args.rate for n in calls.values())
     slowest = max(calls, key=calls.get)
@@ -315,11 +341,14 @@ def run(args, serials, port, workers, simulator) -> None:
     print(f"floor (calls ÷ rate, slowest OEM {slowest}): {floor:.1f} s; sending took {sent / floor:.2f}× the floor")
     per = 1000 / max(outcome["commands"], 1)
     print(
-        f"CPU while sending: workers {worker_cpu:.1f} s ({worker_cpu * per:.1f} ms per command), PostgreSQL "
+        f"CPU from the fan-out to the last acknowledgement: workers {worker_cpu:.1f} s ({worker_cpu * per:.1f} ms per command), PostgreSQL "
         f"{database_cpu:.1f} s ({database_cpu * per:.1f} ms), simulator {simulator_cpu:.1f} s "
         f"({simulator_cpu * per:.1f} ms), of {os.cpu_count()} cores × {sent:.0f} s"
     )
-    print(f"duplicates: {repeated} writes the simulator received twice; {resent} commands sent more than once")
+    print(
+        f"duplicates: {repeated} writes the simulator received twice; {resent} commands taken over from a worker "
+        f"(attempts > 1), {taken_back} of them found already in effect at the OEM and not written again"
+    )
     targets = [
         f"classify + enqueue ≤ 5 s → {'met' if classified + enqueued <= 5 else 'MISSED'} ({classified + enqueued:.2f} s)",
         f"0 duplicates → {'met' if repeated == 0 else 'MISSED'}",

@@ -17,6 +17,7 @@ with a long ETA. Sending, its lease and retries are `dispatch.services.command_s
 
 import hashlib
 import logging
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -38,7 +39,7 @@ from dispatch.choices import (
 from dispatch.events import DispatchEventType, participation_data
 from dispatch.models import Command, DispatchAction, DispatchEvent, Participation
 from dispatch.selectors import event_participation_counts, event_target_rows
-from fleet.choices import DeviceState, DeviceType
+from fleet.choices import DeviceState, DeviceType, GridServicesStatus
 from programs.choices import EnrollmentStatus, EventType
 from programs.models import EventStrategy
 from texture_portal.audit import audit_record
@@ -143,21 +144,34 @@ def classify(row: dict, *, action_type: str, strategy: EventStrategy, now: datet
                 ExclusionReason.SOC_OUT_OF_RANGE,
                 f"SoC {soc:.0f} % is at or above the charge ceiling of {strategy.max_soc_percent} %.",
             )
-        if (
-            strategy.enable_grid_interaction
-            and action_type in GRID_ACTIONS
-            and not row["manufacturer__supports_grid_services"]
-        ):
-            return Verdict(
-                False,
-                ExclusionReason.NO_GRID_SERVICES,
-                f"The strategy interacts with the grid and {maker} offers no grid-services channel.",
-            )
+        if strategy.enable_grid_interaction and action_type in GRID_ACTIONS:
+            why = _no_grid_services(row, maker)
+            if why:
+                return Verdict(False, ExclusionReason.NO_GRID_SERVICES, why)
     if row["busy_elsewhere"]:
         return Verdict(
             False, ExclusionReason.OVERLAPPING_EVENT, "It takes part in another event that overlaps this one."
         )
     return INCLUDED
+
+
+GRID_SERVICES_REFUSED = {
+    GridServicesStatus.NOT_ENROLLED: "it is not enrolled in {maker}'s grid services",
+    GridServicesStatus.PENDING: "its enrollment in {maker}'s grid services is pending (the OEM is still testing it)",
+    GridServicesStatus.UNSUPPORTED: "{maker} offers no grid-services channel for it",
+}
+
+
+def _no_grid_services(row: dict, maker: str) -> str:
+    """Why a device cannot take a grid-interaction command, or "". Its own status, as its OEM last showed it,
+    decides; where the OEM shows none (`unknown`: FranklinWH, Enphase outside an event) the manufacturer's
+    grid-services channel does, as the program's enrollment with that OEM is then all the portal knows."""
+    status = row["grid_services_status"]
+    if status in GRID_SERVICES_REFUSED:
+        return "The strategy interacts with the grid and " + GRID_SERVICES_REFUSED[status].format(maker=maker) + "."
+    if status != GridServicesStatus.ENROLLED and not row["manufacturer__supports_grid_services"]:
+        return f"The strategy interacts with the grid and {maker} offers no grid-services channel."
+    return ""
 
 
 def action_command(*, device_type: str, action_type: str, strategy: EventStrategy) -> tuple[str, dict]:
@@ -587,19 +601,18 @@ def dispatch_events_start_due(*, now: datetime) -> list[int]:
     return started
 
 
-QUEUE_AHEAD_TICKS = 2  # the broker holds what each OEM can take in this many ticks; the rest waits here
-
-
 def commands_queue_due(*, now: datetime, limit: int = 5000) -> int:
     """Hand workers the commands due by the next tick (in order of their ramp slot), and again those whose
     task was lost: queued long ago and still pending, or leased by a worker that died mid-call. Without a
     broker (tasks run in this process) only what is due now goes.
 
-    Paced per OEM: the broker is topped up to what the OEM's rate limit lets through in QUEUE_AHEAD_TICKS
-    ticks, and the backlog stays here in `not_before` order. So a long backlog (10,000 commands to an OEM
-    allowing 5 calls a second) never sits in the broker past DISPATCH_REQUEUE_AFTER_SECONDS to be queued
-    again, and other OEMs' commands are not stuck behind it."""
+    Paced per OEM (at most `limit` each): the broker is topped up to the commands the OEM's rate limit lets
+    through in DISPATCH_QUEUE_AHEAD_SECONDS (its calls per command counted), and the backlog stays here in
+    `not_before` order. So a long backlog (10,000 commands to an OEM allowing 5 calls a second) never sits
+    in the broker past DISPATCH_REQUEUE_AFTER_SECONDS to be queued again, and workers are not all held in
+    one OEM's rate limit while the others' commands wait behind it."""
     from dispatch.tasks import command_send_task
+    from integrations.adapters import NotSupported, adapter_class
 
     horizon = now if settings.CELERY_TASK_ALWAYS_EAGER else now + timedelta(seconds=settings.DISPATCH_TICK_SECONDS)
     stale = now - timedelta(seconds=settings.DISPATCH_REQUEUE_AFTER_SECONDS)
@@ -617,9 +630,14 @@ def commands_queue_due(*, now: datetime, limit: int = 5000) -> int:
         due = []
         for oem in waiting.values_list(channel, flat=True).distinct().order_by():
             rate = settings.OEM_RATE_LIMITS.get(oem, (0, 0))[0]
-            room = limit - len(due)
+            room = limit
             if rate:
-                room = min(room, int(rate * settings.DISPATCH_TICK_SECONDS * QUEUE_AHEAD_TICKS) - in_broker.get(oem, 0))
+                try:
+                    calls = adapter_class(oem).calls_per_command
+                except NotSupported:
+                    calls = 1  # a channel with no adapter yet: its commands fail at once, with why
+                ahead = math.ceil(rate * settings.DISPATCH_QUEUE_AHEAD_SECONDS / calls)
+                room = min(room, ahead - in_broker.get(oem, 0))
             if room <= 0:
                 continue
             rows = (

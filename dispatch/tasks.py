@@ -28,6 +28,17 @@ def command_send_task(self, command_id: int):
     return command.status
 
 
+@shared_task(acks_late=True, ignore_result=True, expires=30)
+def commands_queue_task() -> int:
+    """Hand due commands to workers (every DISPATCH_QUEUE_SECONDS, CELERY_BEAT_SCHEDULE): safe to run twice
+    at once (row locks, skip_locked); one that waited too long in the broker expires (the next one runs)."""
+    from django.utils import timezone
+
+    from dispatch.engine import commands_queue_due
+
+    return commands_queue_due(now=timezone.now())
+
+
 @shared_task(acks_late=True, ignore_result=True)
 def dispatch_tick_task():
     """The event clock (every DISPATCH_TICK_SECONDS, CELERY_BEAT_SCHEDULE): safe to run twice at once."""

@@ -146,7 +146,7 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_PREFETCH_MULTIPLIER = env_int("CELERY_WORKER_PREFETCH_MULTIPLIER", 1)
 CELERY_TASK_IGNORE_RESULT = CELERY_RESULT_BACKEND is None
 # No task runs longer than this; redelivery after a lost worker waits at most this long.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
@@ -183,6 +183,11 @@ DISPATCH_TICK_SECONDS = env_int("DISPATCH_TICK_SECONDS", 15)
 DISPATCH_CONFIRM_WINDOW_MINUTES = env_int("DISPATCH_CONFIRM_WINDOW_MINUTES", 15)
 DISPATCH_COMMAND_LEASE_SECONDS = env_int("DISPATCH_COMMAND_LEASE_SECONDS", 120)
 DISPATCH_REQUEUE_AFTER_SECONDS = env_int("DISPATCH_REQUEUE_AFTER_SECONDS", 300)
+# Due commands wait in the database and go to the broker every DISPATCH_QUEUE_SECONDS, each OEM's share
+# topped up to what its rate limit lets through in DISPATCH_QUEUE_AHEAD_SECONDS (a slow OEM's backlog never
+# fills the broker ahead of the others').
+DISPATCH_QUEUE_SECONDS = env_int("DISPATCH_QUEUE_SECONDS", 2)
+DISPATCH_QUEUE_AHEAD_SECONDS = env_int("DISPATCH_QUEUE_AHEAD_SECONDS", 6)
 # Devices taking part in a running event are read this often (0: each OEM's fastest allowed cadence).
 DISPATCH_EVENT_TELEMETRY_SECONDS = env_int("DISPATCH_EVENT_TELEMETRY_SECONDS", 0)
 
@@ -279,6 +284,11 @@ CELERY_BEAT_SCHEDULE = {
     # every DISPATCH_TICK_SECONDS: start due events, select and command devices, confirm, restore, complete,
     # and hand due commands to workers (dispatch.engine)
     "dispatch-tick": {"task": "dispatch.tasks.dispatch_tick_task", "schedule": float(DISPATCH_TICK_SECONDS)},
+    # every DISPATCH_QUEUE_SECONDS: hand due commands to workers, each OEM paced by its rate limit
+    "dispatch-commands-queue": {
+        "task": "dispatch.tasks.commands_queue_task",
+        "schedule": float(DISPATCH_QUEUE_SECONDS),
+    },
     # "17 * * * *": remove the files of abandoned import previews
     "import-jobs-sweep": {"task": "fleet.importing.tasks.import_jobs_sweep_task", "schedule": crontab(minute=17)},
     # "23 3 * * *": delete integration runs older than INTEGRATION_RUN_RETENTION_DAYS

@@ -278,6 +278,8 @@ class OemAdapter:
     # How often a device taking part in a running dispatch event is read (to confirm its commands): the
     # fastest the OEM's limits allow. None: its normal cadence.
     event_telemetry_cadence: ClassVar[timedelta | None] = None
+    # OEM calls a command takes (the dispatch engine paces each OEM's share of the broker by its rate limit)
+    calls_per_command: ClassVar[int] = 1
     required_credentials: ClassVar[tuple[str, ...]] = ()
     # An OEM with a daily call quota (SolarEdge) declares it: syncs are then paced by
     # `integrations.services.telemetry_pace`, keeping `daily_call_reserve` for connection tests. None: no quota.

@@ -32,6 +32,7 @@ class FranklinWHAdapter(OemAdapter):
     channel = "franklinwh"
     capabilities = frozenset({"discover", "telemetry", "set_mode", "set_reserve", "storm_mode", "grid_services"})
     telemetry_cadence = timedelta(minutes=5)
+    calls_per_command = 2  # the gateway's profile list, then the update
     required_credentials = ("account", "password")
 
     def _login(self, failed: str | None = None) -> None:

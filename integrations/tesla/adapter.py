@@ -36,6 +36,7 @@ class TeslaAdapter(OemAdapter):
     channel = "tesla"
     capabilities = frozenset({"discover", "telemetry", "set_mode", "set_reserve", "storm_mode", "grid_services"})
     telemetry_cadence = timedelta(minutes=5)
+    calls_per_command = 3  # a mode is up to three POSTs: the grid rule, the operation, the reserve
     required_credentials = ("client_id", "refresh_token")
 
     # auth --------------------------------------------------------------------------------------------------

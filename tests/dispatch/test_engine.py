@@ -175,6 +175,23 @@ def test_a_battery_command_carries_the_strategys_bounds_and_grid_interaction(pro
     assert participation(event, emporia_battery).reason_code == ExclusionReason.NO_GRID_SERVICES
 
 
+def test_grid_interaction_needs_the_device_enrolled_in_its_oems_grid_services(program):
+    event_strategy_create_version(program=program, data={"enable_grid_interaction": True}, actor=None)
+    statuses = ["enrolled", "unknown", "not_enrolled", "pending", "unsupported"]
+    devices = {status: live_device(program) for status in statuses}
+    for status, device in devices.items():
+        Device.objects.filter(pk=device.pk).update(grid_services_status=status)
+    event = running_event(program)
+    engine.dispatch_tick()
+    verdicts = {status: participation(event, device) for status, device in devices.items()}
+    # Tesla offers grid services: a device whose status its OEM never showed goes by that
+    assert verdicts["enrolled"].status == verdicts["unknown"].status == ParticipationStatus.INCLUDED
+    for status in ("not_enrolled", "pending", "unsupported"):
+        assert verdicts[status].reason_code == ExclusionReason.NO_GRID_SERVICES, status
+    assert "not enrolled in Tesla's grid services" in verdicts["not_enrolled"].reason
+    assert "pending" in verdicts["pending"].reason
+
+
 def test_target_tags_narrow_the_event_and_a_device_in_an_overlapping_event_is_excluded(program):
     feeder = DeviceTagFactory(workspace=program.workspace, name="feeder:12")
     tagged, untagged = live_device(program), live_device(program)
@@ -515,13 +532,13 @@ def test_a_command_that_lands_after_its_windows_restore_is_restored_too(program)
     assert participation(event, device).status == ParticipationStatus.RESTORED
 
 
-def test_the_broker_is_topped_up_to_what_each_oem_takes_in_two_ticks(
+def test_the_broker_is_topped_up_to_what_each_oems_rate_limit_lets_through(
     program, settings, monkeypatch, django_capture_on_commit_callbacks
 ):
     from dispatch.tasks import command_send_task
 
-    settings.OEM_RATE_LIMITS = {**settings.OEM_RATE_LIMITS, "tesla": (0.2, 1.0)}  # 6 calls in two 15 s ticks
-    settings.DISPATCH_TICK_SECONDS = 15
+    settings.OEM_RATE_LIMITS = {**settings.OEM_RATE_LIMITS, "tesla": (0.2, 1.0)}
+    settings.DISPATCH_QUEUE_AHEAD_SECONDS = 90  # 18 Tesla calls: 6 commands of three calls each
     queued = []
     monkeypatch.setattr(command_send_task, "apply_async", lambda args, **kwargs: queued.append(args[0]))
     teslas = [live_device(program) for _ in range(8)]
@@ -548,3 +565,20 @@ def test_the_broker_is_topped_up_to_what_each_oem_takes_in_two_ticks(
     assert queue_now() == {"tesla": 2}
     assert Command.objects.filter(dispatch_event=event, queued_at__isnull=True).count() == 0
     assert {c.device_id for c in Command.objects.filter(pk__in=queued)} == {d.pk for d in teslas + chargers}
+
+
+def test_beats_hand_off_task_queues_what_is_due(program, monkeypatch, django_capture_on_commit_callbacks):
+    from dispatch.tasks import command_send_task, commands_queue_task
+
+    queued = []
+    monkeypatch.setattr(command_send_task, "apply_async", lambda args, **kwargs: queued.append(args[0]))
+    devices = [live_device(program) for _ in range(3)]
+    event = running_event(program)
+    with django_capture_on_commit_callbacks(execute=True):
+        engine.dispatch_tick()
+    Command.objects.filter(dispatch_event=event).update(not_before=timezone.now(), queued_at=None)
+    queued.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert commands_queue_task() == 3
+        assert commands_queue_task() == 0  # handed once: a second run finds them queued
+    assert sorted(Command.objects.filter(pk__in=queued).values_list("device_id", flat=True)) == [d.pk for d in devices]

@@ -602,9 +602,9 @@ def dispatch_events_start_due(*, now: datetime) -> list[int]:
 
 
 def commands_queue_due(*, now: datetime, limit: int = 5000) -> int:
-    """Hand workers the commands due by the next tick (in order of their ramp slot), and again those whose
-    task was lost: queued long ago and still pending, or leased by a worker that died mid-call. Without a
-    broker (tasks run in this process) only what is due now goes.
+    """Hand workers the commands due by the next hand-off (DISPATCH_QUEUE_SECONDS; in order of their ramp
+    slot), and again those whose task was lost: queued long ago and still pending, or leased by a worker that
+    died mid-call. Without a broker (tasks run in this process) only what is due now goes.
 
     Paced per OEM (at most `limit` each): the broker is topped up to the commands the OEM's rate limit lets
     through in DISPATCH_QUEUE_AHEAD_SECONDS (its calls per command counted), and the backlog stays here in
@@ -614,7 +614,7 @@ def commands_queue_due(*, now: datetime, limit: int = 5000) -> int:
     from dispatch.tasks import command_send_task
     from integrations.adapters import NotSupported, adapter_class
 
-    horizon = now if settings.CELERY_TASK_ALWAYS_EAGER else now + timedelta(seconds=settings.DISPATCH_TICK_SECONDS)
+    horizon = now if settings.CELERY_TASK_ALWAYS_EAGER else now + timedelta(seconds=settings.DISPATCH_QUEUE_SECONDS)
     stale = now - timedelta(seconds=settings.DISPATCH_REQUEUE_AFTER_SECONDS)
     channel = "device__manufacturer__integration_channel"
     lost = Q(status=CommandStatus.PENDING, queued_at__lt=stale) | Q(status=CommandStatus.SENT, lease_until__lt=now)

@@ -142,7 +142,7 @@ def dispatch_schedule_create(
     duration_minutes: int,
     valid_from: date,
     actor,
-    timezone_name: str = "America/Los_Angeles",
+    timezone_name: str | None = None,
     valid_until: date | None = None,
     skip_dates: list[str] = (),
     lead_hours: int = 24,
@@ -161,7 +161,7 @@ def dispatch_schedule_create(
         name=name,
         action_type=action_type,
         rrule=rrule.strip().removeprefix("RRULE:"),
-        timezone=timezone_name,
+        timezone=timezone_name or program.timezone,  # the program's, unless given another
         start_time=start_time,
         duration_minutes=duration_minutes,
         valid_from=valid_from,

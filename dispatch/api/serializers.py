@@ -215,7 +215,9 @@ class DispatchScheduleCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     type = serializers.ChoiceField(choices=EventType.choices)
     rrule = serializers.CharField(max_length=500)
-    timezone = serializers.CharField(max_length=60, default="America/Los_Angeles")
+    timezone = serializers.CharField(
+        max_length=60, required=False, allow_null=True, default=None, help_text="IANA zone; the program's if omitted."
+    )
     startTime = serializers.TimeField()
     durationMinutes = serializers.IntegerField(min_value=1, max_value=24 * 60)
     validFrom = serializers.DateField()

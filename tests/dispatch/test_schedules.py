@@ -7,6 +7,7 @@ import pytest
 
 from dispatch.models import DispatchEvent
 from dispatch.schedules import dispatch_schedule_create, schedule_occurrences, schedules_materialize
+from programs.models import Program
 from programs.services import event_strategy_create_version
 from tests.factories import WorkspaceFactory, make_program
 from texture_portal.exceptions import ApplicationError
@@ -163,6 +164,12 @@ def test_the_api_creates_a_schedule_and_shows_its_next_occurrences(program):
         "/v1/dispatch-schedules", {**body, "rrule": "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30"}, format="json"
     )
     assert never.status_code == 400 and "never fires" in never.content.decode()
+    # no timezone given: the program's
+    Program.objects.filter(pk=program.pk).update(timezone="America/Denver")
+    local = client.post("/v1/dispatch-schedules", {k: v for k, v in body.items() if k != "timezone"}, format="json")
+    assert local.status_code == 201, local.content
+    assert local.json()["timezone"] == "America/Denver"
+    assert local.json()["nextOccurrences"][0]["startsAt"] == "2027-06-01T22:00:00Z"  # 16:00 MDT
 
 
 def test_the_admin_refuses_a_rule_that_cannot_work_on_the_form(client, program):

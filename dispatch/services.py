@@ -441,7 +441,7 @@ def _command_claim(*, command_id: int, owner: str):
     Sending takes a lease in the same statement (status `sent`, `lease_until`, `lease_owner`): another
     delivery of the task finds the command leased and leaves it alone, so a command is never sent by two
     workers at once; the task's own retry (same owner) and, once the lease has run out, anyone may take it
-    again: a take-over (the reason is TAKE_OVER) asks the OEM first whether the command already took effect."""
+    again: such a second attempt (the reason is RESUME) asks the OEM first what of the command took effect."""
     from integrations.models import WorkspaceIntegration
 
     # lock the command row only (the device's latest reading is an outer join PostgreSQL cannot lock)
@@ -488,14 +488,14 @@ def _command_claim(*, command_id: int, owner: str):
     if locked.status == CommandStatus.PENDING:
         _command_move(locked, status=CommandStatus.SENT, also={"lease_until": lease, "lease_owner": owner})
         return locked, integration, None
-    # A retry by the task (its own lease), or a take-over after a worker died mid-call: count the attempt.
-    take_over = locked.lease_owner != owner
+    # A retry by the task (its own lease) or a take-over after a worker died mid-call: the earlier attempt may
+    # have written some or all of it (a 503 on Tesla's second POST, a kill between two), so it resumes.
     locked.attempts, locked.sent_at, locked.lease_until, locked.lease_owner = locked.attempts + 1, now, lease, owner
     locked.save(update_fields=["attempts", "sent_at", "lease_until", "lease_owner", "last_updated"])
-    return locked, integration, TAKE_OVER if take_over else None
+    return locked, integration, RESUME
 
 
-TAKE_OVER = "take over"
+RESUME = "resume"
 MAX_RETRY_COUNTDOWN = 600  # seconds: the longest a command task waits before its retry (no long ETAs)
 
 
@@ -506,8 +506,9 @@ def command_send(*, command: Command, final_attempt: bool = True, owner: str = "
     is sending (its lease) is left to it. Skipped (with why) when the device is not on the workspace, its
     integration is disabled, or Storm Guard holds a battery. A transient OEM error leaves the command `sent`,
     leased to `owner` (the task's id) until its retry, and is raised for the task to retry, unless this
-    is the final attempt, which marks it failed. Taking over a command whose worker died mid-call, the OEM is
-    asked first what of it already took effect (`command_resume`): that is not written again.
+    is the final attempt, which marks it failed. A second attempt (the task's retry, or a take-over from a
+    worker that died mid-call) asks the OEM first what of it already took effect (`command_resume`): that
+    is not written again.
 
     Three statements lock, lease and audit the command (the claim), one HTTP call or a few send it, and one
     transaction records the outcome with its participation; the thread's adapter is reused between
@@ -518,7 +519,7 @@ def command_send(*, command: Command, final_attempt: bool = True, owner: str = "
 
     owner = owner or f"call-{uuid.uuid4()}"
     locked, integration, reason = _command_claim(command_id=command.pk, owner=owner)
-    if reason and reason != TAKE_OVER:
+    if reason and reason != RESUME:
         return locked
     device = locked.device
     ref = DeviceRef(
@@ -532,7 +533,7 @@ def command_send(*, command: Command, final_attempt: bool = True, owner: str = "
         # inside the try: the command is already `sent`, so no failure here may leave it there for good
         with adapter_reused(integration) as adapter:
             try:
-                send = adapter.command_resume if reason == TAKE_OVER else adapter.send_command
+                send = adapter.command_resume if reason == RESUME else adapter.send_command
                 result = adapter.command_status(ref, send(ref, locked.slug, locked.input))
                 outcome = (result.status, result.message, result.oem_reference)
             finally:

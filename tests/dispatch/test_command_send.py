@@ -249,3 +249,27 @@ def test_a_lease_still_running_is_left_to_its_worker(sim, live_tesla):  # noqa: 
     requests = sim.state.request_count
     assert command_send(command=command, owner="another-worker").status == "sent"
     assert sim.state.request_count == requests
+
+
+def test_a_retry_after_a_transient_error_between_two_writes_sends_only_the_rest(sim, live_tesla, monkeypatch):  # noqa: F811
+    from integrations.adapters import TransientError
+    from integrations.tesla.adapter import TeslaAdapter
+
+    workspace, integration, device = live_tesla
+    command = new_command(device, payload={"operatingMode": "discharge", "minimumBatteryReserve": 25})
+    real_call, posts = TeslaAdapter.call, []
+
+    def call(self, method, path, **kwargs):
+        if method == "POST":
+            posts.append(path.rsplit("/", 1)[-1])
+            if len(posts) == 2:  # the mode change times out after the export rule went through
+                raise TransientError("Tesla: read timed out")
+        return real_call(self, method, path, **kwargs)
+
+    monkeypatch.setattr(TeslaAdapter, "call", call)
+    with pytest.raises(TransientError):
+        command_send(command=command, final_attempt=False, owner="task-1")
+    retried = command_send(command=command, final_attempt=False, owner="task-1")  # the task's own retry
+    assert retried.status == "success" and retried.attempts == 2
+    assert posts == ["grid_import_export", "operation", "operation", "backup"]  # the export rule once
+    assert sim.state.write_counts()["repeated"] == 0

@@ -7,6 +7,7 @@ from datetime import timedelta
 from email.utils import parsedate_to_datetime
 
 from integrations.adapters.base import (
+    ALREADY_IN_EFFECT,
     AuthError,
     CommandRejected,
     CommandResult,
@@ -32,7 +33,9 @@ class FranklinWHAdapter(OemAdapter):
     channel = "franklinwh"
     capabilities = frozenset({"discover", "telemetry", "set_mode", "set_reserve", "storm_mode", "grid_services"})
     telemetry_cadence = timedelta(minutes=5)
-    calls_per_command = 2  # the gateway's profile list, then the update
+    # at most four calls: a discharge reads the profile list and the power-control setting, writes the export
+    # flag (only when it differs) and the TOU update (idle: profile list, composite, update)
+    calls_per_command = 4
     required_credentials = ("account", "password")
 
     def _login(self, failed: str | None = None) -> None:
@@ -138,8 +141,17 @@ class FranklinWHAdapter(OemAdapter):
         )
 
     def send_command(self, device: DeviceRef, slug: str, payload: dict) -> CommandResult:
-        """No charge/discharge setpoint: modes are emulated with the TOU work mode and its reserve (`soc`).
-        Profile ids differ per account, so they are always read from the gateway's list first."""
+        """No charge/discharge setpoint: modes are emulated with the TOU work mode and its reserve (`soc`), and a
+        discharge with the grid-export flag (`setPowerControlV2`). Profile ids differ per account, so they are
+        always read from the gateway's list first."""
+        return self._apply(device, slug, payload, resume=False)
+
+    def command_resume(self, device: DeviceRef, slug: str, payload: dict) -> CommandResult:
+        """A discharge is two writes (the export flag, then the TOU update): a command whose worker died between
+        them sends only what is not in place yet (idle's reserve is the SoC read now, as `send_command` does)."""
+        return self._apply(device, slug, payload, resume=True)
+
+    def _apply(self, device: DeviceRef, slug: str, payload: dict, *, resume: bool) -> CommandResult:
         gateway = device.external_id or device.serial
         tou, _ = self.call("POST", "tou/getGatewayTouListV2", gateway, params={"showType": 1})
         profiles = {p["workMode"]: p for p in tou["list"]}
@@ -149,22 +161,45 @@ class FranklinWHAdapter(OemAdapter):
             composite, _ = self.call("GET", "getDeviceCompositeInfo", gateway, params={"refreshFlag": 1})
             soc = composite["runtimeData"]["soc"]
         work_mode, reserve = self.command_target(slug, payload, current=current, soc=soc)
-        profile = profiles[work_mode]
-        self.call(
-            "POST",
-            "tou/updateTouMode",
-            headers={"optsource": "3"},
-            data={
-                "currendId": profile["id"],
-                "gatewayId": gateway,
-                "lang": "EN_US",
-                "oldIndex": profile["oldIndex"],
-                "soc": int(reserve),
-                "stromEn": tou.get("stromEn", 0),  # keep the customer's Storm Hedge choice
-                "workMode": work_mode,
-            },
-        )
-        return CommandResult("accepted", message=f"work mode {WORK_MODES[work_mode]}, reserve {int(reserve)}%")
+        written = []
+        flag = self.export_flag(slug, payload)
+        if flag is not None:
+            # the export flag first (as Tesla's export rule): a home-only discharge never exports meanwhile
+            setting, _ = self.call("GET", "tou/getPowerControlSetting", gateway)
+            if setting.get("gridFeedMaxFlag") != flag:
+                # read-modify-write: every field read is echoed (FranklinWH refuses a setting missing one)
+                self.call("POST", "tou/setPowerControlV2", gateway, json={**setting, "gridFeedMaxFlag": flag})
+                written.append(f"export flag {flag}")
+        tou_in_place = settings_applied([(work_mode, current["workMode"]), (int(reserve), current["soc"])])
+        if not resume or not tou_in_place:
+            profile = profiles[work_mode]
+            self.call(
+                "POST",
+                "tou/updateTouMode",
+                headers={"optsource": "3"},
+                data={
+                    "currendId": profile["id"],
+                    "gatewayId": gateway,
+                    "lang": "EN_US",
+                    "oldIndex": profile["oldIndex"],
+                    "soc": int(reserve),
+                    "stromEn": tou.get("stromEn", 0),  # keep the customer's Storm Hedge choice
+                    "workMode": work_mode,
+                },
+            )
+            written.insert(0, f"work mode {WORK_MODES[work_mode]}, reserve {int(reserve)}%")
+        if not written:
+            return CommandResult("accepted", message=ALREADY_IN_EFFECT)
+        return CommandResult("accepted", message=("taken over: " if resume else "") + ", ".join(written))
+
+    @staticmethod
+    def export_flag(slug: str, payload: dict) -> int | None:
+        """The `gridFeedMaxFlag` a command writes: a discharge exports from the battery only with
+        enableGridInteraction (2, solar + aPower; otherwise 1, solar only: the battery serves the home), as
+        Tesla's `battery_ok` / `pv_only`. None: the command leaves the export setting alone."""
+        if slug == "battery:set-operating-mode" and payload.get("operatingMode") == "discharge":
+            return 2 if payload.get("enableGridInteraction") else 1
+        return None
 
     @staticmethod
     def command_target(slug: str, payload: dict, *, current: dict, soc: float | None) -> tuple[int, float | None]:
@@ -188,7 +223,8 @@ class FranklinWHAdapter(OemAdapter):
 
     def command_applied(self, device: DeviceRef, slug: str, payload: dict) -> bool | None:
         """The work mode and reserve `command_target` writes, against the gateway's current TOU profile (read
-        with the same list call `send_command` starts with: a POST at FranklinWH, which changes nothing).
+        with the same list call `send_command` starts with: a POST at FranklinWH, which changes nothing), and a
+        discharge's export flag against `getPowerControlSetting` (read only when the profile matches).
         Idle's reserve is the SoC at send time, which no read tells: None once its work mode is in place."""
         if slug not in ("battery:set-reserve", "battery:set-operating-mode"):
             return None
@@ -201,9 +237,12 @@ class FranklinWHAdapter(OemAdapter):
             work_mode, reserve = self.command_target(slug, payload, current=current, soc=None)
         except (KeyError, TypeError, ValueError):
             return None
-        return settings_applied(
-            [(work_mode, current["workMode"]), (None if reserve is None else int(reserve), current["soc"])]
-        )
+        pairs = [(work_mode, current["workMode"]), (None if reserve is None else int(reserve), current["soc"])]
+        flag = self.export_flag(slug, payload)
+        if flag is not None and settings_applied(pairs) is not False:
+            setting, _ = self.call("GET", "tou/getPowerControlSetting", gateway)
+            pairs.append((flag, setting.get("gridFeedMaxFlag")))
+        return settings_applied(pairs)
 
 
 def _watts(kilowatts) -> float | None:

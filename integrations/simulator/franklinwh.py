@@ -1,6 +1,7 @@
 """Simulated FranklinWH cloud (aGate/aPower): MD5-password login, `loginToken` header, errors as HTTP 200
 with a body `code` (401 token expired, 136 gateway offline, 102 device timeout), kW power values, per-account
-6-digit TOU profile ids, Storm Hedge as `stromEn`."""
+6-digit TOU profile ids, Storm Hedge as `stromEn`, the grid-export setting (`getPowerControlSetting` /
+`setPowerControlV2`, which refuses a write missing a field the read returns)."""
 
 import hashlib
 from email.utils import format_datetime
@@ -14,9 +15,21 @@ router = Router()
 PREFIX = "/hes-gateway/terminal"
 # POSTs that only read (FranklinWH's API lists profiles by POST): not counted as writes (`/_sim/stats`)
 READ_ONLY_POSTS = ("/tou/getGatewayTouListV2",)
+# `tou/getPowerControlSetting` is a read too: a GET, never counted as a write.
 WORK_MODES = {1: TIME_OF_USE, 2: SELF_CONSUMPTION, 3: BACKUP}
 MODE_NUMBERS = {v: k for k, v in WORK_MODES.items()}
 NAMES = {1: "Time of Use", 2: "Self Consumption", 3: "Emergency Backup"}
+# The grid-export setting a gateway starts with: gridFeedMaxFlag 1 solar only | 2 solar + aPower | 3 no export;
+# gridFeedMax a kW cap (-1 unlimited); globalGridDischargeMax (-1 unlimited).
+POWER_CONTROL_DEFAULTS = {"gridFeedMaxFlag": 1, "gridFeedMax": -1, "globalGridDischargeMax": -1}
+
+
+def power_control(gateway) -> dict:
+    """The gateway's grid-export setting, kept on the device (SimDevice, shared by every OEM, has no field of its
+    own for it). The simulated physics does not follow it: a FranklinWH discharge (time_of_use) exports."""
+    if not hasattr(gateway, "franklinwh_power_control"):
+        gateway.franklinwh_power_control = dict(POWER_CONTROL_DEFAULTS)
+    return gateway.franklinwh_power_control
 
 
 def body(code: int, message: str, result=None, *, date=None) -> SimResponse:
@@ -163,4 +176,29 @@ def update_tou_mode(state, request, gateway):
     gateway.mode = WORK_MODES[work_mode]
     gateway.reserve = max(5.0, min(100.0, soc))
     gateway.storm_enabled = form.get("stromEn") == "1"
+    return body(200, "success")
+
+
+@router.route("GET", f"{PREFIX}/tou/getPowerControlSetting")
+def power_control_setting(state, request, gateway):
+    return body(200, "query success", dict(power_control(gateway)))
+
+
+@router.route("POST", f"{PREFIX}/tou/setPowerControlV2")
+def set_power_control(state, request, gateway):
+    """Read-modify-write, as the real API: a body missing any field the read returns is refused."""
+    try:
+        sent = request.json()
+    except ValueError:
+        return body(400, "parameter error")
+    setting = power_control(gateway)
+    missing = sorted(set(setting) - set(sent)) if isinstance(sent, dict) else sorted(setting)
+    if missing:
+        return body(400, f"parameter error: {', '.join(missing)} missing")
+    update = {key: sent[key] for key in setting}
+    if any(isinstance(v, bool) or not isinstance(v, int | float) for v in update.values()):
+        return body(400, "parameter error")
+    if update["gridFeedMaxFlag"] not in (1, 2, 3):
+        return body(400, "parameter error: gridFeedMaxFlag")
+    setting.update(update)
     return body(200, "success")

@@ -435,6 +435,18 @@ NOT_DUE_SLACK = timedelta(seconds=5)
 IN_FLIGHT = "in flight"  # another worker holds the command's lease
 
 
+CLAIM_FIELDS = [
+    *(field.name for field in Command._meta.concrete_fields),
+    *(
+        f"device__{name}"
+        for name in ("workspace_id", "state", "system_identifier", "oem_device_id", "oem_data", "device_type")
+    ),
+    "device__manufacturer__name",
+    "device__manufacturer__integration_channel",
+    "device__latest_telemetry__is_storm_mode_active",
+]
+
+
 @transaction.atomic
 def _command_claim(*, command_id: int, owner: str):
     """Lock the command and decide: send it (the command, its integration, None), or why not (…, reason).
@@ -444,10 +456,12 @@ def _command_claim(*, command_id: int, owner: str):
     again: such a second attempt (the reason is RESUME) asks the OEM first what of the command took effect."""
     from integrations.models import WorkspaceIntegration
 
-    # lock the command row only (the device's latest reading is an outer join PostgreSQL cannot lock)
+    # lock the command row only (the device's latest reading is an outer join PostgreSQL cannot lock), and
+    # read of the device only what sending needs: this runs once per command
     locked = (
         Command.objects.select_for_update(of=("self",))
         .select_related("device__manufacturer", "device__latest_telemetry")
+        .only(*CLAIM_FIELDS)
         .get(pk=command_id)
     )
     now = timezone.now()

@@ -524,9 +524,9 @@ def command_send(*, command: Command, final_attempt: bool = True, owner: str = "
     worker that died mid-call) asks the OEM first what of it already took effect (`command_resume`): that
     is not written again.
 
-    Three statements lock, lease and audit the command (the claim), one HTTP call or a few send it, and one
-    transaction records the outcome with its participation; the thread's adapter is reused between
-    commands (`adapter_reused`), so a worker keeps its OEM connections warm.
+    Four statements lock the command, read its integration, lease and audit it (the claim), one HTTP call or a
+    few send it, and one transaction records the outcome with its participation; the thread's adapter is
+    reused between commands (`adapter_reused`), so a worker keeps its OEM connections warm.
     """
     from integrations.adapters import DeviceRef, IntegrationError, adapter_reused
     from integrations.services import integration_credentials_persist

@@ -67,8 +67,8 @@ def adapter_reused(integration):
     Kept per thread (a `requests` session is not shared across threads), for ADAPTER_IDLE_SECONDS, and only
     while the integration's stored credentials and the OEM's base URL are those it was built with: staff
     entering a new secret gets a new adapter; tokens the adapter refreshed itself re-key it. An adapter that
-    raised is closed, not kept. Callers store what the adapter changed (`integration_credentials_persist`),
-    as with `adapter_for`."""
+    raised anything but an OEM's answer (`IntegrationError`) is closed, not kept. Callers store what the
+    adapter changed (`integration_credentials_persist`), as with `adapter_for`."""
     kept: OrderedDict = _kept.__dict__.setdefault("adapters", OrderedDict())
     now = time.monotonic()
     for key, (_, used_at) in list(kept.items()):
@@ -80,8 +80,14 @@ def adapter_reused(integration):
     if entry:
         # its token refreshes go through this integration object, which the caller read just now
         adapter.credentials_store = partial(_tokens_refresh, integration=integration)
+    from integrations.adapters.base import IntegrationError
+
     try:
         yield adapter
+    except IntegrationError:
+        # the OEM answered (a device offline, a 429, a refusal): the adapter itself is sound
+        kept[_kept_key(integration)] = (adapter, time.monotonic())
+        raise
     except BaseException:
         adapter.close()
         raise

@@ -55,6 +55,17 @@ def test_an_adapter_that_raised_is_closed_not_kept(sim):  # noqa: F811
     assert next_one is not broken
 
 
+def test_an_oem_error_keeps_the_adapter(sim):  # noqa: F811
+    from integrations.adapters import DeviceOffline
+
+    integration = make_integration(WorkspaceFactory(), "tesla")
+    with pytest.raises(DeviceOffline), adapter_reused(fresh(integration)) as first:
+        raise DeviceOffline("site 1 is offline (408)")
+    with adapter_reused(fresh(integration)) as second:
+        pass
+    assert second is first
+
+
 def test_each_thread_has_its_own(sim):  # noqa: F811
     integration = make_integration(WorkspaceFactory(), "tesla")
     with adapter_reused(fresh(integration)) as mine:

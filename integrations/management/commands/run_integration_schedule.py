@@ -35,7 +35,8 @@ class Command(BaseCommand):
                 task = import_string(entry["task"])  # task names are their dotted paths
                 try:
                     result = task.apply(kwargs=entry.get("kwargs", {})).get(propagate=True)
-                    self.stdout.write(f"{name}: {result}")
+                    if result not in (None, 0):  # the 2-second command hand-off mostly has nothing to say
+                        self.stdout.write(f"{name}: {result}")
                 except Exception as exc:  # noqa: BLE001 - one failing job must not stop the schedule
                     self.stderr.write(f"{name}: {exc.__class__.__name__}: {exc}")
                 due[name] = now + seconds_until_next(entry["schedule"])

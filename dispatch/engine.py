@@ -12,7 +12,7 @@ written (the next takes the step again).
 
 Commands carry a `not_before` spread over the strategy's ramp (a deterministic per-device offset, like
 OpenADR's `randomizeStart`) and are handed to workers only when due (`commands_queue_due`): no task waits
-with a long ETA. Sending, its lease and retries are `dispatch.services.command_send`'s.
+with a long ETA. Sending, its lease and retries are `dispatch.services.commands_send`'s.
 """
 
 import hashlib
@@ -601,17 +601,26 @@ def dispatch_events_start_due(*, now: datetime) -> list[int]:
     return started
 
 
+SEND_BATCHES_PER_OEM = 8  # an OEM's commands of one hand-off go in at least this many batches, sent side by side
+
+
 def commands_queue_due(*, now: datetime, limit: int = 5000) -> int:
     """Hand workers the commands due by the next hand-off (DISPATCH_QUEUE_SECONDS; in order of their ramp
-    slot), and again those whose task was lost: queued long ago and still pending, or leased by a worker that
-    died mid-call. Without a broker (tasks run in this process) only what is due now goes.
+    slot), in batches of one OEM's commands, and again those whose batch was lost or is due for a retry:
+    queued long ago and still pending, or `sent` with a lease run out (a worker died mid-call; a transient
+    error's backoff is over). Without a broker (tasks run in this process) only what is due now goes.
+    Returns the commands handed.
 
-    Paced per OEM (at most `limit` each): the broker is topped up to the commands the OEM's rate limit lets
-    through in DISPATCH_QUEUE_AHEAD_SECONDS (its calls per command counted), and the backlog stays here in
-    `not_before` order. So a long backlog (10,000 commands to an OEM allowing 5 calls a second) never sits
-    in the broker past DISPATCH_REQUEUE_AFTER_SECONDS to be queued again, and workers are not all held in
-    one OEM's rate limit while the others' commands wait behind it."""
-    from dispatch.tasks import command_send_task
+    Paced per OEM (at most `limit` each): what workers hold of an OEM's commands (queued, or leased by a
+    batch) is topped up to what its rate limit lets through in DISPATCH_QUEUE_AHEAD_SECONDS (its calls per
+    command counted), and the backlog stays here in `not_before` order. So a long backlog (10,000 commands to
+    an OEM allowing 5 calls a second) never sits in the broker past DISPATCH_REQUEUE_AFTER_SECONDS to be
+    queued again, and workers are not all held in one OEM's rate limit while the others' commands wait.
+
+    A batch (at most DISPATCH_SEND_BATCH commands, and each OEM's share split into at least
+    SEND_BATCHES_PER_OEM batches, so its calls overlap) is one task: the broker, the worker's consumer and
+    the database see one message and a few statements per batch instead of per command."""
+    from dispatch.tasks import commands_send_task
     from integrations.adapters import NotSupported, adapter_class
 
     horizon = now if settings.CELERY_TASK_ALWAYS_EAGER else now + timedelta(seconds=settings.DISPATCH_QUEUE_SECONDS)
@@ -621,13 +630,10 @@ def commands_queue_due(*, now: datetime, limit: int = 5000) -> int:
     waiting = Command.objects.filter(not_before__lte=horizon).filter(
         Q(status=CommandStatus.PENDING, queued_at__isnull=True) | lost
     )
+    held = Q(status=CommandStatus.PENDING, queued_at__gte=stale) | Q(status=CommandStatus.SENT, lease_until__gte=now)
     with transaction.atomic():
-        in_broker = dict(
-            Command.objects.filter(status=CommandStatus.PENDING, queued_at__gte=stale)
-            .values_list(channel)
-            .annotate(n=Count("pk"))
-        )
-        due = []
+        in_work = dict(Command.objects.filter(held).values_list(channel).annotate(n=Count("pk")))
+        batches = []
         for oem in waiting.values_list(channel, flat=True).distinct().order_by():
             rate = settings.OEM_RATE_LIMITS.get(oem, (0, 0))[0]
             room = limit
@@ -637,30 +643,36 @@ def commands_queue_due(*, now: datetime, limit: int = 5000) -> int:
                 except NotSupported:
                     calls = 1  # a channel with no adapter yet: its commands fail at once, with why
                 ahead = math.ceil(rate * settings.DISPATCH_QUEUE_AHEAD_SECONDS / calls)
-                room = min(room, ahead - in_broker.get(oem, 0))
+                room = min(room, ahead - in_work.get(oem, 0))
             if room <= 0:
                 continue
-            rows = (
+            rows = list(
                 waiting.filter(**{channel: oem})
                 .select_for_update(skip_locked=True, of=("self",))
                 .order_by("not_before", "pk")
-                .values_list("pk", "not_before")[:room]
+                .values_list("pk", "not_before", "status")[:room]
             )
-            due += [(not_before, rank, pk) for rank, (pk, not_before) in enumerate(rows)]
-        # OEMs take turns within a ramp slot: workers take tasks in order, and a block of one OEM's commands
+            size = max(1, min(settings.DISPATCH_SEND_BATCH, math.ceil(len(rows) / SEND_BATCHES_PER_OEM)))
+            for rank, first in enumerate(range(0, len(rows), size)):
+                batches.append((rows[first][1], rank, rows[first : first + size]))
+        # OEMs take turns within a ramp slot: workers take batches in order, and a run of one OEM's batches
         # would hold every worker in that OEM's rate limit while the others' sit idle
-        due = [(pk, not_before) for not_before, _, pk in sorted(due)]
-        Command.objects.filter(pk__in=[pk for pk, _ in due]).update(queued_at=now)
+        batches.sort(key=lambda batch: batch[:2])
+        handed = [pk for *_, rows in batches for pk, _, _ in rows]
+        again = [pk for *_, rows in batches for pk, _, status in rows if status == CommandStatus.SENT]
+        Command.objects.filter(pk__in=handed).update(queued_at=now)
+        if again:
+            # given back: its old lease is void, and it is not handed once more until this batch had its time
+            Command.objects.filter(pk__in=again).update(
+                lease_owner="", lease_until=now + timedelta(seconds=settings.DISPATCH_REQUEUE_AFTER_SECONDS)
+            )
 
         def queue():
-            for pk, not_before in due:
-                # only a slot still ahead gets a countdown: a worker holds countdown tasks in memory
-                # outside its prefetch limit, and one killed loses them until the requeue
-                wait = (not_before - now).total_seconds()
-                command_send_task.apply_async((pk,), countdown=wait if wait > 0 else None)
+            for *_, rows in batches:
+                commands_send_task.delay([pk for pk, _, _ in rows])
 
         transaction.on_commit(queue)
-    return len(due)
+    return len(handed)
 
 
 def event_telemetry_cadence(channel: str) -> timedelta:
@@ -864,62 +876,67 @@ def participation_opt_out_device(
     return participation
 
 
-def participation_follow_command(*, command: Command, status: str, reason: str, code: str, now: datetime) -> None:
-    """A command of the engine reached an outcome: its participation follows (commanded, failed, excluded
-    at send time, restored, restore failed). Called by `command_set_status` in its transaction."""
-    # one statement: the participation locked, with what says whether its action is over already
-    participation = (
-        Participation.objects.select_for_update(of=("self",))
-        .annotate(
-            event_status=F("event__status"),
-            action_restoring=Exists(
-                DispatchAction.objects.filter(pk=command.action_id or 0, restore_started_at__isnull=False)
-            ),
-        )
-        .get(pk=command.participation_id)
-    )
-    fields = {"last_updated"}
-    if command.purpose == CommandPurpose.ACTION:
-        if status == CommandStatus.SUCCESS:
-            participation.commanded_at = now
-            fields |= {"commanded_at"}
-            if _move(participation, ParticipationStatus.COMMANDED):
-                fields |= {"status"}
-            late = command.action_id is not None and (
-                participation.action_restoring or participation.event_status != DispatchEventStatus.IN_PROGRESS
+def participations_follow_commands(items: list[tuple[Command, str, str, str]], *, now: datetime) -> None:
+    """Engine commands reached an outcome — (command, status, reason, code) —: their participations follow
+    (commanded, failed, excluded at send time, restored, restore failed). Called by the command moves in
+    their transaction: one statement locks the participations with what says whether their actions are over
+    already, one writes them."""
+    participations = {
+        p.pk: p
+        for p in Participation.objects.select_for_update(of=("self",))
+        .annotate(event_status=F("event__status"))
+        .filter(pk__in={command.participation_id for command, *_ in items})
+    }
+    restoring = set()
+    if any(command.purpose == CommandPurpose.ACTION and command.action_id for command, *_ in items):
+        action_ids = {command.action_id for command, *_ in items if command.action_id}
+        restoring = set(
+            DispatchAction.objects.filter(pk__in=action_ids, restore_started_at__isnull=False).values_list(
+                "pk", flat=True
             )
-            if late:
-                # it landed after its action's restore had gone out (it was in flight at the end): restore it now
-                participation.save(update_fields=sorted(fields))
-                event = DispatchEvent.objects.select_related("strategy").get(pk=command.dispatch_event_id)
-                restores = _restore_commands(
-                    event=event, action=command.action, participations=[participation], types=None, at=now
-                )
-                for restore in restores:
-                    restore.idempotency_key += ":late"
-                    restore.not_before = now
-                Command.objects.bulk_create(restores, ignore_conflicts=True)
-                return
-        elif status == CommandStatus.FAILED and _move(participation, ParticipationStatus.FAILED):
-            participation.reason_code, participation.reason = "", f"Command failed: {reason}"[:300]
-            fields |= {"status", "reason_code", "reason"}
-        elif status == CommandStatus.SKIPPED and _move(participation, ParticipationStatus.EXCLUDED):
-            # not sent after all (checked again at send time: Storm Guard, the device or its integration)
-            participation.reason_code, participation.reason = code or ExclusionReason.WINDOW_ENDED, reason[:300]
-            fields |= {"status", "reason_code", "reason"}
-    elif command.purpose == CommandPurpose.RESTORE:
-        if status == CommandStatus.SUCCESS:
-            participation.restored_at = now
-            fields |= {"restored_at"}
-            if participation.status != ParticipationStatus.OPTED_OUT and _move(
-                participation, ParticipationStatus.RESTORED
-            ):
-                fields |= {"status"}
-        elif status in (CommandStatus.FAILED, CommandStatus.SKIPPED):
-            participation.reason = f"Restore failed: {reason}"[:300]
-            fields |= {"reason"}
-            if participation.status != ParticipationStatus.OPTED_OUT and _move(
-                participation, ParticipationStatus.RESTORE_FAILED
-            ):
-                fields |= {"status"}
-    participation.save(update_fields=sorted(fields))
+        )
+    touched, late = {}, []
+    for command, status, reason, code in items:
+        participation = participations.get(command.participation_id)
+        if participation is None:
+            continue
+        touched[participation.pk] = participation
+        if command.purpose == CommandPurpose.ACTION:
+            if status == CommandStatus.SUCCESS:
+                participation.commanded_at = now
+                _move(participation, ParticipationStatus.COMMANDED)
+                if command.action_id is not None and (
+                    command.action_id in restoring or participation.event_status != DispatchEventStatus.IN_PROGRESS
+                ):
+                    late.append((command, participation))
+            elif status == CommandStatus.FAILED and _move(participation, ParticipationStatus.FAILED):
+                participation.reason_code, participation.reason = "", f"Command failed: {reason}"[:300]
+            elif status == CommandStatus.SKIPPED and _move(participation, ParticipationStatus.EXCLUDED):
+                # not sent after all (checked again at send time: Storm Guard, the device or its integration)
+                participation.reason_code = code or ExclusionReason.WINDOW_ENDED
+                participation.reason = reason[:300]
+        elif command.purpose == CommandPurpose.RESTORE:
+            if status == CommandStatus.SUCCESS:
+                participation.restored_at = now
+                if participation.status != ParticipationStatus.OPTED_OUT:
+                    _move(participation, ParticipationStatus.RESTORED)
+            elif status in (CommandStatus.FAILED, CommandStatus.SKIPPED):
+                participation.reason = f"Restore failed: {reason}"[:300]
+                if participation.status != ParticipationStatus.OPTED_OUT:
+                    _move(participation, ParticipationStatus.RESTORE_FAILED)
+    for participation in touched.values():
+        participation.last_updated = now
+    Participation.objects.bulk_update(
+        list(touched.values()),
+        ["status", "reason_code", "reason", "commanded_at", "restored_at", "last_updated"],
+    )
+    for command, participation in late:
+        # it landed after its action's restore had gone out (it was in flight at the end): restore it now
+        event = DispatchEvent.objects.select_related("strategy").get(pk=command.dispatch_event_id)
+        restores = _restore_commands(
+            event=event, action=command.action, participations=[participation], types=None, at=now
+        )
+        for restore in restores:
+            restore.idempotency_key += ":late"
+            restore.not_before = now
+        Command.objects.bulk_create(restores, ignore_conflicts=True)

@@ -5,7 +5,11 @@ dispatch engine; these services own the rules every path must respect.
 """
 
 import logging
+import time
 import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -28,9 +32,9 @@ from fleet.choices import DeviceState
 from fleet.services import device_tags_get_or_create
 from programs.models import Program
 from programs.selectors import program_current_strategy
-from texture_portal.audit import audit_record
+from texture_portal.audit import audit_record, audit_record_many
 from texture_portal.choices import AuditAction, AuditSource
-from texture_portal.events.services import event_emit
+from texture_portal.events.services import event_emit, events_emit_many
 from texture_portal.exceptions import ApplicationError
 from texture_portal.tenancy import require_same_workspace
 
@@ -235,6 +239,13 @@ def command_create(
     return command
 
 
+# what a status change writes (and `command_set_status` copies back onto the caller's instance)
+COMMAND_MOVE_FIELDS = [
+    "status", "status_reason", "sent_at", "attempts", "completed_at", "lease_until", "lease_owner",
+    "oem_reference", "last_updated",
+]  # fmt: skip
+
+
 @transaction.atomic
 def command_set_status(
     *,
@@ -249,70 +260,81 @@ def command_set_status(
     """Move a command along pending → sent → success | failed (or pending → skipped, with a reason). An
     engine command's participation follows its outcome (`reason_code`: why a skipped one was not sent)."""
     locked = Command.objects.select_for_update().get(pk=command.pk)
-    for field in _command_move(
-        locked, status=status, actor=actor, reason=reason, reason_code=reason_code, oem_reference=oem_reference,
-        source=source,
-    ):  # fmt: skip
+    move = CommandMove(locked, str(status), reason=reason, code=reason_code, oem_reference=oem_reference)
+    _commands_move([move], actor=actor, source=source)
+    for field in COMMAND_MOVE_FIELDS:
         setattr(command, field, getattr(locked, field))
     return command
 
 
-def _command_move(
-    locked: Command,
-    *,
-    status: CommandStatus | str,
-    actor=None,
-    reason: str = "",
-    reason_code: str = "",
-    oem_reference: str = "",
-    source: AuditSource | str = AuditSource.TASK,
-    also: dict | None = None,
-) -> list[str]:
-    """`command_set_status` on a command the caller holds locked in its transaction; `also`: more fields
-    written in the same statement. Returns the fields written."""
-    COMMAND_TRANSITIONS.check(locked.status, status)
-    if status == CommandStatus.SKIPPED and not reason.strip():
-        raise ApplicationError("A skipped command needs a reason.")
-    before = locked.status
-    now = timezone.now()
-    locked.status = status
-    locked.status_reason = reason[:500]
-    update_fields = ["status", "status_reason", "last_updated"]
-    if status == CommandStatus.SENT:
-        locked.sent_at = now
-        locked.attempts += 1
-        update_fields += ["sent_at", "attempts"]
-    if status in (CommandStatus.SUCCESS, CommandStatus.FAILED, CommandStatus.SKIPPED):
-        locked.completed_at = now
-        locked.lease_until, locked.lease_owner = None, ""
-        update_fields += ["completed_at", "lease_until", "lease_owner"]
-    if oem_reference:
-        locked.oem_reference = oem_reference
-        update_fields.append("oem_reference")
-    for field, value in (also or {}).items():
-        setattr(locked, field, value)
-        update_fields.append(field)
-    locked.save(update_fields=update_fields)
-    audit_record(
-        actor=actor,
-        action=AuditAction.COMMAND_STATUS_CHANGED,
-        target=locked,
-        source=source,
-        changes={"status": [before, str(status)]},
-        reason=reason,
-    )
-    if status in COMMAND_STATUS_EVENT:
-        event_emit(
-            workspace_id=locked.workspace_id,
-            type=COMMAND_STATUS_EVENT[status],
-            key=f"{COMMAND_STATUS_EVENT[status]}:{locked.pk}",
-            data=command_data(locked),
-        )
-    if locked.participation_id is not None and status != CommandStatus.SENT:
-        from dispatch.engine import participation_follow_command
+@dataclass
+class CommandMove:
+    """A command's next status, for `_commands_move`; the command is locked in the caller's transaction."""
 
-        participation_follow_command(command=locked, status=str(status), reason=reason, code=reason_code, now=now)
-    return update_fields
+    command: Command
+    status: str
+    reason: str = ""
+    code: str = ""  # why a skipped one was not sent: its participation's exclusion reason
+    oem_reference: str = ""
+    also: dict = dataclass_field(default_factory=dict)  # more fields written in the same statement
+
+
+def _commands_move(moves: list[CommandMove], *, actor=None, source: AuditSource | str = AuditSource.TASK) -> None:
+    """`command_set_status` for many commands the caller holds locked, set-based: per kind of move one
+    UPDATE, one audit insert and one event insert, and the participations they touch in two statements."""
+    from dispatch.engine import participations_follow_commands
+
+    now = timezone.now()
+    groups: dict[tuple, list[tuple[CommandMove, str]]] = defaultdict(list)
+    for move in moves:
+        locked, status = move.command, move.status
+        COMMAND_TRANSITIONS.check(locked.status, status)
+        if status == CommandStatus.SKIPPED and not move.reason.strip():
+            raise ApplicationError("A skipped command needs a reason.")
+        before = locked.status
+        locked.status, locked.status_reason, locked.last_updated = status, move.reason[:500], now
+        fields = ["status", "status_reason", "last_updated"]
+        if status == CommandStatus.SENT:
+            locked.sent_at, locked.attempts = now, locked.attempts + 1
+            fields += ["sent_at", "attempts"]
+        if status in (CommandStatus.SUCCESS, CommandStatus.FAILED, CommandStatus.SKIPPED):
+            locked.completed_at, locked.lease_until, locked.lease_owner = now, None, ""
+            fields += ["completed_at", "lease_until", "lease_owner"]
+        if move.oem_reference:
+            locked.oem_reference = move.oem_reference
+            fields.append("oem_reference")
+        for name, value in move.also.items():
+            setattr(locked, name, value)
+            fields.append(name)
+        groups[(before, status, tuple(fields))].append((move, before))
+    for (before, status, fields), members in groups.items():
+        commands = [move.command for move, _ in members]
+        Command.objects.bulk_update(commands, list(fields))
+        audit_record_many(
+            actor=actor,
+            action=AuditAction.COMMAND_STATUS_CHANGED,
+            targets=commands,
+            source=source,
+            changes_by_pk={c.pk: {"status": [before, status]} for c in commands},
+            reason_by_pk={move.command.pk: move.reason for move, _ in members},
+        )
+        if status in COMMAND_STATUS_EVENT:
+            by_workspace = defaultdict(list)
+            for command in commands:
+                by_workspace[command.workspace_id].append(
+                    (f"{COMMAND_STATUS_EVENT[status]}:{command.pk}", command_data(command))
+                )
+            for workspace_id, items in by_workspace.items():
+                events_emit_many(
+                    workspace_id=workspace_id, type=COMMAND_STATUS_EVENT[status], items=items, timestamp=now
+                )
+    followed = [
+        (move.command, move.status, move.reason, move.code)
+        for move in moves
+        if move.command.participation_id is not None and move.status != CommandStatus.SENT
+    ]
+    if followed:
+        participations_follow_commands(followed, now=now)
 
 
 @transaction.atomic
@@ -390,10 +412,10 @@ def batch_command_create(
 def command_queue(*, command: Command) -> None:
     """Hand the command to a worker after commit, noting when (the tick hands it again only if that task was
     lost). Sending is idempotent: a finished or leased command is not sent again."""
-    from dispatch.tasks import command_send_task
+    from dispatch.tasks import commands_send_task
 
     Command.objects.filter(pk=command.pk, queued_at__isnull=True).update(queued_at=timezone.now())
-    transaction.on_commit(partial(command_send_task.delay, command.pk))
+    transaction.on_commit(partial(commands_send_task.delay, [command.pk]))
 
 
 EVENT_EDITABLE_FIELDS = ["name", "is_test", "trigger", "starts_at", "ends_at", "signal_reference"]
@@ -433,6 +455,9 @@ BATTERY_COMMANDS = {CommandSlug.BATTERY_SET_OPERATING_MODE, CommandSlug.BATTERY_
 
 NOT_DUE_SLACK = timedelta(seconds=5)
 IN_FLIGHT = "in flight"  # another worker holds the command's lease
+RESUME = "resume"
+MAX_RETRY_COUNTDOWN = 600  # seconds: the longest a command waits for its retry after a transient error
+SEND_RECORD_SECONDS = 1.0  # a batch records its outcomes (and renews its leases) at least this often
 
 
 CLAIM_FIELDS = [
@@ -447,133 +472,235 @@ CLAIM_FIELDS = [
 ]
 
 
-@transaction.atomic
-def _command_claim(*, command_id: int, owner: str):
-    """Lock the command and decide: send it (the command, its integration, None), or why not (…, reason).
-    Sending takes a lease in the same statement (status `sent`, `lease_until`, `lease_owner`): another
-    delivery of the task finds the command leased and leaves it alone, so a command is never sent by two
-    workers at once; the task's own retry (same owner) and, once the lease has run out, anyone may take it
-    again: such a second attempt (the reason is RESUME) asks the OEM first what of the command took effect."""
-    from integrations.models import WorkspaceIntegration
-
-    # lock the command row only (the device's latest reading is an outer join PostgreSQL cannot lock), and
-    # read of the device only what sending needs: this runs once per command
-    locked = (
-        Command.objects.select_for_update(of=("self",))
-        .select_related("device__manufacturer", "device__latest_telemetry")
-        .only(*CLAIM_FIELDS)
-        .get(pk=command_id)
-    )
-    now = timezone.now()
-    if locked.status not in (CommandStatus.PENDING, CommandStatus.SENT):
-        return locked, None, "done"
-    leased = locked.status == CommandStatus.SENT and locked.lease_until and locked.lease_until > now
-    if leased and locked.lease_owner != owner:
-        return locked, None, IN_FLIGHT
-    if locked.status == CommandStatus.PENDING and locked.not_before > now + NOT_DUE_SLACK:
-        Command.objects.filter(pk=locked.pk).update(queued_at=None)  # early (a task run in-process): later
-        return locked, None, "not due"
+def _not_sendable(locked: Command, integration) -> tuple[str, str] | None:
+    """Why the command must not go out now after all (checked again at send time), or None."""
     device = locked.device
-    channel = device.manufacturer.integration_channel
-    integration = WorkspaceIntegration.objects.filter(
-        workspace_id=locked.workspace_id, channel=channel, enabled=True
-    ).first()
-    reason, code = None, ""
     if device.state != DeviceState.ON_WORKSPACE:
-        reason, code = f"The device is {device.get_state_display()}, not reachable through its OEM.", "not_on_workspace"
-    elif integration is None:
-        reason = f"The {device.manufacturer.name} integration is not enabled for this workspace."
-        code = "integration_disabled"
-    elif (
+        return f"The device is {device.get_state_display()}, not reachable through its OEM.", "not_on_workspace"
+    if integration is None:
+        return f"The {device.manufacturer.name} integration is not enabled for this workspace.", "integration_disabled"
+    if (
         locked.slug in BATTERY_COMMANDS
         and locked.purpose != CommandPurpose.RESTORE  # giving a battery back its own mode is always right
         and device.latest_telemetry is not None
         and device.latest_telemetry.is_storm_mode_active
     ):
-        reason, code = (
-            "Storm Guard is active: the battery keeps its backup charge and does not take part.",
-            "storm_guard",
-        )
-    if reason:
-        final = CommandStatus.SKIPPED if locked.status == CommandStatus.PENDING else CommandStatus.FAILED
-        _command_move(locked, status=final, reason=reason, reason_code=code)
-        return locked, integration, reason
+        return "Storm Guard is active: the battery keeps its backup charge and does not take part.", "storm_guard"
+    return None
+
+
+@transaction.atomic
+def _commands_claim(*, command_ids: list[int], owner: str) -> list[tuple[Command, object, str | None]]:
+    """Lock the commands and decide for each: send it (the command, its integration, None), or why not
+    (…, reason), in the order they are due. Sending takes a lease (status `sent`, `lease_until`,
+    `lease_owner`): another delivery of the batch finds the commands leased and leaves them alone, so a
+    command is never sent by two workers at once. One whose lease ran out (its worker died, or it waits for
+    its retry after a transient error) may be taken again, by anyone: such a second attempt (the reason is
+    RESUME) asks the OEM first what of the command took effect.
+
+    Set-based: one statement locks the commands with what sending needs of their devices, one reads their
+    integrations, and the leases and their audit rows are written in one each."""
+    from integrations.models import WorkspaceIntegration
+
+    # lock the command rows only (a device's latest reading is an outer join PostgreSQL cannot lock), in
+    # one order, so two batches never wait on each other crosswise
+    rows = list(
+        Command.objects.select_for_update(of=("self",))
+        .select_related("device__manufacturer", "device__latest_telemetry")
+        .only(*CLAIM_FIELDS)
+        .filter(pk__in=command_ids)
+        .order_by("pk")
+    )
+    now = timezone.now()
+    open_rows = [c for c in rows if c.status in (CommandStatus.PENDING, CommandStatus.SENT)]
+    integrations = {}
+    if open_rows:
+        integrations = {
+            (i.workspace_id, i.channel): i
+            for i in WorkspaceIntegration.objects.filter(
+                workspace_id__in={c.workspace_id for c in open_rows},
+                channel__in={c.device.manufacturer.integration_channel for c in open_rows},
+                enabled=True,
+            )
+        }
     lease = now + timedelta(seconds=settings.DISPATCH_COMMAND_LEASE_SECONDS)
-    if locked.status == CommandStatus.PENDING:
-        _command_move(locked, status=CommandStatus.SENT, also={"lease_until": lease, "lease_owner": owner})
-        return locked, integration, None
-    # A retry by the task (its own lease) or a take-over after a worker died mid-call: the earlier attempt may
-    # have written some or all of it (a 503 on Tesla's second POST, a kill between two), so it resumes.
-    locked.attempts, locked.sent_at, locked.lease_until, locked.lease_owner = locked.attempts + 1, now, lease, owner
-    locked.save(update_fields=["attempts", "sent_at", "lease_until", "lease_owner", "last_updated"])
-    return locked, integration, RESUME
+    claimed, moves, resumed, not_due = [], [], [], []
+    for locked in rows:
+        integration = integrations.get((locked.workspace_id, locked.device.manufacturer.integration_channel))
+        if locked.status not in (CommandStatus.PENDING, CommandStatus.SENT):
+            claimed.append((locked, None, "done"))
+            continue
+        leased = locked.status == CommandStatus.SENT and locked.lease_until and locked.lease_until > now
+        if leased and locked.lease_owner and locked.lease_owner != owner:
+            claimed.append((locked, None, IN_FLIGHT))
+            continue
+        if locked.status == CommandStatus.PENDING and locked.not_before > now + NOT_DUE_SLACK:
+            not_due.append(locked.pk)  # early (a task run in-process): later
+            claimed.append((locked, None, "not due"))
+            continue
+        why = _not_sendable(locked, integration)
+        if why:
+            final = CommandStatus.SKIPPED if locked.status == CommandStatus.PENDING else CommandStatus.FAILED
+            moves.append(CommandMove(locked, final, reason=why[0], code=why[1]))
+            claimed.append((locked, integration, why[0]))
+        elif locked.status == CommandStatus.PENDING:
+            moves.append(CommandMove(locked, CommandStatus.SENT, also={"lease_until": lease, "lease_owner": owner}))
+            claimed.append((locked, integration, None))
+        else:
+            # taken again once its lease ran out: the earlier attempt may have written some or all of it (a
+            # 503 on Tesla's second POST, a kill between two), so it resumes
+            locked.attempts, locked.sent_at, locked.lease_until, locked.lease_owner = (
+                locked.attempts + 1, now, lease, owner,
+            )  # fmt: skip
+            locked.last_updated = now
+            resumed.append(locked)
+            claimed.append((locked, integration, RESUME))
+    _commands_move(moves)
+    if resumed:
+        Command.objects.bulk_update(resumed, ["attempts", "sent_at", "lease_until", "lease_owner", "last_updated"])
+    if not_due:
+        Command.objects.filter(pk__in=not_due).update(queued_at=None)
+    claimed.sort(key=lambda item: (item[0].not_before, item[0].pk))
+    return claimed
 
 
-RESUME = "resume"
-MAX_RETRY_COUNTDOWN = 600  # seconds: the longest a command task waits before its retry (no long ETAs)
+@dataclass
+class _Sent:
+    """What one call to the OEM came back with, recorded with the batch's next outcomes."""
+
+    command: Command
+    status: str | None  # success | failed | RETRY | None (no answer yet: left leased)
+    reason: str = ""
+    oem_reference: str = ""
+    started: datetime | None = None
+    retry_in: float = 0.0
 
 
-def command_send(*, command: Command, final_attempt: bool = True, owner: str = "") -> Command:
-    """Send a pending command through its device's OEM adapter and record the outcome.
+RETRY = "retry"
 
-    Idempotent: a command already succeeded, failed or skipped is returned untouched, and one another worker
-    is sending (its lease) is left to it. Skipped (with why) when the device is not on the workspace, its
-    integration is disabled, or Storm Guard holds a battery. A transient OEM error leaves the command `sent`,
-    leased to `owner` (the task's id) until its retry, and is raised for the task to retry, unless this
-    is the final attempt, which marks it failed. A second attempt (the task's retry, or a take-over from a
-    worker that died mid-call) asks the OEM first what of it already took effect (`command_resume`): that
-    is not written again.
 
-    Four statements lock the command, read its integration, lease and audit it (the claim), one HTTP call or a
-    few send it, and one transaction records the outcome with its participation; the thread's adapter is
-    reused between commands (`adapter_reused`), so a worker keeps its OEM connections warm.
-    """
+def _command_call(command: Command, integration, *, resume: bool, final: bool) -> _Sent:
+    """One command through its adapter (the thread's kept one): its outcome, never an exception."""
     from integrations.adapters import DeviceRef, IntegrationError, adapter_reused
+    from integrations.adapters.base import backoff_seconds
     from integrations.services import integration_credentials_persist
 
-    owner = owner or f"call-{uuid.uuid4()}"
-    locked, integration, reason = _command_claim(command_id=command.pk, owner=owner)
-    if reason and reason != RESUME:
-        return locked
-    device = locked.device
+    device = command.device
     ref = DeviceRef(
         serial=device.system_identifier,
         external_id=device.oem_device_id,
         oem_data=device.oem_data,
         device_type=device.device_type,
     )
-    outcome = None
+    started = timezone.now()
+    oem = integration.get_channel_display()
     try:
-        # inside the try: the command is already `sent`, so no failure here may leave it there for good
         with adapter_reused(integration) as adapter:
             try:
-                send = adapter.command_resume if reason == RESUME else adapter.send_command
-                result = adapter.command_status(ref, send(ref, locked.slug, locked.input))
-                outcome = (result.status, result.message, result.oem_reference)
+                send = adapter.command_resume if resume else adapter.send_command
+                result = adapter.command_status(ref, send(ref, command.slug, command.input))
             finally:
                 integration_credentials_persist(integration=integration, adapter=adapter)
     except IntegrationError as exc:
-        if exc.transient and not final_attempt:
-            # keep the lease until the task's own retry, so the tick does not hand the command to another
-            hold = timedelta(seconds=MAX_RETRY_COUNTDOWN + settings.DISPATCH_COMMAND_LEASE_SECONDS)
-            Command.objects.filter(pk=locked.pk).update(lease_until=timezone.now() + hold)
-            raise
-        return command_set_status(
-            command=locked, status=CommandStatus.FAILED, reason=f"{integration.get_channel_display()}: {exc.message}"
-        )
+        if exc.transient and not final:
+            wait = backoff_seconds(max(command.attempts - 1, 0), retry_after=getattr(exc, "retry_after", None))
+            return _Sent(command, RETRY, exc.message, started=started, retry_in=min(MAX_RETRY_COUNTDOWN, wait))
+        return _Sent(command, CommandStatus.FAILED, f"{oem}: {exc.message}", started=started)
     except Exception as exc:
         # a malformed OEM answer or an adapter bug: not retried (it would fail the same way), but recorded
-        log.exception("Command %s: unexpected error sending through %s", locked.pk, integration.channel)
-        return command_set_status(
-            command=locked,
-            status=CommandStatus.FAILED,
-            reason=f"{integration.get_channel_display()}: unexpected error ({type(exc).__name__}: {exc})",
+        log.exception("Command %s: unexpected error sending through %s", command.pk, integration.channel)
+        reason = f"{oem}: unexpected error ({type(exc).__name__}: {exc})"
+        return _Sent(command, CommandStatus.FAILED, reason, started=started)
+    if result.status == "accepted":
+        return _Sent(command, CommandStatus.SUCCESS, result.message, result.oem_reference, started=started)
+    if result.status in ("rejected", "failed"):
+        return _Sent(command, CommandStatus.FAILED, result.message or result.status, started=started)
+    return _Sent(command, None, started=started)
+
+
+@transaction.atomic
+def _commands_record(sent: list[_Sent], *, owner: str, still_to_send: list[int]) -> None:
+    """Record a batch's outcomes in one transaction, and renew the leases of the commands it has yet to send.
+    An outcome is written only while the command is still this batch's (`sent`, its lease): one taken over
+    meanwhile (the lease ran out mid-call) is recorded by whoever holds it now, which asked the OEM first."""
+    now = timezone.now()
+    current = {
+        pk: (status, lease_owner)
+        for pk, status, lease_owner in Command.objects.select_for_update()
+        .filter(pk__in=[s.command.pk for s in sent])
+        .values_list("pk", "status", "lease_owner")
+    }
+    moves, retries = [], []
+    for outcome in sent:
+        if current.get(outcome.command.pk) != (CommandStatus.SENT, owner):
+            log.info(
+                "Command %s was taken over while its call ran: its outcome is left to the new sender.",
+                outcome.command.pk,
+            )
+            continue
+        if outcome.status == RETRY:
+            # it stays `sent`, leased until its retry: the hand-off gives it back to a worker then
+            outcome.command.lease_until = now + timedelta(seconds=outcome.retry_in)
+            outcome.command.status_reason = f"Retrying after: {outcome.reason}"[:500]
+            retries.append(outcome.command)
+        elif outcome.status is not None:
+            moves.append(
+                CommandMove(
+                    outcome.command,
+                    outcome.status,
+                    reason=outcome.reason,
+                    oem_reference=outcome.oem_reference,
+                    also={"sent_at": outcome.started},
+                )
+            )
+    _commands_move(moves)
+    if retries:
+        Command.objects.bulk_update(retries, ["lease_until", "status_reason"])
+    if still_to_send:
+        lease = now + timedelta(seconds=settings.DISPATCH_COMMAND_LEASE_SECONDS)
+        Command.objects.filter(pk__in=still_to_send, status=CommandStatus.SENT, lease_owner=owner).update(
+            lease_until=lease
         )
-    status, message, oem_reference = outcome
-    if status == "accepted":
-        return command_set_status(
-            command=locked, status=CommandStatus.SUCCESS, reason=message, oem_reference=oem_reference
+
+
+def commands_send(*, command_ids: list[int], owner: str = "", final_attempt: bool | None = None) -> dict[int, Command]:
+    """Send pending commands through their devices' OEM adapters, one after another in the order they are
+    due, and record the outcomes; returns the commands by id.
+
+    Idempotent: a command already succeeded, failed or skipped is left untouched, and one another worker is
+    sending (its lease) is left to it. Skipped (with why) when the device is not on the workspace, its
+    integration is disabled, or Storm Guard holds a battery. A transient OEM error leaves the command `sent`
+    and leased until its retry (exponential backoff, never sooner than the OEM's Retry-After): the hand-off
+    (`commands_queue_due`) gives it back to a worker then, which resumes it; the attempt after
+    DISPATCH_COMMAND_MAX_ATTEMPTS - 1 (or `final_attempt`) marks it failed. A second attempt (a retry, or a
+    take-over from a worker that died mid-call) asks the OEM first what of it already took effect
+    (`command_resume`): that is not written again.
+
+    Set-based around the calls: the claim is four statements for the whole batch, the outcomes are recorded
+    in one transaction every SEND_RECORD_SECONDS (renewing the leases of those still to send), and the
+    thread's adapters are kept between commands (`adapter_reused`), so a worker keeps its OEM connections
+    warm. A worker killed mid-batch leaves its commands leased: once the leases run out they are handed again
+    and resumed, none lost and none written twice."""
+    owner = owner or f"call-{uuid.uuid4()}"
+    claimed = _commands_claim(command_ids=command_ids, owner=owner)
+    commands = {locked.pk: locked for locked, _, _ in claimed}
+    to_send = [(locked, integration, reason) for locked, integration, reason in claimed if reason in (None, RESUME)]
+    sent, recorded_at = [], time.monotonic()
+    for n, (locked, integration, reason) in enumerate(to_send):
+        early = (locked.not_before - timezone.now()).total_seconds()
+        if early > 0:  # its ramp slot is a moment away (the hand-off looks DISPATCH_QUEUE_SECONDS ahead)
+            time.sleep(min(early, NOT_DUE_SLACK.total_seconds()))
+        final = (
+            final_attempt if final_attempt is not None else locked.attempts >= settings.DISPATCH_COMMAND_MAX_ATTEMPTS
         )
-    if status in ("rejected", "failed"):
-        return command_set_status(command=locked, status=CommandStatus.FAILED, reason=message or status)
-    return locked
+        sent.append(_command_call(locked, integration, resume=reason == RESUME, final=final))
+        last = n == len(to_send) - 1
+        if last or time.monotonic() - recorded_at >= SEND_RECORD_SECONDS:
+            _commands_record(sent, owner=owner, still_to_send=[c.pk for c, _, _ in to_send[n + 1 :]])
+            sent, recorded_at = [], time.monotonic()
+    return commands
+
+
+def command_send(*, command: Command, final_attempt: bool | None = None, owner: str = "") -> Command:
+    """`commands_send` for one command: the command as it is afterwards."""
+    return commands_send(command_ids=[command.pk], owner=owner, final_attempt=final_attempt).get(command.pk, command)

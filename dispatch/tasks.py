@@ -1,31 +1,29 @@
-"""Celery tasks of dispatch: the event clock and sending one command. Both take ids and are safe to run twice."""
+"""Celery tasks of dispatch: the event clock, the command hand-off, and sending a batch of commands. They
+take ids and are safe to run twice."""
+
+from collections import Counter
 
 from celery import shared_task
 
 from dispatch import services
-from dispatch.models import Command
-from integrations.adapters.base import TransientError, backoff_seconds
-
-MAX_RETRIES = 4
 
 
-@shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES)
-def command_send_task(self, command_id: int):
-    """Send one command through its OEM (idempotent: a finished command is left alone)."""
-    command = Command.objects.filter(pk=command_id).first()
-    if command is None:
-        return "gone"
-    # eagerly (no worker) there is no retry: the first attempt is the last
-    final = self.request.is_eager or self.request.retries >= self.max_retries
-    try:
-        # the task's id stays the same across its retries: the command's lease is held for them
-        command = services.command_send(command=command, final_attempt=final, owner=self.request.id or "")
-    except TransientError as exc:
-        countdown = min(
-            services.MAX_RETRY_COUNTDOWN, backoff_seconds(self.request.retries, retry_after=exc.retry_after)
-        )
-        raise self.retry(exc=exc, countdown=countdown) from exc
-    return command.status
+@shared_task(bind=True, acks_late=True)
+def commands_send_task(self, command_ids: list[int]) -> dict:
+    """Send a batch of commands (one OEM's, from the hand-off), one after another in the order they are due.
+    Idempotent: a finished command is left alone, one another worker holds is left to it. Not retried by
+    Celery: a command that met a transient error waits, leased, for the hand-off to give it back (its lease
+    is its backoff), so a retry resumes wherever it is taken up."""
+    # a redelivery (the worker died) keeps the task's id: its commands' leases are this task's
+    sent = services.commands_send(command_ids=command_ids, owner=self.request.id or "")
+    return dict(Counter(str(command.status) for command in sent.values()))
+
+
+@shared_task(bind=True, acks_late=True)
+def command_send_task(self, command_id: int) -> str:
+    """One command (tasks queued before batches were; `commands_send_task` is the one queued now)."""
+    sent = services.commands_send(command_ids=[command_id], owner=self.request.id or "")
+    return str(sent[command_id].status) if command_id in sent else "gone"
 
 
 @shared_task(acks_late=True, ignore_result=True, expires=30)

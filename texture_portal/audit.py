@@ -85,14 +85,16 @@ def audit_record_many(
     source: AuditSource | str,
     changes_by_pk: dict | None = None,
     reason: str = "",
+    reason_by_pk: dict | None = None,
 ) -> list[AuditLogEntry]:
-    """One audit row per target, written with a single bulk insert (bulk import, sync jobs)."""
+    """One audit row per target, written with a single bulk insert (bulk import, sync jobs); `reason_by_pk`:
+    a reason of its own for some targets (an OEM's answer per command)."""
     targets = list(targets)
     if not targets:
         return []
     correlation_id = current_correlation_id()
     content_type = ContentType.objects.get_for_model(targets[0], for_concrete_model=True)
-    changes_by_pk = changes_by_pk or {}
+    changes_by_pk, reason_by_pk = changes_by_pk or {}, reason_by_pk or {}
     rows = [
         AuditLogEntry(
             workspace_id=workspace_id_of(target),
@@ -104,7 +106,7 @@ def audit_record_many(
             object_id=str(target.pk),
             object_repr=str(target)[:300],
             changes=jsonable(changes_by_pk.get(target.pk, {})),
-            reason=reason,
+            reason=reason_by_pk.get(target.pk, reason),
             correlation_id=correlation_id,
         )
         for target in targets

@@ -188,6 +188,10 @@ DISPATCH_REQUEUE_AFTER_SECONDS = env_int("DISPATCH_REQUEUE_AFTER_SECONDS", 300)
 # fills the broker ahead of the others').
 DISPATCH_QUEUE_SECONDS = env_int("DISPATCH_QUEUE_SECONDS", 2)
 DISPATCH_QUEUE_AHEAD_SECONDS = env_int("DISPATCH_QUEUE_AHEAD_SECONDS", 6)
+# A worker's task sends a batch of at most this many of one OEM's commands; a command meeting transient
+# errors is tried this many times in all (backing off between tries) before it is failed.
+DISPATCH_SEND_BATCH = env_int("DISPATCH_SEND_BATCH", 20)
+DISPATCH_COMMAND_MAX_ATTEMPTS = env_int("DISPATCH_COMMAND_MAX_ATTEMPTS", 5)
 # Devices taking part in a running event are read this often (0: each OEM's fastest allowed cadence).
 DISPATCH_EVENT_TELEMETRY_SECONDS = env_int("DISPATCH_EVENT_TELEMETRY_SECONDS", 0)
 

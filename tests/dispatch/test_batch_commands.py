@@ -74,11 +74,11 @@ def test_bad_batches_change_nothing(feeder):
 
 
 def test_the_tick_hands_a_batchs_commands_to_workers(feeder, monkeypatch, django_capture_on_commit_callbacks):
-    from dispatch.tasks import command_send_task
+    from dispatch.tasks import commands_send_task
 
     workspace, devices = feeder
     queued = []
-    monkeypatch.setattr(command_send_task, "apply_async", lambda args, **kwargs: queued.append(args[0]))
+    monkeypatch.setattr(commands_send_task, "apply_async", lambda args, *_, **kwargs: queued.extend(args[0]))
     client = api_client_for(workspace)
     client.post(
         "/v1/batch-commands",

@@ -63,23 +63,61 @@ def test_command_skipped_when_the_integration_is_disabled(sim, live_tesla):  # n
     assert command.status == "skipped" and "not enabled" in command.status_reason
 
 
-def test_transient_failure_leaves_it_sent_for_a_retry_then_fails_on_the_last(sim, live_tesla):  # noqa: F811
-    from integrations.adapters import TransientError
+def test_transient_failure_leaves_it_leased_until_its_retry_then_fails_on_the_last(sim, live_tesla, settings):  # noqa: F811
+    from datetime import timedelta
 
+    from django.utils import timezone
+
+    settings.DISPATCH_COMMAND_MAX_ATTEMPTS = 2
     workspace, integration, device = live_tesla
     command = new_command(device, slug="battery:set-reserve", payload={"chargePercentage": 40})
     sim.state.inject("tesla", "TG100000000901", "server_error", status=503, times=2)
-    with pytest.raises(TransientError):
-        command_send(command=command, final_attempt=False, owner="task-1")
-    command.refresh_from_db()
-    assert command.status == "sent" and command.attempts == 1
-    # another delivery of the task while the retry is pending finds the command leased and sends nothing
-    assert command_send(command=command, final_attempt=True, owner="task-2").status == "sent"
-    command.refresh_from_db()
-    assert command.attempts == 1
-    failed = command_send(command=command, final_attempt=True, owner="task-1")  # the task's own retry
+    waiting = command_send(command=command, owner="task-1")
+    assert waiting.status == "sent" and waiting.attempts == 1 and "503" in waiting.status_reason
+    assert waiting.lease_until > timezone.now()  # its backoff: nobody takes it before
+    # another delivery while it waits for its retry finds it leased and sends nothing
+    requests = sim.state.request_count
+    assert command_send(command=command, owner="task-2").status == "sent"
+    assert sim.state.request_count == requests and Command.objects.get(pk=command.pk).attempts == 1
+    # the backoff over, the hand-off gives it to a worker again: its last attempt fails it
+    Command.objects.filter(pk=command.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+    failed = command_send(command=command, owner="task-3")
     assert failed.status == "failed" and "503" in failed.status_reason and failed.attempts == 2
     assert PlatformEvent.objects.filter(type="command.failed", data__id=command.pk).exists()
+
+
+def test_a_command_waiting_for_its_retry_is_handed_again_once_when_its_backoff_is_over(
+    sim,  # noqa: F811
+    live_tesla,
+    monkeypatch,
+    django_capture_on_commit_callbacks,
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from dispatch import engine
+    from dispatch.tasks import commands_send_task
+
+    workspace, integration, device = live_tesla
+    command = new_command(device, slug="battery:set-reserve", payload={"chargePercentage": 40})
+    sim.state.inject("tesla", "TG100000000901", "rate_limit", retry_after=30, times=1)
+    waiting = command_send(command=command, owner="task-1")
+    assert waiting.status == "sent" and waiting.lease_until >= timezone.now() + timedelta(seconds=29)  # Retry-After
+    handed = []
+    monkeypatch.setattr(commands_send_task, "apply_async", lambda args, *_, **kwargs: handed.append(args[0]))
+
+    def hand_off():
+        with django_capture_on_commit_callbacks(execute=True):
+            return engine.commands_queue_due(now=timezone.now())
+
+    assert hand_off() == 0  # still backing off
+    Command.objects.filter(pk=command.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+    assert hand_off() == 1 and handed == [[command.pk]]
+    assert hand_off() == 0  # handed: not again until that batch had its time
+    retried = command_send(command=command, owner="the-batch")
+    assert retried.status == "success" and retried.attempts == 2
+    assert sim.state.device("tesla", "TG100000000901").reserve == 40
 
 
 def test_rejected_by_the_oem_is_failed_with_its_reason(sim, live_tesla):  # noqa: F811
@@ -186,9 +224,9 @@ def died_mid_call(command, *, applied: bool, steps: int | None = None):
 
     from django.utils import timezone
 
-    from dispatch.services import _command_claim
+    from dispatch.services import _commands_claim
 
-    locked, integration, reason = _command_claim(command_id=command.pk, owner="killed-worker")
+    [(locked, integration, reason)] = _commands_claim(command_ids=[command.pk], owner="killed-worker")
     assert reason is None and locked.status == "sent"
     if applied:
         from integrations.adapters import DeviceRef, adapter_for
@@ -243,15 +281,19 @@ def test_a_command_whose_worker_died_before_calling_is_sent_by_the_one_taking_ov
 def test_a_lease_still_running_is_left_to_its_worker(sim, live_tesla):  # noqa: F811
     workspace, integration, device = live_tesla
     command = new_command(device)
-    from dispatch.services import _command_claim
+    from dispatch.services import _commands_claim
 
-    _command_claim(command_id=command.pk, owner="busy-worker")
+    _commands_claim(command_ids=[command.pk], owner="busy-worker")
     requests = sim.state.request_count
     assert command_send(command=command, owner="another-worker").status == "sent"
     assert sim.state.request_count == requests
 
 
 def test_a_retry_after_a_transient_error_between_two_writes_sends_only_the_rest(sim, live_tesla, monkeypatch):  # noqa: F811
+    from datetime import timedelta
+
+    from django.utils import timezone
+
     from integrations.adapters import TransientError
     from integrations.tesla.adapter import TeslaAdapter
 
@@ -267,9 +309,9 @@ def test_a_retry_after_a_transient_error_between_two_writes_sends_only_the_rest(
         return real_call(self, method, path, **kwargs)
 
     monkeypatch.setattr(TeslaAdapter, "call", call)
-    with pytest.raises(TransientError):
-        command_send(command=command, final_attempt=False, owner="task-1")
-    retried = command_send(command=command, final_attempt=False, owner="task-1")  # the task's own retry
+    assert command_send(command=command, owner="task-1").status == "sent"  # leased until its retry
+    Command.objects.filter(pk=command.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+    retried = command_send(command=command, owner="the-retry")
     assert retried.status == "success" and retried.attempts == 2
     assert posts == ["grid_import_export", "operation", "operation", "backup"]  # the export rule once
     assert sim.state.write_counts()["repeated"] == 0

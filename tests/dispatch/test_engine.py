@@ -535,12 +535,12 @@ def test_a_command_that_lands_after_its_windows_restore_is_restored_too(program)
 def test_the_broker_is_topped_up_to_what_each_oems_rate_limit_lets_through(
     program, settings, monkeypatch, django_capture_on_commit_callbacks
 ):
-    from dispatch.tasks import command_send_task
+    from dispatch.tasks import commands_send_task
 
     settings.OEM_RATE_LIMITS = {**settings.OEM_RATE_LIMITS, "tesla": (0.2, 1.0)}
     settings.DISPATCH_QUEUE_AHEAD_SECONDS = 90  # 18 Tesla calls: 6 commands of three calls each
     queued = []
-    monkeypatch.setattr(command_send_task, "apply_async", lambda args, **kwargs: queued.append(args[0]))
+    monkeypatch.setattr(commands_send_task, "apply_async", lambda args, *_, **kwargs: queued.extend(args[0]))
     teslas = [live_device(program) for _ in range(8)]
     chargers = [live_device(program, maker="emporia", device_type="charger") for _ in range(3)]
     event = running_event(program)
@@ -572,10 +572,10 @@ def test_the_broker_is_topped_up_to_what_each_oems_rate_limit_lets_through(
 
 
 def test_beats_hand_off_task_queues_what_is_due(program, monkeypatch, django_capture_on_commit_callbacks):
-    from dispatch.tasks import command_send_task, commands_queue_task
+    from dispatch.tasks import commands_queue_task, commands_send_task
 
     queued = []
-    monkeypatch.setattr(command_send_task, "apply_async", lambda args, **kwargs: queued.append(args[0]))
+    monkeypatch.setattr(commands_send_task, "apply_async", lambda args, *_, **kwargs: queued.extend(args[0]))
     devices = [live_device(program) for _ in range(3)]
     event = running_event(program)
     with django_capture_on_commit_callbacks(execute=True):

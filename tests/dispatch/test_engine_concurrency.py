@@ -14,7 +14,7 @@ from dispatch import engine
 from dispatch.choices import DispatchEventStatus
 from dispatch.models import Command, DispatchEvent, Participation
 from dispatch.services import dispatch_event_create
-from dispatch.tasks import command_send_task
+from dispatch.tasks import commands_send_task
 from integrations.models import WorkspaceIntegration
 from programs.services import event_strategy_create_version
 from tests.dispatch.test_engine import live_device
@@ -46,11 +46,11 @@ def test_four_ticks_at_once_fan_out_once_and_queue_each_command_once(reference_d
     queued: list[int] = []
     lock = threading.Lock()
 
-    def record(args, **kwargs):
+    def record(args, *_, **kwargs):
         with lock:
-            queued.append(args[0])
+            queued.extend(args[0])
 
-    monkeypatch.setattr(command_send_task, "apply_async", record)
+    monkeypatch.setattr(commands_send_task, "apply_async", record)
     # a slow classification keeps the first tick's transaction open while the others arrive
     slow_rows = engine.event_target_rows
 

@@ -43,6 +43,7 @@ from fleet.choices import DeviceState, DeviceType, GridServicesStatus
 from programs.choices import EnrollmentStatus, EventType
 from programs.models import EventStrategy
 from texture_portal.audit import audit_record
+from texture_portal.bulk import update_objects
 from texture_portal.choices import AuditAction, AuditSource
 from texture_portal.events.services import event_emit
 from texture_portal.exceptions import ApplicationError
@@ -333,8 +334,8 @@ def action_fan_out(*, event: DispatchEvent, action: DispatchAction, now: datetim
             participation.reason_code, participation.reason = verdict.code, verdict.reason
     Participation.objects.bulk_create(to_create, batch_size=2000)
     for participation in to_update:
-        participation.last_updated = now  # bulk_update does not touch auto_now fields itself
-    Participation.objects.bulk_update(to_update, RECLASSIFIED_FIELDS, batch_size=2000)
+        participation.last_updated = now  # a bulk update does not touch auto_now fields itself
+    update_objects(to_update, RECLASSIFIED_FIELDS)
     types = {row["pk"]: row["device_type"] for row in rows}
     for participation in (*to_create, *to_update):
         if participation.status != ParticipationStatus.INCLUDED:
@@ -404,7 +405,7 @@ def _restore_commands(*, event, action, participations, types: dict | None, at: 
     for participation in nothing_to_do:
         _move(participation, ParticipationStatus.RESTORED)
         participation.restored_at = participation.last_updated = at
-    Participation.objects.bulk_update(nothing_to_do, ["status", "restored_at", "last_updated"])
+    update_objects(nothing_to_do, ["status", "restored_at", "last_updated"])
     return commands
 
 
@@ -515,7 +516,7 @@ def participations_confirm(*, event: DispatchEvent, now: datetime) -> dict:
             counts["not_responding"] += 1
     for participation in changed:
         participation.last_updated = now
-    Participation.objects.bulk_update(changed, ["status", "confirmed_at", "reason_code", "reason", "last_updated"])
+    update_objects(changed, ["status", "confirmed_at", "reason_code", "reason", "last_updated"])
     return counts
 
 
@@ -654,10 +655,10 @@ def commands_queue_due(*, now: datetime, limit: int = 5000) -> int:
             )
             size = max(1, min(settings.DISPATCH_SEND_BATCH, math.ceil(len(rows) / SEND_BATCHES_PER_OEM)))
             for rank, first in enumerate(range(0, len(rows), size)):
-                batches.append((rows[first][1], rank, rows[first : first + size]))
+                batches.append((rows[first][1], rank, rows[first][0], rows[first : first + size]))
         # OEMs take turns within a ramp slot: workers take batches in order, and a run of one OEM's batches
         # would hold every worker in that OEM's rate limit while the others' sit idle
-        batches.sort(key=lambda batch: batch[:2])
+        batches.sort(key=lambda batch: batch[:3])
         handed = [pk for *_, rows in batches for pk, _, _ in rows]
         again = [pk for *_, rows in batches for pk, _, status in rows if status == CommandStatus.SENT]
         Command.objects.filter(pk__in=handed).update(queued_at=now)
@@ -926,7 +927,7 @@ def participations_follow_commands(items: list[tuple[Command, str, str, str]], *
                     _move(participation, ParticipationStatus.RESTORE_FAILED)
     for participation in touched.values():
         participation.last_updated = now
-    Participation.objects.bulk_update(
+    update_objects(
         list(touched.values()),
         ["status", "reason_code", "reason", "commanded_at", "restored_at", "last_updated"],
     )

@@ -33,6 +33,7 @@ from fleet.services import device_tags_get_or_create
 from programs.models import Program
 from programs.selectors import program_current_strategy
 from texture_portal.audit import audit_record, audit_record_many
+from texture_portal.bulk import update_objects
 from texture_portal.choices import AuditAction, AuditSource
 from texture_portal.events.services import event_emit, events_emit_many
 from texture_portal.exceptions import ApplicationError
@@ -309,7 +310,7 @@ def _commands_move(moves: list[CommandMove], *, actor=None, source: AuditSource 
         groups[(before, status, tuple(fields))].append((move, before))
     for (before, status, fields), members in groups.items():
         commands = [move.command for move, _ in members]
-        Command.objects.bulk_update(commands, list(fields))
+        update_objects(commands, list(fields))
         audit_record_many(
             actor=actor,
             action=AuditAction.COMMAND_STATUS_CHANGED,
@@ -557,7 +558,7 @@ def _commands_claim(*, command_ids: list[int], owner: str) -> list[tuple[Command
             claimed.append((locked, integration, RESUME))
     _commands_move(moves)
     if resumed:
-        Command.objects.bulk_update(resumed, ["attempts", "sent_at", "lease_until", "lease_owner", "last_updated"])
+        update_objects(resumed, ["attempts", "sent_at", "lease_until", "lease_owner", "last_updated"])
     if not_due:
         Command.objects.filter(pk__in=not_due).update(queued_at=None)
     claimed.sort(key=lambda item: (item[0].not_before, item[0].pk))
@@ -655,7 +656,7 @@ def _commands_record(sent: list[_Sent], *, owner: str, still_to_send: list[int])
             )
     _commands_move(moves)
     if retries:
-        Command.objects.bulk_update(retries, ["lease_until", "status_reason"])
+        update_objects(retries, ["lease_until", "status_reason"])
     if still_to_send:
         lease = now + timedelta(seconds=settings.DISPATCH_COMMAND_LEASE_SECONDS)
         Command.objects.filter(pk__in=still_to_send, status=CommandStatus.SENT, lease_owner=owner).update(

@@ -19,17 +19,12 @@ READ_ONLY_POSTS = ("/tou/getGatewayTouListV2",)
 WORK_MODES = {1: TIME_OF_USE, 2: SELF_CONSUMPTION, 3: BACKUP}
 MODE_NUMBERS = {v: k for k, v in WORK_MODES.items()}
 NAMES = {1: "Time of Use", 2: "Self Consumption", 3: "Emergency Backup"}
-# The grid-export setting a gateway starts with: gridFeedMaxFlag 1 solar only | 2 solar + aPower | 3 no export;
-# gridFeedMax a kW cap (-1 unlimited); globalGridDischargeMax (-1 unlimited).
-POWER_CONTROL_DEFAULTS = {"gridFeedMaxFlag": 1, "gridFeedMax": -1, "globalGridDischargeMax": -1}
 
 
 def power_control(gateway) -> dict:
-    """The gateway's grid-export setting, kept on the device (SimDevice, shared by every OEM, has no field of its
-    own for it). The simulated physics does not follow it: a FranklinWH discharge (time_of_use) exports."""
-    if not hasattr(gateway, "franklinwh_power_control"):
-        gateway.franklinwh_power_control = dict(POWER_CONTROL_DEFAULTS)
-    return gateway.franklinwh_power_control
+    """The gateway's grid-export setting (`SimDevice.power_control`); the physics follows its flag: a discharge
+    (time_of_use) exports only with gridFeedMaxFlag 2, and otherwise serves the home's load."""
+    return gateway.power_control
 
 
 def body(code: int, message: str, result=None, *, date=None) -> SimResponse:

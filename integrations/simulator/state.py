@@ -91,6 +91,8 @@ class SimDevice:
     reserve: float = 20.0
     mode: str = SELF_CONSUMPTION
     export_rule: str = "pv_only"  # Tesla's grid export rule: battery_ok lets the battery export to the grid
+    # FranklinWH's grid-export setting (getPowerControlSetting): gridFeedMaxFlag 2 lets the aPower export
+    power_control: dict = field(default_factory=lambda: dict(FRANKLINWH_POWER_CONTROL))
     grid_charging: bool = False
     storm_enabled: bool = True
     storm_active: bool = False
@@ -136,17 +138,27 @@ class SimDevice:
         mode = BACKUP if self.storm_active else self.mode
         if mode == BACKUP:
             return -self.max_power_w if self.soc < 100 else 0.0
-        if mode in (TIME_OF_USE, AUTONOMOUS) and (self.oem != "tesla" or self.export_rule == "battery_ok"):
+        if mode in (TIME_OF_USE, AUTONOMOUS) and self.battery_exports():
             # the "discharge" emulation: export down to the reserve
             return self.max_power_w if self.soc > self.reserve else 0.0
-        if mode == AUTONOMOUS:
-            # Tesla without battery export: the battery serves the home's load only, down to the reserve
+        if mode == AUTONOMOUS or (mode == TIME_OF_USE and self.oem == "franklinwh"):
+            # a discharge the export setting keeps off the grid: the battery serves the home's load only, down
+            # to the reserve
             net = self.load_w(at) - self.solar_w(at)
             return min(max(net, 0.0), self.max_power_w) if self.soc > self.reserve else 0.0
         net = self.load_w(at) - self.solar_w(at)
         if net > 0:
             return min(net, self.max_power_w) if self.soc > self.reserve else 0.0
         return max(net, -self.max_power_w) if self.soc < 100 else 0.0
+
+    def battery_exports(self) -> bool:
+        """May the battery push power to the grid? Tesla's export rule and FranklinWH's export flag say;
+        the other OEMs' discharge emulation always exports."""
+        if self.oem == "tesla":
+            return self.export_rule == "battery_ok"
+        if self.oem == "franklinwh":
+            return self.power_control.get("gridFeedMaxFlag") == 2
+        return True
 
     def grid_w(self, at: datetime) -> float:
         battery = self.battery_w(at)
@@ -184,6 +196,9 @@ class Fault:
     params: dict = field(default_factory=dict)
 
 
+# The grid-export setting a FranklinWH gateway starts with: gridFeedMaxFlag 1 solar only | 2 solar + aPower |
+# 3 no export; gridFeedMax a kW cap (-1 unlimited); globalGridDischargeMax (-1 unlimited).
+FRANKLINWH_POWER_CONTROL = {"gridFeedMaxFlag": 1, "gridFeedMax": -1, "globalGridDischargeMax": -1}
 FAULT_KINDS = {"expired_token", "unauthorized", "forbidden", "rate_limit", "server_error", "slow", "drop"}
 
 

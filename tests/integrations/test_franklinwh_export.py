@@ -104,3 +104,20 @@ def test_the_simulator_refuses_a_power_control_write_missing_a_read_field(sim, g
     )
     assert response.status_code == 200
     assert response.json()["code"] == 400 and response.json()["success"] is False
+
+
+@pytest.mark.parametrize(("payload", "exports"), [(EXPORTING, True), (HOME_ONLY, False)])
+def test_the_batterys_power_follows_the_flag(sim, payload, exports):
+    """The simulated gateway does what the flag says: with 2 a discharge pushes its full power to the grid, with
+    1 it serves the home's load only (and what the adapter reads back shows it)."""
+    device = sim.state.add_device(
+        "franklinwh", "1005000060200002", kind="battery", soc=80.0, solar_peak_w=0.0, base_load_w=900.0
+    )
+    franklin = adapter(sim, "franklinwh")
+    found = ref(franklin.discover()[0])
+    franklin.send_command(found, SET_MODE, payload)
+    now = sim.state.clock.now()
+    assert (device.grid_w(now) < 0) is exports  # exporting: the grid meter runs backwards
+    assert device.battery_w(now) == (device.max_power_w if exports else device.load_w(now))
+    reading = franklin.fetch_telemetry(found)
+    assert reading.charge_rate_w == pytest.approx(device.battery_w(sim.state.clock.now()), abs=60)

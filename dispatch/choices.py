@@ -54,7 +54,8 @@ COMMAND_TRANSITIONS = Transitions(
     CommandStatus,
     {
         CommandStatus.PENDING: {CommandStatus.SENT, CommandStatus.FAILED, CommandStatus.SKIPPED},
-        CommandStatus.SENT: {CommandStatus.SUCCESS, CommandStatus.FAILED},
+        # sent → skipped: a batch's command its worker had not called yet when its event or action ended
+        CommandStatus.SENT: {CommandStatus.SUCCESS, CommandStatus.FAILED, CommandStatus.SKIPPED},
     },
 )
 

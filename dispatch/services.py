@@ -15,6 +15,7 @@ from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from dispatch.choices import (
@@ -25,6 +26,7 @@ from dispatch.choices import (
     CommandStatus,
     DispatchEventStatus,
     DispatchTrigger,
+    ExclusionReason,
 )
 from dispatch.events import DispatchEventType, command_data, dispatch_event_data
 from dispatch.models import BatchCommand, Command, DispatchAction, DispatchEvent
@@ -470,7 +472,19 @@ CLAIM_FIELDS = [
     "device__manufacturer__name",
     "device__manufacturer__integration_channel",
     "device__latest_telemetry__is_storm_mode_active",
+    "dispatch_event__status",
+    "action__restore_started_at",
 ]
+ENDED_BEFORE_ITS_TURN = "Its event or action ended before its turn came: not sent."
+
+
+def _action_over(command: Command) -> bool:
+    """An event's action command whose event no longer runs, or whose action's restore has begun."""
+    if command.purpose != CommandPurpose.ACTION or command.dispatch_event_id is None:
+        return False
+    if command.dispatch_event.status != DispatchEventStatus.IN_PROGRESS:
+        return True
+    return command.action_id is not None and command.action.restore_started_at is not None
 
 
 def _not_sendable(locked: Command, integration) -> tuple[str, str] | None:
@@ -507,7 +521,7 @@ def _commands_claim(*, command_ids: list[int], owner: str) -> list[tuple[Command
     # one order, so two batches never wait on each other crosswise
     rows = list(
         Command.objects.select_for_update(of=("self",))
-        .select_related("device__manufacturer", "device__latest_telemetry")
+        .select_related("device__manufacturer", "device__latest_telemetry", "dispatch_event", "action")
         .only(*CLAIM_FIELDS)
         .filter(pk__in=command_ids)
         .order_by("pk")
@@ -540,6 +554,9 @@ def _commands_claim(*, command_ids: list[int], owner: str) -> list[tuple[Command
             claimed.append((locked, None, "not due"))
             continue
         why = _not_sendable(locked, integration)
+        if locked.status == CommandStatus.PENDING and _action_over(locked):
+            # handed just before its event was cancelled or its action ended (the tick skips those waiting)
+            why = ENDED_BEFORE_ITS_TURN, ExclusionReason.WINDOW_ENDED
         if why:
             final = CommandStatus.SKIPPED if locked.status == CommandStatus.PENDING else CommandStatus.FAILED
             moves.append(CommandMove(locked, final, reason=why[0], code=why[1]))
@@ -620,10 +637,14 @@ def _command_call(command: Command, integration, *, resume: bool, final: bool) -
 
 
 @transaction.atomic
-def _commands_record(sent: list[_Sent], *, owner: str, still_to_send: list[int]) -> None:
+def _commands_record(sent: list[_Sent], *, owner: str, still_to_send: list[int]) -> dict[int, Command]:
     """Record a batch's outcomes in one transaction, and renew the leases of the commands it has yet to send.
     An outcome is written only while the command is still this batch's (`sent`, its lease): one taken over
-    meanwhile (the lease ran out mid-call) is recorded by whoever holds it now, which asked the OEM first."""
+    meanwhile (the lease ran out mid-call) is recorded by whoever holds it now, which asked the OEM first.
+
+    Of those yet to send, the action commands whose event is no longer running (cancelled, ended) or whose
+    action's restore has begun are not sent after all: skipped, as the ones still waiting in the database
+    are (`engine._skip_unsent`). Returns them, by id."""
     now = timezone.now()
     current = {
         pk: (status, lease_owner)
@@ -657,11 +678,20 @@ def _commands_record(sent: list[_Sent], *, owner: str, still_to_send: list[int])
     _commands_move(moves)
     if retries:
         update_objects(retries, ["lease_until", "status_reason"])
-    if still_to_send:
-        lease = now + timedelta(seconds=settings.DISPATCH_COMMAND_LEASE_SECONDS)
-        Command.objects.filter(pk__in=still_to_send, status=CommandStatus.SENT, lease_owner=owner).update(
-            lease_until=lease
-        )
+    if not still_to_send:
+        return {}
+    ours = Command.objects.filter(pk__in=still_to_send, status=CommandStatus.SENT, lease_owner=owner)
+    ended = ~Q(dispatch_event__status=DispatchEventStatus.IN_PROGRESS) | Q(action__restore_started_at__isnull=False)
+    over = list(
+        ours.filter(ended, purpose=CommandPurpose.ACTION, dispatch_event__isnull=False)
+        .select_for_update(of=("self",))
+        .only(*(field.name for field in Command._meta.concrete_fields))
+    )
+    ended_code = ExclusionReason.WINDOW_ENDED
+    _commands_move([CommandMove(c, CommandStatus.SKIPPED, reason=ENDED_BEFORE_ITS_TURN, code=ended_code) for c in over])
+    lease = now + timedelta(seconds=settings.DISPATCH_COMMAND_LEASE_SECONDS)
+    ours.exclude(pk__in=[c.pk for c in over]).update(lease_until=lease)
+    return {c.pk: c for c in over}
 
 
 def commands_send(*, command_ids: list[int], owner: str = "", final_attempt: bool | None = None) -> dict[int, Command]:
@@ -686,8 +716,10 @@ def commands_send(*, command_ids: list[int], owner: str = "", final_attempt: boo
     claimed = _commands_claim(command_ids=command_ids, owner=owner)
     commands = {locked.pk: locked for locked, _, _ in claimed}
     to_send = [(locked, integration, reason) for locked, integration, reason in claimed if reason in (None, RESUME)]
-    sent, recorded_at = [], time.monotonic()
+    sent, recorded_at, stopped = [], time.monotonic(), {}
     for n, (locked, integration, reason) in enumerate(to_send):
+        if locked.pk in stopped:
+            continue
         early = (locked.not_before - timezone.now()).total_seconds()
         if early > 0:  # its ramp slot is a moment away (the hand-off looks DISPATCH_QUEUE_SECONDS ahead)
             time.sleep(min(early, NOT_DUE_SLACK.total_seconds()))
@@ -695,11 +727,12 @@ def commands_send(*, command_ids: list[int], owner: str = "", final_attempt: boo
             final_attempt if final_attempt is not None else locked.attempts >= settings.DISPATCH_COMMAND_MAX_ATTEMPTS
         )
         sent.append(_command_call(locked, integration, resume=reason == RESUME, final=final))
-        last = n == len(to_send) - 1
-        if last or time.monotonic() - recorded_at >= SEND_RECORD_SECONDS:
-            _commands_record(sent, owner=owner, still_to_send=[c.pk for c, _, _ in to_send[n + 1 :]])
+        if n < len(to_send) - 1 and time.monotonic() - recorded_at >= SEND_RECORD_SECONDS:
+            stopped.update(_commands_record(sent, owner=owner, still_to_send=[c.pk for c, _, _ in to_send[n + 1 :]]))
             sent, recorded_at = [], time.monotonic()
-    return commands
+    if sent:
+        _commands_record(sent, owner=owner, still_to_send=[])
+    return {**commands, **stopped}
 
 
 def command_send(*, command: Command, final_attempt: bool | None = None, owner: str = "") -> Command:

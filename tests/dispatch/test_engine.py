@@ -586,3 +586,47 @@ def test_beats_hand_off_task_queues_what_is_due(program, monkeypatch, django_cap
         assert commands_queue_task() == 3
         assert commands_queue_task() == 0  # handed once: a second run finds them queued
     assert sorted(Command.objects.filter(pk__in=queued).values_list("device_id", flat=True)) == [d.pk for d in devices]
+
+
+def test_a_batchs_commands_not_yet_sent_when_the_event_is_cancelled_are_skipped_not_sent(program, monkeypatch):
+    """A worker's batch holds its commands (`sent`, leased) until their turn: cancelling the event meanwhile
+    keeps the rest from going out, and the one already on its way is restored when its answer lands."""
+    from dispatch import services
+
+    devices = [live_device(program) for _ in range(3)]
+    event = running_event(program)
+    engine.dispatch_tick()
+    Command.objects.filter(dispatch_event=event).update(not_before=timezone.now() - timedelta(seconds=1))
+    ids = list(Command.objects.filter(dispatch_event=event).order_by("pk").values_list("pk", flat=True))
+    monkeypatch.setattr(services, "SEND_RECORD_SECONDS", 0)  # record after every call
+    called = []
+
+    def call(command, integration, *, resume, final):
+        called.append(command.device_id)
+        if len(called) == 1:  # staff cancel while the first call is out
+            dispatch_event_cancel(event=event, actor=None, reason="Feeder maintenance")
+        return services._Sent(command, CommandStatus.SUCCESS, "accepted", started=timezone.now())
+
+    monkeypatch.setattr(services, "_command_call", call)
+    sent = services.commands_send(command_ids=ids, owner="the-batch")
+    assert len(called) == 1
+    first = called[0]
+    assert {pk: c.status for pk, c in sent.items()} == {
+        pk: "success" if Command.objects.get(pk=pk).device_id == first else "skipped" for pk in ids
+    }
+    for device in devices:
+        p = participation(event, device)
+        if device.pk == first:
+            assert p.status == ParticipationStatus.COMMANDED  # then restored: its restore went out at once
+            assert Command.objects.filter(dispatch_event=event, device=device, purpose="restore").exists()
+        else:
+            assert (p.status, p.reason_code) == (ParticipationStatus.EXCLUDED, ExclusionReason.WINDOW_ENDED)
+    # a batch handed just before the cancel and claimed after it sends nothing either
+    late = live_device(program)
+    other = running_event(program)
+    engine.dispatch_tick()
+    command = Command.objects.get(dispatch_event=other, device=late)
+    Command.objects.filter(pk=command.pk).update(not_before=timezone.now() - timedelta(seconds=1))
+    DispatchEvent.objects.filter(pk=other.pk).update(status=DispatchEventStatus.CANCELLED)
+    assert services.command_send(command=command).status == "skipped"
+    assert len(called) == 1

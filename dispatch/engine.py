@@ -411,11 +411,18 @@ def _restore_commands(*, event, action, participations, types: dict | None, at: 
 
 def _skip_unsent(*, event: DispatchEvent, reason: str, code: str, now: datetime, action=None) -> int:
     """Action commands of the event still waiting for their slot are skipped (their device excluded)."""
-    unsent = Command.objects.filter(
-        dispatch_event=event, purpose=CommandPurpose.ACTION, status=CommandStatus.PENDING
-    ).filter(**({"action": action} if action else {}))
-    participation_ids = list(unsent.values_list("participation_id", flat=True))
-    skipped = unsent.update(status=CommandStatus.SKIPPED, status_reason=reason, completed_at=now, last_updated=now)
+    # locked first (waiting for a claim taking some of them this moment), so only the participations of the
+    # commands really skipped are excluded
+    unsent = dict(
+        Command.objects.filter(dispatch_event=event, purpose=CommandPurpose.ACTION, status=CommandStatus.PENDING)
+        .filter(**({"action": action} if action else {}))
+        .select_for_update()
+        .values_list("pk", "participation_id")
+    )
+    participation_ids = list(unsent.values())
+    skipped = Command.objects.filter(pk__in=list(unsent), status=CommandStatus.PENDING).update(
+        status=CommandStatus.SKIPPED, status_reason=reason, completed_at=now, last_updated=now
+    )
     Participation.objects.filter(pk__in=participation_ids, status=ParticipationStatus.INCLUDED).update(
         status=ParticipationStatus.EXCLUDED, reason_code=code, reason=reason, last_updated=now
     )
@@ -902,12 +909,27 @@ def participations_follow_commands(items: list[tuple[Command, str, str, str]], *
         if participation is None:
             continue
         touched[participation.pk] = participation
+        superseded = (
+            command.purpose == CommandPurpose.ACTION
+            and command.action_id is not None
+            and participation.action_id is not None
+            and command.action_id != participation.action_id
+        )
+        if superseded and status != CommandStatus.SUCCESS:
+            # an earlier action's command not sent (or failed) after its device was handed to the next action:
+            # that action's own command decides
+            continue
         if command.purpose == CommandPurpose.ACTION:
             if status == CommandStatus.SUCCESS:
                 participation.commanded_at = now
+                # a retry landing after its opted-out device was restored: restored again
+                restored_already = participation.status == ParticipationStatus.OPTED_OUT and participation.restored_at
+
                 _move(participation, ParticipationStatus.COMMANDED)
                 if command.action_id is not None and (
-                    command.action_id in restoring or participation.event_status != DispatchEventStatus.IN_PROGRESS
+                    (command.action_id in restoring and not superseded)  # the next action holds it now
+                    or participation.event_status != DispatchEventStatus.IN_PROGRESS
+                    or restored_already
                 ):
                     late.append((command, participation))
             elif status == CommandStatus.FAILED and _move(participation, ParticipationStatus.FAILED):

@@ -27,6 +27,7 @@ from dispatch.choices import (
     DispatchEventStatus,
     DispatchTrigger,
     ExclusionReason,
+    ParticipationStatus,
 )
 from dispatch.events import DispatchEventType, command_data, dispatch_event_data
 from dispatch.models import BatchCommand, Command, DispatchAction, DispatchEvent
@@ -38,6 +39,7 @@ from texture_portal.audit import audit_record, audit_record_many
 from texture_portal.bulk import update_objects
 from texture_portal.choices import AuditAction, AuditSource
 from texture_portal.events.services import event_emit, events_emit_many
+from texture_portal.events.subscribers import subscribed_types
 from texture_portal.exceptions import ApplicationError
 from texture_portal.tenancy import require_same_workspace
 
@@ -328,6 +330,10 @@ def _commands_move(moves: list[CommandMove], *, actor=None, source: AuditSource 
                     (f"{COMMAND_STATUS_EVENT[status]}:{command.pk}", command_data(command))
                 )
             for workspace_id, items in by_workspace.items():
+                if COMMAND_STATUS_EVENT[status] in subscribed_types():  # in-process subscribers hear each one
+                    for key, data in items:
+                        event_emit(workspace_id=workspace_id, type=COMMAND_STATUS_EVENT[status], key=key, data=data)
+                    continue
                 events_emit_many(
                     workspace_id=workspace_id, type=COMMAND_STATUS_EVENT[status], items=items, timestamp=now
                 )
@@ -474,15 +480,19 @@ CLAIM_FIELDS = [
     "device__latest_telemetry__is_storm_mode_active",
     "dispatch_event__status",
     "action__restore_started_at",
+    "participation__status",
 ]
 ENDED_BEFORE_ITS_TURN = "Its event or action ended before its turn came: not sent."
 
 
 def _action_over(command: Command) -> bool:
-    """An event's action command whose event no longer runs, or whose action's restore has begun."""
+    """An event's action command whose event no longer runs, whose action's restore has begun, or whose
+    device was opted out."""
     if command.purpose != CommandPurpose.ACTION or command.dispatch_event_id is None:
         return False
     if command.dispatch_event.status != DispatchEventStatus.IN_PROGRESS:
+        return True
+    if command.participation_id is not None and command.participation.status == ParticipationStatus.OPTED_OUT:
         return True
     return command.action_id is not None and command.action.restore_started_at is not None
 
@@ -508,10 +518,10 @@ def _not_sendable(locked: Command, integration) -> tuple[str, str] | None:
 def _commands_claim(*, command_ids: list[int], owner: str) -> list[tuple[Command, object, str | None]]:
     """Lock the commands and decide for each: send it (the command, its integration, None), or why not
     (…, reason), in the order they are due. Sending takes a lease (status `sent`, `lease_until`,
-    `lease_owner`): another delivery of the batch finds the commands leased and leaves them alone, so a
-    command is never sent by two workers at once. One whose lease ran out (its worker died, or it waits for
-    its retry after a transient error) may be taken again, by anyone: such a second attempt (the reason is
-    RESUME) asks the OEM first what of the command took effect.
+    `lease_owner`, unique to this run): another delivery of the batch finds the commands leased and leaves
+    them alone, so a command is never sent by two workers at once. One whose lease ran out (its worker died, or
+    it waits for its retry after a transient error) may be taken again, by anyone: such a second attempt (the
+    reason is RESUME) asks the OEM first what of the command took effect.
 
     Set-based: one statement locks the commands with what sending needs of their devices, one reads their
     integrations, and the leases and their audit rows are written in one each."""
@@ -521,7 +531,7 @@ def _commands_claim(*, command_ids: list[int], owner: str) -> list[tuple[Command
     # one order, so two batches never wait on each other crosswise
     rows = list(
         Command.objects.select_for_update(of=("self",))
-        .select_related("device__manufacturer", "device__latest_telemetry", "dispatch_event", "action")
+        .select_related("device__manufacturer", "device__latest_telemetry", "dispatch_event", "action", "participation")
         .only(*CLAIM_FIELDS)
         .filter(pk__in=command_ids)
         .order_by("pk")
@@ -546,7 +556,8 @@ def _commands_claim(*, command_ids: list[int], owner: str) -> list[tuple[Command
             claimed.append((locked, None, "done"))
             continue
         leased = locked.status == CommandStatus.SENT and locked.lease_until and locked.lease_until > now
-        if leased and locked.lease_owner and locked.lease_owner != owner:
+        if leased and locked.lease_owner:
+            # another batch's, or a redelivery of this one (same task id) while the first may still run
             claimed.append((locked, None, IN_FLIGHT))
             continue
         if locked.status == CommandStatus.PENDING and locked.not_before > now + NOT_DUE_SLACK:
@@ -637,14 +648,18 @@ def _command_call(command: Command, integration, *, resume: bool, final: bool) -
 
 
 @transaction.atomic
-def _commands_record(sent: list[_Sent], *, owner: str, still_to_send: list[int]) -> dict[int, Command]:
+def _commands_record(
+    sent: list[_Sent], *, owner: str, still_to_send: list[int], fresh: set[int] = frozenset()
+) -> tuple[dict[int, Command], set[int]]:
     """Record a batch's outcomes in one transaction, and renew the leases of the commands it has yet to send.
     An outcome is written only while the command is still this batch's (`sent`, its lease): one taken over
     meanwhile (the lease ran out mid-call) is recorded by whoever holds it now, which asked the OEM first.
 
-    Of those yet to send, the action commands whose event is no longer running (cancelled, ended) or whose
-    action's restore has begun are not sent after all: skipped, as the ones still waiting in the database
-    are (`engine._skip_unsent`). Returns them, by id."""
+    Of those yet to send, the ones this batch took pending (`fresh`: never called) that are action commands
+    whose event is no longer running (cancelled, ended), whose action's restore has begun or whose device was
+    opted out are not sent after all: skipped, as the ones still waiting in the database are
+    (`engine._skip_unsent`). A resumed one is sent: an earlier attempt may have put it in place, and its
+    success is restored late. Returns those skipped (by id) and those no longer this batch's (not to call)."""
     now = timezone.now()
     current = {
         pk: (status, lease_owner)
@@ -679,19 +694,24 @@ def _commands_record(sent: list[_Sent], *, owner: str, still_to_send: list[int])
     if retries:
         update_objects(retries, ["lease_until", "status_reason"])
     if not still_to_send:
-        return {}
+        return {}, set()
     ours = Command.objects.filter(pk__in=still_to_send, status=CommandStatus.SENT, lease_owner=owner)
-    ended = ~Q(dispatch_event__status=DispatchEventStatus.IN_PROGRESS) | Q(action__restore_started_at__isnull=False)
+    held = set(ours.select_for_update().values_list("pk", flat=True))
+    ended = (
+        ~Q(dispatch_event__status=DispatchEventStatus.IN_PROGRESS)
+        | Q(action__restore_started_at__isnull=False)
+        | Q(participation__status=ParticipationStatus.OPTED_OUT)
+    )
     over = list(
-        ours.filter(ended, purpose=CommandPurpose.ACTION, dispatch_event__isnull=False)
+        Command.objects.filter(ended, pk__in=held & fresh, purpose=CommandPurpose.ACTION, dispatch_event__isnull=False)
         .select_for_update(of=("self",))
         .only(*(field.name for field in Command._meta.concrete_fields))
-    )
+    ) if held & fresh else []  # fmt: skip
     ended_code = ExclusionReason.WINDOW_ENDED
     _commands_move([CommandMove(c, CommandStatus.SKIPPED, reason=ENDED_BEFORE_ITS_TURN, code=ended_code) for c in over])
     lease = now + timedelta(seconds=settings.DISPATCH_COMMAND_LEASE_SECONDS)
-    ours.exclude(pk__in=[c.pk for c in over]).update(lease_until=lease)
-    return {c.pk: c for c in over}
+    Command.objects.filter(pk__in=held - {c.pk for c in over}).update(lease_until=lease)
+    return {c.pk: c for c in over}, set(still_to_send) - held
 
 
 def commands_send(*, command_ids: list[int], owner: str = "", final_attempt: bool | None = None) -> dict[int, Command]:
@@ -712,13 +732,15 @@ def commands_send(*, command_ids: list[int], owner: str = "", final_attempt: boo
     thread's adapters are kept between commands (`adapter_reused`), so a worker keeps its OEM connections
     warm. A worker killed mid-batch leaves its commands leased: once the leases run out they are handed again
     and resumed, none lost and none written twice."""
-    owner = owner or f"call-{uuid.uuid4()}"
+    # unique to this run: a redelivery of the same task (same id) must not pass for the run holding the lease
+    owner = f"{owner or 'call'}:{uuid.uuid4().hex[:12]}"
     claimed = _commands_claim(command_ids=command_ids, owner=owner)
     commands = {locked.pk: locked for locked, _, _ in claimed}
     to_send = [(locked, integration, reason) for locked, integration, reason in claimed if reason in (None, RESUME)]
-    sent, recorded_at, stopped = [], time.monotonic(), {}
+    fresh = {locked.pk for locked, _, reason in to_send if reason is None}
+    sent, recorded_at, stopped, lost = [], time.monotonic(), {}, set()
     for n, (locked, integration, reason) in enumerate(to_send):
-        if locked.pk in stopped:
+        if locked.pk in stopped or locked.pk in lost:
             continue
         early = (locked.not_before - timezone.now()).total_seconds()
         if early > 0:  # its ramp slot is a moment away (the hand-off looks DISPATCH_QUEUE_SECONDS ahead)
@@ -728,7 +750,10 @@ def commands_send(*, command_ids: list[int], owner: str = "", final_attempt: boo
         )
         sent.append(_command_call(locked, integration, resume=reason == RESUME, final=final))
         if n < len(to_send) - 1 and time.monotonic() - recorded_at >= SEND_RECORD_SECONDS:
-            stopped.update(_commands_record(sent, owner=owner, still_to_send=[c.pk for c, _, _ in to_send[n + 1 :]]))
+            rest = [c.pk for c, _, _ in to_send[n + 1 :] if c.pk not in stopped and c.pk not in lost]
+            skipped, gone = _commands_record(sent, owner=owner, still_to_send=rest, fresh=fresh)
+            stopped.update(skipped)
+            lost |= gone  # its lease ran out and someone else has it now: theirs to send
             sent, recorded_at = [], time.monotonic()
     if sent:
         _commands_record(sent, owner=owner, still_to_send=[])

@@ -63,12 +63,20 @@ def test_command_skipped_when_the_integration_is_disabled(sim, live_tesla):  # n
     assert command.status == "skipped" and "not enabled" in command.status_reason
 
 
-def test_transient_failure_leaves_it_leased_until_its_retry_then_fails_on_the_last(sim, live_tesla, settings):  # noqa: F811
+def test_transient_failure_leaves_it_leased_until_its_retry_then_fails_on_the_last(
+    sim,  # noqa: F811
+    live_tesla,
+    settings,
+    monkeypatch,
+):
     from datetime import timedelta
 
     from django.utils import timezone
 
+    from integrations.adapters import base
+
     settings.DISPATCH_COMMAND_MAX_ATTEMPTS = 2
+    monkeypatch.setattr(base, "backoff_seconds", lambda attempt, retry_after=None: 30.0)  # no jitter to 0 s
     workspace, integration, device = live_tesla
     command = new_command(device, slug="battery:set-reserve", payload={"chargePercentage": 40})
     sim.state.inject("tesla", "TG100000000901", "server_error", status=503, times=2)

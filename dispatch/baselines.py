@@ -80,6 +80,20 @@ class BaselineMethod:
         return f"{pick} eligible days ({kind} within {self.lookback_days} days), {adjust}"
 
 
+def baseline_method_of(strategy) -> BaselineMethod:
+    """The baseline method an event strategy (programs.EventStrategy, a version) sets for its reports."""
+    return BaselineMethod(
+        days=strategy.baseline_days,
+        highest=strategy.baseline_highest,
+        lookback_days=strategy.baseline_lookback_days,
+        same_day_type=strategy.baseline_same_day_type,
+        adjustment=strategy.baseline_adjustment,
+        window_minutes=(strategy.baseline_window_start_minutes, strategy.baseline_window_end_minutes),
+        factor_limits=(strategy.baseline_factor_min, strategy.baseline_factor_max),
+        min_days=strategy.baseline_min_days,
+    )
+
+
 @dataclass(frozen=True)
 class Baseline:
     values: dict[int, float]  # B'(t) per event interval (minutes after local midnight)

@@ -62,3 +62,11 @@ class EventType(models.TextChoices):
     CHARGE = "charge", _("Charge")
     DISCHARGE = "discharge", _("Discharge")
     IDLE = "idle", _("Idle")
+
+
+class BaselineAdjustment(models.TextChoices):
+    """The day-of adjustment of an event report's baseline (dispatch-anchors.md §1)."""
+
+    MULTIPLICATIVE = "multiplicative", _("Multiplicative (scaled to the hours before, clamped)")
+    ADDITIVE = "additive", _("Additive (shifted by the difference in the hours before)")
+    NONE = "none", _("None")

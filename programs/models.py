@@ -7,7 +7,14 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from programs.choices import EnrollmentApproval, EnrollmentStatus, EventType, ProgramPhase, ProgramType
+from programs.choices import (
+    BaselineAdjustment,
+    EnrollmentApproval,
+    EnrollmentStatus,
+    EventType,
+    ProgramPhase,
+    ProgramType,
+)
 from texture_portal.choices import AuditSource
 from texture_portal.models import WorkspaceScopedModel
 from texture_portal.timezones import validate_timezone_name, zone_or_utc
@@ -91,6 +98,44 @@ class EventStrategy(WorkspaceScopedModel):
     ramp_minutes = models.PositiveIntegerField(_("ramp (minutes)"), default=0)
     max_event_duration_minutes = models.PositiveIntegerField(_("max event duration (minutes)"), default=240)
     enable_grid_interaction = models.BooleanField(_("grid interaction by default"), default=False)
+    # The baseline an event's report measures delivery against (dispatch.baselines): each device's own recent
+    # non-event days, X of Y, with a day-of adjustment over a window before the event.
+    baseline_days = models.PositiveSmallIntegerField(
+        _("baseline days (Y)"), default=10, help_text=_("The most recent eligible non-event days averaged.")
+    )
+    baseline_highest = models.PositiveSmallIntegerField(
+        _("highest days (X)"),
+        null=True,
+        blank=True,
+        help_text=_("Average only the X of those days with the highest load in the event's hours (empty: all Y)."),
+    )
+    baseline_lookback_days = models.PositiveSmallIntegerField(
+        _("baseline lookback (days)"), default=45, help_text=_("Eligible days are searched this far back.")
+    )
+    baseline_same_day_type = models.BooleanField(
+        _("same kind of day"),
+        default=True,
+        help_text=_("Weekdays for a weekday event, weekend days for a weekend one."),
+    )
+    baseline_min_days = models.PositiveSmallIntegerField(
+        _("minimum baseline days"),
+        default=5,
+        help_text=_("With fewer eligible days a device has no baseline (counted in the report, not guessed)."),
+    )
+    baseline_adjustment = models.CharField(
+        _("day-of adjustment"),
+        max_length=20,
+        choices=BaselineAdjustment.choices,
+        default=BaselineAdjustment.MULTIPLICATIVE,
+    )
+    baseline_window_start_minutes = models.PositiveSmallIntegerField(
+        _("adjustment window from (minutes before the event)"), default=240
+    )
+    baseline_window_end_minutes = models.PositiveSmallIntegerField(
+        _("adjustment window to (minutes before the event)"), default=60
+    )
+    baseline_factor_min = models.FloatField(_("adjustment factor at least"), default=0.8)
+    baseline_factor_max = models.FloatField(_("adjustment factor at most"), default=1.2)
     notes = models.TextField(_("notes"), blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -115,6 +160,10 @@ class EventStrategy(WorkspaceScopedModel):
                 name="strategy_ramp_within_duration",
             ),
             models.CheckConstraint(condition=Q(version__gte=1), name="strategy_version_positive"),
+            models.CheckConstraint(
+                condition=Q(baseline_adjustment__in=BaselineAdjustment.values),
+                name="strategy_baseline_adjustment_valid",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -130,6 +179,28 @@ class EventStrategy(WorkspaceScopedModel):
             raise ValidationError({"allowed_event_types": f"Unknown event types: {', '.join(unknown)}."})
         if len(set(types)) != len(types):
             raise ValidationError({"allowed_event_types": "Each event type once."})
+        errors = {}
+        days = self.baseline_days or 0
+        if days < 1:
+            errors["baseline_days"] = "At least one day."
+        elif self.baseline_highest is not None and not 1 <= self.baseline_highest <= days:
+            errors["baseline_highest"] = f"Between 1 and the baseline days ({days}), or empty for all of them."
+        if days and not 1 <= (self.baseline_min_days or 0) <= days:
+            errors["baseline_min_days"] = f"Between 1 and the baseline days ({days})."
+        if (self.baseline_lookback_days or 0) < days:
+            errors["baseline_lookback_days"] = f"At least the baseline days ({days})."
+        if self.baseline_adjustment != BaselineAdjustment.NONE and not (
+            self.baseline_window_start_minutes > self.baseline_window_end_minutes
+        ):
+            errors["baseline_window_end_minutes"] = (
+                "The adjustment window must end after it starts (fewer minutes before the event)."
+            )
+        if self.baseline_adjustment == BaselineAdjustment.MULTIPLICATIVE and not (
+            0 < self.baseline_factor_min <= 1 <= self.baseline_factor_max
+        ):
+            errors["baseline_factor_max"] = "The factor's limits must satisfy 0 < at least ≤ 1 ≤ at most."
+        if errors:
+            raise ValidationError(errors)
 
 
 class Enrollment(WorkspaceScopedModel):

@@ -40,6 +40,16 @@ STRATEGY_FIELDS = [
     "ramp_minutes",
     "max_event_duration_minutes",
     "enable_grid_interaction",
+    "baseline_days",
+    "baseline_highest",
+    "baseline_lookback_days",
+    "baseline_same_day_type",
+    "baseline_min_days",
+    "baseline_adjustment",
+    "baseline_window_start_minutes",
+    "baseline_window_end_minutes",
+    "baseline_factor_min",
+    "baseline_factor_max",
     "notes",
 ]
 

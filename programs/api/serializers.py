@@ -25,6 +25,21 @@ class ProgramSerializer(TimestampedSerializer):
         model = Program
 
 
+class StrategyBaselineSerializer(serializers.Serializer):
+    """How the strategy's event reports baseline each device (X of Y days, the day-of adjustment)."""
+
+    days = serializers.IntegerField(source="baseline_days")
+    highest = serializers.IntegerField(source="baseline_highest", allow_null=True)
+    lookbackDays = serializers.IntegerField(source="baseline_lookback_days")
+    sameDayType = serializers.BooleanField(source="baseline_same_day_type")
+    minDays = serializers.IntegerField(source="baseline_min_days")
+    adjustment = serializers.CharField(source="baseline_adjustment")
+    adjustmentWindowStartMinutes = serializers.IntegerField(source="baseline_window_start_minutes")
+    adjustmentWindowEndMinutes = serializers.IntegerField(source="baseline_window_end_minutes")
+    factorMin = serializers.FloatField(source="baseline_factor_min")
+    factorMax = serializers.FloatField(source="baseline_factor_max")
+
+
 class EventStrategySerializer(TimestampedSerializer):
     id = serializers.IntegerField(read_only=True)
     programId = serializers.IntegerField(source="program_id")
@@ -36,6 +51,7 @@ class EventStrategySerializer(TimestampedSerializer):
     rampMinutes = serializers.IntegerField(source="ramp_minutes")
     maxEventDurationMinutes = serializers.IntegerField(source="max_event_duration_minutes")
     enableGridInteraction = serializers.BooleanField(source="enable_grid_interaction")
+    baseline = StrategyBaselineSerializer(source="*", read_only=True)
     notes = serializers.CharField(allow_blank=True)
 
     class Meta:

@@ -54,6 +54,14 @@ def test_adding_a_program_creates_strategy_version_1(client, lead):
     assert Program.objects.get(slug="summer-peaks").timezone == "America/Los_Angeles"
 
 
+# the baseline fields as the add form shows them (it starts from the current version)
+BASELINE_FORM = {
+    "baseline_days": 10, "baseline_lookback_days": 45, "baseline_same_day_type": "on", "baseline_min_days": 5,
+    "baseline_adjustment": "multiplicative", "baseline_window_start_minutes": 240,
+    "baseline_window_end_minutes": 60, "baseline_factor_min": 0.8, "baseline_factor_max": 1.2,
+}  # fmt: skip
+
+
 def test_a_strategy_is_never_edited_in_place_a_new_version_is_added(client, lead):
     program = make_program(lead)
     v1 = program.strategies.get()
@@ -69,6 +77,7 @@ def test_a_strategy_is_never_edited_in_place_a_new_version_is_added(client, lead
             "max_soc_percent": 90,
             "ramp_minutes": 5,
             "max_event_duration_minutes": 120,
+            **BASELINE_FORM,
             "notes": "",
         },
     )
@@ -91,6 +100,7 @@ def test_an_invalid_soc_range_is_a_form_error(client, lead):
             "max_soc_percent": 40,
             "ramp_minutes": 0,
             "max_event_duration_minutes": 60,
+            **BASELINE_FORM,
         },
     )
     assert response.status_code == 200

@@ -27,6 +27,11 @@ def test_programs_by_slug_and_strategy_versions(manual_program):
     make_program(manual_program.workspace, slug="summer-peak")  # its strategy must not come back
     strategies = client.get("/v1/event-strategies", {"program": "winter-peak"}).json()["data"]
     assert [s["programSlug"] for s in strategies] == ["winter-peak"]
+    assert strategies[0]["baseline"] == {
+        "days": 10, "highest": None, "lookbackDays": 45, "sameDayType": True, "minDays": 5,
+        "adjustment": "multiplicative", "adjustmentWindowStartMinutes": 240, "adjustmentWindowEndMinutes": 60,
+        "factorMin": 0.8, "factorMax": 1.2,
+    }  # fmt: skip
     everything = client.get("/v1/event-strategies").json()["data"]
     assert sorted(s["programSlug"] for s in everything) == ["summer-peak", "winter-peak"]
     assert_error(client.get("/v1/programs/nope"), 404)

@@ -44,6 +44,39 @@ def test_a_strategy_change_is_a_new_version_carrying_the_rest_over():
     assert entry.changes == {"min_soc_percent": [25, 30]}
 
 
+def test_a_strategy_sets_its_reports_baseline_checked_before_it_is_saved():
+    from dispatch.baselines import ADDITIVE, baseline_method_of
+
+    program = make_program(WorkspaceFactory())
+    v1 = program_current_strategy(program=program)
+    assert baseline_method_of(v1).describe() == (
+        "10 of 10 eligible days ( same kind of day, within 45 days), multiplicative adjustment clamped to 0.8–1.2 "
+        "over 4 h to 1 h before the event"
+    )
+    v2 = event_strategy_create_version(
+        program=program, data={"baseline_highest": 5, "baseline_adjustment": "additive"}, actor=None
+    )
+    method = baseline_method_of(v2)
+    assert (method.days, method.highest, method.adjustment) == (10, 5, ADDITIVE)
+    with pytest.raises(ValidationError) as refused:
+        event_strategy_create_version(program=program, data={"baseline_highest": 12}, actor=None)
+    assert refused.value.message_dict == {
+        "baseline_highest": ["Between 1 and the baseline days (10), or empty for all of them."]
+    }
+    with pytest.raises(ValidationError) as refused:
+        event_strategy_create_version(
+            program=program,
+            data={
+                "baseline_adjustment": "multiplicative",
+                "baseline_factor_min": 1.1,
+                "baseline_window_end_minutes": 300,
+            },
+            actor=None,
+        )
+    assert set(refused.value.message_dict) == {"baseline_factor_max", "baseline_window_end_minutes"}
+    assert program.strategies.count() == 2  # nothing written by the refused versions
+
+
 def advance(program, to):
     return program_set_phase(program=program, phase=to, actor=None)
 

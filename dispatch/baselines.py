@@ -1,4 +1,5 @@
-"""Baselines (M&V): what a device would have done without the event, from its own recent non-event days.
+"""Baselines and delivered energy (M&V): what a device would have done without the event, from its own recent
+non-event days, and what it delivered against that.
 
 The methods of the reference (`dispatch-anchors.md` §1), as parameters of one calculation:
 
@@ -231,4 +232,50 @@ def baseline_compute(
         offset = min(max(offset, -method.offset_limit), method.offset_limit)
     return Baseline(
         values={slot: value + offset for slot, value in unadjusted.items()}, days=tuple(days), offset=offset
+    )
+
+
+# -- delivered energy ---------------------------------------------------------------------------------------
+
+BATTERY, NET_AT_METER = "battery", "net_at_meter"
+# what "more" means for each metric's series: battery power is + discharging (more output delivers), the
+# site's grid power is + importing (less import delivers)
+DELIVERY_SIGN = {BATTERY: 1.0, NET_AT_METER: -1.0}
+
+
+@dataclass(frozen=True)
+class Delivery:
+    kwh: float  # delivered against the baseline over the covered intervals
+    actual_kwh: float
+    baseline_kwh: float
+    covered: int  # event intervals with both a reading and a baseline
+    intervals: int
+
+    @property
+    def coverage(self) -> float:
+        return self.covered / self.intervals if self.intervals else 0.0
+
+
+def delivery_compute(
+    *,
+    metric: str,
+    baseline: Baseline,
+    actual_kw: dict[int, float],
+    event_slots: list[int],
+    slot_minutes: int = 15,
+) -> Delivery:
+    """Energy delivered over the event's intervals, in kWh: Σ sign·(actual − baseline)·Δt, where `actual_kw` is
+    the device's mean power per local interval (battery: + discharging; net at meter: + importing). Intervals
+    without a reading or a baseline are left out, not filled: the coverage says how much was measured."""
+    sign = DELIVERY_SIGN[metric]
+    hours = slot_minutes / 60
+    covered = [s for s in event_slots if actual_kw.get(s) is not None and baseline.values.get(s) is not None]
+    actual = sum(actual_kw[s] for s in covered) * hours
+    expected = sum(baseline.values[s] for s in covered) * hours
+    return Delivery(
+        kwh=sign * (actual - expected),
+        actual_kwh=actual,
+        baseline_kwh=expected,
+        covered=len(covered),
+        intervals=len(event_slots),
     )

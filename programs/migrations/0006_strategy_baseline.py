@@ -5,66 +5,102 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('programs', '0005_program_timezone'),
-        ('texture_portal', '0005_merge_roles'),
+        ("programs", "0005_program_timezone"),
+        ("texture_portal", "0005_merge_roles"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='eventstrategy',
-            name='baseline_adjustment',
-            field=models.CharField(choices=[('multiplicative', 'Multiplicative (scaled to the hours before, clamped)'), ('additive', 'Additive (shifted by the difference in the hours before)'), ('none', 'None')], default='multiplicative', max_length=20, verbose_name='day-of adjustment'),
+            model_name="eventstrategy",
+            name="baseline_adjustment",
+            field=models.CharField(
+                choices=[
+                    ("multiplicative", "Multiplicative (scaled to the hours before, clamped)"),
+                    ("additive", "Additive (shifted by the difference in the hours before)"),
+                    ("none", "None"),
+                ],
+                default="multiplicative",
+                max_length=20,
+                verbose_name="day-of adjustment",
+            ),
         ),
         migrations.AddField(
-            model_name='eventstrategy',
-            name='baseline_days',
-            field=models.PositiveSmallIntegerField(default=10, help_text='The most recent eligible non-event days averaged.', verbose_name='baseline days (Y)'),
+            model_name="eventstrategy",
+            name="baseline_days",
+            field=models.PositiveSmallIntegerField(
+                default=10,
+                help_text="The most recent eligible non-event days averaged.",
+                verbose_name="baseline days (Y)",
+            ),
         ),
         migrations.AddField(
-            model_name='eventstrategy',
-            name='baseline_factor_max',
-            field=models.FloatField(default=1.2, verbose_name='adjustment factor at most'),
+            model_name="eventstrategy",
+            name="baseline_factor_max",
+            field=models.FloatField(default=1.2, verbose_name="adjustment factor at most"),
         ),
         migrations.AddField(
-            model_name='eventstrategy',
-            name='baseline_factor_min',
-            field=models.FloatField(default=0.8, verbose_name='adjustment factor at least'),
+            model_name="eventstrategy",
+            name="baseline_factor_min",
+            field=models.FloatField(default=0.8, verbose_name="adjustment factor at least"),
         ),
         migrations.AddField(
-            model_name='eventstrategy',
-            name='baseline_highest',
-            field=models.PositiveSmallIntegerField(blank=True, help_text="Average only the X of those days with the highest load in the event's hours (empty: all Y).", null=True, verbose_name='highest days (X)'),
+            model_name="eventstrategy",
+            name="baseline_highest",
+            field=models.PositiveSmallIntegerField(
+                blank=True,
+                help_text="Average only the X of those days with the highest load in the event's hours (empty: all Y).",
+                null=True,
+                verbose_name="highest days (X)",
+            ),
         ),
         migrations.AddField(
-            model_name='eventstrategy',
-            name='baseline_lookback_days',
-            field=models.PositiveSmallIntegerField(default=45, help_text='Eligible days are searched this far back.', verbose_name='baseline lookback (days)'),
+            model_name="eventstrategy",
+            name="baseline_lookback_days",
+            field=models.PositiveSmallIntegerField(
+                default=45,
+                help_text="Eligible days are searched this far back.",
+                verbose_name="baseline lookback (days)",
+            ),
         ),
         migrations.AddField(
-            model_name='eventstrategy',
-            name='baseline_min_days',
-            field=models.PositiveSmallIntegerField(default=5, help_text='With fewer eligible days a device has no baseline (counted in the report, not guessed).', verbose_name='minimum baseline days'),
+            model_name="eventstrategy",
+            name="baseline_min_days",
+            field=models.PositiveSmallIntegerField(
+                default=5,
+                help_text="With fewer eligible days a device has no baseline (counted in the report, not guessed).",
+                verbose_name="minimum baseline days",
+            ),
         ),
         migrations.AddField(
-            model_name='eventstrategy',
-            name='baseline_same_day_type',
-            field=models.BooleanField(default=True, help_text='Weekdays for a weekday event, weekend days for a weekend one.', verbose_name='same kind of day'),
+            model_name="eventstrategy",
+            name="baseline_same_day_type",
+            field=models.BooleanField(
+                default=True,
+                help_text="Weekdays for a weekday event, weekend days for a weekend one.",
+                verbose_name="same kind of day",
+            ),
         ),
         migrations.AddField(
-            model_name='eventstrategy',
-            name='baseline_window_end_minutes',
-            field=models.PositiveSmallIntegerField(default=60, verbose_name='adjustment window to (minutes before the event)'),
+            model_name="eventstrategy",
+            name="baseline_window_end_minutes",
+            field=models.PositiveSmallIntegerField(
+                default=60, verbose_name="adjustment window to (minutes before the event)"
+            ),
         ),
         migrations.AddField(
-            model_name='eventstrategy',
-            name='baseline_window_start_minutes',
-            field=models.PositiveSmallIntegerField(default=240, verbose_name='adjustment window from (minutes before the event)'),
+            model_name="eventstrategy",
+            name="baseline_window_start_minutes",
+            field=models.PositiveSmallIntegerField(
+                default=240, verbose_name="adjustment window from (minutes before the event)"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='eventstrategy',
-            constraint=models.CheckConstraint(condition=models.Q(('baseline_adjustment__in', ['multiplicative', 'additive', 'none'])), name='strategy_baseline_adjustment_valid'),
+            model_name="eventstrategy",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("baseline_adjustment__in", ["multiplicative", "additive", "none"])),
+                name="strategy_baseline_adjustment_valid",
+            ),
         ),
     ]

@@ -158,3 +158,58 @@ def test_a_method_that_cannot_work_is_refused_with_why():
         "highest 5 of 10 eligible days ( same kind of day, within 45 days), multiplicative adjustment clamped to "
         "0.8–1.2 over 4 h to 1 h before the event"
     )
+
+
+def test_delivered_energy_of_the_references_example_at_the_meter_and_from_a_battery():
+    from dispatch.baselines import BATTERY, NET_AT_METER, delivery_compute
+
+    history = {day: flat(2.0) for day in weekdays_before(EVENT_DAY, 10)}
+    baseline = baseline_compute(
+        event_day=EVENT_DAY, event_slots=EVENT, history=history, event_day_values=dict.fromkeys(WINDOW, 2.6)
+    )
+    at_meter = delivery_compute(
+        metric=NET_AT_METER, baseline=baseline, actual_kw=dict.fromkeys(EVENT, 1.0), event_slots=EVENT
+    )
+    assert at_meter.kwh == pytest.approx(1.4 * 3)  # 1.4 kW less import for 3 h
+    assert (at_meter.actual_kwh, at_meter.baseline_kwh) == (pytest.approx(3.0), pytest.approx(7.2))
+    # a battery that usually idles in those hours and discharged 5 kW: 15 kWh out of it, all delivered
+    idle = {day: flat(0.0) for day in weekdays_before(EVENT_DAY, 10)}
+    none_usual = baseline_compute(
+        event_day=EVENT_DAY, event_slots=EVENT, history=idle, event_day_values=dict.fromkeys(WINDOW, 0.0)
+    )
+    battery = delivery_compute(
+        metric=BATTERY, baseline=none_usual, actual_kw=dict.fromkeys(EVENT, 5.0), event_slots=EVENT
+    )
+    assert battery.kwh == pytest.approx(15.0) and battery.coverage == 1.0
+
+
+def test_missing_event_readings_are_left_out_and_reported_as_coverage():
+    from dispatch.baselines import BATTERY, delivery_compute
+
+    history = {day: flat(1.0) for day in weekdays_before(EVENT_DAY, 10)}
+    baseline = baseline_compute(
+        event_day=EVENT_DAY,
+        event_slots=EVENT,
+        history=history,
+        event_day_values={},
+        method=BaselineMethod(adjustment=NO_ADJUSTMENT),
+    )
+    actual = dict.fromkeys(EVENT[3:], 3.0)  # the first 45 minutes unread
+    delivered = delivery_compute(metric=BATTERY, baseline=baseline, actual_kw=actual, event_slots=EVENT)
+    assert (delivered.covered, delivered.intervals) == (9, 12) and delivered.coverage == pytest.approx(0.75)
+    assert delivered.kwh == pytest.approx((3.0 - 1.0) * 9 * 0.25)  # not extrapolated to the gap
+
+
+def test_a_device_that_did_nothing_delivers_nothing_against_an_honest_baseline():
+    from dispatch.baselines import BATTERY, NET_AT_METER, delivery_compute
+
+    usual = dict.fromkeys(range(0, 24 * 60, 15), 1.2)
+    history = {day: dict(usual) for day in weekdays_before(EVENT_DAY, 10)}
+    baseline = baseline_compute(
+        event_day=EVENT_DAY, event_slots=EVENT, history=history, event_day_values=dict.fromkeys(WINDOW, 1.2)
+    )
+    for metric in (BATTERY, NET_AT_METER):
+        delivered = delivery_compute(
+            metric=metric, baseline=baseline, actual_kw=dict.fromkeys(EVENT, 1.2), event_slots=EVENT
+        )
+        assert delivered.kwh == pytest.approx(0.0, abs=1e-9)

@@ -107,7 +107,7 @@ def control(state: SimState, request: SimRequest) -> SimResponse:
     """The operator API: POST /_sim/advance {seconds}, /_sim/fault {oem, target, kind, times, …} (target: an
     account name, a device serial, or `<account>:token` for the account's token endpoint),
     /_sim/clear, /_sim/offline {oem, serial, online}, /_sim/storm {oem, serial, active}, /_sim/grid-services-event
-    {oem, serial, active}; GET /_sim/stats."""
+    {oem, serial, active}; GET /_sim/stats, /_sim/energy?oem=…&serial=… (a device's own energy account, Wh)."""
     try:
         data = request.json() if request.method == "POST" else {}
         if request.path == "/advance":
@@ -128,6 +128,8 @@ def control(state: SimState, request: SimRequest) -> SimResponse:
         if request.path == "/grid-services-event":
             state.set_grid_services_event(data["oem"], data["serial"], bool(data.get("active", True)))
             return SimResponse(200, {"ok": True})
+        if request.path == "/energy":
+            return SimResponse(200, state.energy(request.query["oem"], request.query["serial"]))
         if request.path == "/stats":
             return SimResponse(
                 200,

@@ -115,6 +115,12 @@ class SimDevice:
     shed_kw: float | None = None  # ChargePoint load shed: allowed kW until cleared or `shed_until`
     shed_until: datetime | None = None
     last_tick: datetime | None = None
+    # the device's own account of the energy it moved (Wh, integrated with its SoC): what a report's figures
+    # are checked against
+    battery_out_wh: float = 0.0
+    battery_in_wh: float = 0.0
+    grid_import_wh: float = 0.0
+    grid_export_wh: float = 0.0
     profile_ids: dict[int, int] = field(default_factory=dict)  # FranklinWH per-account TOU profile ids
 
     # -- physics --------------------------------------------------------------------------------------------
@@ -175,8 +181,13 @@ class SimDevice:
         while at < now:
             step = min(timedelta(minutes=1), now - at)
             hours = step.total_seconds() / 3600
-            self.soc -= self.battery_w(at) * hours / self.capacity_wh * 100
+            battery, grid = self.battery_w(at), self.grid_w(at)
+            self.soc -= battery * hours / self.capacity_wh * 100
             self.soc = min(max(self.soc, 0.0), 100.0)
+            self.battery_out_wh += max(battery, 0.0) * hours
+            self.battery_in_wh += max(-battery, 0.0) * hours
+            self.grid_import_wh += max(grid, 0.0) * hours
+            self.grid_export_wh += max(-grid, 0.0) * hours
             at += step
         self.last_tick = now
 
@@ -292,6 +303,18 @@ class SimState:
 
     def account_devices(self, oem: str, account: str) -> list[SimDevice]:
         return [d for d in list(self.devices.values()) if d.oem == oem and d.account == account]
+
+    def energy(self, oem: str, serial: str) -> dict:
+        """The device's energy account up to now, in Wh (battery out and in, grid import and export)."""
+        with self.lock:
+            device = self.live(self.devices[(oem, serial)])
+            return {
+                "batteryOutWh": round(device.battery_out_wh, 3),
+                "batteryInWh": round(device.battery_in_wh, 3),
+                "gridImportWh": round(device.grid_import_wh, 3),
+                "gridExportWh": round(device.grid_export_wh, 3),
+                "at": self.clock.now().isoformat(),
+            }
 
     def live(self, device: SimDevice) -> SimDevice:
         """The device with its SoC brought up to the current simulated time."""

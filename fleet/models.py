@@ -369,6 +369,40 @@ class TelemetryReading(models.Model):
         return f"{self.measured_at:%Y-%m-%d %H:%M} SoC {soc}"
 
 
+class TelemetryRollup(models.Model):
+    """A device's readings averaged over one 15-minute interval (UTC-aligned): what baselines, event reports
+    and charts read over days and weeks instead of the raw readings (at most 96 rows a device a day, whatever
+    the OEM's cadence). Written only by `fleet.services.telemetry_rollups_refresh`, which recomputes an
+    interval from its raw readings (so running it twice changes nothing). Chosen over PostgreSQL partitioning:
+    it also works on the demo's SQLite, and it shrinks what a report reads, which partitioning would not."""
+
+    workspace = models.ForeignKey(
+        "texture_portal.Workspace", on_delete=models.PROTECT, related_name="+", db_constraint=False
+    )
+    # no index of its own: the (device, interval_start) unique constraint's index starts with it
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="telemetry_rollups", db_index=False)
+    interval_start = models.DateTimeField(_("interval start"))
+    samples = models.PositiveSmallIntegerField(_("readings"))
+    charge_rate_w = models.FloatField(_("mean charge rate (W, + discharging)"), null=True, blank=True)
+    grid_power_w = models.FloatField(_("mean grid power (W, + importing)"), null=True, blank=True)
+    solar_power_w = models.FloatField(_("mean solar power (W)"), null=True, blank=True)
+    charger_wattage_w = models.FloatField(_("mean charger power (W)"), null=True, blank=True)
+    charge_percentage = models.FloatField(_("mean state of charge (%)"), null=True, blank=True)
+
+    objects = WorkspaceScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["device", "-interval_start"]
+        verbose_name = _("telemetry rollup")
+        verbose_name_plural = _("telemetry rollups (15 minutes)")
+        constraints = [
+            models.UniqueConstraint(fields=["device", "interval_start"], name="telemetry_rollup_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.device_id} {self.interval_start:%Y-%m-%d %H:%M} ({self.samples})"
+
+
 class ImportJob(WorkspaceScopedModel):
     """One upload of a fleet file and what became of it: validation (the preview), then the import.
 

@@ -623,3 +623,60 @@ def devices_clear_sync_error(*, device_ids: Iterable[int]) -> int:
     return Device.objects.filter(pk__in=device_ids, oem_data__has_key="lastSyncError").update(
         oem_data=JSONRemoveKey("oem_data", "lastSyncError")
     )
+
+
+# -- telemetry rollups -------------------------------------------------------------------------------------
+
+ROLLUP_MINUTES = 15
+ROLLUP_COLUMNS = ["charge_rate_w", "grid_power_w", "solar_power_w", "charger_wattage_w", "charge_percentage"]
+_ROLLUP_LOCK = 0x7E1E_0011  # a PostgreSQL advisory lock: one refresh at a time (a second one steps aside)
+
+
+def rollup_interval_start(at):
+    """The 15-minute interval (UTC-aligned) a moment falls in."""
+    return at.replace(minute=at.minute - at.minute % ROLLUP_MINUTES, second=0, microsecond=0)
+
+
+def telemetry_rollups_refresh(*, since, until=None, device_ids: Iterable[int] | None = None) -> int:
+    """(Re)compute the 15-minute rollups of every interval from the one `since` falls in up to `until` (now by
+    default), from the raw readings, in one `INSERT … SELECT … GROUP BY … ON CONFLICT DO UPDATE`: an interval
+    is recomputed whole, so late readings (an OEM's history, a catch-up sync) are folded in by running it again
+    over their range, and two runs write the same rows. On PostgreSQL a run that finds another under way steps
+    aside (returns -1) instead of upserting the same rows twice. Returns the intervals written."""
+    start = rollup_interval_start(since)
+    end = until or timezone.now()
+    ops = connection.ops
+    if connection.vendor == "postgresql":
+        bucket = f"to_timestamp(floor(extract(epoch FROM measured_at) / {ROLLUP_MINUTES * 60}) * {ROLLUP_MINUTES * 60})"
+    else:  # SQLite keeps datetimes as UTC text, 'YYYY-MM-DD HH:MM:SS[.ffffff]'
+        bucket = (
+            "strftime('%%Y-%%m-%%d %%H:', measured_at) || "
+            f"printf('%%02d', (CAST(strftime('%%M', measured_at) AS INTEGER) / {ROLLUP_MINUTES}) * {ROLLUP_MINUTES})"
+            " || ':00'"
+        )
+    columns = ", ".join(ROLLUP_COLUMNS)
+    means = ", ".join(f"avg({c})" for c in ROLLUP_COLUMNS)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in ["samples", *ROLLUP_COLUMNS])
+    params = [ops.adapt_datetimefield_value(start), ops.adapt_datetimefield_value(end)]
+    only = ""
+    if device_ids is not None:
+        ids = sorted(set(device_ids))
+        if not ids:
+            return 0
+        only = f" AND device_id IN ({', '.join(['%s'] * len(ids))})"
+        params += ids
+    sql = f"""
+        INSERT INTO fleet_telemetryrollup (workspace_id, device_id, interval_start, samples, {columns})
+        SELECT workspace_id, device_id, {bucket} AS bucket, count(*), {means}
+        FROM fleet_telemetryreading
+        WHERE measured_at >= %s AND measured_at < %s{only}
+        GROUP BY workspace_id, device_id, bucket
+        ON CONFLICT (device_id, interval_start) DO UPDATE SET {updates}
+    """  # noqa: S608 - the interpolated parts are this module's constants; values go as parameters
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_ROLLUP_LOCK])
+            if not cursor.fetchone()[0]:
+                return -1
+        cursor.execute(sql, params)
+        return cursor.rowcount

@@ -293,6 +293,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "dispatch.tasks.commands_queue_task",
         "schedule": float(DISPATCH_QUEUE_SECONDS),
     },
+    # "*/5 * * * *": the 15-minute telemetry rollups of the last two hours (what reports and baselines read)
+    "fleet-telemetry-rollups": {"task": "fleet.tasks.telemetry_rollups_task", "schedule": crontab(minute="*/5")},
     # "17 * * * *": remove the files of abandoned import previews
     "import-jobs-sweep": {"task": "fleet.importing.tasks.import_jobs_sweep_task", "schedule": crontab(minute=17)},
     # "23 3 * * *": delete integration runs older than INTEGRATION_RUN_RETENTION_DAYS

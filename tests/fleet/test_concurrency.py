@@ -39,3 +39,42 @@ def test_concurrent_offline_marks_record_one_transition(reference_data):
     device.refresh_from_db()
     assert device.state == DeviceState.OFFLINE
     assert DeviceStateChange.objects.filter(device=device, to_state=DeviceState.OFFLINE).count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_rollup_refreshes_at_once_write_each_interval_once(reference_data):
+    from datetime import timedelta
+
+    from django.db import transaction
+    from django.utils import timezone
+
+    from fleet.models import TelemetryRollup
+    from fleet.services import rollup_interval_start, telemetry_rollups_refresh
+    from tests.factories import TelemetryReadingFactory
+
+    device = DeviceFactory()
+    start = rollup_interval_start(timezone.now()) - timedelta(hours=2)
+    for n in range(12):
+        TelemetryReadingFactory(device=device, measured_at=start + timedelta(minutes=5 * n), charge_rate_w=100.0 * n)
+    barrier = threading.Barrier(4)
+    outcomes = []
+
+    def refresh():
+        try:
+            with transaction.atomic():
+                barrier.wait()
+                outcomes.append(telemetry_rollups_refresh(since=start, until=start + timedelta(hours=1)))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=refresh) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert 4 in outcomes and set(outcomes) <= {4, -1}  # each wrote all four intervals, or stepped aside
+    means = list(
+        TelemetryRollup.objects.filter(device=device).order_by("interval_start").values_list("charge_rate_w", "samples")
+    )
+    assert means == [(100.0, 3), (400.0, 3), (700.0, 3), (1000.0, 3)]

@@ -637,12 +637,15 @@ def rollup_interval_start(at):
     return at.replace(minute=at.minute - at.minute % ROLLUP_MINUTES, second=0, microsecond=0)
 
 
-def telemetry_rollups_refresh(*, since, until=None, device_ids: Iterable[int] | None = None) -> int:
+def telemetry_rollups_refresh(
+    *, since, until=None, device_ids: Iterable[int] | None = None, overwrite: bool = True
+) -> int:
     """(Re)compute the 15-minute rollups of every interval from the one `since` falls in up to `until` (now by
     default), from the raw readings, in one `INSERT … SELECT … GROUP BY … ON CONFLICT DO UPDATE`: an interval
     is recomputed whole, so late readings (an OEM's history, a catch-up sync) are folded in by running it again
     over their range, and two runs write the same rows. On PostgreSQL a run that finds another under way steps
-    aside (returns -1) instead of upserting the same rows twice. Returns the intervals written."""
+    aside (returns -1) instead of upserting the same rows twice. `overwrite=False` only adds the intervals that
+    have no rollup yet (the raw readings of older ones may be gone already). Returns the intervals written."""
     start = rollup_interval_start(since)
     end = until or timezone.now()
     ops = connection.ops
@@ -657,6 +660,7 @@ def telemetry_rollups_refresh(*, since, until=None, device_ids: Iterable[int] | 
     columns = ", ".join(ROLLUP_COLUMNS)
     means = ", ".join(f"avg({c})" for c in ROLLUP_COLUMNS)
     updates = ", ".join(f"{c} = excluded.{c}" for c in ["samples", *ROLLUP_COLUMNS])
+    on_conflict = f"DO UPDATE SET {updates}" if overwrite else "DO NOTHING"
     params = [ops.adapt_datetimefield_value(start), ops.adapt_datetimefield_value(end)]
     only = ""
     if device_ids is not None:
@@ -671,7 +675,7 @@ def telemetry_rollups_refresh(*, since, until=None, device_ids: Iterable[int] | 
         FROM fleet_telemetryreading
         WHERE measured_at >= %s AND measured_at < %s{only}
         GROUP BY workspace_id, device_id, bucket
-        ON CONFLICT (device_id, interval_start) DO UPDATE SET {updates}
+        ON CONFLICT (device_id, interval_start) {on_conflict}
     """  # noqa: S608 - the interpolated parts are this module's constants; values go as parameters
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
@@ -680,3 +684,51 @@ def telemetry_rollups_refresh(*, since, until=None, device_ids: Iterable[int] | 
                 return -1
         cursor.execute(sql, params)
         return cursor.rowcount
+
+
+def telemetry_readings_prune(*, now=None, batch: int = 20_000) -> int:
+    """Delete the raw readings older than TELEMETRY_RAW_RETENTION_DAYS; their 15-minute rollups stay, what
+    reports and baselines read. Intervals never rolled up (readings from before rollups, a job that did not
+    run) get their rollup first, and an existing rollup is never recomputed from a partly pruned interval. A
+    device's latest reading is kept whatever its age (its page and the engine read it). In batches, oldest
+    first, each its own transaction: a run that dies half-way leaves whole readings and their rollups, and the
+    next one goes on. Returns the readings deleted."""
+    from datetime import timedelta
+
+    from django.conf import settings
+
+    now = now or timezone.now()
+    cutoff = rollup_interval_start(now - timedelta(days=settings.TELEMETRY_RAW_RETENTION_DAYS))
+    kept = Device.objects.filter(latest_telemetry__isnull=False).values("latest_telemetry_id")
+    oldest = (
+        TelemetryReading.objects.filter(measured_at__lt=cutoff)
+        .exclude(pk__in=kept)
+        .order_by("measured_at")
+        .values_list("measured_at", flat=True)
+        .first()
+    )
+    if oldest is None:
+        return 0
+    if telemetry_rollups_refresh(since=oldest, until=cutoff, overwrite=False) == -1:
+        return 0  # a refresh is under way: the next run prunes
+    deleted = 0
+    while True:
+        with transaction.atomic(), connection.cursor() as cursor:
+            # a reading that became some device's latest meanwhile is protected by the foreign key: the batch
+            # fails whole rather than leave the device pointing nowhere
+            cursor.execute(
+                """
+                DELETE FROM fleet_telemetryreading WHERE id IN (
+                    SELECT r.id FROM fleet_telemetryreading r
+                    WHERE r.measured_at < %s
+                      AND NOT EXISTS (SELECT 1 FROM fleet_device d WHERE d.latest_telemetry_id = r.id)
+                    ORDER BY r.measured_at
+                    LIMIT %s
+                )
+                """,
+                [connection.ops.adapt_datetimefield_value(cutoff), batch],
+            )
+            count = cursor.rowcount
+        deleted += count
+        if count < batch:
+            return deleted

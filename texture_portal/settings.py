@@ -171,6 +171,9 @@ OEM_RATE_LIMIT_REDIS_URL = env_str("OEM_RATE_LIMIT_REDIS_URL") or env_str("CELER
 OEM_OFFLINE_GRACE_FACTOR = float(env_str("OEM_OFFLINE_GRACE_FACTOR", "3"))
 # Discovery and sync runs are kept this long (the tiles and the run list show them), then deleted daily.
 INTEGRATION_RUN_RETENTION_DAYS = env_int("INTEGRATION_RUN_RETENTION_DAYS", 30)
+# Raw telemetry readings are kept this long (10,000 devices at 5 minutes is 2.9 M a day); their 15-minute
+# rollups (fleet.TelemetryRollup) are kept, and are what baselines and reports read beyond it.
+TELEMETRY_RAW_RETENTION_DAYS = env_int("TELEMETRY_RAW_RETENTION_DAYS", 35)
 # Concurrent OEM calls inside one telemetry sync job (threads sharing one pooled session).
 OEM_SYNC_CONCURRENCY = env_int("OEM_SYNC_CONCURRENCY", 8)
 # Devices per telemetry sync task: a large account is split into tasks that finish well inside the cadence.
@@ -295,6 +298,11 @@ CELERY_BEAT_SCHEDULE = {
     },
     # "*/5 * * * *": the 15-minute telemetry rollups of the last two hours (what reports and baselines read)
     "fleet-telemetry-rollups": {"task": "fleet.tasks.telemetry_rollups_task", "schedule": crontab(minute="*/5")},
+    # "41 3 * * *": delete raw readings older than TELEMETRY_RAW_RETENTION_DAYS (their rollups stay)
+    "fleet-telemetry-prune": {
+        "task": "fleet.tasks.telemetry_readings_prune_task",
+        "schedule": crontab(minute=41, hour=3),
+    },
     # "17 * * * *": remove the files of abandoned import previews
     "import-jobs-sweep": {"task": "fleet.importing.tasks.import_jobs_sweep_task", "schedule": crontab(minute=17)},
     # "23 3 * * *": delete integration runs older than INTEGRATION_RUN_RETENTION_DAYS

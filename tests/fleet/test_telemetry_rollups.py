@@ -72,3 +72,41 @@ def test_the_beat_task_rolls_up_the_last_hours():
     readings(device, now - timedelta(hours=5), [(700, 0)])  # older than the task looks
     telemetry_rollups_task()
     assert list(rollups(device)) == [now - timedelta(minutes=30)]
+
+
+def test_raw_readings_past_their_retention_go_and_their_rollups_stay(settings):
+    from fleet.models import Device, TelemetryReading
+    from fleet.services import telemetry_readings_prune
+
+    settings.TELEMETRY_RAW_RETENTION_DAYS = 35
+    now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    device, silent = DeviceFactory(), DeviceFactory()
+    old = now - timedelta(days=40)
+    readings(device, old, [(1000, 0), (2000, 0), (3000, 0)])  # never rolled up (from before rollups)
+    readings(device, now - timedelta(days=1), [(500, 0)])
+    readings(silent, old, [(700, 0)])
+    last_word = TelemetryReading.objects.get(device=silent)
+    Device.objects.filter(pk=silent.pk).update(latest_telemetry=last_word)
+    recent = TelemetryReading.objects.get(device=device, measured_at=now - timedelta(days=1))
+    Device.objects.filter(pk=device.pk).update(latest_telemetry=recent)
+    assert telemetry_readings_prune(now=now, batch=2) == 3  # in batches of two
+    assert list(TelemetryReading.objects.order_by("pk").values_list("pk", flat=True)) == sorted(
+        [last_word.pk, recent.pk]
+    )
+    assert rollups(device)[old] == (3, pytest.approx(2000.0), pytest.approx(0.0))  # what reports read stays
+    assert telemetry_readings_prune(now=now) == 0  # twice is once
+
+
+def test_pruning_never_recomputes_a_rollup_from_a_partly_pruned_interval(settings):
+    from fleet.models import TelemetryReading
+    from fleet.services import telemetry_readings_prune
+
+    settings.TELEMETRY_RAW_RETENTION_DAYS = 35
+    now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    device = DeviceFactory()
+    old = now - timedelta(days=40)
+    readings(device, old, [(1000, 0), (2000, 0), (3000, 0)])
+    telemetry_rollups_refresh(since=old, until=old + timedelta(hours=1))
+    TelemetryReading.objects.filter(device=device).order_by("measured_at").first().delete()  # a run died mid-way
+    telemetry_readings_prune(now=now)
+    assert rollups(device)[old] == (3, pytest.approx(2000.0), pytest.approx(0.0))

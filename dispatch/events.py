@@ -12,6 +12,9 @@ class DispatchEventType(models.TextChoices):
     PROGRAM_EVENT_COMPLETED = "program_event.completed", "program_event.completed"
     PROGRAM_EVENT_CANCELLED = "program_event.cancelled", "program_event.cancelled"
     PROGRAM_EVENT_OPTED_OUT = "program_event.opted_out", "program_event.opted_out"
+    # the event's report was compiled (at completion, or recomputed on demand): `data` is the event's, with
+    # `report` {compiledAt, deliveredKwh, baselineKwh, devices, noBaseline}
+    PROGRAM_EVENT_REPORT_COMPILED = "program_event.report_compiled", "program_event.report_compiled"
     COMMAND_SUCCEEDED = "command.succeeded", "command.succeeded"
     COMMAND_FAILED = "command.failed", "command.failed"
 

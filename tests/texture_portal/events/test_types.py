@@ -28,6 +28,7 @@ EXPECTED = {
         "program_event.completed",
         "program_event.cancelled",
         "program_event.opted_out",
+        "program_event.report_compiled",
         "command.succeeded",
         "command.failed",
     ],

@@ -19,7 +19,7 @@ from dispatch.choices import (
     ParticipationStatus,
 )
 from programs.choices import EventType
-from texture_portal.models import WorkspaceScopedModel
+from texture_portal.models import WorkspaceScopedModel, WorkspaceScopedQuerySet
 
 
 class DispatchEvent(WorkspaceScopedModel):
@@ -318,3 +318,82 @@ class Command(WorkspaceScopedModel):
 
     def __str__(self) -> str:
         return f"{self.slug} → {self.device_id} ({self.get_status_display()})"
+
+
+class EventReport(WorkspaceScopedModel):
+    """The proof of one dispatch event: who was targeted and what became of them, and the energy the fleet
+    delivered against each device's own baseline, for the two metrics (`battery`: the battery's power, +
+    discharging; `net_at_meter`: the site's grid exchange, + importing, less of it delivering).
+
+    Compiled set-based in SQL over the 15-minute telemetry rollups when the event completes, and again on
+    demand (`dispatch.reports.event_report_compile`); a compile replaces the whole report (its device rows
+    too) in one transaction. The totals are the sums of the device rows (`EventReportDevice`); `series` holds
+    the charts' points, `actions` the totals per action window, `method` the baseline's parameters as run.
+    """
+
+    event = models.OneToOneField(DispatchEvent, on_delete=models.CASCADE, related_name="report")
+    compiled_at = models.DateTimeField(_("compiled"))
+    compile_ms = models.PositiveIntegerField(_("compile time (ms)"), default=0)
+    method = models.JSONField(_("baseline method"), default=dict)
+    method_description = models.CharField(_("baseline"), max_length=400, blank=True)
+    timezone = models.CharField(_("timezone"), max_length=64, default="UTC")
+    counts = models.JSONField(_("participation counts"), default=dict)
+    totals = models.JSONField(_("totals per metric"), default=dict)
+    actions = models.JSONField(_("totals per action"), default=list)
+    series = models.JSONField(_("chart series"), default=dict)
+
+    class Meta:
+        ordering = ["-compiled_at", "-id"]
+        verbose_name = _("event report")
+        verbose_name_plural = _("event reports")
+
+    def __str__(self) -> str:
+        return f"Report of {self.event}"
+
+
+class EventReportDevice(models.Model):
+    """One targeted device's row in an event report: its participation, and for each metric the energy it
+    moved over the event's intervals (`*_actual_kwh`), what its baseline says it would have (`*_baseline_kwh`),
+    the difference delivered (`*_delivered_kwh`, + delivering), the share of intervals measured
+    (`*_coverage`), the baseline days used and the day-of adjustment, or why it has no baseline
+    (`*_no_baseline`). Energy is empty for a device never included, and for a metric without a baseline.
+
+    Written only by the report's compile, in one INSERT … SELECT (no row per device in Python).
+    """
+
+    workspace = models.ForeignKey("texture_portal.Workspace", on_delete=models.PROTECT, related_name="+")
+    report = models.ForeignKey(EventReport, on_delete=models.CASCADE, related_name="devices", db_index=False)
+    device = models.ForeignKey("fleet.Device", on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(_("participation"), max_length=20, choices=ParticipationStatus.choices)
+    reason_code = models.CharField(_("reason"), max_length=30, choices=ExclusionReason.choices, blank=True)
+    commanded = models.BooleanField(_("commanded"), default=False)
+    confirmed = models.BooleanField(_("confirmed"), default=False)
+    restored = models.BooleanField(_("restored"), default=False)
+    opted_out = models.BooleanField(_("opted out"), default=False)
+    battery_actual_kwh = models.FloatField(_("battery kWh"), null=True, blank=True)
+    battery_baseline_kwh = models.FloatField(_("battery baseline kWh"), null=True, blank=True)
+    battery_delivered_kwh = models.FloatField(_("battery delivered kWh"), null=True, blank=True)
+    battery_coverage = models.FloatField(_("battery coverage"), null=True, blank=True)
+    battery_days = models.PositiveSmallIntegerField(_("battery baseline days"), null=True, blank=True)
+    battery_factor = models.FloatField(_("battery adjustment"), null=True, blank=True)
+    battery_no_baseline = models.CharField(_("battery: no baseline"), max_length=200, blank=True)
+    net_actual_kwh = models.FloatField(_("net kWh (+ import)"), null=True, blank=True)
+    net_baseline_kwh = models.FloatField(_("net baseline kWh"), null=True, blank=True)
+    net_delivered_kwh = models.FloatField(_("net delivered kWh"), null=True, blank=True)
+    net_coverage = models.FloatField(_("net coverage"), null=True, blank=True)
+    net_days = models.PositiveSmallIntegerField(_("net baseline days"), null=True, blank=True)
+    net_factor = models.FloatField(_("net adjustment"), null=True, blank=True)
+    net_no_baseline = models.CharField(_("net: no baseline"), max_length=200, blank=True)
+
+    objects = WorkspaceScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["report", "device_id"]
+        verbose_name = _("event report device")
+        verbose_name_plural = _("event report devices")
+        constraints = [
+            models.UniqueConstraint(fields=["report", "device"], name="event_report_device_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.device_id} in report {self.report_id}"

@@ -27,7 +27,16 @@ PORTAL_MODELS = {
     ],
     "events": ["platformevent", "destination", "deliveryattempt"],
     "integrations": ["workspaceintegration", "integrationrun"],
-    "dispatch": ["dispatchevent", "dispatchaction", "dispatchschedule", "participation", "command", "batchcommand"],
+    "dispatch": [
+        "dispatchevent",
+        "dispatchaction",
+        "dispatchschedule",
+        "participation",
+        "command",
+        "batchcommand",
+        "eventreport",
+        "eventreportdevice",
+    ],
 }
 
 
@@ -52,6 +61,8 @@ READ_ONLY_FOR_ADMINS = (
     "platformevent",
     "deliveryattempt",
     "integrationrun",
+    "eventreport",  # compiled by the portal (recompiled by whoever may change the event)
+    "eventreportdevice",
 )
 
 ROLE_PERMISSIONS: dict[str, set[str]] = {
@@ -68,7 +79,7 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "fleet", ["contact", "site", "device", "devicestatechange", "telemetryreading"], (VIEW,)
     )
     | _perms("programs", ["program", "enrollment"], (VIEW,))
-    | _perms("dispatch", ["dispatchevent", "participation", "command"], (VIEW,))
+    | _perms("dispatch", ["dispatchevent", "participation", "command", "eventreport", "eventreportdevice"], (VIEW,))
     | _perms("fleet", ["manufacturer"], (VIEW,))
     | _perms("texture_portal", ["workspace"], (VIEW,))
     | _perms("fleet", ["contact", "site"], (CHANGE,)),
@@ -95,7 +106,8 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
     | _perms("texture_portal", ["workspace"], (VIEW, CHANGE))
     | _perms("texture_portal", ["auditlogentry"], (VIEW,))
     | _perms("integrations", ["integrationrun"], (VIEW,))
-    | _perms("events", ["platformevent", "deliveryattempt"], (VIEW,)),
+    | _perms("events", ["platformevent", "deliveryattempt"], (VIEW,))
+    | _perms("dispatch", ["eventreport", "eventreportdevice"], (VIEW,)),
 }
 
 

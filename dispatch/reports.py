@@ -1,0 +1,583 @@
+"""Event reports: the energy an event's devices delivered against their own baselines, and what became of each
+targeted device, compiled set-based in SQL over the 15-minute telemetry rollups.
+
+The method is `dispatch.baselines` (X of Y, high X of Y, the day-of adjustment), which stays the plain-Python
+reference this module is tested against. Here it runs as a few statements over every participant at once,
+whatever their number:
+
+1. Python lays out the intervals (`report_slots`): the event's 15-minute intervals keyed by their local
+   wall-clock start (minutes after the event day's local midnight, in the program's timezone), the adjustment
+   window's, and the same wall-clock intervals on every candidate day of the lookback (same kind of day, no
+   event of the program), each with its UTC instants: a fall-back day's repeated hour gives an interval two
+   instants (averaged), a spring-forward day's missing hour none.
+2. `rpt_vals`: each participant's rollups on those instants, one scan of the rollups in the range.
+3. `rpt_days`: per device and metric, the days with readings for enough of the event's intervals, the Y most
+   recent of them, and which are used (the highest X by load over the event's intervals, or all).
+4. `rpt_usual`: the unadjusted baseline per interval; `rpt_verdict`: per device and metric, the adjustment
+   (factor or offset) from the window before the event, or why there is no baseline.
+5. `rpt_cells`: per device, metric and event interval, the actual and the adjusted baseline; the device rows
+   are inserted from them in one INSERT … SELECT, and the fleet's totals are the sums of those rows.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from django.db import connection, transaction
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
+
+from dispatch.baselines import ADDITIVE, MULTIPLICATIVE, NO_ADJUSTMENT, BaselineMethod, baseline_method_of
+from dispatch.choices import DispatchEventStatus, ParticipationStatus
+from dispatch.events import DispatchEventType, dispatch_event_data
+from dispatch.models import DispatchEvent, EventReport, EventReportDevice, Participation
+from texture_portal.events.services import event_emit
+
+SLOT_MINUTES = 15  # the rollups' interval
+HOURS_PER_SLOT = SLOT_MINUTES / 60
+METRICS = ("battery", "net_at_meter")
+# what "delivering" means for each metric's series: battery power is + discharging (more output delivers),
+# the site's grid power is + importing (less import delivers); as dispatch.baselines.DELIVERY_SIGN
+SIGN = {"battery": 1.0, "net_at_meter": -1.0}
+TIMELINE_POINTS = 120  # at most this many points on the participation chart
+NULL_FLOAT = "CAST(NULL AS DOUBLE PRECISION)"  # typed, for the temporary tables' columns on PostgreSQL
+_TEMP_TABLES = ("rpt_vals", "rpt_days", "rpt_usual", "rpt_verdict", "rpt_cells")
+
+
+@dataclass(frozen=True)
+class ReportSlots:
+    """Where the report looks: `rows` are (day_no, slot, UTC instant, role, action_no) — day 0 is the event's
+    day, role E an event interval, W the adjustment window's — and the event's intervals in order."""
+
+    rows: list[tuple[int, int, datetime, str, int]]
+    event_slots: list[int]
+    slot_instants: dict[int, datetime]  # each event interval's (first) UTC start, for the charts
+    excluded_days: list[date]
+
+
+def _floor(at: datetime) -> datetime:
+    at = at.astimezone(UTC)
+    return at.replace(minute=at.minute - at.minute % SLOT_MINUTES, second=0, microsecond=0)
+
+
+def _wall_clock_instants(day: date, slot: int, zone: ZoneInfo) -> list[datetime]:
+    """The UTC instants at which the local wall clock reads `slot` minutes after `day`'s midnight: one, two
+    (the repeated hour of a fall-back day) or none (the skipped hour of a spring-forward day)."""
+    naive = datetime.combine(day, datetime.min.time()) + timedelta(minutes=slot)
+    instants = []
+    for fold in (0, 1):
+        at = naive.replace(tzinfo=zone, fold=fold).astimezone(UTC)
+        if at.astimezone(zone).replace(tzinfo=None) == naive and at not in instants:
+            instants.append(at)
+    return instants
+
+
+def report_slots(
+    *,
+    starts_at: datetime,
+    ends_at: datetime,
+    actions: list[tuple[datetime, datetime]],
+    zone: ZoneInfo,
+    method: BaselineMethod,
+    excluded_days: set[date] = frozenset(),
+) -> ReportSlots:
+    """The intervals a report reads (see the module's docstring). `actions` are the action windows, in order:
+    an event interval belongs to the action whose window holds its start (-1: between actions)."""
+    event_day = starts_at.astimezone(zone).date()
+    rows: list[tuple[int, int, datetime, str, int]] = []
+    slot_instants: dict[int, datetime] = {}
+    at = _floor(starts_at)
+    while at < ends_at:
+        local = at.astimezone(zone)
+        slot = (local.date() - event_day).days * 1440 + local.hour * 60 + local.minute
+        action_no = next(
+            (i for i, (a_start, a_end) in enumerate(actions) if _floor(a_start) <= at < a_end),
+            -1,
+        )
+        rows.append((0, slot, at, "E", action_no))
+        slot_instants.setdefault(slot, at)
+        at += timedelta(minutes=SLOT_MINUTES)
+    event_slots = sorted(slot_instants)
+    window: list[int] = []
+    if method.adjustment != NO_ADJUSTMENT and event_slots:
+        start, end = method.window_minutes
+        first = event_slots[0]
+        # as the reference: the window's intervals on the event's own day only
+        window = [s for s in range(first - start, first - end, SLOT_MINUTES) if s >= 0]
+    for slot in window:
+        rows.extend((0, slot, at, "W", -1) for at in _wall_clock_instants(event_day, slot, zone) if at < starts_at)
+    weekend = event_day.weekday() >= 5
+    for day_no in range(1, method.lookback_days + 1):
+        day = event_day - timedelta(days=day_no)
+        if day in excluded_days or (method.same_day_type and (day.weekday() >= 5) != weekend):
+            continue
+        for role, slots in (("E", event_slots), ("W", window)):
+            for slot in slots:
+                rows.extend((day_no, slot, at, role, -1) for at in _wall_clock_instants(day, slot, zone))
+    return ReportSlots(
+        rows=rows, event_slots=event_slots, slot_instants=slot_instants, excluded_days=sorted(excluded_days)
+    )
+
+
+def _program_event_days(event: DispatchEvent, zone: ZoneInfo, lookback_days: int) -> set[date]:
+    """The local days on which another of the program's events ran: not the devices' usual behaviour."""
+    since = event.starts_at - timedelta(days=lookback_days + 2)
+    others = (
+        DispatchEvent.objects.filter(
+            workspace_id=event.workspace_id,
+            program_id=event.program_id,
+            status__in=[DispatchEventStatus.IN_PROGRESS, DispatchEventStatus.COMPLETED],
+            starts_at__lt=event.starts_at,
+            ends_at__gt=since,
+        )
+        .exclude(pk=event.pk)
+        .values_list("starts_at", "ends_at")
+    )
+    days: set[date] = set()
+    for starts, ends in others:
+        day, last = starts.astimezone(zone).date(), ends.astimezone(zone).date()
+        while day <= last:
+            days.add(day)
+            day += timedelta(days=1)
+    return days
+
+
+# -- the SQL ---------------------------------------------------------------------------------------------
+
+
+def _clamp(expression: str, low: str, high: str) -> str:
+    if connection.vendor == "postgresql":
+        return f"LEAST(GREATEST({expression}, {low}), {high})"
+    return f"min(max({expression}, {low}), {high})"
+
+
+def _metric_value(metric_column: str, prefix: str) -> str:
+    """The series of the row's metric out of a row holding both (b: battery, n: net at meter)."""
+    return f"(CASE WHEN {metric_column} = 'battery' THEN {prefix}.b ELSE {prefix}.n END)"
+
+
+def _drop_temp_tables(cursor) -> None:
+    for table in _TEMP_TABLES:
+        cursor.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def _compute(cursor, *, event: DispatchEvent, report_id: int, slots: ReportSlots, method: BaselineMethod) -> None:
+    """Steps 2–5 of the module's docstring: the device rows of report `report_id`."""
+    ops = connection.ops
+    adapt = ops.adapt_datetimefield_value
+    values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(slots.rows))
+    params: list = []
+    for day_no, slot, at, role, action_no in slots.rows:
+        params += [day_no, slot, adapt(at), role, action_no]
+    low = min(at for _, _, at, _, _ in slots.rows)
+    high = max(at for _, _, at, _, _ in slots.rows)
+    members = "SELECT device_id FROM dispatch_participation WHERE event_id = %s AND included_at IS NOT NULL"
+    cursor.execute(
+        f"""
+        CREATE TEMP TABLE rpt_vals AS
+        WITH slots(day_no, slot, at, role, action_no) AS (VALUES {values})
+        SELECT r.device_id, s.day_no, s.slot, s.role, s.action_no,
+               avg(r.charge_rate_w) AS b, avg(r.grid_power_w) AS n
+        FROM fleet_telemetryrollup r
+        JOIN slots s ON s.at = r.interval_start
+        WHERE r.workspace_id = %s AND r.interval_start >= %s AND r.interval_start <= %s
+          AND r.device_id IN ({members})
+        GROUP BY r.device_id, s.day_no, s.slot, s.role, s.action_no
+        """,  # noqa: S608 - the interpolated parts are placeholders and this module's SQL
+        [*params, event.workspace_id, adapt(low), adapt(high), event.pk],
+    )
+    need = max(1, math.ceil(method.min_coverage * len(slots.event_slots) - 1e-9))
+    highest = method.highest or method.days
+    cursor.execute(
+        """
+        CREATE TEMP TABLE rpt_days AS
+        WITH stats AS (
+            SELECT device_id, day_no, count(b) AS nb, avg(b) AS lb, count(n) AS nn, avg(n) AS ln
+            FROM rpt_vals WHERE role = 'E' AND day_no > 0
+            GROUP BY device_id, day_no
+        ),
+        eligible AS (
+            SELECT device_id, 'battery' AS metric, day_no, lb AS load FROM stats WHERE nb >= %s
+            UNION ALL
+            SELECT device_id, 'net_at_meter' AS metric, day_no, ln AS load FROM stats WHERE nn >= %s
+        ),
+        recent AS (
+            SELECT device_id, metric, day_no, load,
+                   row_number() OVER (PARTITION BY device_id, metric ORDER BY day_no) AS recent_rank
+            FROM eligible
+        ),
+        ranked AS (
+            SELECT device_id, metric, day_no,
+                   count(*) OVER (PARTITION BY device_id, metric) AS eligible_days,
+                   row_number() OVER (PARTITION BY device_id, metric ORDER BY load DESC, day_no) AS load_rank
+            FROM recent WHERE recent_rank <= %s
+        )
+        SELECT device_id, metric, day_no, eligible_days,
+               CASE WHEN eligible_days >= %s AND load_rank <= %s THEN 1 ELSE 0 END AS chosen
+        FROM ranked
+        """,
+        [need, need, method.days, method.min_days, highest],
+    )
+    cursor.execute(
+        f"""
+        CREATE TEMP TABLE rpt_usual AS
+        SELECT v.device_id, d.metric, v.slot, v.role, avg({_metric_value("d.metric", "v")}) AS usual
+        FROM rpt_vals v
+        JOIN rpt_days d ON d.device_id = v.device_id AND d.day_no = v.day_no AND d.chosen = 1
+        GROUP BY v.device_id, d.metric, v.slot, v.role
+        """  # noqa: S608
+    )
+    # the day-of adjustment, from the window's intervals with both a reading today and a usual value
+    if method.adjustment == MULTIPLICATIVE:
+        low_f, high_f = method.factor_limits
+        factor = (
+            f"CASE WHEN p.pairs IS NULL OR abs(p.usual) < 1e-9 THEN NULL "
+            f"ELSE {_clamp('p.seen / p.usual', repr(float(low_f)), repr(float(high_f)))} END"
+        )
+        raw_factor = "CASE WHEN p.pairs IS NULL OR abs(p.usual) < 1e-9 THEN NULL ELSE p.seen / p.usual END"
+        offset = NULL_FLOAT
+    elif method.adjustment == ADDITIVE:
+        factor = raw_factor = NULL_FLOAT
+        offset = "p.seen - p.usual"
+        if method.offset_limit is not None:
+            limit = repr(float(method.offset_limit))
+            offset = _clamp(offset, f"-{limit}", limit)
+        offset = f"CASE WHEN p.pairs IS NULL THEN NULL ELSE {offset} END"
+    else:
+        factor = raw_factor = offset = NULL_FLOAT
+    window_missing = "p.pairs IS NULL" if method.adjustment != NO_ADJUSTMENT else "1 = 0"
+    cursor.execute(
+        f"""
+        CREATE TEMP TABLE rpt_verdict AS
+        WITH metrics(metric) AS (VALUES ('battery'), ('net_at_meter')),
+        counts AS (
+            SELECT device_id, metric, max(eligible_days) AS eligible_days, sum(chosen) AS used_days
+            FROM rpt_days GROUP BY device_id, metric
+        ),
+        pairs AS (
+            SELECT u.device_id, u.metric, avg({_metric_value("u.metric", "t")}) AS seen, avg(u.usual) AS usual,
+                   count(*) AS pairs
+            FROM rpt_usual u
+            JOIN rpt_vals t ON t.device_id = u.device_id AND t.slot = u.slot AND t.day_no = 0 AND t.role = 'W'
+            WHERE u.role = 'W' AND u.usual IS NOT NULL AND {_metric_value("u.metric", "t")} IS NOT NULL
+            GROUP BY u.device_id, u.metric
+        ),
+        joined AS (
+            SELECT m.device_id, x.metric, coalesce(c.eligible_days, 0) AS eligible_days,
+                   coalesce(c.used_days, 0) AS used_days, p.seen, p.usual, p.pairs
+            FROM ({members}) m
+            CROSS JOIN metrics x
+            LEFT JOIN counts c ON c.device_id = m.device_id AND c.metric = x.metric
+            LEFT JOIN pairs p ON p.device_id = m.device_id AND p.metric = x.metric
+        )
+        SELECT p.device_id, p.metric, p.eligible_days, p.used_days,
+               {factor} AS factor, {raw_factor} AS raw_factor, {offset} AS "offset",
+               CASE
+                 WHEN p.used_days = 0 THEN
+                   CAST(p.eligible_days AS TEXT)
+                   || CASE WHEN p.eligible_days = 1 THEN ' eligible day' ELSE ' eligible days' END
+                   || ' in the {method.lookback_days} before the event; the method needs at least {method.min_days}.'
+                 WHEN {window_missing} THEN 'No readings in the adjustment window before the event.'
+                 ELSE ''
+               END AS no_baseline
+        FROM joined p
+        """,  # noqa: S608 - the interpolated parts are numbers and this module's SQL
+        [event.pk],
+    )
+    if method.adjustment == MULTIPLICATIVE:
+        adjusted = "u.usual * coalesce(vd.factor, 1.0)"
+    elif method.adjustment == ADDITIVE:
+        adjusted = 'u.usual + vd."offset"'
+    else:
+        adjusted = "u.usual"
+    cursor.execute(
+        f"""
+        CREATE TEMP TABLE rpt_cells AS
+        WITH metrics(metric) AS (VALUES ('battery'), ('net_at_meter'))
+        SELECT v.device_id, x.metric, v.slot, v.action_no, {_metric_value("x.metric", "v")} AS actual,
+               CASE WHEN vd.no_baseline = '' THEN {adjusted} END AS baseline
+        FROM rpt_vals v
+        CROSS JOIN metrics x
+        JOIN rpt_verdict vd ON vd.device_id = v.device_id AND vd.metric = x.metric
+        LEFT JOIN rpt_usual u ON u.device_id = v.device_id AND u.metric = x.metric AND u.slot = v.slot
+                             AND u.role = 'E'
+        WHERE v.day_no = 0 AND v.role = 'E'
+        """  # noqa: S608
+    )
+    intervals = len(slots.event_slots) or 1
+    per_metric = []
+    for metric, prefix in (("battery", "battery"), ("net_at_meter", "net")):
+        covered = f"c.metric = '{metric}' AND c.actual IS NOT NULL AND c.baseline IS NOT NULL"
+        per_metric.append(
+            f"""
+            sum(CASE WHEN {covered} THEN c.actual END) * {HOURS_PER_SLOT / 1000!r} AS {prefix}_actual,
+            sum(CASE WHEN {covered} THEN c.baseline END) * {HOURS_PER_SLOT / 1000!r} AS {prefix}_baseline,
+            sum(CASE WHEN {covered} THEN 1 ELSE 0 END) AS {prefix}_covered"""
+        )
+    device_columns = []
+    selects = []
+    for metric, prefix, alias in (("battery", "battery", "vb"), ("net_at_meter", "net", "vn")):
+        device_columns += [
+            f"{prefix}_actual_kwh",
+            f"{prefix}_baseline_kwh",
+            f"{prefix}_delivered_kwh",
+            f"{prefix}_coverage",
+            f"{prefix}_days",
+            f"{prefix}_factor",
+            f"{prefix}_no_baseline",
+        ]
+        has = f"{alias}.no_baseline = ''"
+        selects += [
+            f"CASE WHEN {has} THEN coalesce(a.{prefix}_actual, 0) END",
+            f"CASE WHEN {has} THEN coalesce(a.{prefix}_baseline, 0) END",
+            f"CASE WHEN {has} THEN {SIGN[metric]!r} * (coalesce(a.{prefix}_actual, 0) - "
+            f"coalesce(a.{prefix}_baseline, 0)) END",
+            f"CASE WHEN {has} THEN coalesce(a.{prefix}_covered, 0) * 1.0 / {intervals} END",
+            f"CASE WHEN {alias}.device_id IS NOT NULL THEN {alias}.used_days END",
+            f'CASE WHEN {has} THEN coalesce({alias}.factor, {alias}."offset") END',
+            f"coalesce({alias}.no_baseline, '')",
+        ]
+    cursor.execute(
+        f"""
+        INSERT INTO dispatch_eventreportdevice (
+            workspace_id, report_id, device_id, status, reason_code, commanded, confirmed, restored, opted_out,
+            {", ".join(device_columns)}
+        )
+        SELECT p.workspace_id, %s, p.device_id, p.status, p.reason_code,
+               p.commanded_at IS NOT NULL, p.confirmed_at IS NOT NULL, p.restored_at IS NOT NULL,
+               p.opted_out_at IS NOT NULL,
+               {", ".join(selects)}
+        FROM dispatch_participation p
+        LEFT JOIN (SELECT c.device_id, {",".join(per_metric)} FROM rpt_cells c GROUP BY c.device_id) a
+               ON a.device_id = p.device_id
+        LEFT JOIN rpt_verdict vb ON vb.device_id = p.device_id AND vb.metric = 'battery'
+        LEFT JOIN rpt_verdict vn ON vn.device_id = p.device_id AND vn.metric = 'net_at_meter'
+        WHERE p.event_id = %s
+        """,  # noqa: S608 - the interpolated parts are this module's SQL and numbers
+        [report_id, event.pk],
+    )
+
+
+def _series(cursor, *, slots: ReportSlots, zone: ZoneInfo) -> tuple[dict, list[dict]]:
+    """The fleet's power per event interval against its baseline (devices with a baseline and a reading in
+    that interval), and the totals per action, from `rpt_cells`."""
+    cursor.execute(
+        """
+        SELECT metric, slot, sum(actual), sum(baseline), count(*)
+        FROM rpt_cells WHERE actual IS NOT NULL AND baseline IS NOT NULL
+        GROUP BY metric, slot
+        """
+    )
+    points = {(metric, slot): (actual, baseline, n) for metric, slot, actual, baseline, n in cursor.fetchall()}
+    series: dict = {
+        "intervals": [slots.slot_instants[s].isoformat() for s in slots.event_slots],
+        "labels": [slots.slot_instants[s].astimezone(zone).strftime("%H:%M") for s in slots.event_slots],
+    }
+    for metric in METRICS:
+        rows = [points.get((metric, s)) for s in slots.event_slots]
+        series[metric] = {
+            "actual_kw": [round(r[0] / 1000, 3) if r else None for r in rows],
+            "baseline_kw": [round(r[1] / 1000, 3) if r else None for r in rows],
+            "devices": [r[2] if r else 0 for r in rows],
+        }
+    cursor.execute(
+        f"""
+        SELECT metric, action_no, sum(actual) * {HOURS_PER_SLOT / 1000!r}, sum(baseline) * {HOURS_PER_SLOT / 1000!r}
+        FROM rpt_cells WHERE actual IS NOT NULL AND baseline IS NOT NULL
+        GROUP BY metric, action_no
+        """  # noqa: S608
+    )
+    per_action: dict[int, dict] = {}
+    for metric, action_no, actual, baseline in cursor.fetchall():
+        per_action.setdefault(action_no, {})[metric] = _energy(actual, baseline, SIGN[metric])
+    return series, per_action
+
+
+def _energy(actual, baseline, sign) -> dict:
+    actual, baseline = actual or 0.0, baseline or 0.0
+    return {
+        "actual_kwh": round(actual, 4),
+        "baseline_kwh": round(baseline, 4),
+        "delivered_kwh": round(sign * (actual - baseline), 4),
+    }
+
+
+def _participation_timeline(cursor, *, event: DispatchEvent, zone: ZoneInfo) -> dict:
+    """How many devices were commanded, confirmed, opted out and restored by each moment of the event and
+    its restore: one query over the participations."""
+    cursor.execute(
+        "SELECT max(restored_at) FROM dispatch_participation WHERE event_id = %s",
+        [event.pk],
+    )
+    restored_last = cursor.fetchone()[0]
+    if isinstance(restored_last, str):
+        restored_last = datetime.fromisoformat(restored_last).replace(tzinfo=UTC)
+    end = max(event.ends_at, restored_last or event.ends_at)
+    span = (end - event.starts_at).total_seconds()
+    step = max(60, math.ceil(span / TIMELINE_POINTS / 60) * 60)
+    moments = []
+    at = event.starts_at
+    while at <= end + timedelta(seconds=step):
+        moments.append(at)
+        at += timedelta(seconds=step)
+    adapt = connection.ops.adapt_datetimefield_value
+    values = ", ".join(["(%s, %s)"] * len(moments))
+    params: list = []
+    for i, moment in enumerate(moments):
+        params += [i, adapt(moment)]
+    cursor.execute(
+        f"""
+        WITH moments(i, at) AS (VALUES {values})
+        SELECT m.i,
+               sum(CASE WHEN p.commanded_at <= m.at THEN 1 ELSE 0 END),
+               sum(CASE WHEN p.confirmed_at <= m.at THEN 1 ELSE 0 END),
+               sum(CASE WHEN p.opted_out_at <= m.at THEN 1 ELSE 0 END),
+               sum(CASE WHEN p.restored_at <= m.at THEN 1 ELSE 0 END)
+        FROM moments m CROSS JOIN dispatch_participation p
+        WHERE p.event_id = %s
+        GROUP BY m.i ORDER BY m.i
+        """,  # noqa: S608 - placeholders only
+        [*params, event.pk],
+    )
+    rows = {i: (c, f, o, r) for i, c, f, o, r in cursor.fetchall()}
+    return {
+        "moments": [m.isoformat() for m in moments],
+        "labels": [m.astimezone(zone).strftime("%H:%M") for m in moments],
+        "commanded": [rows.get(i, (0, 0, 0, 0))[0] for i in range(len(moments))],
+        "confirmed": [rows.get(i, (0, 0, 0, 0))[1] for i in range(len(moments))],
+        "opted_out": [rows.get(i, (0, 0, 0, 0))[2] for i in range(len(moments))],
+        "restored": [rows.get(i, (0, 0, 0, 0))[3] for i in range(len(moments))],
+    }
+
+
+def _counts(event: DispatchEvent) -> dict:
+    rows = Participation.objects.filter(workspace_id=event.workspace_id, event=event)
+    totals = rows.aggregate(
+        targeted=Count("pk"),
+        included=Count("pk", filter=Q(included_at__isnull=False)),
+        commanded=Count("pk", filter=Q(commanded_at__isnull=False)),
+        confirmed=Count("pk", filter=Q(confirmed_at__isnull=False)),
+        not_responding=Count("pk", filter=Q(status=ParticipationStatus.NOT_RESPONDING)),
+        failed=Count("pk", filter=Q(status__in=[ParticipationStatus.FAILED, ParticipationStatus.RESTORE_FAILED])),
+        opted_out=Count("pk", filter=Q(opted_out_at__isnull=False)),
+        restored=Count("pk", filter=Q(restored_at__isnull=False)),
+        excluded=Count("pk", filter=Q(status=ParticipationStatus.EXCLUDED)),
+    )
+    totals["excluded_by_reason"] = dict(
+        rows.filter(status=ParticipationStatus.EXCLUDED).values_list("reason_code").annotate(n=Count("pk")).order_by()
+    )
+    return totals
+
+
+def _totals(report: EventReport) -> dict:
+    """Each metric's fleet totals: the sums of the device rows (so they always agree)."""
+    devices = EventReportDevice.objects.filter(report=report)
+    totals = {}
+    for metric, prefix in (("battery", "battery"), ("net_at_meter", "net")):
+        agg = devices.aggregate(
+            actual=Sum(f"{prefix}_actual_kwh"),
+            baseline=Sum(f"{prefix}_baseline_kwh"),
+            delivered=Sum(f"{prefix}_delivered_kwh"),
+            measured=Count("pk", filter=Q(**{f"{prefix}_delivered_kwh__isnull": False})),
+            no_baseline=Count("pk", filter=~Q(**{f"{prefix}_no_baseline": ""})),
+            coverage=Sum(f"{prefix}_coverage"),
+        )
+        measured = agg["measured"]
+        totals[metric] = {
+            "actual_kwh": round(agg["actual"] or 0.0, 4),
+            "baseline_kwh": round(agg["baseline"] or 0.0, 4),
+            "delivered_kwh": round(agg["delivered"] or 0.0, 4),
+            "devices": measured,
+            "no_baseline": agg["no_baseline"],
+            "coverage": round((agg["coverage"] or 0.0) / measured, 4) if measured else None,
+        }
+    return totals
+
+
+@transaction.atomic
+def event_report_compile(*, event: DispatchEvent, now: datetime | None = None) -> EventReport:
+    """Compile (or recompile) the event's report: its device rows and totals, replacing any earlier one, and
+    announce it (`program_event.report_compiled`). Its intervals' rollups are refreshed first, so readings
+    that arrived since the last refresh count."""
+    from fleet.services import telemetry_rollups_refresh
+
+    started = time.monotonic()
+    now = now or timezone.now()
+    event = DispatchEvent.objects.select_for_update().select_related("program", "strategy").get(pk=event.pk)
+    zone = event.program.zone
+    method = baseline_method_of(event.strategy)
+    actions = list(event.actions.order_by("starts_at").values_list("pk", "action_type", "starts_at", "ends_at"))
+    slots = report_slots(
+        starts_at=event.starts_at,
+        ends_at=event.ends_at,
+        actions=[(a_start, a_end) for _, _, a_start, a_end in actions],
+        zone=zone,
+        method=method,
+        excluded_days=_program_event_days(event, zone, method.lookback_days),
+    )
+    member_ids = Participation.objects.filter(event=event, included_at__isnull=False).values_list(
+        "device_id", flat=True
+    )
+    # the event's day (its window and its intervals): readings that came in since the periodic refresh
+    telemetry_rollups_refresh(
+        since=event.starts_at - timedelta(minutes=method.window_minutes[0] + SLOT_MINUTES),
+        until=min(now, event.ends_at + timedelta(minutes=SLOT_MINUTES)),
+        device_ids=list(member_ids),
+    )
+    EventReport.objects.filter(event=event).delete()
+    report = EventReport.objects.create(
+        workspace_id=event.workspace_id,
+        event=event,
+        compiled_at=now,
+        method={**asdict(method), "min_intervals": len(slots.event_slots)},
+        method_description=method.describe()[:400],
+        timezone=str(zone),
+        counts=_counts(event),
+    )
+    with connection.cursor() as cursor:
+        _drop_temp_tables(cursor)
+        try:
+            if slots.event_slots:
+                _compute(cursor, event=event, report_id=report.pk, slots=slots, method=method)
+                series, per_action = _series(cursor, slots=slots, zone=zone)
+            else:
+                series, per_action = {}, {}
+            series["participation"] = _participation_timeline(cursor, event=event, zone=zone)
+        finally:
+            _drop_temp_tables(cursor)
+    report.totals = _totals(report)
+    report.actions = [
+        {
+            "id": action_id,
+            "type": action_type,
+            "startsAt": a_start.isoformat(),
+            "endsAt": a_end.isoformat(),
+            **{metric: per_action.get(i, {}).get(metric, _energy(0, 0, SIGN[metric])) for metric in METRICS},
+        }
+        for i, (action_id, action_type, a_start, a_end) in enumerate(actions)
+    ]
+    report.series = series
+    report.compile_ms = int((time.monotonic() - started) * 1000)
+    report.save(update_fields=["totals", "actions", "series", "compile_ms", "last_updated"])
+    event_emit(
+        workspace_id=event.workspace_id,
+        type=DispatchEventType.PROGRAM_EVENT_REPORT_COMPILED,
+        key=f"program_event.report_compiled:{event.pk}:{now.isoformat()}",
+        data={
+            **dispatch_event_data(event),
+            "report": {
+                "compiledAt": now.isoformat(),
+                "deliveredKwh": report.totals["battery"]["delivered_kwh"],
+                "baselineKwh": report.totals["battery"]["baseline_kwh"],
+                "netDeliveredKwh": report.totals["net_at_meter"]["delivered_kwh"],
+                "devices": report.counts["targeted"],
+                "noBaseline": report.totals["battery"]["no_baseline"],
+            },
+        },
+        timestamp=now,
+    )
+    return report

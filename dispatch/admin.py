@@ -1,6 +1,7 @@
 """Dispatch admin: program events with their action windows, live counts and participation, each device's
 participation (opt-out), the command log, and the device page's events and commands."""
 
+import csv
 from datetime import UTC, datetime
 
 from django import forms
@@ -10,7 +11,7 @@ from django.contrib.admin.helpers import ActionForm
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
-from django.http import HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -21,8 +22,23 @@ from django.utils.translation import gettext_lazy as _
 from dispatch import engine, schedules, services
 from dispatch.choices import CommandSlug, DispatchEventStatus, ExclusionReason
 from dispatch.filtersets import CommandFilterSet, DispatchEventFilterSet
-from dispatch.models import BatchCommand, Command, DispatchAction, DispatchEvent, DispatchSchedule, Participation
-from dispatch.selectors import batch_command_summary, event_participation_counts
+from dispatch.models import (
+    BatchCommand,
+    Command,
+    DispatchAction,
+    DispatchEvent,
+    DispatchSchedule,
+    EventReportDevice,
+    Participation,
+)
+from dispatch.reports import event_report_recompile
+from dispatch.selectors import (
+    batch_command_summary,
+    event_participation_counts,
+    event_report_csv_rows,
+    event_report_devices,
+    event_report_of,
+)
 from fleet.admin import DeviceAdmin
 from programs.models import Program
 from texture_portal.admin_actions import run_service_for_each
@@ -174,6 +190,32 @@ class DispatchActionProgressInline(ReadOnlyWorkspaceScopedTabularInline):
         return local_label(obj.restore_started_at, obj.event.program.zone)
 
 
+class NoBaselineFilter(admin.SimpleListFilter):
+    title = _("baseline")
+    parameter_name = "baseline"
+
+    def lookups(self, request, model_admin):
+        return [("yes", _("Measured against a baseline")), ("no", _("No baseline"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(battery_delivered_kwh__isnull=False)
+        if self.value() == "no":
+            return queryset.exclude(battery_no_baseline="")
+        return queryset
+
+
+class _Echo:
+    """A file-like object whose write returns the line: csv.writer into a streamed response."""
+
+    def write(self, value):
+        return value
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{part} of {whole} ({100 * part / whole:.0f} %)" if whole else "—"
+
+
 @admin.register(DispatchEvent)
 class DispatchEventAdmin(FilterSetAdminMixin, WorkspaceScopedAdmin):
     filterset_class = DispatchEventFilterSet  # the API's filters, by the API's names
@@ -272,6 +314,8 @@ class DispatchEventAdmin(FilterSetAdminMixin, WorkspaceScopedAdmin):
         return [
             path("<int:pk>/schedule/", wrap(self.schedule_view), name="dispatch_dispatchevent_schedule"),
             path("<int:pk>/cancel/", wrap(self.cancel_view), name="dispatch_dispatchevent_cancel"),
+            path("<int:pk>/report/", wrap(self.report_view), name="dispatch_dispatchevent_report"),
+            path("<int:pk>/report.csv", wrap(self.report_csv_view), name="dispatch_dispatchevent_report_csv"),
             *super().get_urls(),
         ]
 
@@ -306,6 +350,81 @@ class DispatchEventAdmin(FilterSetAdminMixin, WorkspaceScopedAdmin):
             except ApplicationError as exc:
                 self.message_user(request, exc.message, messages.ERROR)
         return self._confirm_page(request, event, "cancel")
+
+    def _report_event(self, request, pk) -> DispatchEvent:
+        event = self.get_object(request, str(pk))  # 404 outside the user's workspaces
+        if not self.has_view_permission(request, event):
+            raise PermissionDenied(f"You may not view “{event}”.")
+        return event
+
+    def report_view(self, request, pk):
+        """The event's report: Event Performance, Device Participation and Program Health, each metric (Net at
+        Meter, Battery) a toggle; POST compiles it again (whoever may change the event)."""
+        event = self._report_event(request, pk)
+        if request.method == "POST":
+            if not self.has_change_permission(request, event):
+                raise PermissionDenied(f"You may not change “{event}”.")
+            try:
+                report = event_report_recompile(event=event, actor=request.user)
+                self.message_user(
+                    request, f"The report was compiled again in {report.compile_ms} ms.", messages.SUCCESS
+                )
+            except ApplicationError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:dispatch_dispatchevent_report", args=[event.pk]))
+        report = event_report_of(event=event)
+        zone = event.program.zone
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "event": event,
+            "report": report,
+            "title": f"Report: {event.name}",
+            "window": local_window_label(event.starts_at, event.ends_at, zone),
+            "window_utc": utc_window_label(event.starts_at, event.ends_at),
+            "can_compile": self.has_change_permission(request, event),
+        }
+        if report is not None:
+            top = event_report_devices(report=report).exclude(battery_delivered_kwh__isnull=True)
+            context.update(
+                compiled=local_label(report.compiled_at, zone),
+                excluded=[
+                    (ExclusionReason(c).label, c, n) for c, n in sorted(report.counts["excluded_by_reason"].items())
+                ],
+                actions=[
+                    {
+                        **a,
+                        "window": local_window_label(
+                            datetime.fromisoformat(a["startsAt"]), datetime.fromisoformat(a["endsAt"]), zone
+                        ),
+                    }
+                    for a in report.actions
+                ],
+                top_devices=list(top.order_by("-battery_delivered_kwh", "device_id")[:10]),
+                devices_url=reverse("admin:dispatch_eventreportdevice_changelist")
+                + "?"
+                + urlencode({"report__id__exact": report.pk}),
+                participation_url=reverse("admin:dispatch_participation_changelist")
+                + "?"
+                + urlencode({"event__id__exact": event.pk}),
+                chart_data={"totals": report.totals, "series": report.series, "actions": report.actions},
+                responding=_share(report.counts["confirmed"], report.counts["commanded"]),
+                taking_part=_share(report.counts["included"], report.counts["targeted"]),
+            )
+        return TemplateResponse(request, "admin/dispatch/dispatchevent/report.html", context)
+
+    def report_csv_view(self, request, pk):
+        """The report's device table as CSV (streamed: 10,000 devices never sit in memory at once)."""
+        event = self._report_event(request, pk)
+        report = event_report_of(event=event)
+        if report is None:
+            raise Http404("This event has no report yet.")
+        writer = csv.writer(_Echo())
+        response = StreamingHttpResponse(
+            (writer.writerow(row) for row in event_report_csv_rows(report=report)), content_type="text/csv"
+        )
+        response["Content-Disposition"] = f'attachment; filename="event-{event.pk}-report.csv"'
+        return response
 
     def _confirm_page(self, request, event, what: str):
         zone = event.program.zone
@@ -810,3 +929,42 @@ class DispatchScheduleAdmin(WorkspaceScopedAdmin):
 
     def audit_save(self, request, obj, form, change):
         """The services audit."""
+
+
+@admin.register(EventReportDevice)
+class EventReportDeviceAdmin(ReadOnlyWorkspaceScopedAdmin):
+    """A report's device table: sortable by what each device delivered, filterable by its participation and
+    whether it had a baseline; reached from the report page (filtered to that report)."""
+
+    list_display = [
+        "device_link",
+        "status",
+        "reason_code",
+        "commanded",
+        "confirmed",
+        "restored",
+        "net_delivered_kwh",
+        "net_baseline_kwh",
+        "battery_delivered_kwh",
+        "battery_baseline_kwh",
+        "battery_coverage",
+        "battery_days",
+        "battery_factor",
+        "battery_no_baseline",
+    ]
+    list_select_related = ["device__manufacturer"]
+    list_filter = ["status", "reason_code", "commanded", "confirmed", "restored", "opted_out", NoBaselineFilter]
+    search_fields = ["=device__system_identifier"]
+    ordering = ["-battery_delivered_kwh", "device_id"]
+    list_per_page = 100
+
+    def lookup_allowed(self, lookup, value, request=None):
+        # the report page links here with its report's id (scoped by the queryset like every row)
+        return lookup in ("report__id__exact", "report__event__id__exact") or super().lookup_allowed(
+            lookup, value, request
+        )
+
+    @admin.display(description=_("device"), ordering="device_id")
+    def device_link(self, obj):
+        url = reverse("admin:fleet_device_change", args=[obj.device_id])
+        return format_html('<a href="{}">{}:{}</a>', url, obj.device.manufacturer.slug, obj.device.system_identifier)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
@@ -542,7 +543,36 @@ def _event_complete(*, event: DispatchEvent, now: datetime) -> bool:
         f"{counts['failed']} failed."
     )
     dispatch_event_set_status(event=event, status=DispatchEventStatus.COMPLETED, reason=summary)
+    transaction.on_commit(lambda: event_report_queue(event_id=event.pk))
     return True
+
+
+REPORT_QUEUED_KEY = "dispatch:report-queued:{}"
+
+
+def event_report_queue(*, event_id: int) -> bool:
+    """Queue the compile of a completed event's report, once per ten minutes at most (the tick's sweep below
+    would otherwise queue it again while it waits in the broker)."""
+    from dispatch.tasks import event_report_compile_task
+
+    if not cache.add(REPORT_QUEUED_KEY.format(event_id), 1, timeout=600):
+        return False
+    try:
+        event_report_compile_task.delay(event_id)
+    except Exception:
+        # the event is completed; the tick's sweep queues the report again once the broker is back
+        cache.delete(REPORT_QUEUED_KEY.format(event_id))
+        log.exception("Could not queue the report of dispatch event %s", event_id)
+        return False
+    return True
+
+
+def event_reports_queue_missing(*, now: datetime, within: timedelta = timedelta(days=2), limit: int = 20) -> int:
+    """The safety net: events completed lately that have no report (their compile was lost) get one."""
+    missing = DispatchEvent.objects.filter(
+        status=DispatchEventStatus.COMPLETED, ends_at__gte=now - within, report__isnull=True
+    ).values_list("pk", flat=True)[:limit]
+    return sum(event_report_queue(event_id=pk) for pk in missing)
 
 
 def dispatch_event_advance(*, event_id: int, now: datetime) -> str:
@@ -741,7 +771,15 @@ def dispatch_tick(*, now: datetime | None = None) -> dict:
         advanced[event_id] = dispatch_event_advance(event_id=event_id, now=now)
     queued = commands_queue_due(now=now)
     read = event_telemetry_queue(now=now)
-    return {"created": created, "started": started, "advanced": advanced, "queued": queued, "telemetry": read}
+    reports = event_reports_queue_missing(now=now)
+    return {
+        "created": created,
+        "started": started,
+        "advanced": advanced,
+        "queued": queued,
+        "telemetry": read,
+        "reports": reports,
+    }
 
 
 # -- staff and integrators ------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 import django_filters
 
 from dispatch.choices import CommandSlug, CommandStatus, DispatchEventStatus, ExclusionReason, ParticipationStatus
-from dispatch.models import Command, DispatchEvent, Participation
+from dispatch.models import Command, DispatchEvent, EventReportDevice, Participation
 from texture_portal.filters import IdFilter, IsoDateTimeFilter, UpdatedSinceFilterSet
 
 
@@ -41,3 +41,20 @@ class ParticipationFilterSet(django_filters.FilterSet):
     class Meta:
         model = Participation
         fields = ["status", "reasonCode", "deviceId"]
+
+
+class EventReportDeviceFilterSet(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(distinct=False, choices=ParticipationStatus.choices)
+    reasonCode = django_filters.MultipleChoiceFilter(
+        field_name="reason_code", distinct=False, choices=ExclusionReason.choices
+    )
+    deviceId = IdFilter(field_name="device_id")
+    commanded = django_filters.BooleanFilter()
+    confirmed = django_filters.BooleanFilter()
+    hasBaseline = django_filters.BooleanFilter(
+        field_name="battery_delivered_kwh", lookup_expr="isnull", exclude=True, label="Measured against a baseline"
+    )
+
+    class Meta:
+        model = EventReportDevice
+        fields = ["status", "reasonCode", "deviceId", "commanded", "confirmed", "hasBaseline"]

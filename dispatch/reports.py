@@ -581,3 +581,17 @@ def event_report_compile(*, event: DispatchEvent, now: datetime | None = None) -
         timestamp=now,
     )
     return report
+
+
+def event_report_recompile(*, event: DispatchEvent, actor=None) -> EventReport:
+    """On demand (staff, an integrator): compile again, e.g. after late telemetry or history came in. Only an
+    event that ran has anything to report."""
+    from texture_portal.exceptions import InvalidTransition
+
+    if event.status not in (DispatchEventStatus.IN_PROGRESS, DispatchEventStatus.COMPLETED) and not (
+        event.status == DispatchEventStatus.CANCELLED and event.participations.exists()
+    ):
+        raise InvalidTransition(
+            f"“{event.name}” has not run ({event.get_status_display().lower()}): there is nothing to report yet."
+        )
+    return event_report_compile(event=event)

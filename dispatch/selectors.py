@@ -4,7 +4,7 @@ counts of an event's participations."""
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 
 from dispatch.choices import PARTICIPATING, DispatchEventStatus, ParticipationStatus
-from dispatch.models import BatchCommand, DispatchEvent, Participation
+from dispatch.models import BatchCommand, DispatchEvent, EventReport, EventReportDevice, Participation
 from fleet.models import Device
 from integrations.models import WorkspaceIntegration
 from programs.models import Enrollment
@@ -108,3 +108,54 @@ def batch_command_summary(*, batch: BatchCommand) -> dict:
     else:
         status = "partly_failed"
     return {"status": status, "commands": total, "by_status": by_status, "skipped": len(batch.skipped)}
+
+
+def event_report_of(*, event: DispatchEvent) -> EventReport | None:
+    """The event's stored report (one query), or None before its first compile."""
+    return EventReport.objects.filter(workspace_id=event.workspace_id, event_id=event.pk).first()
+
+
+def event_report_devices(*, report: EventReport) -> QuerySet[EventReportDevice]:
+    """The report's device rows, with what their table shows of each device (no query per row)."""
+    return EventReportDevice.objects.filter(workspace_id=report.workspace_id, report=report).select_related(
+        "device__manufacturer"
+    )
+
+
+REPORT_CSV_COLUMNS = [
+    ("deviceId", "device_id"),
+    ("systemIdentifier", "device__system_identifier"),
+    ("manufacturerSlug", "device__manufacturer__slug"),
+    ("status", "status"),
+    ("reasonCode", "reason_code"),
+    ("commanded", "commanded"),
+    ("confirmed", "confirmed"),
+    ("restored", "restored"),
+    ("optedOut", "opted_out"),
+    ("batteryActualKwh", "battery_actual_kwh"),
+    ("batteryBaselineKwh", "battery_baseline_kwh"),
+    ("batteryDeliveredKwh", "battery_delivered_kwh"),
+    ("batteryCoverage", "battery_coverage"),
+    ("batteryBaselineDays", "battery_days"),
+    ("batteryAdjustment", "battery_factor"),
+    ("batteryNoBaseline", "battery_no_baseline"),
+    ("netActualKwh", "net_actual_kwh"),
+    ("netBaselineKwh", "net_baseline_kwh"),
+    ("netDeliveredKwh", "net_delivered_kwh"),
+    ("netCoverage", "net_coverage"),
+    ("netBaselineDays", "net_days"),
+    ("netAdjustment", "net_factor"),
+    ("netNoBaseline", "net_no_baseline"),
+]
+
+
+def event_report_csv_rows(*, report: EventReport, queryset=None):
+    """The device table as CSV rows (a header, then one row per device), read in chunks: numbers written in
+    full (repr), so the CSV reads back to the same floats."""
+    yield [header for header, _ in REPORT_CSV_COLUMNS]
+    rows = (queryset if queryset is not None else event_report_devices(report=report)).order_by("device_id")
+    for values in rows.values_list(*(field for _, field in REPORT_CSV_COLUMNS)).iterator(chunk_size=2000):
+        yield [
+            "" if v is None else (str(v).lower() if isinstance(v, bool) else repr(v) if isinstance(v, float) else v)
+            for v in values
+        ]

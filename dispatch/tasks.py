@@ -48,4 +48,19 @@ def dispatch_tick_task():
         "started": len(outcome["started"]),
         "running": len(outcome["advanced"]),
         "queued": outcome["queued"],
+        "reports": outcome["reports"],
     }
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def event_report_compile_task(event_id: int) -> dict:
+    """Compile a completed event's report (queued when it completes, and by the tick's sweep for one that has
+    none). Safe to run twice: a compile locks the event and replaces the whole report."""
+    from dispatch.models import DispatchEvent
+    from dispatch.reports import event_report_compile
+
+    event = DispatchEvent.objects.filter(pk=event_id).first()
+    if event is None:
+        return {"event": event_id, "compiled": False}
+    report = event_report_compile(event=event)
+    return {"event": event_id, "compiled": True, "ms": report.compile_ms}

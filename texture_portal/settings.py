@@ -227,6 +227,7 @@ SPECTACULAR_SETTINGS = {
         "GridServicesStatusEnum": "fleet.choices.GridServicesStatus",
         "PlatformEventTypeEnum": "texture_portal.events.types.EVENT_TYPE_CHOICES",
         "CommandStatusEnum": "dispatch.choices.CommandStatus",
+        "ParticipationStatusEnum": "dispatch.choices.ParticipationStatus",
         "DispatchActionTypeEnum": "programs.choices.EventType",
     },
 }

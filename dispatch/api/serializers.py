@@ -276,3 +276,93 @@ class BatchCommandCreateSerializer(serializers.Serializer):
             raise serializers.ValidationError({"input": checker.errors})
         attrs["input"] = dict(checker.validated_data)
         return attrs
+
+
+class ReportEnergySerializer(serializers.Serializer):
+    """One metric's energy over the covered intervals, in kWh (delivered: + for what the event achieved)."""
+
+    actualKwh = serializers.FloatField(source="actual_kwh")
+    baselineKwh = serializers.FloatField(source="baseline_kwh")
+    deliveredKwh = serializers.FloatField(source="delivered_kwh")
+
+
+class ReportTotalsSerializer(ReportEnergySerializer):
+    devices = serializers.IntegerField(help_text="Devices measured against a baseline.")
+    noBaseline = serializers.IntegerField(source="no_baseline", help_text="Included devices without a baseline.")
+    coverage = serializers.FloatField(
+        allow_null=True, help_text="Mean share of the event's intervals measured, over the devices measured."
+    )
+
+
+class ReportMetricsSerializer(serializers.Serializer):
+    battery = ReportTotalsSerializer(help_text="The battery's energy out (+) or in (−).")
+    netAtMeter = ReportTotalsSerializer(source="net_at_meter", help_text="The site's grid exchange (less import +).")
+
+
+class ReportActionSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    type = serializers.ChoiceField(choices=EventType.choices)
+    startsAt = serializers.DateTimeField()
+    endsAt = serializers.DateTimeField()
+    battery = ReportEnergySerializer()
+    netAtMeter = ReportEnergySerializer(source="net_at_meter")
+
+
+class ReportCountsSerializer(serializers.Serializer):
+    targeted = serializers.IntegerField()
+    included = serializers.IntegerField()
+    excluded = serializers.IntegerField()
+    excludedByReason = serializers.DictField(child=serializers.IntegerField(), source="excluded_by_reason")
+    commanded = serializers.IntegerField()
+    confirmed = serializers.IntegerField()
+    notResponding = serializers.IntegerField(source="not_responding")
+    failed = serializers.IntegerField()
+    optedOut = serializers.IntegerField(source="opted_out")
+    restored = serializers.IntegerField()
+
+
+class EventReportSerializer(serializers.Serializer):
+    """A dispatch event's report: who took part, and the energy delivered against each device's baseline."""
+
+    dispatchEventId = serializers.IntegerField(source="event_id")
+    compiledAt = serializers.DateTimeField(source="compiled_at")
+    compileMs = serializers.IntegerField(source="compile_ms")
+    timezone = serializers.CharField()
+    baseline = serializers.DictField(source="method", help_text="The baseline method's parameters, as run.")
+    baselineDescription = serializers.CharField(source="method_description")
+    counts = ReportCountsSerializer()
+    totals = ReportMetricsSerializer()
+    actions = ReportActionSerializer(many=True)
+    series = serializers.DictField(
+        help_text="The charts' points: `intervals` (UTC starts), `battery` and `net_at_meter` "
+        "({actual_kw, baseline_kw, devices} per interval), `participation` (commanded, confirmed, opted out, "
+        "restored by each moment)."
+    )
+
+
+class EventReportDeviceSerializer(serializers.Serializer):
+    """One targeted device's row of a report (energy in kWh; empty without a baseline or when not included)."""
+
+    deviceId = serializers.IntegerField(source="device_id")
+    systemIdentifier = serializers.CharField(source="device.system_identifier")
+    manufacturerSlug = serializers.CharField(source="device.manufacturer.slug")
+    status = serializers.ChoiceField(choices=ParticipationStatus.choices)
+    reasonCode = serializers.ChoiceField(source="reason_code", choices=["", *ExclusionReason.values])
+    commanded = serializers.BooleanField()
+    confirmed = serializers.BooleanField()
+    restored = serializers.BooleanField()
+    optedOut = serializers.BooleanField(source="opted_out")
+    batteryActualKwh = serializers.FloatField(source="battery_actual_kwh", allow_null=True)
+    batteryBaselineKwh = serializers.FloatField(source="battery_baseline_kwh", allow_null=True)
+    batteryDeliveredKwh = serializers.FloatField(source="battery_delivered_kwh", allow_null=True)
+    batteryCoverage = serializers.FloatField(source="battery_coverage", allow_null=True)
+    batteryBaselineDays = serializers.IntegerField(source="battery_days", allow_null=True)
+    batteryAdjustment = serializers.FloatField(source="battery_factor", allow_null=True)
+    batteryNoBaseline = serializers.CharField(source="battery_no_baseline", allow_blank=True)
+    netActualKwh = serializers.FloatField(source="net_actual_kwh", allow_null=True)
+    netBaselineKwh = serializers.FloatField(source="net_baseline_kwh", allow_null=True)
+    netDeliveredKwh = serializers.FloatField(source="net_delivered_kwh", allow_null=True)
+    netCoverage = serializers.FloatField(source="net_coverage", allow_null=True)
+    netBaselineDays = serializers.IntegerField(source="net_days", allow_null=True)
+    netAdjustment = serializers.FloatField(source="net_factor", allow_null=True)
+    netNoBaseline = serializers.CharField(source="net_no_baseline", allow_blank=True)

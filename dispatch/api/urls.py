@@ -17,6 +17,11 @@ urlpatterns = [
         views.DispatchEventParticipationView.as_view(),
         name="dispatch-event-participation",
     ),
+    path(
+        "dispatch-events/<int:pk>/report/devices",
+        views.DispatchEventReportDevicesView.as_view(),
+        name="dispatch-event-report-devices",
+    ),
     path("commands/<str:deviceType>/<str:action>", views.CommandCreateView.as_view(), name="command-send"),
     *router.urls,
 ]

@@ -19,12 +19,29 @@ from dispatch.api.serializers import (
     DispatchEventSerializer,
     DispatchScheduleCreateSerializer,
     DispatchScheduleSerializer,
+    EventReportDeviceSerializer,
+    EventReportSerializer,
     OptOutSerializer,
     ParticipationSerializer,
 )
-from dispatch.filtersets import CommandFilterSet, DispatchEventFilterSet, ParticipationFilterSet
-from dispatch.models import BatchCommand, Command, DispatchAction, DispatchEvent, DispatchSchedule, Participation
+from dispatch.filtersets import (
+    CommandFilterSet,
+    DispatchEventFilterSet,
+    EventReportDeviceFilterSet,
+    ParticipationFilterSet,
+)
+from dispatch.models import (
+    BatchCommand,
+    Command,
+    DispatchAction,
+    DispatchEvent,
+    DispatchSchedule,
+    EventReportDevice,
+    Participation,
+)
+from dispatch.reports import event_report_recompile
 from dispatch.schedules import dispatch_schedule_create
+from dispatch.selectors import event_report_of
 from fleet.models import Device
 from programs.models import Program
 from texture_portal.api.schema import ErrorSerializer
@@ -47,7 +64,7 @@ class DispatchEventViewSet(mixins.CreateModelMixin, WorkspaceReadOnlyViewSet):
 
     serializer_class = DispatchEventSerializer
     filterset_class = DispatchEventFilterSet
-    transition_actions = ("schedule", "cancel", "opt_out")
+    transition_actions = ("schedule", "cancel", "opt_out", "report_compile")
 
     def workspace_queryset(self):
         return DispatchEvent.objects.select_related("program", "strategy").prefetch_related(
@@ -116,6 +133,39 @@ class DispatchEventViewSet(mixins.CreateModelMixin, WorkspaceReadOnlyViewSet):
             source=self.audit_source,
         )
         return Response(ParticipationSerializer(participation).data)
+
+    @extend_schema(
+        request=None,
+        responses={200: EventReportSerializer},
+        description="The event's report, stored when it completed (or last recompiled): 404 before that.",
+    )
+    @action(detail=True, methods=["get"])
+    def report(self, request, pk=None):
+        """Who took part and the energy delivered against each device's own baseline, per metric and action."""
+        report = event_report_of(event=self.get_object())
+        if report is None:
+            raise exceptions.NotFound("No report yet: an event's report is compiled when it completes.")
+        return Response(EventReportSerializer(report).data)
+
+    @extend_schema(request=None, responses={200: EventReportSerializer})
+    @report.mapping.post
+    def report_compile(self, request, pk=None):
+        """Compile the report again now (late telemetry or history counted); the event must have run."""
+        report = event_report_recompile(event=self.get_object(), actor=self.actor)
+        return Response(EventReportSerializer(report).data)
+
+
+class DispatchEventReportDevicesView(WorkspaceNestedListView):
+    """The report's device table: each targeted device's participation and, per metric, its energy, its
+    baseline and the difference delivered (kWh), the share of intervals measured, or why it has no baseline."""
+
+    parent_queryset = DispatchEvent.objects.all()
+    parent_field = "report__event_id"
+    serializer_class = EventReportDeviceSerializer
+    filterset_class = EventReportDeviceFilterSet
+
+    def workspace_queryset(self):
+        return EventReportDevice.objects.select_related("device__manufacturer")
 
 
 class DispatchEventParticipationView(WorkspaceNestedListView):

@@ -85,6 +85,10 @@ class LaunchChecklist:
         return [c for c in self.criteria if not c.met]
 
     @property
+    def criteria_count(self) -> int:
+        return len(self.criteria)
+
+    @property
     def met_count(self) -> int:
         return sum(c.met for c in self.criteria)
 

@@ -133,7 +133,7 @@ class LaunchChecklistSerializer(serializers.Serializer):
     phase = serializers.ChoiceField(source="program.phase", choices=ProgramPhase.choices)
     productionDispatchEnabled = serializers.BooleanField(source="program.production_dispatch_enabled")
     metCount = serializers.IntegerField(source="met_count")
-    criteriaCount = serializers.IntegerField(source="criteria.__len__")
+    criteriaCount = serializers.IntegerField(source="criteria_count")
     allMet = serializers.BooleanField(source="all_met")
     productionDispatchBlockers = serializers.ListField(
         source="production_dispatch_blockers",

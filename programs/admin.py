@@ -108,14 +108,15 @@ class ProgramAdmin(FilterSetAdminMixin, WorkspaceScopedAdmin):
         """A one-line summary; the checklist itself is below the form (change_form.html)."""
         if obj is None or obj.pk is None:
             return "—"
-        checklist = selectors.program_launch_checklist(program=obj)
+        # the page's checklist (render_change_form), else computed here
+        checklist = getattr(obj, "_launch_checklist", None) or selectors.program_launch_checklist(program=obj)
         phase = checklist.phase(obj.phase)
         lines = [
             format_html("{} of {} criteria met.", checklist.met_count, len(checklist.criteria)),
             format_html(
                 "This phase ({}): {}.",
                 phase.label,
-                "its exit criteria hold" if phase.met else f"{len(phase.unmet)} exit criteria not met yet",
+                "its exit criteria hold" if phase.met else f"exit criteria not met yet: {len(phase.unmet)}",
             ),
         ]
         if obj.test_event_passed_id:
@@ -130,7 +131,7 @@ class ProgramAdmin(FilterSetAdminMixin, WorkspaceScopedAdmin):
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None and obj.pk:
-            checklist = selectors.program_launch_checklist(program=obj)
+            checklist = obj._launch_checklist = selectors.program_launch_checklist(program=obj)
             index = PHASE_ORDER.index(obj.phase)
             context.update(
                 launch_checklist=checklist,

@@ -110,7 +110,8 @@ class LaunchChecklist:
 
 
 def _percent(part: int, whole: int) -> str:
-    return f"{round(100 * part / whole)} %" if whole else "—"
+    """Rounded down, so a share shown as the target's meets it (399 of 500 is 79 %, not 80 %)."""
+    return f"{100 * part // whole} %" if whole else "—"
 
 
 def _measure(program: Program, counts: dict) -> dict[str, tuple[bool, str, dict]]:

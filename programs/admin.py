@@ -1,15 +1,21 @@
-"""Programs admin: phases and launch readiness, versioned event strategies, enrollment decisions."""
+"""Programs admin: phases and the launch checklist (sign-offs, production dispatch), versioned event strategies,
+enrollment decisions."""
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
-from django.urls import reverse
+from django.http import HttpResponseRedirect
+from django.urls import path, reverse
+from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_POST
 
 from programs import selectors, services
-from programs.choices import PHASE_ORDER, EnrollmentStatus, EventType
+from programs.choices import PHASE_ORDER, EnrollmentStatus, EventType, ProgramPhase
 from programs.filtersets import EnrollmentFilterSet, ProgramFilterSet
+from programs.launch import CRITERIA
 from programs.models import Enrollment, EventStrategy, Program
 from texture_portal.admin_actions import run_service_for_each
 from texture_portal.admin_base import (
@@ -18,6 +24,7 @@ from texture_portal.admin_base import (
     WorkspaceScopedAdmin,
 )
 from texture_portal.choices import AuditSource
+from texture_portal.exceptions import ApplicationError
 from texture_portal.filters import FilterSetAdminMixin
 
 
@@ -40,6 +47,7 @@ class EventStrategyInline(ReadOnlyWorkspaceScopedTabularInline):
 @admin.register(Program)
 class ProgramAdmin(FilterSetAdminMixin, WorkspaceScopedAdmin):
     filterset_class = ProgramFilterSet  # the API's filters, by the API's names
+    change_form_template = "admin/programs/program/change_form.html"
     list_display = [
         "name",
         "slug",
@@ -71,6 +79,7 @@ class ProgramAdmin(FilterSetAdminMixin, WorkspaceScopedAdmin):
         "program_type",
         "enrollment_approval",
         "launch_threshold",
+        "reporting_target_percent",
         "target_launch_date",
         "timezone",
         "phase",
@@ -94,28 +103,144 @@ class ProgramAdmin(FilterSetAdminMixin, WorkspaceScopedAdmin):
     def enrolled(self, obj):
         return obj.enrolled_count
 
-    @admin.display(description=_("exit criteria of this phase"))
+    @admin.display(description=_("launch checklist"))
     def launch_readiness(self, obj):
+        """A one-line summary; the checklist itself is below the form (change_form.html)."""
         if obj is None or obj.pk is None:
             return "—"
-        blockers = selectors.program_phase_exit_blockers(program=obj)
-        eligible = selectors.program_dispatch_eligible_count(program=obj)
+        # the page's checklist (render_change_form), else computed here
+        checklist = getattr(obj, "_launch_checklist", None) or selectors.program_launch_checklist(program=obj)
+        phase = checklist.phase(obj.phase)
         lines = [
-            format_html("Dispatch-eligible enrolled devices: {} (launch threshold {}).", eligible, obj.launch_threshold)
+            format_html("{} of {} criteria met.", checklist.met_count, len(checklist.criteria)),
+            format_html(
+                "This phase ({}): {}.",
+                phase.label,
+                "its exit criteria hold" if phase.met else f"exit criteria not met yet: {len(phase.unmet)}",
+            ),
         ]
         if obj.test_event_passed_id:
             # the event's page, by its admin URL name (programs import nothing of dispatch)
             url = reverse("admin:dispatch_dispatchevent_change", args=[obj.test_event_passed_id])
             lines.append(
-                format_html(
-                    'Test event <a href="{}">#{}</a> completed end to end on {}.',
-                    url,
-                    obj.test_event_passed_id,
-                    f"{obj.test_event_passed_at:%Y-%m-%d %H:%M} UTC",
-                )
+                format_html('Test event <a href="{}">#{}</a> completed end to end.', url, obj.test_event_passed_id)
             )
-        lines += blockers or ["The measured criteria of this phase are met; the rest are staff sign-offs."]
         return format_html_join("", "<div>{}</div>", ((line,) for line in lines))
+
+    # -- the launch checklist: shown below the form, changed by POSTs to these views ---------------------
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and obj.pk:
+            checklist = obj._launch_checklist = selectors.program_launch_checklist(program=obj)
+            index = PHASE_ORDER.index(obj.phase)
+            context.update(
+                launch_checklist=checklist,
+                can_sign_off=self.has_change_permission(request, obj),
+                next_phase=ProgramPhase(PHASE_ORDER[index + 1]) if index + 1 < len(PHASE_ORDER) else None,
+            )
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view  # staff only, CSRF-checked
+        return [
+            path(
+                "<int:pk>/launch-checklist/<slug:criterion>/sign-off/",
+                wrap(self.sign_off_view),
+                name="programs_program_sign_off",
+            ),
+            path(
+                "<int:pk>/launch-checklist/<slug:criterion>/revoke/",
+                wrap(self.revoke_view),
+                name="programs_program_revoke_sign_off",
+            ),
+            path("<int:pk>/advance-phase/", wrap(self.advance_phase_view), name="programs_program_advance_phase"),
+            path(
+                "<int:pk>/production-dispatch/",
+                wrap(self.production_dispatch_view),
+                name="programs_program_production_dispatch",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _program_to_change(self, request, pk) -> Program:
+        program = self.get_object(request, str(pk))  # 404 outside the user's workspaces
+        if not self.has_change_permission(request, program):
+            raise PermissionDenied(f"You may not change “{program}”.")
+        return program
+
+    def _run(self, request, pk, call, done: str):
+        program = self._program_to_change(request, pk)
+        try:
+            call(program)
+        except ApplicationError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+        else:
+            self.message_user(request, done, messages.SUCCESS)
+        url = reverse("admin:programs_program_change", args=[program.pk])
+        return HttpResponseRedirect(f"{url}#launch-checklist")
+
+    @staticmethod
+    def _label(criterion: str) -> str:
+        found = CRITERIA.get(criterion)
+        return found.label if found else criterion
+
+    @method_decorator(require_POST)
+    def sign_off_view(self, request, pk, criterion):
+        return self._run(
+            request,
+            pk,
+            lambda p: services.launch_criterion_sign_off(
+                program=p,
+                criterion=criterion,
+                actor=request.user,
+                note=request.POST.get("note", ""),
+                source=AuditSource.ADMIN,
+            ),
+            f"Signed off: {self._label(criterion)}.",
+        )
+
+    @method_decorator(require_POST)
+    def revoke_view(self, request, pk, criterion):
+        return self._run(
+            request,
+            pk,
+            lambda p: services.launch_criterion_revoke(
+                program=p,
+                criterion=criterion,
+                actor=request.user,
+                reason=request.POST.get("reason", ""),
+                source=AuditSource.ADMIN,
+            ),
+            f"Sign-off revoked: {self._label(criterion)}.",
+        )
+
+    @method_decorator(require_POST)
+    def advance_phase_view(self, request, pk):
+        def advance(program):
+            index = PHASE_ORDER.index(program.phase)
+            if index + 1 >= len(PHASE_ORDER):
+                raise ApplicationError(f"{program} is launched: there is no next phase.")
+            services.program_set_phase(
+                program=program,
+                phase=PHASE_ORDER[index + 1],
+                actor=request.user,
+                override_reason=request.POST.get("override_reason", ""),
+                source=AuditSource.ADMIN,
+            )
+
+        return self._run(request, pk, advance, "Moved to the next phase.")
+
+    @method_decorator(require_POST)
+    def production_dispatch_view(self, request, pk):
+        enabled = request.POST.get("enabled") == "1"
+        return self._run(
+            request,
+            pk,
+            lambda p: services.program_set_production_dispatch(
+                program=p, enabled=enabled, actor=request.user, source=AuditSource.ADMIN
+            ),
+            f"Production dispatch {'enabled' if enabled else 'disabled'}.",
+        )
 
     def perform_save(self, request, obj, form, change):
         data = {name: form.cleaned_data[name] for name in services.PROGRAM_FIELDS if name in form.cleaned_data}

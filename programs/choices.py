@@ -70,3 +70,41 @@ class BaselineAdjustment(models.TextChoices):
     MULTIPLICATIVE = "multiplicative", _("Multiplicative (scaled to the hours before, clamped)")
     ADDITIVE = "additive", _("Additive (shifted by the difference in the hours before)")
     NONE = "none", _("None")
+
+
+class CriterionKind(models.TextChoices):
+    """How a launch criterion holds: computed from the program's data, or signed off by staff."""
+
+    MEASURED = "measured", _("Measured")
+    SIGN_OFF = "sign_off", _("Signed off by staff")
+
+
+class LaunchCriterion(models.TextChoices):
+    """The exit criteria of the implementation guide's phases (their phase, kind and wording: programs.launch)."""
+
+    # kickoff
+    DATA_SCOPE_CONFIRMED = "data_scope_confirmed", _("Data scope and OEM(s) confirmed")
+    CONTACTS_AND_LAUNCH_DATE_AGREED = "contacts_and_launch_date_agreed", _("Key contacts and target launch date agreed")
+    # program setup
+    ENROLLMENT_REQUIREMENTS_CONFIRMED = (
+        "enrollment_requirements_confirmed",
+        _("Enrollment requirements confirmed (who qualifies; automatic or manual approval)"),
+    )
+    DISPATCH_CONFIGURATION_CONFIRMED = "dispatch_configuration_confirmed", _("Dispatch configuration confirmed")
+    # bulk import
+    DEVICES_IMPORTED_AND_LINKED = "devices_imported_and_linked", _("Devices imported, enrolled and correctly linked")
+    # device discovery
+    FLEET_REPORTING = "fleet_reporting", _("Enough of the fleet reporting telemetry (Device on Workspace)")
+    # testing
+    TEST_EVENT_COMPLETED = "test_event_completed", _("A test event completed end to end")
+    TEST_REPORT_COMPILED = "test_report_compiled", _("A test event's report compiled")
+    TEST_SIGNED_OFF = "test_signed_off", _("Dispatch validated end to end and signed off")
+    # training
+    OPS_TRAINED = "ops_trained", _("Ops trained on live data")
+    CUSTOMER_SUPPORT_TRAINED = "customer_support_trained", _("Customer Support trained on live data")
+    ENGINEERING_TRAINED = "engineering_trained", _("Engineering trained on live data")
+    PROGRAM_LEADS_TRAINED = "program_leads_trained", _("Program Leads trained on live data")
+    # launch
+    LAUNCH_THRESHOLD_MET = "launch_threshold_met", _("Enrolled dispatch-eligible devices meet the launch threshold")
+    SUPPORT_PATH_CONFIRMED = "support_path_confirmed", _("Ongoing support cadence and escalation path confirmed")
+    POST_LAUNCH_CHECK_IN_SCHEDULED = "post_launch_check_in_scheduled", _("Post-launch check-in scheduled")

@@ -1,7 +1,8 @@
-"""Programs, their versioned event strategies, and device enrollments."""
+"""Programs, their versioned event strategies, device enrollments, and the launch checklist's sign-offs."""
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -12,9 +13,11 @@ from programs.choices import (
     EnrollmentApproval,
     EnrollmentStatus,
     EventType,
+    LaunchCriterion,
     ProgramPhase,
     ProgramType,
 )
+from programs.launch import SIGN_OFF_CRITERIA
 from texture_portal.choices import AuditSource
 from texture_portal.models import WorkspaceScopedModel
 from texture_portal.timezones import validate_timezone_name, zone_or_utc
@@ -23,9 +26,10 @@ from texture_portal.timezones import validate_timezone_name, zone_or_utc
 class Program(WorkspaceScopedModel):
     """A utility DER program: the container devices auto-enroll into during bulk import.
 
-    Moves through the implementation phases one step at a time (`programs.services.program_set_phase`).
-    Production dispatch can be on only once launched; before launch only test events run. `timezone` is the
-    IANA zone its staff think in: event windows are entered and shown in it, and stored in UTC.
+    Moves through the implementation phases one step at a time (`programs.services.program_set_phase`), each
+    phase left once its launch-checklist criteria hold (`programs.launch`) or with an audited override.
+    Production dispatch can be on only once launched and every criterion holds; before, only test events run.
+    `timezone` is the IANA zone its staff think in: event windows are entered and shown in it, and stored in UTC.
     """
 
     slug = models.SlugField(_("slug"), max_length=100, help_text=_("E.g. timber-ridge-2026-vpp."))
@@ -43,6 +47,15 @@ class Program(WorkspaceScopedModel):
         _("launch threshold"), default=0, help_text=_("Enrolled dispatch-eligible devices needed to launch.")
     )
     target_launch_date = models.DateField(_("target launch date"), null=True, blank=True)
+    reporting_target_percent = models.PositiveSmallIntegerField(
+        _("reporting target (%)"),
+        default=80,
+        validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text=_(
+            "Device discovery's exit: the share of enrolled devices that must be Device on Workspace and have "
+            "reported within the last day."
+        ),
+    )
     production_dispatch_enabled = models.BooleanField(_("production dispatch enabled"), default=False)
     timezone = models.CharField(
         _("timezone"),
@@ -59,6 +72,9 @@ class Program(WorkspaceScopedModel):
     # Its id, not a foreign key: programs know nothing of dispatch.
     test_event_passed_id = models.PositiveBigIntegerField(_("test event completed end to end"), null=True, blank=True)
     test_event_passed_at = models.DateTimeField(_("test event completed at"), null=True, blank=True)
+    # ...and the first such test event whose report was compiled (`program_event.report_compiled`).
+    test_report_event_id = models.PositiveBigIntegerField(_("test event report compiled"), null=True, blank=True)
+    test_report_compiled_at = models.DateTimeField(_("test event report compiled at"), null=True, blank=True)
 
     class Meta:
         ordering = ["name"]
@@ -70,6 +86,10 @@ class Program(WorkspaceScopedModel):
             models.CheckConstraint(
                 condition=Q(production_dispatch_enabled=False) | Q(phase=ProgramPhase.LAUNCHED),
                 name="program_production_dispatch_only_when_launched",
+            ),
+            models.CheckConstraint(
+                condition=Q(reporting_target_percent__gte=1, reporting_target_percent__lte=100),
+                name="program_reporting_target_percent_range",
             ),
         ]
 
@@ -235,3 +255,42 @@ class Enrollment(WorkspaceScopedModel):
 
     def __str__(self) -> str:
         return f"{self.device} in {self.program} ({self.get_status_display()})"
+
+
+class LaunchCriterionSignOff(WorkspaceScopedModel):
+    """A staff member's sign-off of one of a program's launch-checklist criteria that cannot be measured
+    (training done, support path agreed…): who, when, and an optional note.
+
+    At most one per program and criterion; only for signed-off criteria (`programs.launch`). Revoking deletes
+    it; the program's audit log keeps both. Always in its program's workspace (written only by
+    `programs.services.launch_criterion_sign_off`).
+    """
+
+    program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="sign_offs", db_index=False)
+    criterion = models.CharField(_("criterion"), max_length=40, choices=LaunchCriterion.choices)
+    signed_off_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("signed off by"),
+    )
+    # the name as it was when signing (the user may be renamed or deleted later)
+    signed_off_by_label = models.CharField(_("signed off by (name)"), max_length=150)
+    signed_off_at = models.DateTimeField(_("signed off at"), default=timezone.now)
+    note = models.CharField(_("note"), max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["program", "criterion"]
+        verbose_name = _("launch criterion sign-off")
+        verbose_name_plural = _("launch criterion sign-offs")
+        constraints = [
+            models.UniqueConstraint(fields=["program", "criterion"], name="sign_off_unique_per_program_criterion"),
+            models.CheckConstraint(
+                condition=Q(criterion__in=SIGN_OFF_CRITERIA), name="sign_off_criterion_is_signed_off"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.program}: {self.get_criterion_display()} (signed off by {self.signed_off_by_label})"

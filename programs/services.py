@@ -1,7 +1,10 @@
-"""Writes of programs, event strategies and enrollments. Atomic and audited."""
+"""Writes of programs, event strategies, enrollments and launch-checklist sign-offs. Atomic and audited."""
+
+import datetime
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from programs.choices import (
     ENROLLMENT_TRANSITIONS,
@@ -10,12 +13,14 @@ from programs.choices import (
     EnrollmentApproval,
     EnrollmentStatus,
     EventType,
+    LaunchCriterion,
     ProgramPhase,
     ProgramType,
 )
 from programs.events import EnrollmentEventType, enrollment_data
-from programs.models import Enrollment, EventStrategy, Program
-from programs.selectors import program_phase_exit_blockers
+from programs.launch import CRITERIA, SIGN_OFF_CRITERIA
+from programs.models import Enrollment, EventStrategy, LaunchCriterionSignOff, Program
+from programs.selectors import program_launch_checklist
 from texture_portal.audit import audit_record
 from texture_portal.choices import AuditAction, AuditSource
 from texture_portal.events.services import event_emit
@@ -31,6 +36,7 @@ PROGRAM_FIELDS = [
     "enrollment_approval",
     "launch_threshold",
     "target_launch_date",
+    "reporting_target_percent",
     "timezone",
 ]
 STRATEGY_FIELDS = [
@@ -87,24 +93,37 @@ def program_update(*, program: Program, data: dict, actor, source: AuditSource |
 
 @transaction.atomic
 def program_set_phase(
-    *, program: Program, phase: ProgramPhase | str, actor, source: AuditSource | str = AuditSource.SERVICE
+    *,
+    program: Program,
+    phase: ProgramPhase | str,
+    actor,
+    override_reason: str = "",
+    source: AuditSource | str = AuditSource.SERVICE,
 ) -> Program:
-    """Move a program one phase forward (its measured exit criteria must be met) or one phase back.
+    """Move a program one phase forward or one phase back.
 
-    Moving back out of `launched` also turns production dispatch off. Raises InvalidTransition or
-    ApplicationError (listing the unmet criteria).
+    Forward needs every launch-checklist criterion of the phase being left (`programs.launch`), measured and
+    signed off; with `override_reason` staff may move on without them, and the audit row names the criteria
+    skipped and the reason. (Production dispatch needs every criterion anyway, with no override.) Moving back
+    out of `launched` also turns production dispatch off. Raises InvalidTransition or ApplicationError
+    (listing the unmet criteria in `extra["unmet"]`).
     """
     locked = Program.objects.select_for_update().get(pk=program.pk)
     PROGRAM_PHASE_TRANSITIONS.check(locked.phase, phase)
     forward = PHASE_ORDER.index(phase) > PHASE_ORDER.index(locked.phase)
-    if forward:
-        blockers = program_phase_exit_blockers(program=locked)
-        if blockers:
-            raise ApplicationError(
-                f"{locked} cannot leave “{locked.get_phase_display()}” yet: " + " ".join(blockers),
-                extra={"blockers": blockers},
-            )
     changes = {"phase": [locked.phase, str(phase)]}
+    override_reason = override_reason.strip()
+    if forward:
+        unmet = program_launch_checklist(program=locked).phase(locked.phase).unmet
+        if unmet and not override_reason:
+            raise ApplicationError(
+                f"{locked} cannot leave “{locked.get_phase_display()}” yet: "
+                + " ".join(f"{c.label}: {c.figure}" for c in unmet)
+                + " (or give an override reason).",
+                extra={"unmet": [c.key for c in unmet]},
+            )
+        if unmet:
+            changes["overridden_criteria"] = [c.key for c in unmet]
     locked.phase = phase
     update_fields = ["phase", "last_updated"]
     if phase != ProgramPhase.LAUNCHED and locked.production_dispatch_enabled:
@@ -112,7 +131,14 @@ def program_set_phase(
         update_fields.append("production_dispatch_enabled")
         changes["production_dispatch_enabled"] = [True, False]
     locked.save(update_fields=update_fields)
-    audit_record(actor=actor, action=AuditAction.PROGRAM_PHASE_CHANGED, target=locked, source=source, changes=changes)
+    audit_record(
+        actor=actor,
+        action=AuditAction.PROGRAM_PHASE_CHANGED,
+        target=locked,
+        source=source,
+        changes=changes,
+        reason=override_reason if "overridden_criteria" in changes else "",
+    )
     program.refresh_from_db()
     return program
 
@@ -121,9 +147,20 @@ def program_set_phase(
 def program_set_production_dispatch(
     *, program: Program, enabled: bool, actor, source: AuditSource | str = AuditSource.SERVICE
 ) -> Program:
+    """Turn production dispatch on (a launched program whose launch checklist holds entirely: every
+    criterion of every phase, measured now or signed off) or off (always). Raises ApplicationError naming
+    the unmet criteria (`extra["unmet"]`)."""
     locked = Program.objects.select_for_update().get(pk=program.pk)
     if enabled and locked.phase != ProgramPhase.LAUNCHED:
         raise ApplicationError(f"{locked} is not launched: only test events may run before launch.")
+    if enabled and not locked.production_dispatch_enabled:
+        unmet = program_launch_checklist(program=locked).unmet
+        if unmet:
+            raise ApplicationError(
+                f"Production dispatch of {locked} needs every launch criterion; {len(unmet)} not met: "
+                + " ".join(f"{c.label}: {c.figure}" for c in unmet),
+                extra={"unmet": [c.key for c in unmet]},
+            )
     if locked.production_dispatch_enabled != enabled:
         locked.production_dispatch_enabled = enabled
         locked.save(update_fields=["production_dispatch_enabled", "last_updated"])
@@ -136,6 +173,89 @@ def program_set_production_dispatch(
         )
     program.refresh_from_db()
     return program
+
+
+def _sign_off_criterion(criterion: LaunchCriterion | str) -> str:
+    if str(criterion) not in CRITERIA:
+        raise ApplicationError(f"“{criterion}” is not a launch criterion.")
+    if str(criterion) not in SIGN_OFF_CRITERIA:
+        raise ApplicationError(f"“{CRITERIA[str(criterion)].label}” is measured, not signed off.")
+    return str(criterion)
+
+
+@transaction.atomic
+def launch_criterion_sign_off(
+    *,
+    program: Program,
+    criterion: LaunchCriterion | str,
+    actor,
+    note: str = "",
+    source: AuditSource | str = AuditSource.SERVICE,
+) -> LaunchCriterionSignOff:
+    """Sign off one of the program's staff-signed launch criteria, as `actor` (a user: who signed is the point),
+    now, with an optional note. Raises ApplicationError if it is measured, unknown, or already signed off."""
+    key = _sign_off_criterion(criterion)
+    if not getattr(actor, "pk", None):
+        raise ApplicationError("A launch criterion is signed off by a person: no user given.")
+    locked = Program.objects.select_for_update().get(pk=program.pk)  # serializes with enabling production dispatch
+    existing = LaunchCriterionSignOff.objects.filter(program=locked, criterion=key).first()
+    if existing:
+        raise ApplicationError(
+            f"“{CRITERIA[key].label}” is already signed off by {existing.signed_off_by_label} "
+            f"on {existing.signed_off_at:%Y-%m-%d %H:%M} UTC."
+        )
+    sign_off = LaunchCriterionSignOff(
+        workspace_id=locked.workspace_id,
+        program=locked,
+        criterion=key,
+        signed_off_by=actor,
+        signed_off_by_label=actor.get_full_name() or actor.get_username(),
+        signed_off_at=timezone.now(),
+        note=note.strip()[:500],
+    )
+    sign_off.full_clean()
+    sign_off.save()
+    audit_record(
+        actor=actor,
+        action=AuditAction.PROGRAM_CRITERION_SIGNED_OFF,
+        target=locked,
+        source=source,
+        changes={"criterion": key, "signed_off_at": sign_off.signed_off_at},
+        reason=sign_off.note,
+    )
+    return sign_off
+
+
+@transaction.atomic
+def launch_criterion_revoke(
+    *,
+    program: Program,
+    criterion: LaunchCriterion | str,
+    actor,
+    reason: str = "",
+    source: AuditSource | str = AuditSource.SERVICE,
+) -> None:
+    """Withdraw a sign-off (the audit row keeps who had signed it and when). Production dispatch already on
+    stays on: turning it off is its own decision. Raises ApplicationError if it is not signed off."""
+    key = _sign_off_criterion(criterion)
+    locked = Program.objects.select_for_update().get(pk=program.pk)
+    sign_off = LaunchCriterionSignOff.objects.filter(program=locked, criterion=key).first()
+    if sign_off is None:
+        raise ApplicationError(f"“{CRITERIA[key].label}” is not signed off.")
+    audit_record(
+        actor=actor,
+        action=AuditAction.PROGRAM_CRITERION_REVOKED,
+        target=locked,
+        source=source,
+        changes={
+            "criterion": key,
+            "signed_off_by": sign_off.signed_off_by_label,
+            "signed_off_at": sign_off.signed_off_at,
+            "note": sign_off.note,
+        },
+        reason=reason.strip(),
+    )
+    sign_off.delete()
 
 
 @transaction.atomic
@@ -283,4 +403,18 @@ def program_test_event_record(*, workspace_id: int, data: dict, timestamp, **_) 
         return
     Program.objects.filter(workspace_id=workspace_id, pk=data["programId"], test_event_passed_id__isnull=True).update(
         test_event_passed_id=data["id"], test_event_passed_at=timestamp, last_updated=timezone.now()
+    )
+
+
+def program_test_report_record(*, workspace_id: int, data: dict, timestamp, **_) -> None:
+    """Subscriber of `program_event.report_compiled` (`ProgramsConfig.ready()`): the first compiled report of
+    a test event that completed end to end meets the testing phase's report criterion. Idempotent (a report
+    recomputed later changes nothing)."""
+    if not (data.get("isTest") and data.get("completedEndToEnd")):
+        return
+    compiled_at = parse_datetime(str((data.get("report") or {}).get("compiledAt") or "")) or timestamp
+    if timezone.is_naive(compiled_at):
+        compiled_at = timezone.make_aware(compiled_at, datetime.UTC)
+    Program.objects.filter(workspace_id=workspace_id, pk=data["programId"], test_report_event_id__isnull=True).update(
+        test_report_event_id=data["id"], test_report_compiled_at=compiled_at, last_updated=timezone.now()
     )

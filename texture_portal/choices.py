@@ -44,6 +44,8 @@ class AuditAction(models.TextChoices):
         "program.production_dispatch_changed",
         _("Program production dispatch changed"),
     )
+    PROGRAM_CRITERION_SIGNED_OFF = "program.criterion_signed_off", _("Launch criterion signed off")
+    PROGRAM_CRITERION_REVOKED = "program.criterion_revoked", _("Launch criterion sign-off revoked")
     EVENT_STRATEGY_VERSIONED = "event_strategy.versioned", _("Event strategy version created")
     ENROLLMENT_SUBMITTED = "enrollment.submitted", _("Enrollment submitted")
     ENROLLMENT_APPROVED = "enrollment.approved", _("Enrollment approved")

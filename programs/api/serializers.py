@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from programs.choices import CriterionKind, ProgramPhase
 from programs.models import Enrollment, EventStrategy, Program
 from texture_portal.api.serializers import TimestampedSerializer
 from texture_portal.filters import MAX_ID
@@ -15,6 +16,10 @@ class ProgramSerializer(TimestampedSerializer):
     enrollmentApproval = serializers.CharField(source="enrollment_approval")
     launchThreshold = serializers.IntegerField(source="launch_threshold")
     targetLaunchDate = serializers.DateField(source="target_launch_date", allow_null=True)
+    reportingTargetPercent = serializers.IntegerField(
+        source="reporting_target_percent",
+        help_text="Device discovery's exit: the share of enrolled devices that must be reporting.",
+    )
     productionDispatchEnabled = serializers.BooleanField(source="production_dispatch_enabled")
     timezone = serializers.CharField(
         help_text="IANA name (e.g. America/Los_Angeles): the zone staff enter and read event windows in. "
@@ -75,3 +80,64 @@ class EnrollmentSerializer(TimestampedSerializer):
 class EnrollmentCreateSerializer(serializers.Serializer):
     deviceId = serializers.IntegerField(min_value=1, max_value=MAX_ID)
     programSlug = serializers.SlugField(max_length=100)
+
+
+class CriterionMeasurementSerializer(serializers.Serializer):
+    """The numbers behind a measured criterion's figure (those that apply to it; the others are null)."""
+
+    count = serializers.IntegerField(
+        allow_null=True, help_text="Devices counted (linked, reporting, or dispatch-eligible)."
+    )
+    total = serializers.IntegerField(allow_null=True, help_text="Enrolled devices (submitted or approved).")
+    targetPercent = serializers.IntegerField(allow_null=True, help_text="The program's reporting target share.")
+    threshold = serializers.IntegerField(allow_null=True, help_text="The program's launch threshold.")
+    dispatchEventId = serializers.IntegerField(allow_null=True, help_text="The test event that met it.")
+    at = serializers.DateTimeField(allow_null=True, help_text="When that test event completed or its report compiled.")
+
+
+class CriterionSignOffSerializer(serializers.Serializer):
+    signedOffBy = serializers.CharField(source="signed_off_by_label", help_text="The staff member's name then.")
+    signedOffAt = serializers.DateTimeField(source="signed_off_at")
+    note = serializers.CharField(allow_blank=True)
+
+
+class LaunchCriterionSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    label = serializers.CharField()
+    kind = serializers.ChoiceField(source="criterion.kind", choices=CriterionKind.choices)
+    met = serializers.BooleanField()
+    figure = serializers.CharField(help_text="Why it is met or not, in words.")
+    measurement = CriterionMeasurementSerializer(allow_null=True, help_text="Measured criteria only.")
+    signOff = CriterionSignOffSerializer(source="sign_off", allow_null=True, help_text="Signed-off criteria only.")
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        if not instance.criterion.is_measured:
+            data["measurement"] = None
+        return data
+
+
+class LaunchPhaseSerializer(serializers.Serializer):
+    phase = serializers.ChoiceField(choices=ProgramPhase.choices)
+    label = serializers.CharField()
+    current = serializers.BooleanField(source="is_current")
+    met = serializers.BooleanField(help_text="Every exit criterion of the phase holds.")
+    criteria = LaunchCriterionSerializer(many=True)
+
+
+class LaunchChecklistSerializer(serializers.Serializer):
+    """Every phase of the implementation guide with its exit criteria, each measured now or signed off."""
+
+    programId = serializers.IntegerField(source="program.pk")
+    programSlug = serializers.CharField(source="program.slug")
+    phase = serializers.ChoiceField(source="program.phase", choices=ProgramPhase.choices)
+    productionDispatchEnabled = serializers.BooleanField(source="program.production_dispatch_enabled")
+    metCount = serializers.IntegerField(source="met_count")
+    criteriaCount = serializers.IntegerField(source="criteria_count")
+    allMet = serializers.BooleanField(source="all_met")
+    productionDispatchBlockers = serializers.ListField(
+        source="production_dispatch_blockers",
+        child=serializers.CharField(),
+        help_text="What enabling production dispatch still needs (empty: it can be enabled).",
+    )
+    phases = LaunchPhaseSerializer(many=True)

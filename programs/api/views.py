@@ -5,11 +5,12 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from fleet.models import Device
-from programs import services
+from programs import selectors, services
 from programs.api.serializers import (
     EnrollmentCreateSerializer,
     EnrollmentSerializer,
     EventStrategySerializer,
+    LaunchChecklistSerializer,
     ProgramSerializer,
 )
 from programs.filtersets import EnrollmentFilterSet, EventStrategyFilterSet, ProgramFilterSet
@@ -28,6 +29,14 @@ class ProgramViewSet(WorkspaceReadOnlyViewSet):
 
     def workspace_queryset(self):
         return Program.objects.all()
+
+    @extend_schema(responses=LaunchChecklistSerializer)
+    @action(detail=True, methods=["get"], url_path="launch-checklist", filter_backends=[], pagination_class=None)
+    def launch_checklist(self, request, slug=None):
+        """The program's launch checklist: every phase's exit criteria, each measured now (devices linked,
+        share reporting, test event and its report, launch threshold) or signed off by staff (who, when)."""
+        program = self.get_object()
+        return Response(LaunchChecklistSerializer(selectors.program_launch_checklist(program=program)).data)
 
 
 class EventStrategyViewSet(WorkspaceReadOnlyViewSet):

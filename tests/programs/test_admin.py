@@ -5,7 +5,8 @@ from django.urls import reverse
 
 from programs.choices import ProgramPhase
 from programs.models import EventStrategy, Program
-from tests.factories import PASSWORD, WorkspaceFactory, make_program, staff_user
+from programs.services import launch_criterion_sign_off
+from tests.factories import PASSWORD, User, WorkspaceFactory, make_program, staff_user
 from texture_portal.choices import Role
 
 pytestmark = pytest.mark.django_db
@@ -22,15 +23,17 @@ def lead(client):
 def test_advance_phase_action_moves_or_explains(client, lead):
     program = make_program(lead, phase=ProgramPhase.KICKOFF)
     url = reverse("admin:programs_program_changelist")
+    response = client.post(url, {"action": "advance_phase", "_selected_action": [program.pk]}, follow=True)
+    program.refresh_from_db()
+    assert program.phase == ProgramPhase.KICKOFF  # kickoff's sign-offs are missing
+    messages = [str(m) for m in response.context["messages"]]
+    assert any("Data scope and OEM(s) confirmed: Not signed off yet." in m for m in messages)
+    user = User.objects.get(username="lead")
+    for key in ("data_scope_confirmed", "contacts_and_launch_date_agreed"):
+        launch_criterion_sign_off(program=program, criterion=key, actor=user)
     client.post(url, {"action": "advance_phase", "_selected_action": [program.pk]})
     program.refresh_from_db()
     assert program.phase == ProgramPhase.SETUP
-    client.post(url, {"action": "advance_phase", "_selected_action": [program.pk]})  # → bulk import
-    response = client.post(url, {"action": "advance_phase", "_selected_action": [program.pk]}, follow=True)
-    program.refresh_from_db()
-    assert program.phase == ProgramPhase.BULK_IMPORT
-    messages = [str(m) for m in response.context["messages"]]
-    assert any("No devices are imported" in m for m in messages)
 
 
 def test_adding_a_program_creates_strategy_version_1(client, lead):
@@ -43,6 +46,7 @@ def test_adding_a_program_creates_strategy_version_1(client, lead):
             "program_type": "battery",
             "enrollment_approval": "manual",
             "launch_threshold": 50,
+            "reporting_target_percent": 80,
             "timezone": "America/Los_Angeles",
             "description": "",
             "strategies-TOTAL_FORMS": "0",
@@ -120,6 +124,7 @@ def test_a_program_timezone_is_shown_edited_and_checked_in_the_admin(client, lea
         "program_type": program.program_type,
         "enrollment_approval": program.enrollment_approval,
         "launch_threshold": 0,
+        "reporting_target_percent": 80,
         "strategies-TOTAL_FORMS": "1",
         "strategies-INITIAL_FORMS": "1",
     }

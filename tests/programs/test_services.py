@@ -6,8 +6,10 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from dispatch.events import dispatch_event_data
 from dispatch.models import DispatchEvent
 from dispatch.services import dispatch_event_set_status
+from fleet.models import Device
 from fleet.services import device_mark_on_workspace
 from programs.choices import EnrollmentStatus, ProgramPhase
 from programs.selectors import program_current_strategy, program_phase_exit_blockers
@@ -17,11 +19,13 @@ from programs.services import (
     enrollment_submit,
     enrollment_unenroll,
     event_strategy_create_version,
+    launch_criterion_sign_off,
     program_set_phase,
     program_set_production_dispatch,
 )
-from tests.factories import DeviceFactory, WorkspaceFactory, make_program
-from texture_portal.choices import AuditAction
+from tests.factories import DeviceFactory, WorkspaceFactory, make_program, staff_user
+from texture_portal.choices import AuditAction, Role
+from texture_portal.events.services import event_emit
 from texture_portal.exceptions import ApplicationError, InvalidTransition
 from texture_portal.models import AuditLogEntry
 
@@ -77,33 +81,46 @@ def test_a_strategy_sets_its_reports_baseline_checked_before_it_is_saved():
     assert program.strategies.count() == 2  # nothing written by the refused versions
 
 
-def advance(program, to):
-    return program_set_phase(program=program, phase=to, actor=None)
+def advance(program, to, **kwargs):
+    return program_set_phase(program=program, phase=to, actor=None, **kwargs)
 
 
 def test_phases_move_one_step_at_a_time():
     program = make_program(WorkspaceFactory())
     with pytest.raises(InvalidTransition):
-        advance(program, ProgramPhase.BULK_IMPORT)
-    advance(program, ProgramPhase.SETUP)
+        advance(program, ProgramPhase.BULK_IMPORT, override_reason="Skipping ahead.")
+    advance(program, ProgramPhase.SETUP, override_reason="Kickoff agreed by phone.")
     advance(program, ProgramPhase.KICKOFF)  # one step back is allowed
     assert program.phase == ProgramPhase.KICKOFF
 
 
-def test_measured_exit_criteria_gate_each_phase_up_to_launch():
+def test_exit_criteria_gate_each_phase_up_to_launch_and_production_dispatch():
     workspace = WorkspaceFactory()
+    lead = staff_user("lead", workspace, Role.PROGRAM_LEAD)
     program = make_program(workspace, launch_threshold=2)
+
+    def sign(*keys):
+        for key in keys:
+            launch_criterion_sign_off(program=program, criterion=key, actor=lead)
+
+    with pytest.raises(ApplicationError, match="Data scope and OEM"):
+        advance(program, ProgramPhase.SETUP)
+    sign("data_scope_confirmed", "contacts_and_launch_date_agreed")
     advance(program, ProgramPhase.SETUP)
+    sign("enrollment_requirements_confirmed", "dispatch_configuration_confirmed")
     advance(program, ProgramPhase.BULK_IMPORT)
-    with pytest.raises(ApplicationError, match="No devices are imported"):
+    assert program_phase_exit_blockers(program=program) == ["No devices imported and enrolled yet."]
+    with pytest.raises(ApplicationError, match="No devices imported"):
         advance(program, ProgramPhase.DISCOVERY)
     devices = [DeviceFactory(site__contact__workspace=workspace) for _ in range(2)]
     for device in devices:
         enrollment_submit(device=device, program=program, actor=None)
     advance(program, ProgramPhase.DISCOVERY)
-    with pytest.raises(ApplicationError, match="reporting telemetry"):
+    with pytest.raises(ApplicationError, match="0 of 2 enrolled devices reporting"):
         advance(program, ProgramPhase.TESTING)
-    device_mark_on_workspace(device=devices[0], reason="found")
+    for device in devices:
+        device_mark_on_workspace(device=device, reason="found")
+    Device.objects.filter(pk__in=[d.pk for d in devices]).update(last_seen_at=timezone.now())
     advance(program, ProgramPhase.TESTING)
     with pytest.raises(ApplicationError, match="No test event has completed"):
         advance(program, ProgramPhase.TRAINING)
@@ -129,14 +146,24 @@ def test_measured_exit_criteria_gate_each_phase_up_to_launch():
     passed = completed_test_event(end_to_end=True)
     program.refresh_from_db()
     assert program.test_event_passed_id == passed.pk
+    # its report, as dispatch announces it once compiled
+    event_emit(
+        workspace_id=workspace.pk,
+        type="program_event.report_compiled",
+        key=f"program_event.report_compiled:{passed.pk}",
+        data={**dispatch_event_data(passed), "report": {"compiledAt": now.isoformat(), "deliveredKwh": 1.0}},
+    )
+    program.refresh_from_db()
+    assert program_phase_exit_blockers(program=program) == []
+    with pytest.raises(ApplicationError, match="Dispatch validated end to end and signed off"):
+        advance(program, ProgramPhase.TRAINING)
+    sign("test_signed_off")
     advance(program, ProgramPhase.TRAINING)
-    assert program_phase_exit_blockers(program=program) == [
-        "1 enrolled dispatch-eligible devices; the launch threshold is 2."
-    ]
-    with pytest.raises(ApplicationError, match="launch threshold is 2"):
-        advance(program, ProgramPhase.LAUNCHED)
-    device_mark_on_workspace(device=devices[1], reason="found")
+    sign("ops_trained", "customer_support_trained", "engineering_trained", "program_leads_trained")
     advance(program, ProgramPhase.LAUNCHED)
+    with pytest.raises(ApplicationError, match="needs every launch criterion; 2 not met"):
+        program_set_production_dispatch(program=program, enabled=True, actor=None)
+    sign("support_path_confirmed", "post_launch_check_in_scheduled")
     program_set_production_dispatch(program=program, enabled=True, actor=None)
     assert program.production_dispatch_enabled
     # stepping back out of launch turns production dispatch off

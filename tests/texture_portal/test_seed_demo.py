@@ -60,3 +60,26 @@ def test_seed_demo_is_idempotent_and_resets_the_password(client):
         Workspace.objects.count(),
     ) == counts
     assert client.login(username="demo", password="another-demo-pass-2")
+
+
+def test_seed_demo_shows_a_partly_met_launch_checklist():
+    from programs.selectors import program_launch_checklist
+
+    run_seed()
+    run_seed()  # idempotent: nothing signed twice, no phase skipped
+    program = Program.objects.get(slug="timber-ridge-2026-vpp")
+    assert program.phase == "discovery"
+    checklist = program_launch_checklist(program=program)
+    met = {c.key for c in checklist.criteria if c.met}
+    assert met == {
+        "data_scope_confirmed",
+        "contacts_and_launch_date_agreed",
+        "enrollment_requirements_confirmed",
+        "dispatch_configuration_confirmed",
+        "devices_imported_and_linked",
+    }
+    assert {s.signed_off_by.username for s in program.sign_offs.all()} == {"demo"}
+    assert (
+        "Signed off by Demo Operator on"
+        in next(c for c in checklist.criteria if c.key == "data_scope_confirmed").figure
+    )

@@ -14,8 +14,10 @@ from django.db import transaction
 
 from fleet.models import Contact, Device, Manufacturer, Site
 from fleet.services import contact_create, device_register, site_create
-from programs.models import Enrollment, Program
-from programs.services import enrollment_submit, program_create
+from programs.choices import PHASE_ORDER, LaunchCriterion, ProgramPhase
+from programs.models import Enrollment, LaunchCriterionSignOff, Program
+from programs.selectors import program_launch_checklist
+from programs.services import enrollment_submit, launch_criterion_sign_off, program_create, program_set_phase
 from texture_portal.choices import AuditSource, Role, WorkspaceKind
 from texture_portal.models import Organization, Workspace
 from texture_portal.services import membership_grant, organization_create, workspace_create
@@ -83,6 +85,7 @@ def seed_demo(*, password: str | None = None) -> DemoResult:
         },
     )
     created = _seed_fleet(workspace=production, program=program, actor=user)
+    _seed_launch_checklist(program=program, actor=user)
     _seed_integrations(workspace=production, actor=user)
     return DemoResult(
         workspace=production,
@@ -145,6 +148,31 @@ def _seed_fleet(*, workspace, program, actor) -> int:
             if not Enrollment.objects.filter(device=device, program=program).exists():
                 enrollment_submit(device=device, program=program, actor=actor, source=AuditSource.COMMAND)
     return created
+
+
+# What the implementation team has signed off by the time the demo starts: kickoff and program setup.
+DEMO_SIGN_OFFS = {
+    LaunchCriterion.DATA_SCOPE_CONFIRMED: "Batteries (Tesla, FranklinWH) and Emporia chargers, ~25 devices.",
+    LaunchCriterion.CONTACTS_AND_LAUNCH_DATE_AGREED: "PM: Dana Whitfield; tech lead: Sam Ortiz; launch in March.",
+    LaunchCriterion.ENROLLMENT_REQUIREMENTS_CONFIRMED: "Residential members; automatic approval.",
+    LaunchCriterion.DISPATCH_CONFIGURATION_CONFIRMED: "Charge / discharge / idle, SoC 20–100 %, 2-minute ramp.",
+}
+
+
+def _seed_launch_checklist(*, program, actor) -> None:
+    """A partly met launch checklist: kickoff and setup signed off, the fleet imported and linked, so the
+    program waits in device discovery (the demo's discovery run makes its devices report). Idempotent."""
+    for criterion, note in DEMO_SIGN_OFFS.items():
+        if not LaunchCriterionSignOff.objects.filter(program=program, criterion=criterion).exists():
+            launch_criterion_sign_off(
+                program=program, criterion=criterion, actor=actor, note=note, source=AuditSource.COMMAND
+            )
+    # forward through the phases whose exit criteria hold (never by override), up to device discovery
+    while PHASE_ORDER.index(program.phase) < PHASE_ORDER.index(ProgramPhase.DISCOVERY):
+        if not program_launch_checklist(program=program).phase(program.phase).met:
+            break
+        next_phase = PHASE_ORDER[PHASE_ORDER.index(program.phase) + 1]
+        program_set_phase(program=program, phase=next_phase, actor=actor, source=AuditSource.COMMAND)
 
 
 def _seed_integrations(*, workspace, actor) -> None:

@@ -2,6 +2,7 @@
 participation (opt-out), the command log, and the device page's events and commands."""
 
 import csv
+import io
 from datetime import UTC, datetime
 
 from django import forms
@@ -11,7 +12,7 @@ from django.contrib.admin.helpers import ActionForm
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
-from django.http import Http404, HttpResponseRedirect, StreamingHttpResponse
+from django.http import Http404, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -38,6 +39,8 @@ from dispatch.selectors import (
     event_report_csv_rows,
     event_report_devices,
     event_report_of,
+    program_dispatch_history,
+    program_enrollment_over_time,
 )
 from fleet.admin import DeviceAdmin
 from programs.models import Program
@@ -212,6 +215,20 @@ class _Echo:
         return value
 
 
+def _csv_response(filename: str, rows: list[dict]):
+    buffer = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(
+                {k: ("" if v is None else v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
+            )
+    response = HttpResponse(buffer.getvalue(), content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
 def _share(part: int, whole: int) -> str:
     return f"{part} of {whole} ({100 * part / whole:.0f} %)" if whole else "—"
 
@@ -316,6 +333,11 @@ class DispatchEventAdmin(FilterSetAdminMixin, WorkspaceScopedAdmin):
             path("<int:pk>/cancel/", wrap(self.cancel_view), name="dispatch_dispatchevent_cancel"),
             path("<int:pk>/report/", wrap(self.report_view), name="dispatch_dispatchevent_report"),
             path("<int:pk>/report.csv", wrap(self.report_csv_view), name="dispatch_dispatchevent_report_csv"),
+            path(
+                "program/<int:program_id>/performance/",
+                wrap(self.program_performance_view),
+                name="dispatch_program_performance",
+            ),
             *super().get_urls(),
         ]
 
@@ -425,6 +447,41 @@ class DispatchEventAdmin(FilterSetAdminMixin, WorkspaceScopedAdmin):
         )
         response["Content-Disposition"] = f'attachment; filename="event-{event.pk}-report.csv"'
         return response
+
+    def program_performance_view(self, request, program_id):
+        """A program's rollups (Program Leads' KPIs): enrolled against the launch threshold over time, each
+        event's participation, opt-outs and energy delivered, and Program Health per event; each as CSV."""
+        program = scope_to_user(Program.objects.all(), request.user).filter(pk=program_id).first()
+        if program is None or not self.has_view_permission(request, None):
+            raise Http404(f"No program with id “{program_id}” in your workspaces.")
+        if not request.user.has_perm(self._perm("view"), program) and not request.user.has_perm(
+            self._perm("change"), program
+        ):
+            raise Http404(f"No program with id “{program_id}” in your workspaces.")
+        history = program_dispatch_history(program=program)
+        enrollment = program_enrollment_over_time(program=program)
+        table = request.GET.get("csv")
+        if table in ("events", "enrollment"):
+            return _csv_response(f"{program.slug}-{table}.csv", history if table == "events" else enrollment)
+        zone = program.zone
+        for row in history:
+            row["when"] = local_label(row["startsAt"], zone)
+            row["reportUrl"] = reverse("admin:dispatch_dispatchevent_report", args=[row["eventId"]])
+        chart = {
+            "events": [{k: v for k, v in row.items() if k not in ("startsAt", "reportUrl")} for row in history],
+            "enrollment": [{**p, "day": p["day"].isoformat()} for p in enrollment],
+        }
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "program": program,
+            "title": f"Performance: {program}",
+            "history": history,
+            "enrolled": enrollment[-1]["enrolled"] if enrollment else 0,
+            "chart_data": chart,
+            "delivered_total": round(sum(r["netDeliveredKwh"] or 0 for r in history if not r["isTest"]), 3),
+        }
+        return TemplateResponse(request, "admin/dispatch/program_performance.html", context)
 
     def _confirm_page(self, request, event, what: str):
         zone = event.program.zone

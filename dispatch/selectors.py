@@ -159,3 +159,68 @@ def event_report_csv_rows(*, report: EventReport, queryset=None):
             "" if v is None else (str(v).lower() if isinstance(v, bool) else repr(v) if isinstance(v, float) else v)
             for v in values
         ]
+
+
+# -- program rollups ---------------------------------------------------------------------------------------
+
+
+def _share(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def program_dispatch_history(*, program) -> list[dict]:
+    """The program's events that have a report, oldest first, each with its participation, opt-outs and energy
+    delivered (both metrics): one query over the stored reports (their chart series left unread)."""
+    reports = (
+        EventReport.objects.filter(workspace_id=program.workspace_id, event__program_id=program.pk)
+        .select_related("event")
+        .defer("series", "actions", "method")
+        .order_by("event__starts_at", "event_id")
+    )
+    history = []
+    for report in reports:
+        counts, totals, event = report.counts, report.totals, report.event
+        history.append(
+            {
+                "eventId": event.pk,
+                "name": event.name,
+                "startsAt": event.starts_at,
+                "isTest": event.is_test,
+                "status": event.status,
+                "targeted": counts.get("targeted", 0),
+                "included": counts.get("included", 0),
+                "commanded": counts.get("commanded", 0),
+                "confirmed": counts.get("confirmed", 0),
+                "optedOut": counts.get("opted_out", 0),
+                "optOutShare": _share(counts.get("opted_out", 0), counts.get("included", 0)),
+                "takingPartShare": _share(counts.get("included", 0), counts.get("targeted", 0)),
+                "respondingShare": _share(counts.get("confirmed", 0), counts.get("commanded", 0)),
+                "netDeliveredKwh": totals.get("net_at_meter", {}).get("delivered_kwh"),
+                "batteryDeliveredKwh": totals.get("battery", {}).get("delivered_kwh"),
+                "noBaseline": totals.get("battery", {}).get("no_baseline"),
+            }
+        )
+    return history
+
+
+def program_enrollment_over_time(*, program) -> list[dict]:
+    """The program's approved enrollments, cumulated by the local day they were approved (one query): the
+    devices enrolled today, by when they joined (an unenrolled device leaves the whole curve)."""
+    from django.db.models.functions import Coalesce, TruncDate
+
+    from programs.choices import EnrollmentStatus
+
+    per_day = (
+        Enrollment.objects.filter(
+            workspace_id=program.workspace_id, program_id=program.pk, status=EnrollmentStatus.APPROVED
+        )
+        .annotate(day=TruncDate(Coalesce("decided_at", "submitted_at"), tzinfo=program.zone))
+        .values_list("day")
+        .annotate(n=Count("pk"))
+        .order_by("day")
+    )
+    total, points = 0, []
+    for day, n in per_day:
+        total += n
+        points.append({"day": day, "enrolled": total, "threshold": program.launch_threshold})
+    return points

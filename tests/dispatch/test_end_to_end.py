@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 
 from dispatch.choices import DispatchEventStatus
-from dispatch.models import Command, DispatchEvent, Participation
+from dispatch.models import Command, DispatchEvent, EventReport, Participation
 from dispatch.services import dispatch_event_create, dispatch_event_schedule
 from fleet.models import Device
 from integrations import services
@@ -149,6 +149,12 @@ def test_a_scheduled_test_event_runs_start_to_finish_without_intervention(fast_s
     assert retried.exists() or "429" in celery_worker.log(), celery_worker.log()[-3000:]
     assert set(Participation.objects.filter(event=event).values_list("status", flat=True)) == {"restored"}
     assert Command.objects.filter(dispatch_event=event, status="success").count() == 6
+    # the report is compiled by the worker once the event completed; the testing phase's exit needs it
+    celery_worker.wait_for(
+        lambda: EventReport.objects.filter(event=event).exists(), timeout=60, what="the event's report compiled"
+    )
+    report = EventReport.objects.get(event=event)
+    assert report.counts["targeted"] == 3 and report.counts["restored"] == 3
     program.refresh_from_db()
     assert program.test_event_passed_id == event.pk
     assert program_phase_exit_blockers(program=program) == []

@@ -199,3 +199,51 @@ def test_an_event_completing_compiles_its_report_and_the_sweep_catches_one_that_
     assert engine.event_reports_queue_missing(now=event.ends_at + timedelta(hours=1)) == 1
     assert EventReport.objects.filter(event=event).exists()
     assert engine.event_reports_queue_missing(now=event.ends_at + timedelta(hours=1)) == 0
+
+
+def test_the_program_page_rolls_up_its_events_enrollment_and_health_with_csv(client):
+    from programs.models import Enrollment
+
+    program, event = event_with_history(n_devices=3)
+    for device in event.participations.values_list("device", flat=True):
+        Enrollment.objects.create(workspace=program.workspace, program=program, device_id=device, status="approved")
+    report = event_report_compile(event=event)
+    second = completed_event(program, starts=local(EVENT_DAY, 20), ends=local(EVENT_DAY, 21), devices=[])
+    event_report_compile(event=second)
+    client.force_login(staff_user("lead", program.workspace, Role.PROGRAM_LEAD))
+    url = reverse("admin:dispatch_program_performance", args=[program.pk])
+
+    page = client.get(url)
+
+    assert page.status_code == 200
+    history = page.context["history"]
+    assert [row["eventId"] for row in history] == [event.pk, second.pk]
+    assert history[0]["netDeliveredKwh"] == report.totals["net_at_meter"]["delivered_kwh"]
+    assert history[0]["respondingShare"] == 1.0 and history[0]["optOutShare"] == 0.0
+    assert page.context["enrolled"] == 3
+    assert "program_performance.js" in page.content.decode()
+    rows = list(csv.DictReader(io.StringIO(client.get(url + "?csv=events").content.decode())))
+    assert [int(r["eventId"]) for r in rows] == [event.pk, second.pk]
+    assert float(rows[0]["netDeliveredKwh"]) == report.totals["net_at_meter"]["delivered_kwh"]
+    enrolled = list(csv.DictReader(io.StringIO(client.get(url + "?csv=enrollment").content.decode())))
+    assert enrolled[-1]["enrolled"] == "3"
+    program_page = client.get(reverse("admin:programs_program_change", args=[program.pk]))
+    assert url in program_page.content.decode()
+
+
+def test_the_program_page_takes_the_same_queries_for_one_event_or_five_and_hides_other_workspaces(client):
+    counts = []
+    for n in (1, 5):
+        program, first = event_with_history(n_devices=2, seed=n)
+        event_report_compile(event=first)
+        for hour in range(n - 1):
+            extra = completed_event(program, starts=local(EVENT_DAY, hour), ends=local(EVENT_DAY, hour, 30), devices=[])
+            event_report_compile(event=extra)
+        client.force_login(staff_user(f"lead{n}", program.workspace, Role.PROGRAM_LEAD))
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(reverse("admin:dispatch_program_performance", args=[program.pk])).status_code == 200
+        counts.append(len(queries))
+    assert counts[0] == counts[1]
+    other, _ = event_with_history(n_devices=1, seed=11)
+    client.force_login(staff_user("stranger", other.workspace, Role.ADMIN))
+    assert client.get(reverse("admin:dispatch_program_performance", args=[program.pk])).status_code == 404

@@ -43,6 +43,7 @@ METRICS = ("battery", "net_at_meter")
 # what "delivering" means for each metric's series: battery power is + discharging (more output delivers),
 # the site's grid power is + importing (less import delivers); as dispatch.baselines.DELIVERY_SIGN
 SIGN = {"battery": 1.0, "net_at_meter": -1.0}
+REFRESH_AT_COMPLETION = timedelta(hours=1)
 TIMELINE_POINTS = 120  # at most this many points on the participation chart
 NULL_FLOAT = "CAST(NULL AS DOUBLE PRECISION)"  # typed, for the temporary tables' columns on PostgreSQL
 _TEMP_TABLES = ("rpt_vals", "rpt_days", "rpt_usual", "rpt_verdict", "rpt_cells")
@@ -160,6 +161,13 @@ def _metric_value(metric_column: str, prefix: str) -> str:
     return f"(CASE WHEN {metric_column} = 'battery' THEN {prefix}.b ELSE {prefix}.n END)"
 
 
+def _analyze(cursor, table: str) -> None:
+    """PostgreSQL plans the next statements with the temporary table's real size (it keeps no statistics of
+    its own for them): without it, joins over millions of rows become nested loops."""
+    if connection.vendor == "postgresql":
+        cursor.execute(f"ANALYZE {table}")
+
+
 def _drop_temp_tables(cursor) -> None:
     for table in _TEMP_TABLES:
         cursor.execute(f"DROP TABLE IF EXISTS {table}")
@@ -190,6 +198,7 @@ def _compute(cursor, *, event: DispatchEvent, report_id: int, slots: ReportSlots
         """,  # noqa: S608 - the interpolated parts are placeholders and this module's SQL
         [*params, event.workspace_id, adapt(low), adapt(high), event.pk],
     )
+    _analyze(cursor, "rpt_vals")
     need = max(1, math.ceil(method.min_coverage * len(slots.event_slots) - 1e-9))
     highest = method.highest or method.days
     cursor.execute(
@@ -222,6 +231,7 @@ def _compute(cursor, *, event: DispatchEvent, report_id: int, slots: ReportSlots
         """,
         [need, need, method.days, method.min_days, highest],
     )
+    _analyze(cursor, "rpt_days")
     cursor.execute(
         f"""
         CREATE TEMP TABLE rpt_usual AS
@@ -231,6 +241,7 @@ def _compute(cursor, *, event: DispatchEvent, report_id: int, slots: ReportSlots
         GROUP BY v.device_id, d.metric, v.slot, v.role
         """  # noqa: S608
     )
+    _analyze(cursor, "rpt_usual")
     # the day-of adjustment, from the window's intervals with both a reading today and a usual value
     if method.adjustment == MULTIPLICATIVE:
         low_f, high_f = method.factor_limits
@@ -288,6 +299,7 @@ def _compute(cursor, *, event: DispatchEvent, report_id: int, slots: ReportSlots
         """,  # noqa: S608 - the interpolated parts are numbers and this module's SQL
         [event.pk],
     )
+    _analyze(cursor, "rpt_verdict")
     if method.adjustment == MULTIPLICATIVE:
         adjusted = "u.usual * coalesce(vd.factor, 1.0)"
     elif method.adjustment == ADDITIVE:
@@ -308,6 +320,7 @@ def _compute(cursor, *, event: DispatchEvent, report_id: int, slots: ReportSlots
         WHERE v.day_no = 0 AND v.role = 'E'
         """  # noqa: S608
     )
+    _analyze(cursor, "rpt_cells")
     intervals = len(slots.event_slots) or 1
     per_metric = []
     for metric, prefix in (("battery", "battery"), ("net_at_meter", "net")):
@@ -499,10 +512,13 @@ def _totals(report: EventReport) -> dict:
 
 
 @transaction.atomic
-def event_report_compile(*, event: DispatchEvent, now: datetime | None = None) -> EventReport:
+def event_report_compile(
+    *, event: DispatchEvent, now: datetime | None = None, full_refresh: bool = False
+) -> EventReport:
     """Compile (or recompile) the event's report: its device rows and totals, replacing any earlier one, and
-    announce it (`program_event.report_compiled`). Its intervals' rollups are refreshed first, so readings
-    that arrived since the last refresh count."""
+    announce it (`program_event.report_compiled`). The rollups of the event's last hour (`full_refresh`: of its
+    whole day) are refreshed from the raw readings first, so readings that arrived since the periodic refresh
+    count."""
     from fleet.services import telemetry_rollups_refresh
 
     started = time.monotonic()
@@ -522,9 +538,12 @@ def event_report_compile(*, event: DispatchEvent, now: datetime | None = None) -
     member_ids = Participation.objects.filter(event=event, included_at__isnull=False).values_list(
         "device_id", flat=True
     )
-    # the event's day (its window and its intervals): readings that came in since the periodic refresh
+    # readings that came in since the periodic refresh (beat's fleet-telemetry-rollups, every 5 minutes over
+    # the last two hours): the event's last hour at completion; its whole day (the adjustment window and the
+    # intervals) when compiled again on demand, for readings that arrived late
+    day_of = event.starts_at - timedelta(minutes=method.window_minutes[0] + SLOT_MINUTES)
     telemetry_rollups_refresh(
-        since=event.starts_at - timedelta(minutes=method.window_minutes[0] + SLOT_MINUTES),
+        since=day_of if full_refresh else max(day_of, event.ends_at - REFRESH_AT_COMPLETION),
         until=min(now, event.ends_at + timedelta(minutes=SLOT_MINUTES)),
         device_ids=list(member_ids),
     )
@@ -594,4 +613,4 @@ def event_report_recompile(*, event: DispatchEvent, actor=None) -> EventReport:
         raise InvalidTransition(
             f"“{event.name}” has not run ({event.get_status_display().lower()}): there is nothing to report yet."
         )
-    return event_report_compile(event=event)
+    return event_report_compile(event=event, full_refresh=True)

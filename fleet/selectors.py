@@ -1,5 +1,6 @@
 """Reads of the fleet used by telemetry jobs, the device page and the metrics API."""
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -162,24 +163,25 @@ def _utc_offset_changes(zone: tzinfo, start: datetime, end: datetime) -> tuple[i
     """The zone's UTC offset (seconds) at `start` and each change of it up to `end`, as (instant, new offset):
     what SQLite, which knows no time zones, needs to read a UTC time as local wall-clock time."""
 
-    def offset(at: datetime) -> int:
-        return int(at.astimezone(zone).utcoffset().total_seconds())
+    def offset(epoch: int) -> int:
+        return int(datetime.fromtimestamp(epoch, UTC).astimezone(zone).utcoffset().total_seconds())
 
-    first = offset(start)
+    low_end, high_end = math.floor(start.timestamp()), math.ceil(end.timestamp())
+    first = offset(low_end)
     changes: list[tuple[datetime, int]] = []
-    day, current = start, first
-    while day < end:
-        following = min(day + timedelta(days=1), end)
+    day, current = low_end, first
+    while day < high_end:
+        following = min(day + 86_400, high_end)
         if offset(following) != current:
             low, high = day, following  # the change lies in (low, high]: bisect to the second
-            while high - low > timedelta(seconds=1):
-                middle = low + (high - low) / 2
+            while high - low > 1:
+                middle = (low + high) // 2
                 if offset(middle) == current:
                     low = middle
                 else:
                     high = middle
             current = offset(high)
-            changes.append((high.replace(microsecond=0) + timedelta(seconds=1 if high.microsecond else 0), current))
+            changes.append((datetime.fromtimestamp(high, UTC), current))
         day = following
     return first, changes
 

@@ -94,7 +94,11 @@ def _ids(request, name: str, errors: dict) -> list[int] | None:
     if not values:
         return None
     parts = [part.strip() for value in values for part in value.split(",") if part.strip()]
-    bad = [part for part in parts if not part.isascii() or not part.isdigit() or not 1 <= int(part) <= MAX_ID]
+    bad = [
+        part
+        for part in parts
+        if len(part) > 19 or not part.isascii() or not part.isdigit() or not 1 <= int(part) <= MAX_ID
+    ]
     if bad or not parts:
         errors[name] = [f"Expected ids (positive integers), got “{(bad or [''])[0][:40]}”."]
         return None

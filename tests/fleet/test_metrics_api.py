@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from fleet.api import metrics as metrics_api
 from fleet.models import Manufacturer, TelemetryRollup
-from fleet.selectors import metric_interval_start, metric_series
+from fleet.selectors import _utc_offset_changes, metric_interval_start, metric_series
 from tests.api_support import api_client_for, assert_error, clean_cache  # noqa: F401
 from tests.factories import DeviceFactory, SiteFactory, TelemetryReadingFactory, WorkspaceFactory
 
@@ -278,6 +278,40 @@ def test_local_days_follow_the_clock_change():
     assert body["meta"]["timezone"] == "America/Denver"
 
 
+def test_an_interval_starting_at_the_clock_change_takes_the_new_offset():
+    """Santiago leaves daylight time at local midnight: 2026-04-05 03:00 UTC is 23:00 on Apr 4 (−04), not
+    00:00 on Apr 5 (−03), so that interval belongs to Apr 4, which lasts 25 hours."""
+    workspace = WorkspaceFactory()
+    device = DeviceFactory(site__contact__workspace=workspace)
+    for hour in (3, 4):
+        rollup(device, datetime(2026, 4, 5, hour, 0, tzinfo=UTC), solar=4000)  # 1000 Wh each
+    body = get(
+        api_client_for(workspace),
+        "generation",
+        filterDeviceId=device.pk,
+        filterRangeAfter="2026-04-03T00:00:00Z",
+        filterRangeBefore="2026-04-07T00:00:00Z",
+        windowSize="DAY",
+        timezone="America/Santiago",
+    )
+    assert [(r["ts"], r["v"]) for r in body["data"]] == [
+        ("2026-04-04T03:00:00Z", 1000),
+        ("2026-04-05T04:00:00Z", 1000),
+    ]
+
+
+def test_sqlite_reads_local_time_with_the_zones_exact_offset_changes():
+    first, changes = _utc_offset_changes(
+        ZoneInfo("America/Denver"), datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, 0, 0, 0, 500, tzinfo=UTC)
+    )
+    assert first == -7 * 3600
+    assert changes == [
+        (datetime(2026, 3, 8, 9, 0, tzinfo=UTC), -6 * 3600),  # 02:00 MST → 03:00 MDT
+        (datetime(2026, 11, 1, 8, 0, tzinfo=UTC), -7 * 3600),  # 02:00 MDT → 01:00 MST
+    ]
+    assert _utc_offset_changes(ZoneInfo("Asia/Kolkata"), T0, T0 + timedelta(days=400)) == (19800, [])
+
+
 def test_relative_ranges_end_now():
     workspace = WorkspaceFactory()
     device = DeviceFactory(site__contact__workspace=workspace)
@@ -436,6 +470,8 @@ def test_invalid_parameters_are_400_naming_the_parameter(fleet, query, field):
         ("/v1/metrics?metric=storage&filterDeviceId=99999999999999999999", "filterDeviceId"),
         ("/v1/metrics?metric=storage&filterSiteId[]=1,x", "filterSiteId"),
         ("/v1/metrics?metric=storage&filterDeviceId=,", "filterDeviceId"),
+        ("/v1/metrics?metric=storage&filterDeviceId=" + "9" * 5000, "filterDeviceId"),
+        ("/v1/metrics?metric=storage&filterDeviceId=%C2%B2", "filterDeviceId"),
     ],
 )
 def test_invalid_ids_and_path_metric_are_400(fleet, path, field):

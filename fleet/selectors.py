@@ -67,10 +67,10 @@ METRICS: dict[str, MetricSpec] = {
             "WATT_HOURS",
             "whr",
             "sum",
-            # a battery's charging (charge rate below 0); a charger's or vehicle's charging power otherwise
+            # a battery's charging (charge rate below 0); a charger's charging power (no charge rate) otherwise
             "CASE WHEN {p}charge_rate_w < 0 THEN -{p}charge_rate_w"
             " WHEN {p}charge_rate_w IS NOT NULL THEN 0 ELSE {p}charger_wattage_w END",
-            "Energy into the device: a battery's charging, a charger's or vehicle's charging (Wh).",
+            "Energy into the device: a battery's charging, or a charger's (Wh).",
         ),
         MetricSpec(
             "production",

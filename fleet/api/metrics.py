@@ -173,7 +173,7 @@ def metric_query(request, metric: str | None, *, now: datetime) -> dict:
         before = now
     if after is not None and before is not None and not errors.keys() & {"filterRangeAfter", "filterRangeBefore"}:
         if after >= before:
-            errors["filterRangeAfter"] = ["Must be before filterRangeBefore."]
+            errors["filterRangeAfter"] = ["Must be before filterRangeBefore (now, when it is not sent)."]
         elif before - after > MAX_RANGE:
             errors["filterRangeAfter"] = [f"The range may span at most {MAX_RANGE.days} days."]
         elif window in WINDOWS and (before - after) / WINDOWS[window].nominal > MAX_BUCKETS:

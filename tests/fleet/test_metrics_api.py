@@ -418,6 +418,7 @@ def test_one_query_whatever_the_device_count(django_assert_num_queries):
         ({"metric": "consumption", "filterRangeAfter": "yesterday"}, "filterRangeAfter"),
         ({"metric": "consumption", "filterRangeAfter": "1900-01-01T00:00:00Z"}, "filterRangeAfter"),
         ({"metric": "consumption", "filterRangeBefore": "2026-12-01T00:00:00Z"}, "filterRangeAfter"),
+        ({"metric": "consumption", "filterRangeAfter": "2099-01-01T00:00:00Z"}, "filterRangeAfter"),  # after now
         (
             {
                 "metric": "consumption",

@@ -3,6 +3,7 @@ from rest_framework.routers import SimpleRouter
 
 from fleet.api import views
 from fleet.api.imports import ImportJobViewSet
+from fleet.api.metrics import MetricsByNameView, MetricsQueryView
 
 router = SimpleRouter(trailing_slash=False)
 router.register("contacts", views.ContactViewSet, basename="contact")
@@ -12,5 +13,7 @@ router.register("imports", ImportJobViewSet, basename="import")
 
 urlpatterns = [
     path("devices/<int:pk>/telemetry", views.DeviceTelemetryView.as_view(), name="device-telemetry"),
+    path("metrics", MetricsQueryView.as_view(), name="metrics"),
+    path("metrics/<str:metric>", MetricsByNameView.as_view(), name="metrics-by-name"),
     *router.urls,
 ]

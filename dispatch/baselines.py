@@ -67,7 +67,7 @@ class BaselineMethod:
     def describe(self) -> str:
         """The parameters in words, for the report."""
         pick = f"highest {self.highest} of {self.days}" if self.highest else f"{self.days} of {self.days}"
-        kind = " same kind of day," if self.same_day_type else ""
+        kind = "same kind of day, " if self.same_day_type else ""
         if self.adjustment == MULTIPLICATIVE:
             adjust = f"multiplicative adjustment clamped to {self.factor_limits[0]:g}–{self.factor_limits[1]:g}"
         elif self.adjustment == ADDITIVE:
@@ -78,7 +78,7 @@ class BaselineMethod:
         if self.adjustment != NO_ADJUSTMENT:
             start, end = self.window_minutes
             adjust += f" over {start / 60:g} h to {end / 60:g} h before the event"
-        return f"{pick} eligible days ({kind} within {self.lookback_days} days), {adjust}"
+        return f"{pick} eligible days ({kind}within {self.lookback_days} days), {adjust}"
 
 
 def baseline_method_of(strategy) -> BaselineMethod:

@@ -44,9 +44,11 @@ METRICS = ("battery", "net_at_meter")
 # the site's grid power is + importing (less import delivers); as dispatch.baselines.DELIVERY_SIGN
 SIGN = {"battery": 1.0, "net_at_meter": -1.0}
 REFRESH_AT_COMPLETION = timedelta(hours=1)
+REPORT_WORK_MEM = "256MB"
 TIMELINE_POINTS = 120  # at most this many points on the participation chart
 NULL_FLOAT = "CAST(NULL AS DOUBLE PRECISION)"  # typed, for the temporary tables' columns on PostgreSQL
-_TEMP_TABLES = ("rpt_vals", "rpt_days", "rpt_usual", "rpt_verdict", "rpt_cells")
+_TEMP_TABLES = ("rpt_vals", "rpt_today", "rpt_days", "rpt_masks", "rpt_usual", "rpt_verdict", "rpt_cells")
+MASK_DAYS = 62  # a lookback up to this many days: each device's chosen days as bits of one integer
 
 
 @dataclass(frozen=True)
@@ -177,28 +179,43 @@ def _compute(cursor, *, event: DispatchEvent, report_id: int, slots: ReportSlots
     """Steps 2–5 of the module's docstring: the device rows of report `report_id`."""
     ops = connection.ops
     adapt = ops.adapt_datetimefield_value
-    values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(slots.rows))
-    params: list = []
-    for day_no, slot, at, role, action_no in slots.rows:
-        params += [day_no, slot, adapt(at), role, action_no]
-    low = min(at for _, _, at, _, _ in slots.rows)
-    high = max(at for _, _, at, _, _ in slots.rows)
+    # an interval with two instants (a fall-back day's repeated hour) is averaged; every other one has a single
+    # instant, so its rollup is taken as it is, without grouping millions of rows that are already one each
+    instants: dict[tuple[int, int, str], int] = {}
+    for day_no, slot, _, role, _ in slots.rows:
+        instants[(day_no, slot, role)] = instants.get((day_no, slot, role), 0) + 1
+    single = [row for row in slots.rows if instants[(row[0], row[1], row[3])] == 1]
+    repeated = [row for row in slots.rows if instants[(row[0], row[1], row[3])] > 1]
     members = "SELECT device_id FROM dispatch_participation WHERE event_id = %s AND included_at IS NOT NULL"
+    tables, parts, params, tail = [], [], [], []
+    for name, rows, grouped in (("single", single, False), ("repeated", repeated, True)):
+        if not rows:
+            continue
+        tables.append(
+            f"{name}(day_no, slot, at, role, action_no) AS (VALUES {', '.join(['(%s, %s, %s, %s, %s)'] * len(rows))})"
+        )
+        for day_no, slot, at, role, action_no in rows:
+            params += [day_no, slot, adapt(at), role, action_no]
+        means = "avg(r.charge_rate_w), avg(r.grid_power_w)" if grouped else "r.charge_rate_w, r.grid_power_w"
+        group = " GROUP BY r.device_id, s.day_no, s.slot, s.role, s.action_no" if grouped else ""
+        parts.append(
+            f"""
+            SELECT r.device_id AS device_id, s.day_no AS day_no, s.slot AS slot, s.role AS role,
+                   s.action_no AS action_no, {means.replace(", ", " AS b, ", 1)} AS n
+            FROM fleet_telemetryrollup r
+            JOIN {name} s ON s.at = r.interval_start
+            WHERE r.workspace_id = %s AND r.interval_start >= %s AND r.interval_start <= %s
+              AND r.device_id IN ({members}){group}
+            """  # noqa: S608 - placeholders and this module's SQL
+        )
+        tail += [event.workspace_id, adapt(min(row[2] for row in rows)), adapt(max(row[2] for row in rows)), event.pk]
     cursor.execute(
-        f"""
-        CREATE TEMP TABLE rpt_vals AS
-        WITH slots(day_no, slot, at, role, action_no) AS (VALUES {values})
-        SELECT r.device_id, s.day_no, s.slot, s.role, s.action_no,
-               avg(r.charge_rate_w) AS b, avg(r.grid_power_w) AS n
-        FROM fleet_telemetryrollup r
-        JOIN slots s ON s.at = r.interval_start
-        WHERE r.workspace_id = %s AND r.interval_start >= %s AND r.interval_start <= %s
-          AND r.device_id IN ({members})
-        GROUP BY r.device_id, s.day_no, s.slot, s.role, s.action_no
-        """,  # noqa: S608 - the interpolated parts are placeholders and this module's SQL
-        [*params, event.workspace_id, adapt(low), adapt(high), event.pk],
+        f"CREATE TEMP TABLE rpt_vals AS WITH {', '.join(tables)} {' UNION ALL '.join(parts)}",  # noqa: S608
+        params + tail,
     )
     _analyze(cursor, "rpt_vals")
+    cursor.execute("CREATE TEMP TABLE rpt_today AS SELECT * FROM rpt_vals WHERE day_no = 0")
+    _analyze(cursor, "rpt_today")
     need = max(1, math.ceil(method.min_coverage * len(slots.event_slots) - 1e-9))
     highest = method.highest or method.days
     cursor.execute(
@@ -232,14 +249,48 @@ def _compute(cursor, *, event: DispatchEvent, report_id: int, slots: ReportSlots
         [need, need, method.days, method.min_days, highest],
     )
     _analyze(cursor, "rpt_days")
+    if method.lookback_days <= MASK_DAYS:
+        # each device's chosen days as the bits of one integer per metric: the values are read once, joined to
+        # one small row per device instead of to each of their days
+        cursor.execute(
+            """
+            CREATE TEMP TABLE rpt_masks AS
+            SELECT device_id,
+                   sum(CASE WHEN metric = 'battery' AND chosen = 1 THEN (1 << day_no) ELSE 0 END) AS mb,
+                   sum(CASE WHEN metric = 'net_at_meter' AND chosen = 1 THEN (1 << day_no) ELSE 0 END) AS mn
+            FROM rpt_days GROUP BY device_id
+            """
+        )
+        _analyze(cursor, "rpt_masks")
+        both = """
+            SELECT v.device_id, v.slot, v.role,
+                   avg(CASE WHEN (m.mb >> v.day_no) & 1 = 1 THEN v.b END) AS ub,
+                   avg(CASE WHEN (m.mn >> v.day_no) & 1 = 1 THEN v.n END) AS un
+            FROM rpt_vals v JOIN rpt_masks m ON m.device_id = v.device_id
+            WHERE v.day_no > 0
+            GROUP BY v.device_id, v.slot, v.role
+        """
+    else:
+        both = """
+            SELECT v.device_id, v.slot, v.role,
+                   avg(CASE WHEN cb.day_no IS NOT NULL THEN v.b END) AS ub,
+                   avg(CASE WHEN cn.day_no IS NOT NULL THEN v.n END) AS un
+            FROM rpt_vals v
+            LEFT JOIN rpt_days cb ON cb.device_id = v.device_id AND cb.day_no = v.day_no AND cb.metric = 'battery'
+                                  AND cb.chosen = 1
+            LEFT JOIN rpt_days cn ON cn.device_id = v.device_id AND cn.day_no = v.day_no
+                                  AND cn.metric = 'net_at_meter' AND cn.chosen = 1
+            WHERE v.day_no > 0 AND (cb.day_no IS NOT NULL OR cn.day_no IS NOT NULL)
+            GROUP BY v.device_id, v.slot, v.role
+        """
     cursor.execute(
         f"""
         CREATE TEMP TABLE rpt_usual AS
-        SELECT v.device_id, d.metric, v.slot, v.role, avg({_metric_value("d.metric", "v")}) AS usual
-        FROM rpt_vals v
-        JOIN rpt_days d ON d.device_id = v.device_id AND d.day_no = v.day_no AND d.chosen = 1
-        GROUP BY v.device_id, d.metric, v.slot, v.role
-        """  # noqa: S608
+        WITH both_metrics AS ({both})
+        SELECT device_id, 'battery' AS metric, slot, role, ub AS usual FROM both_metrics WHERE ub IS NOT NULL
+        UNION ALL
+        SELECT device_id, 'net_at_meter' AS metric, slot, role, un AS usual FROM both_metrics WHERE un IS NOT NULL
+        """  # noqa: S608 - this module's SQL
     )
     _analyze(cursor, "rpt_usual")
     # the day-of adjustment, from the window's intervals with both a reading today and a usual value
@@ -273,7 +324,7 @@ def _compute(cursor, *, event: DispatchEvent, report_id: int, slots: ReportSlots
             SELECT u.device_id, u.metric, avg({_metric_value("u.metric", "t")}) AS seen, avg(u.usual) AS usual,
                    count(*) AS pairs
             FROM rpt_usual u
-            JOIN rpt_vals t ON t.device_id = u.device_id AND t.slot = u.slot AND t.day_no = 0 AND t.role = 'W'
+            JOIN rpt_today t ON t.device_id = u.device_id AND t.slot = u.slot AND t.role = 'W'
             WHERE u.role = 'W' AND u.usual IS NOT NULL AND {_metric_value("u.metric", "t")} IS NOT NULL
             GROUP BY u.device_id, u.metric
         ),
@@ -312,12 +363,12 @@ def _compute(cursor, *, event: DispatchEvent, report_id: int, slots: ReportSlots
         WITH metrics(metric) AS (VALUES ('battery'), ('net_at_meter'))
         SELECT v.device_id, x.metric, v.slot, v.action_no, {_metric_value("x.metric", "v")} AS actual,
                CASE WHEN vd.no_baseline = '' THEN {adjusted} END AS baseline
-        FROM rpt_vals v
+        FROM rpt_today v
         CROSS JOIN metrics x
         JOIN rpt_verdict vd ON vd.device_id = v.device_id AND vd.metric = x.metric
         LEFT JOIN rpt_usual u ON u.device_id = v.device_id AND u.metric = x.metric AND u.slot = v.slot
                              AND u.role = 'E'
-        WHERE v.day_no = 0 AND v.role = 'E'
+        WHERE v.role = 'E'
         """  # noqa: S608
     )
     _analyze(cursor, "rpt_cells")
@@ -558,6 +609,11 @@ def event_report_compile(
         counts=_counts(event),
     )
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # a few million rows grouped and joined in memory rather than spilled to disk (this transaction only)
+            cursor.execute(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'")
+            # compiling plans for a few statements costs more than it saves on them
+            cursor.execute("SET LOCAL jit = off")
         _drop_temp_tables(cursor)
         try:
             if slots.event_slots:

@@ -155,7 +155,7 @@ def test_a_method_that_cannot_work_is_refused_with_why():
     with pytest.raises(ValueError, match="the factor's limits must be"):
         BaselineMethod(factor_limits=(1.1, 1.2))
     assert BaselineMethod(highest=5).describe() == (
-        "highest 5 of 10 eligible days ( same kind of day, within 45 days), multiplicative adjustment clamped to "
+        "highest 5 of 10 eligible days (same kind of day, within 45 days), multiplicative adjustment clamped to "
         "0.8–1.2 over 4 h to 1 h before the event"
     )
 

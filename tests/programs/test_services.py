@@ -54,7 +54,7 @@ def test_a_strategy_sets_its_reports_baseline_checked_before_it_is_saved():
     program = make_program(WorkspaceFactory())
     v1 = program_current_strategy(program=program)
     assert baseline_method_of(v1).describe() == (
-        "10 of 10 eligible days ( same kind of day, within 45 days), multiplicative adjustment clamped to 0.8–1.2 "
+        "10 of 10 eligible days (same kind of day, within 45 days), multiplicative adjustment clamped to 0.8–1.2 "
         "over 4 h to 1 h before the event"
     )
     v2 = event_strategy_create_version(

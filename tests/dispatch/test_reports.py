@@ -214,6 +214,12 @@ def random_series(rng, first: datetime, last: datetime, *, missing: float, scale
 
 METHODS = {
     "ten_of_ten_multiplicative": {"baseline_days": 10, "baseline_adjustment": "multiplicative"},
+    # a lookback past what one integer's bits hold: the chosen days joined day by day instead
+    "ten_of_ten_seventy_days_back": {
+        "baseline_days": 10,
+        "baseline_lookback_days": 70,
+        "baseline_adjustment": "multiplicative",
+    },
     "high_five_of_ten_additive": {"baseline_days": 10, "baseline_highest": 5, "baseline_adjustment": "additive"},
     "high_four_of_five_none": {
         "baseline_days": 5,

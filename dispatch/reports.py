@@ -10,11 +10,14 @@ whatever their number:
    window's, and the same wall-clock intervals on every candidate day of the lookback (same kind of day, no
    event of the program), each with its UTC instants: a fall-back day's repeated hour gives an interval two
    instants (averaged), a spring-forward day's missing hour none.
-2. `rpt_vals`: each participant's rollups on those instants, one scan of the rollups in the range.
-3. `rpt_days`: per device and metric, the days with readings for enough of the event's intervals, the Y most
-   recent of them, and which are used (the highest X by load over the event's intervals, or all).
-4. `rpt_usual`: the unadjusted baseline per interval; `rpt_verdict`: per device and metric, the adjustment
-   (factor or offset) from the window before the event, or why there is no baseline.
+2. `rpt_today`: each participant's rollups of the event's day (its intervals and the adjustment window's).
+3. `rpt_stats` and `rpt_days`: per device and metric, the candidate days with readings for enough of the
+   event's intervals (aggregated as the rollups are read), the Y most recent of them, and which are used (the
+   highest X by load over the event's intervals, or all); `rpt_masks`: those days as bits of an integer.
+4. `rpt_usual`: the unadjusted baseline per interval, the candidate days' rollups read a second time and
+   averaged over each device's chosen days as they stream by (no table of every day's every value);
+   `rpt_verdict`: per device and metric, the adjustment (factor or offset) from the window before the event,
+   or why there is no baseline.
 5. `rpt_cells`: per device, metric and event interval, the actual and the adjusted baseline; the device rows
    are inserted from them in one INSERT … SELECT, and the fleet's totals are the sums of those rows.
 """
@@ -47,7 +50,7 @@ REFRESH_AT_COMPLETION = timedelta(hours=1)
 REPORT_WORK_MEM = "256MB"
 TIMELINE_POINTS = 120  # at most this many points on the participation chart
 NULL_FLOAT = "CAST(NULL AS DOUBLE PRECISION)"  # typed, for the temporary tables' columns on PostgreSQL
-_TEMP_TABLES = ("rpt_vals", "rpt_today", "rpt_days", "rpt_masks", "rpt_usual", "rpt_verdict", "rpt_cells")
+_TEMP_TABLES = ("rpt_today", "rpt_stats", "rpt_days", "rpt_masks", "rpt_usual", "rpt_verdict", "rpt_cells")
 MASK_DAYS = 62  # a lookback up to this many days: each device's chosen days as bits of one integer
 
 
@@ -175,57 +178,85 @@ def _drop_temp_tables(cursor) -> None:
         cursor.execute(f"DROP TABLE IF EXISTS {table}")
 
 
-def _compute(cursor, *, event: DispatchEvent, report_id: int, slots: ReportSlots, method: BaselineMethod) -> None:
-    """Steps 2–5 of the module's docstring: the device rows of report `report_id`."""
-    ops = connection.ops
-    adapt = ops.adapt_datetimefield_value
-    # an interval with two instants (a fall-back day's repeated hour) is averaged; every other one has a single
-    # instant, so its rollup is taken as it is, without grouping millions of rows that are already one each
+def _values(event: DispatchEvent, rows: list[tuple]) -> tuple[str, str, list]:
+    """The participants' rollups on the given intervals, as (device_id, day_no, slot, role, action_no, b, n):
+    the WITH clauses to put before a statement, the SELECT, and their parameters in order. An interval with two
+    instants (a fall-back day's repeated hour) is averaged; every other has one, so its rollup is taken as it
+    is, without grouping millions of rows that are already one each."""
+    adapt = connection.ops.adapt_datetimefield_value
     instants: dict[tuple[int, int, str], int] = {}
-    for day_no, slot, _, role, _ in slots.rows:
+    for day_no, slot, _, role, _ in rows:
         instants[(day_no, slot, role)] = instants.get((day_no, slot, role), 0) + 1
-    single = [row for row in slots.rows if instants[(row[0], row[1], row[3])] == 1]
-    repeated = [row for row in slots.rows if instants[(row[0], row[1], row[3])] > 1]
+    single = [row for row in rows if instants[(row[0], row[1], row[3])] == 1]
+    repeated = [row for row in rows if instants[(row[0], row[1], row[3])] > 1]
     members = "SELECT device_id FROM dispatch_participation WHERE event_id = %s AND included_at IS NOT NULL"
     tables, parts, params, tail = [], [], [], []
-    for name, rows, grouped in (("single", single, False), ("repeated", repeated, True)):
-        if not rows:
+    for name, subset, grouped in (("single", single, False), ("repeated", repeated, True)):
+        if not subset:
             continue
-        tables.append(
-            f"{name}(day_no, slot, at, role, action_no) AS (VALUES {', '.join(['(%s, %s, %s, %s, %s)'] * len(rows))})"
-        )
-        for day_no, slot, at, role, action_no in rows:
+        placeholders = ", ".join(["(%s, %s, %s, %s, %s)"] * len(subset))
+        tables.append(f"{name}(day_no, slot, at, role, action_no) AS (VALUES {placeholders})")
+        for day_no, slot, at, role, action_no in subset:
             params += [day_no, slot, adapt(at), role, action_no]
-        means = "avg(r.charge_rate_w), avg(r.grid_power_w)" if grouped else "r.charge_rate_w, r.grid_power_w"
+        means = (
+            "avg(r.charge_rate_w) AS b, avg(r.grid_power_w) AS n"
+            if grouped
+            else ("r.charge_rate_w AS b, r.grid_power_w AS n")
+        )
         group = " GROUP BY r.device_id, s.day_no, s.slot, s.role, s.action_no" if grouped else ""
         parts.append(
             f"""
             SELECT r.device_id AS device_id, s.day_no AS day_no, s.slot AS slot, s.role AS role,
-                   s.action_no AS action_no, {means.replace(", ", " AS b, ", 1)} AS n
+                   s.action_no AS action_no, {means}
             FROM fleet_telemetryrollup r
             JOIN {name} s ON s.at = r.interval_start
             WHERE r.workspace_id = %s AND r.interval_start >= %s AND r.interval_start <= %s
               AND r.device_id IN ({members}){group}
             """  # noqa: S608 - placeholders and this module's SQL
         )
-        tail += [event.workspace_id, adapt(min(row[2] for row in rows)), adapt(max(row[2] for row in rows)), event.pk]
-    cursor.execute(
-        f"CREATE TEMP TABLE rpt_vals AS WITH {', '.join(tables)} {' UNION ALL '.join(parts)}",  # noqa: S608
-        params + tail,
-    )
-    _analyze(cursor, "rpt_vals")
-    cursor.execute("CREATE TEMP TABLE rpt_today AS SELECT * FROM rpt_vals WHERE day_no = 0")
+        tail += [
+            event.workspace_id,
+            adapt(min(row[2] for row in subset)),
+            adapt(max(row[2] for row in subset)),
+            event.pk,
+        ]
+    if not parts:  # nothing to read (no candidate day): an empty source of the same shape
+        tables.append("nothing(x) AS (VALUES (0))")
+        parts.append(
+            "SELECT 0 AS device_id, 0 AS day_no, 0 AS slot, 'E' AS role, 0 AS action_no, "  # noqa: S608
+            f"{NULL_FLOAT} AS b, {NULL_FLOAT} AS n FROM nothing WHERE 1 = 0"
+        )
+    return ", ".join(tables), " UNION ALL ".join(parts), params + tail
+
+
+def _compute(cursor, *, event: DispatchEvent, report_id: int, slots: ReportSlots, method: BaselineMethod) -> None:
+    """Steps 2–5 of the module's docstring: the device rows of report `report_id`."""
+    members = "SELECT device_id FROM dispatch_participation WHERE event_id = %s AND included_at IS NOT NULL"
+    today = [row for row in slots.rows if row[0] == 0]
+    history_event = [row for row in slots.rows if row[0] > 0 and row[3] == "E"]
+    history = [row for row in slots.rows if row[0] > 0]
+    # the event's day: a few intervals of every participant, read once into a small table
+    ctes, source, params = _values(event, today)
+    cursor.execute(f"CREATE TEMP TABLE rpt_today AS WITH {ctes} {source}", params)  # noqa: S608
     _analyze(cursor, "rpt_today")
+    # each candidate day's coverage of the event's intervals and its load over them: aggregated as read
+    ctes, source, params = _values(event, history_event)
+    cursor.execute(
+        f"""
+        CREATE TEMP TABLE rpt_stats AS WITH {ctes}
+        SELECT device_id, day_no, count(b) AS nb, avg(b) AS lb, count(n) AS nn, avg(n) AS ln
+        FROM ({source}) v
+        GROUP BY device_id, day_no
+        """,  # noqa: S608 - placeholders and this module's SQL
+        params,
+    )
+    _analyze(cursor, "rpt_stats")
     need = max(1, math.ceil(method.min_coverage * len(slots.event_slots) - 1e-9))
     highest = method.highest or method.days
     cursor.execute(
         """
         CREATE TEMP TABLE rpt_days AS
-        WITH stats AS (
-            SELECT device_id, day_no, count(b) AS nb, avg(b) AS lb, count(n) AS nn, avg(n) AS ln
-            FROM rpt_vals WHERE role = 'E' AND day_no > 0
-            GROUP BY device_id, day_no
-        ),
+        WITH stats AS (SELECT * FROM rpt_stats),
         eligible AS (
             SELECT device_id, 'battery' AS metric, day_no, lb AS load FROM stats WHERE nb >= %s
             UNION ALL
@@ -266,8 +297,7 @@ def _compute(cursor, *, event: DispatchEvent, report_id: int, slots: ReportSlots
             SELECT v.device_id, v.slot, v.role,
                    avg(CASE WHEN (m.mb >> v.day_no) & 1 = 1 THEN v.b END) AS ub,
                    avg(CASE WHEN (m.mn >> v.day_no) & 1 = 1 THEN v.n END) AS un
-            FROM rpt_vals v JOIN rpt_masks m ON m.device_id = v.device_id
-            WHERE v.day_no > 0
+            FROM ({source}) v JOIN rpt_masks m ON m.device_id = v.device_id
             GROUP BY v.device_id, v.slot, v.role
         """
     else:
@@ -275,22 +305,25 @@ def _compute(cursor, *, event: DispatchEvent, report_id: int, slots: ReportSlots
             SELECT v.device_id, v.slot, v.role,
                    avg(CASE WHEN cb.day_no IS NOT NULL THEN v.b END) AS ub,
                    avg(CASE WHEN cn.day_no IS NOT NULL THEN v.n END) AS un
-            FROM rpt_vals v
+            FROM ({source}) v
             LEFT JOIN rpt_days cb ON cb.device_id = v.device_id AND cb.day_no = v.day_no AND cb.metric = 'battery'
                                   AND cb.chosen = 1
             LEFT JOIN rpt_days cn ON cn.device_id = v.device_id AND cn.day_no = v.day_no
                                   AND cn.metric = 'net_at_meter' AND cn.chosen = 1
-            WHERE v.day_no > 0 AND (cb.day_no IS NOT NULL OR cn.day_no IS NOT NULL)
+            WHERE cb.day_no IS NOT NULL OR cn.day_no IS NOT NULL
             GROUP BY v.device_id, v.slot, v.role
         """
+    # the candidate days read again, each device's chosen ones averaged interval by interval as they stream by
+    ctes, source, params = _values(event, history)
     cursor.execute(
         f"""
         CREATE TEMP TABLE rpt_usual AS
-        WITH both_metrics AS ({both})
+        WITH {ctes}, both_metrics AS ({both.format(source=source)})
         SELECT device_id, 'battery' AS metric, slot, role, ub AS usual FROM both_metrics WHERE ub IS NOT NULL
         UNION ALL
         SELECT device_id, 'net_at_meter' AS metric, slot, role, un AS usual FROM both_metrics WHERE un IS NOT NULL
-        """  # noqa: S608 - this module's SQL
+        """,  # noqa: S608 - placeholders and this module's SQL
+        params,
     )
     _analyze(cursor, "rpt_usual")
     # the day-of adjustment, from the window's intervals with both a reading today and a usual value

@@ -83,3 +83,24 @@ def test_seed_demo_shows_a_partly_met_launch_checklist():
         "Signed off by Demo Operator on"
         in next(c for c in checklist.criteria if c.key == "data_scope_confirmed").figure
     )
+
+
+def test_seed_demo_schedules_a_test_event_that_runs_by_itself_once_per_run():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from dispatch.models import DispatchEvent
+
+    before = timezone.now()
+    run_seed()
+    event = DispatchEvent.objects.get()
+    assert event.status == "scheduled" and event.is_test
+    assert event.starts_at >= before + timedelta(minutes=5) and event.starts_at.minute % 15 == 0
+    assert event.ends_at - event.starts_at == timedelta(minutes=30)
+    assert [a.action_type for a in event.actions.all()] == ["discharge"]
+    run_seed()  # still to come: not another one
+    assert DispatchEvent.objects.count() == 1
+    DispatchEvent.objects.update(status="completed")
+    run_seed()  # the last one ran: the next run of the demo gets its own
+    assert DispatchEvent.objects.filter(status="scheduled").count() == 1

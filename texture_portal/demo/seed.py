@@ -87,6 +87,7 @@ def seed_demo(*, password: str | None = None) -> DemoResult:
     created = _seed_fleet(workspace=production, program=program, actor=user)
     _seed_launch_checklist(program=program, actor=user)
     _seed_integrations(workspace=production, actor=user)
+    _seed_test_event(program=program, actor=user)
     return DemoResult(
         workspace=production,
         program=program,
@@ -190,3 +191,41 @@ def _seed_integrations(*, workspace, actor) -> None:
             credentials=dict(credentials),
             source=AuditSource.COMMAND,
         )
+
+
+DEMO_EVENT_NAME = "Demo test event: afternoon discharge"
+
+
+def _seed_test_event(*, program, actor, now=None) -> None:
+    """A test event that runs by itself soon after `make demo` starts, so its report (compiled when it
+    completes, against each device's simulated past) is there without a click: 30 minutes of discharge from
+    the first quarter hour at least 5 minutes ahead. One per run, and none while one is still to come."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from dispatch.choices import DispatchEventStatus
+    from dispatch.models import DispatchEvent
+    from dispatch.services import dispatch_event_create, dispatch_event_schedule
+
+    now = now or timezone.now()
+    upcoming = DispatchEvent.objects.filter(
+        program=program,
+        status__in=[DispatchEventStatus.SCHEDULED, DispatchEventStatus.IN_PROGRESS],
+        ends_at__gt=now,
+    )
+    if upcoming.exists():
+        return
+    soon = now + timedelta(minutes=5)
+    starts = soon.replace(minute=soon.minute - soon.minute % 15, second=0, microsecond=0) + timedelta(minutes=15)
+    ends = starts + timedelta(minutes=30)
+    event = dispatch_event_create(
+        program=program,
+        name=DEMO_EVENT_NAME,
+        starts_at=starts,
+        ends_at=ends,
+        actor=actor,
+        actions=[{"action_type": "discharge", "starts_at": starts, "ends_at": ends}],
+        source=AuditSource.COMMAND,
+    )
+    dispatch_event_schedule(event=event, actor=actor, source=AuditSource.COMMAND)

@@ -41,6 +41,7 @@ from dispatch.selectors import (
     event_report_of,
     program_dispatch_history,
     program_enrollment_over_time,
+    program_health_over_time,
 )
 from fleet.admin import DeviceAdmin
 from programs.models import Program
@@ -460,9 +461,11 @@ class DispatchEventAdmin(FilterSetAdminMixin, WorkspaceScopedAdmin):
             raise Http404(f"No program with id “{program_id}” in your workspaces.")
         history = program_dispatch_history(program=program)
         enrollment = program_enrollment_over_time(program=program)
+        health = program_health_over_time(program=program)
+        tables = {"events": history, "enrollment": enrollment, "health": health}
         table = request.GET.get("csv")
-        if table in ("events", "enrollment"):
-            return _csv_response(f"{program.slug}-{table}.csv", history if table == "events" else enrollment)
+        if table in tables:
+            return _csv_response(f"{program.slug}-{table}.csv", tables[table])
         zone = program.zone
         for row in history:
             row["when"] = local_label(row["startsAt"], zone)
@@ -470,6 +473,7 @@ class DispatchEventAdmin(FilterSetAdminMixin, WorkspaceScopedAdmin):
         chart = {
             "events": [{k: v for k, v in row.items() if k not in ("startsAt", "reportUrl")} for row in history],
             "enrollment": [{**p, "day": p["day"].isoformat()} for p in enrollment],
+            "health": [{**p, "day": p["day"].isoformat()} for p in health],
         }
         context = {
             **self.admin_site.each_context(request),

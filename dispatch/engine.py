@@ -543,25 +543,27 @@ def _event_complete(*, event: DispatchEvent, now: datetime) -> bool:
         f"{counts['failed']} failed."
     )
     dispatch_event_set_status(event=event, status=DispatchEventStatus.COMPLETED, reason=summary)
-    transaction.on_commit(lambda: event_report_queue(event_id=event.pk))
+    transaction.on_commit(lambda: event_report_queue(event_id=event.pk, created=event.created))
     return True
 
 
-REPORT_QUEUED_KEY = "dispatch:report-queued:{}"
+REPORT_QUEUED_KEY = "dispatch:report-queued:{}:{}"
 
 
-def event_report_queue(*, event_id: int) -> bool:
+def event_report_queue(*, event_id: int, created: datetime) -> bool:
     """Queue the compile of a completed event's report, once per ten minutes at most (the tick's sweep below
-    would otherwise queue it again while it waits in the broker)."""
+    would otherwise queue it again while it waits in the broker). The mark names the event by its id and its
+    creation time: an id used again (a database rebuilt under the same cache) is another event."""
     from dispatch.tasks import event_report_compile_task
 
-    if not cache.add(REPORT_QUEUED_KEY.format(event_id), 1, timeout=600):
+    key = REPORT_QUEUED_KEY.format(event_id, created.timestamp())
+    if not cache.add(key, 1, timeout=600):
         return False
     try:
         event_report_compile_task.delay(event_id)
     except Exception:
         # the event is completed; the tick's sweep queues the report again once the broker is back
-        cache.delete(REPORT_QUEUED_KEY.format(event_id))
+        cache.delete(key)
         log.exception("Could not queue the report of dispatch event %s", event_id)
         return False
     return True
@@ -571,8 +573,8 @@ def event_reports_queue_missing(*, now: datetime, within: timedelta = timedelta(
     """The safety net: events completed lately that have no report (their compile was lost) get one."""
     missing = DispatchEvent.objects.filter(
         status=DispatchEventStatus.COMPLETED, ends_at__gte=now - within, report__isnull=True
-    ).values_list("pk", flat=True)[:limit]
-    return sum(event_report_queue(event_id=pk) for pk in missing)
+    ).values_list("pk", "created")[:limit]
+    return sum(event_report_queue(event_id=pk, created=created) for pk, created in missing)
 
 
 def dispatch_event_advance(*, event_id: int, now: datetime) -> str:

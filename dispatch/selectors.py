@@ -224,3 +224,23 @@ def program_enrollment_over_time(*, program) -> list[dict]:
         total += n
         points.append({"day": day, "enrolled": total, "threshold": program.launch_threshold})
     return points
+
+
+def program_health_over_time(*, program, days: int = 90) -> list[dict]:
+    """The program's daily health rows (`programs.ProgramHealthDay`) of the last `days` days, oldest first, with
+    the shares online and reporting: one query."""
+    from programs.models import ProgramHealthDay
+
+    rows = ProgramHealthDay.objects.filter(workspace_id=program.workspace_id, program_id=program.pk).order_by("-day")
+    points = [
+        {
+            "day": row.day,
+            "enrolled": row.enrolled,
+            "online": row.online,
+            "reporting": row.reporting,
+            "onlineShare": _share(row.online, row.enrolled),
+            "reportingShare": _share(row.reporting, row.enrolled),
+        }
+        for row in rows[:days]
+    ]
+    return points[::-1]

@@ -294,3 +294,32 @@ class LaunchCriterionSignOff(WorkspaceScopedModel):
 
     def __str__(self) -> str:
         return f"{self.program}: {self.get_criterion_display()} (signed off by {self.signed_off_by_label})"
+
+
+class ProgramHealthDay(WorkspaceScopedModel):
+    """How a program's enrolled fleet stood on one local day (its timezone's): approved enrollments, how many
+    of those devices were Device on Workspace, and how many had reported within the last 24 hours, as last
+    measured that day (Program Health over time). One row per program and day, written and updated through
+    the day by `programs.services.program_health_record` (beat's `programs-health`, hourly)."""
+
+    program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="health_days", db_index=False)
+    day = models.DateField(_("day"))
+    enrolled = models.PositiveIntegerField(_("enrolled"))
+    online = models.PositiveIntegerField(_("on the workspace"))
+    reporting = models.PositiveIntegerField(_("reported within a day"))
+    measured_at = models.DateTimeField(_("measured"))
+
+    class Meta:
+        ordering = ["program", "day"]
+        verbose_name = _("program health (day)")
+        verbose_name_plural = _("program health (days)")
+        constraints = [
+            models.UniqueConstraint(fields=["program", "day"], name="program_health_day_unique"),
+            models.CheckConstraint(
+                condition=Q(online__lte=models.F("enrolled")) & Q(reporting__lte=models.F("enrolled")),
+                name="program_health_day_counts_within_enrolled",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.program} on {self.day}: {self.online} of {self.enrolled} online"

@@ -19,7 +19,7 @@ from programs.choices import (
 )
 from programs.events import EnrollmentEventType, enrollment_data
 from programs.launch import CRITERIA, SIGN_OFF_CRITERIA
-from programs.models import Enrollment, EventStrategy, LaunchCriterionSignOff, Program
+from programs.models import Enrollment, EventStrategy, LaunchCriterionSignOff, Program, ProgramHealthDay
 from programs.selectors import program_launch_checklist
 from texture_portal.audit import audit_record
 from texture_portal.choices import AuditAction, AuditSource
@@ -418,3 +418,45 @@ def program_test_report_record(*, workspace_id: int, data: dict, timestamp, **_)
     Program.objects.filter(workspace_id=workspace_id, pk=data["programId"], test_report_event_id__isnull=True).update(
         test_report_event_id=data["id"], test_report_compiled_at=compiled_at, last_updated=timezone.now()
     )
+
+
+def program_health_record(*, now=None) -> int:
+    """Measure every program's enrolled fleet now and keep it as the program's row for today (its local day):
+    approved enrollments, their devices on the workspace, and those that reported within the last 24 hours.
+    One aggregate query for all programs and one upsert: running it twice, or twice at once, leaves one row
+    per program and day holding the latest measure. Returns the rows written."""
+    from django.db.models import Count, Q
+
+    from fleet.choices import DeviceState
+
+    now = now or timezone.now()
+    counts = (
+        Enrollment.objects.filter(status=EnrollmentStatus.APPROVED)
+        .values("program_id")
+        .annotate(
+            enrolled=Count("pk"),
+            online=Count("pk", filter=Q(device__state=DeviceState.ON_WORKSPACE)),
+            reporting=Count("pk", filter=Q(device__last_seen_at__gte=now - datetime.timedelta(hours=24))),
+        )
+        .order_by()
+    )
+    by_program = {row["program_id"]: row for row in counts}
+    rows = [
+        ProgramHealthDay(
+            workspace_id=program.workspace_id,
+            program_id=program.pk,
+            day=now.astimezone(program.zone).date(),
+            enrolled=by_program.get(program.pk, {}).get("enrolled", 0),
+            online=by_program.get(program.pk, {}).get("online", 0),
+            reporting=by_program.get(program.pk, {}).get("reporting", 0),
+            measured_at=now,
+        )
+        for program in Program.objects.only("pk", "workspace_id", "timezone")
+    ]
+    ProgramHealthDay.objects.bulk_create(
+        rows,
+        update_conflicts=True,
+        unique_fields=["program", "day"],
+        update_fields=["enrolled", "online", "reporting", "measured_at", "last_updated"],
+    )
+    return len(rows)

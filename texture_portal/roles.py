@@ -14,7 +14,7 @@ ALL = (VIEW, ADD, CHANGE, DELETE)
 # Every tenant and catalog model, by app: the role table below refers to these.
 PORTAL_MODELS = {
     "texture_portal": ["workspace", "workspacemembership", "auditlogentry", "apikey"],
-    "programs": ["program", "eventstrategy", "enrollment"],
+    "programs": ["program", "eventstrategy", "enrollment", "programhealthday"],
     "fleet": [
         "manufacturer",
         "contact",
@@ -61,6 +61,7 @@ READ_ONLY_FOR_ADMINS = (
     "platformevent",
     "deliveryattempt",
     "integrationrun",
+    "programhealthday",
     "eventreport",  # compiled by the portal (recompiled by whoever may change the event)
     "eventreportdevice",
 )
@@ -107,7 +108,8 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
     | _perms("texture_portal", ["auditlogentry"], (VIEW,))
     | _perms("integrations", ["integrationrun"], (VIEW,))
     | _perms("events", ["platformevent", "deliveryattempt"], (VIEW,))
-    | _perms("dispatch", ["eventreport", "eventreportdevice"], (VIEW,)),
+    | _perms("dispatch", ["eventreport", "eventreportdevice"], (VIEW,))
+    | _perms("programs", ["programhealthday"], (VIEW,)),
 }
 
 

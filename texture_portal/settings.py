@@ -299,6 +299,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     # "*/5 * * * *": the 15-minute telemetry rollups of the last two hours (what reports and baselines read)
     "fleet-telemetry-rollups": {"task": "fleet.tasks.telemetry_rollups_task", "schedule": crontab(minute="*/5")},
+    # Program Health over time: each program's enrolled, online and reporting devices, kept per local day
+    "programs-health": {"task": "programs.tasks.program_health_record_task", "schedule": crontab(minute=7)},
     # "41 3 * * *": delete raw readings older than TELEMETRY_RAW_RETENTION_DAYS (their rollups stay)
     "fleet-telemetry-prune": {
         "task": "fleet.tasks.telemetry_readings_prune_task",

@@ -227,6 +227,13 @@ def test_the_program_page_rolls_up_its_events_enrollment_and_health_with_csv(cli
     assert float(rows[0]["netDeliveredKwh"]) == report.totals["net_at_meter"]["delivered_kwh"]
     enrolled = list(csv.DictReader(io.StringIO(client.get(url + "?csv=enrollment").content.decode())))
     assert enrolled[-1]["enrolled"] == "3"
+    from programs.services import program_health_record
+
+    program_health_record()
+    health = client.get(url)
+    assert health.context["chart_data"]["health"][-1]["enrolled"] == 3
+    rows = list(csv.DictReader(io.StringIO(client.get(url + "?csv=health").content.decode())))
+    assert rows[-1]["enrolled"] == "3" and rows[-1]["online"] == "3"
     program_page = client.get(reverse("admin:programs_program_change", args=[program.pk]))
     assert url in program_page.content.decode()
 

@@ -27,6 +27,16 @@
     ] },
     options: options("kWh")
   });
+  var health = data.health || [];
+  new window.Chart(document.getElementById("fleet-health-chart"), {
+    type: "line",
+    data: { labels: health.map(function (p) { return p.day; }), datasets: [
+      { label: "Enrolled", data: health.map(function (p) { return p.enrolled; }), borderColor: "#9ca3af", backgroundColor: "#9ca3af" },
+      { label: "Online (Device on Workspace)", data: health.map(function (p) { return p.online; }), borderColor: "#2563eb", backgroundColor: "#2563eb" },
+      { label: "Reported within a day", data: health.map(function (p) { return p.reporting; }), borderColor: "#15803d", backgroundColor: "#15803d" }
+    ] },
+    options: options("devices")
+  });
   new window.Chart(document.getElementById("health-chart"), {
     type: "line",
     data: { labels: names, datasets: [

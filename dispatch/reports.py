@@ -35,9 +35,10 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from dispatch.baselines import ADDITIVE, MULTIPLICATIVE, NO_ADJUSTMENT, BaselineMethod, baseline_method_of
-from dispatch.choices import DispatchEventStatus, ParticipationStatus
+from dispatch.choices import DispatchEventStatus
 from dispatch.events import DispatchEventType, dispatch_event_data
 from dispatch.models import DispatchEvent, EventReport, EventReportDevice, Participation
+from dispatch.selectors import event_participation_counts
 from texture_portal.events.services import event_emit
 
 SLOT_MINUTES = 15  # the rollups' interval
@@ -551,25 +552,6 @@ def _participation_timeline(cursor, *, event: DispatchEvent, zone: ZoneInfo) -> 
     }
 
 
-def _counts(event: DispatchEvent) -> dict:
-    rows = Participation.objects.filter(workspace_id=event.workspace_id, event=event)
-    totals = rows.aggregate(
-        targeted=Count("pk"),
-        included=Count("pk", filter=Q(included_at__isnull=False)),
-        commanded=Count("pk", filter=Q(commanded_at__isnull=False)),
-        confirmed=Count("pk", filter=Q(confirmed_at__isnull=False)),
-        not_responding=Count("pk", filter=Q(status=ParticipationStatus.NOT_RESPONDING)),
-        failed=Count("pk", filter=Q(status__in=[ParticipationStatus.FAILED, ParticipationStatus.RESTORE_FAILED])),
-        opted_out=Count("pk", filter=Q(opted_out_at__isnull=False)),
-        restored=Count("pk", filter=Q(restored_at__isnull=False)),
-        excluded=Count("pk", filter=Q(status=ParticipationStatus.EXCLUDED)),
-    )
-    totals["excluded_by_reason"] = dict(
-        rows.filter(status=ParticipationStatus.EXCLUDED).values_list("reason_code").annotate(n=Count("pk")).order_by()
-    )
-    return totals
-
-
 def _totals(report: EventReport) -> dict:
     """Each metric's fleet totals: the sums of the device rows (so they always agree)."""
     devices = EventReportDevice.objects.filter(report=report)
@@ -639,7 +621,7 @@ def event_report_compile(
         method={**asdict(method), "min_intervals": len(slots.event_slots)},
         method_description=method.describe()[:400],
         timezone=str(zone),
-        counts=_counts(event),
+        counts=event_participation_counts(event=event),
     )
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":

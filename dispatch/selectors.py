@@ -77,6 +77,7 @@ def event_participation_counts(*, event: DispatchEvent) -> dict:
     rows = event_participations(event=event)
     totals = rows.aggregate(
         targeted=Count("pk"),
+        included=Count("pk", filter=Q(included_at__isnull=False)),
         commanded=Count("pk", filter=Q(commanded_at__isnull=False)),
         confirmed=Count("pk", filter=Q(confirmed_at__isnull=False)),
         restored=Count("pk", filter=Q(restored_at__isnull=False)),

@@ -5,6 +5,7 @@ Tests marked `postgres` or `redis` need those servers. On a bare laptop they ski
 """
 
 import os
+import shutil
 
 import pytest
 
@@ -40,8 +41,6 @@ def pytest_runtest_setup(item):
         if "postgresql" not in settings.DATABASES["default"]["ENGINE"]:
             _missing("needs PostgreSQL: set DATABASE_URL=postgres://…")
     if item.get_closest_marker("browser"):
-        import shutil
-
         if shutil.which("chromium") is None:
             _missing("needs Debian's chromium on PATH (apt-get install chromium)")
         try:
@@ -86,3 +85,23 @@ def _kept_adapters_closed():
     from integrations.adapters import adapters_reused_close
 
     adapters_reused_close()
+
+
+@pytest.fixture
+def page(monkeypatch):
+    """A page of Debian's chromium driven by Playwright (headless, never a downloaded browser)."""
+    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are still synchronous.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=shutil.which("chromium"),
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+        page = context.new_page()
+        page.set_default_timeout(15000)
+        yield page
+        browser.close()

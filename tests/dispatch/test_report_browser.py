@@ -2,8 +2,6 @@
 through Playwright), offline: the vendored Chart.js draws the charts, the tabs and the Net at Meter / Battery
 toggle switch what is shown, and the device table and the CSV are a click away."""
 
-import shutil
-
 import pytest
 
 from dispatch.reports import event_report_compile
@@ -14,33 +12,19 @@ from texture_portal.choices import Role
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture
-def page(monkeypatch):
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
+def offline(page) -> list[str]:
+    """Refuse (and remember) every request that would leave the portal."""
+    outside: list[str] = []
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=shutil.which("chromium"),
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-        page = context.new_page()
-        page.set_default_timeout(15000)
-        outside = []
-        # offline: any request that leaves the portal is refused (and remembered)
-        page.route(
-            "**/*",
-            lambda route: (
-                route.continue_()
-                if route.request.url.startswith(("http://localhost", "http://127.0.0.1"))
-                else (outside.append(route.request.url), route.abort())
-            ),
-        )
-        page.outside_requests = outside
-        yield page
-        browser.close()
+    def route(route):
+        if route.request.url.startswith(("http://localhost", "http://127.0.0.1")):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", route)
+    return outside
 
 
 def drawn(page, canvas_id: str) -> bool:
@@ -61,6 +45,7 @@ def test_a_program_lead_reads_an_event_report_and_the_programs_rollups(live_serv
     program, event = event_with_history(n_devices=5)
     report = event_report_compile(event=event)
     staff_user("lead-browser", program.workspace, Role.PROGRAM_LEAD)
+    outside = offline(page)
 
     page.goto(f"{live_server.url}/admin/login/")
     page.fill("#id_username", "lead-browser")
@@ -103,4 +88,4 @@ def test_a_program_lead_reads_an_event_report_and_the_programs_rollups(live_serv
     assert drawn(page, "delivered-chart") and drawn(page, "health-chart")
     assert event.name in page.locator("#history").inner_text()
     page.screenshot(path=str(tmp_path / "program.png"), full_page=True)
-    assert page.outside_requests == []
+    assert outside == []

@@ -1,7 +1,5 @@
 """The bulk import as a person does it, in a real browser (Debian's chromium through Playwright)."""
 
-import shutil
-
 import pytest
 
 from fleet.choices import DeviceState
@@ -11,24 +9,6 @@ from tests.fleet.test_importing import ROW_A1, ROW_A2, csv_bytes
 from texture_portal.choices import Role
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def page(monkeypatch):
-    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are still synchronous.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=shutil.which("chromium"),
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(15000)
-        yield page
-        browser.close()
 
 
 def test_upload_preview_confirm_and_find_the_registered_systems(live_server, reference_data, page, tmp_path):

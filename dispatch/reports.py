@@ -630,15 +630,14 @@ def event_report_compile(
             # compiling plans for a few statements costs more than it saves on them
             cursor.execute("SET LOCAL jit = off")
         _drop_temp_tables(cursor)
-        try:
-            if slots.event_slots:
-                _compute(cursor, event=event, report_id=report.pk, slots=slots, method=method)
-                series, per_action = _series(cursor, slots=slots, zone=zone)
-            else:
-                series, per_action = {}, {}
-            series["participation"] = _participation_timeline(cursor, event=event, zone=zone)
-        finally:
-            _drop_temp_tables(cursor)
+        if slots.event_slots:
+            _compute(cursor, event=event, report_id=report.pk, slots=slots, method=method)
+            series, per_action = _series(cursor, slots=slots, zone=zone)
+        else:
+            series, per_action = {}, {}
+        series["participation"] = _participation_timeline(cursor, event=event, zone=zone)
+        # on an error the transaction's rollback takes them away (DDL is transactional in both databases)
+        _drop_temp_tables(cursor)
     report.totals = _totals(report)
     report.actions = [
         {

@@ -441,3 +441,28 @@ def test_compiling_takes_the_same_number_of_queries_for_two_devices_or_twenty():
             event_report_compile(event=event)
         counts.append(len(queries))
     assert counts[0] == counts[1]
+
+
+def test_a_compile_that_fails_half_way_leaves_the_previous_report_whole(monkeypatch):
+    from dispatch import reports
+
+    program = program_with()
+    devices = devices_of(program, 2)
+    starts, ends = local(EVENT_DAY, 17), local(EVENT_DAY, 18)
+    for device in devices:
+        write_rollups(device, dict.fromkeys(every_interval(starts - timedelta(days=15), ends), (100.0, 500.0)))
+    event = completed_event(program, starts=starts, ends=ends, devices=devices)
+    first = event_report_compile(event=event)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(reports, "_series", broken)
+    with pytest.raises(RuntimeError):
+        event_report_compile(event=event)
+
+    assert EventReport.objects.get(event=event).pk == first.pk
+    assert EventReportDevice.objects.filter(report=first).count() == 2
+    assert PlatformEvent.objects.filter(type="program_event.report_compiled").count() == 1
+    monkeypatch.undo()
+    assert event_report_compile(event=event).devices.count() == 2  # no temporary table left in the way

@@ -540,3 +540,15 @@ def test_postgresql_reads_the_rollups_by_their_unique_index():
         cursor.execute("EXPLAIN " + captured.captured_queries[-1]["sql"])
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "telemetry_rollup_unique" in plan, plan
+
+
+def test_more_parameters_than_django_reads_get_the_apis_error_body():
+    """Django refuses a query of more than DATA_UPLOAD_MAX_NUMBER_FIELDS parameters before any view reads it:
+    the answer is still the API's JSON error, not Django's HTML page."""
+    from tests.api_support import api_client_for, assert_error
+    from tests.factories import WorkspaceFactory
+
+    api = api_client_for(WorkspaceFactory())
+    query = "&".join(f"filterDeviceId={n}" for n in range(1, 1100))
+    error = assert_error(api.get(f"/v1/metrics?metric=consumption&{query}"), 400, "request_too_large")
+    assert "DATA_UPLOAD_MAX_NUMBER_FIELDS" in error["message"] or "parameters" in error["message"]

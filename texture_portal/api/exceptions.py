@@ -6,7 +6,7 @@
 
 import math
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, TooManyFieldsSent
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -45,6 +45,12 @@ def api_exception_handler(exc, context):
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field": exc.messages}
         exc = exceptions.ValidationError(detail)
+    elif isinstance(exc, TooManyFieldsSent | RequestDataTooBig):
+        # Django refuses these before any view looks at them: said in the API's body, not its HTML 400 page
+        return Response(
+            error_body(400, "request_too_large", f"{exc} Send fewer parameters or a smaller body."),
+            status=status.HTTP_400_BAD_REQUEST,
+        )
     elif isinstance(exc, InvalidTransition):
         return Response(error_body(409, "invalid_transition", exc.message), status=status.HTTP_409_CONFLICT)
     elif isinstance(exc, AccessDenied):

@@ -144,7 +144,9 @@ class EnphaseAdapter(OemAdapter):
         """Each interval is the battery's energy in and out over 15 minutes: its mean power (W) is measured at
         the interval's start, so it falls in the same 15-minute rollup as the interval."""
         start = max(start, datetime.now(start.tzinfo) - self.HISTORY_MAX_AGE + timedelta(hours=1))
-        snapshots, cursor = [], start
+        # pages start on the 15-minute grid, so no interval straddles two pages
+        step = int(self.HISTORY_INTERVAL.total_seconds())
+        snapshots, cursor = [], utc_from_epoch(int(start.timestamp()) // step * step)
         while cursor < end:
             body = self.call(
                 "GET",

@@ -270,20 +270,19 @@ def battery_telemetry(state, request, system):
     end = min(now, start + span)
     points = state.history(system, start, end)
     intervals = []
-    # an interval (end_at − 15 min, end_at] from its three 5-minute points
+    # an interval [end_at − 15 min, end_at) from its three 5-minute points
     for index in range(0, len(points) - 2):
-        last = points[index + 2]
-        if (last.at - points[index].at) != timedelta(
-            minutes=10
-        ) or last.at.timestamp() % TELEMETRY_INTERVAL.total_seconds():
+        first = points[index]
+        aligned = not first.at.timestamp() % TELEMETRY_INTERVAL.total_seconds()
+        if not aligned or points[index + 2].at - first.at != timedelta(minutes=10):
             continue
         window = points[index : index + 3]
         intervals.append(
             {
-                "end_at": int(last.at.timestamp()),
+                "end_at": int((first.at + TELEMETRY_INTERVAL).timestamp()),
                 "charge": {"enwh": round(sum(max(-p.battery_w, 0.0) for p in window) / 12), "devices_reporting": 1},
                 "discharge": {"enwh": round(sum(max(p.battery_w, 0.0) for p in window) / 12), "devices_reporting": 1},
-                "soc": {"percent": round(last.soc), "devices_reporting": 1},
+                "soc": {"percent": round(window[-1].soc), "devices_reporting": 1},
             }
         )
     return SimResponse(

@@ -4,24 +4,34 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('integrations', '0012_manufacturer_moved_to_fleet'),
-        ('texture_portal', '0005_merge_roles'),
+        ("integrations", "0012_manufacturer_moved_to_fleet"),
+        ("texture_portal", "0005_merge_roles"),
     ]
 
     operations = [
         migrations.RemoveConstraint(
-            model_name='integrationrun',
-            name='integration_run_kind_valid',
+            model_name="integrationrun",
+            name="integration_run_kind_valid",
         ),
         migrations.AlterField(
-            model_name='integrationrun',
-            name='kind',
-            field=models.CharField(choices=[('discovery', 'Discovery'), ('telemetry', 'Telemetry sync'), ('history', 'Telemetry history backfill')], max_length=20, verbose_name='kind'),
+            model_name="integrationrun",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("discovery", "Discovery"),
+                    ("telemetry", "Telemetry sync"),
+                    ("history", "Telemetry history backfill"),
+                ],
+                max_length=20,
+                verbose_name="kind",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='integrationrun',
-            constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['discovery', 'telemetry', 'history'])), name='integration_run_kind_valid'),
+            model_name="integrationrun",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("kind__in", ["discovery", "telemetry", "history"])),
+                name="integration_run_kind_valid",
+            ),
         ),
     ]

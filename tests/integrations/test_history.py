@@ -392,3 +392,48 @@ def test_ingest_of_history_keeps_readings_unique(sim, tesla_history):
         workspace_id=integration.workspace_id, readings=[(devices[0].pk, snapshot)]
     )
     assert (first.readings_written, second.readings_written) == (1, 0)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_backfills_at_once_write_each_reading_once(sim, settings):
+    """Two workers start the same backfill together: the integration's row lock orders them, the second sees the
+    first's run under way and steps aside; each reading is written once."""
+    import threading
+
+    from django.db import connections
+
+    settings.TELEMETRY_HISTORY_DAYS = 2
+    workspace = WorkspaceFactory()
+    integration = make_integration(workspace, "tesla")
+    devices = []
+    for i in range(2):
+        serial = f"TG-TWICE-{i}"
+        sim.state.add_device("tesla", serial, kind="battery", solar_peak_w=6_500.0)
+        devices.append(make_device(workspace, "tesla", serial))
+    services.discovery_run(integration=integration)
+    IntegrationRun.objects.filter(kind=RunKind.HISTORY).delete()  # the backfill discovery queued: not this test's
+    TelemetryReading.objects.all().delete()
+    TelemetryRollup.objects.all().delete()
+    barrier, runs = threading.Barrier(2), []
+
+    def backfill():
+        try:
+            barrier.wait()
+            runs.append(services.telemetry_history_backfill(integration=integration))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=backfill) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(runs) == 2 and all(run.status == RunStatus.SUCCEEDED for run in runs)
+    # one read the OEM; the other stepped aside (or, had it come after the first finished, found no gaps)
+    assert sorted(run.readings_written > 0 for run in runs) == [False, True]
+    assert sorted(run.http_requests > 0 for run in runs) == [False, True]
+    ids = [d.pk for d in devices]
+    readings = TelemetryReading.objects.filter(device_id__in=ids)
+    assert readings.count() == readings.values("device", "measured_at").distinct().count() > 2 * 2 * 96
+    assert TelemetryRollup.objects.filter(device_id__in=ids).count() >= 2 * 2 * 96

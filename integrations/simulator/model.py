@@ -21,6 +21,7 @@ Local time is the simulated homes' fixed UTC−07:00 (the offset Tesla's simulat
 
 from __future__ import annotations
 
+import hashlib
 import math
 from datetime import UTC, date, datetime, timedelta, timezone
 
@@ -32,14 +33,10 @@ SUNRISE, SUNSET = 6.5, 19.5  # local hours
 
 
 def unit(key: str, *parts) -> float:
-    """A deterministic draw in [0, 1) for (key, parts): FNV-1a then a splitmix64 finalizer (fast enough to be
-    called for every 5-minute slot of 60 days)."""
-    value = 0xCBF29CE484222325
-    for char in f"{key}|{'|'.join(map(str, parts))}".encode():
-        value = ((value ^ char) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-    value = ((value ^ (value >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
-    value = ((value ^ (value >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
-    return ((value ^ (value >> 31)) & 0xFFFFFFFFFFFF) / float(1 << 48)
+    """A deterministic draw in [0, 1) for (key, parts): the same in every run and on every machine (BLAKE2b, not
+    Python's salted `hash`), fast enough to be called for every 5-minute slot of 60 days."""
+    digest = hashlib.blake2b(f"{key}|{'|'.join(map(str, parts))}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2.0**64
 
 
 def local(at: datetime) -> tuple[float, int, date]:

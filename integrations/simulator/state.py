@@ -209,7 +209,7 @@ class SimDevice:
             if point < at:
                 point += model.STEP
             if point < at + step:  # a 5-minute point of the device's history falls in this step
-                self.recorded.append(self._point(point, self.soc, battery, grid=grid))
+                self.recorded.append(self._point(point, self.soc, battery))
             self.soc -= battery * hours / self.capacity_wh * 100
             self.soc = min(max(self.soc, 0.0), 100.0)
             self.battery_out_wh += max(battery, 0.0) * hours
@@ -220,12 +220,10 @@ class SimDevice:
         self.last_tick = now
 
     # -- history ----------------------------------------------------------------------------------------------
-    def _point(self, at: datetime, soc: float, battery: float, *, grid: float | None = None) -> HistoryPoint:
+    def _point(self, at: datetime, soc: float, battery: float) -> HistoryPoint:
+        """A point of the device's history; its grid power balances it (load = grid + solar + battery)."""
         load, solar = self.load_w(at), self.solar_w(at)
-        if self.kind != "battery":
-            solar = 0.0
-        if grid is None:
-            grid = round(load - solar - battery, 1)
+        grid = round(load - solar - battery, 1)
         charger = max(-battery, 0.0) if self.kind != "battery" else 0.0
         return HistoryPoint(
             at=at,

@@ -76,7 +76,7 @@ class WorkspaceIntegrationAdmin(WorkspaceScopedAdmin):
 
     form = WorkspaceIntegrationForm
     list_display = ["channel", "workspace", "enabled", "status", "last_checked_at", "last_error"]
-    actions = ["test_connection", "discover_now", "sync_telemetry_now"]
+    actions = ["test_connection", "discover_now", "sync_telemetry_now", "backfill_history_now"]
     inlines = [IntegrationRunInline]
     list_select_related = ["workspace__organization"]
     list_filter = ["channel", "enabled", "status", ("workspace", ScopedRelatedFieldListFilter)]
@@ -149,10 +149,25 @@ class WorkspaceIntegrationAdmin(WorkspaceScopedAdmin):
 
         run_service_for_each(self, request, queryset, queue, done="Telemetry sync queued")
 
+    @admin.action(description=_("Backfill telemetry history now (fill gaps from the OEM's history)"))
+    def backfill_history_now(self, request, queryset):
+        from integrations import services
+        from integrations.tasks import telemetry_history_task
+        from texture_portal.exceptions import ApplicationError
+
+        def queue(integration):
+            if not integration.enabled:
+                raise ApplicationError("not enabled: enable it first.")
+            if not services.channel_has_history(integration.channel):
+                raise ApplicationError("its OEM serves no telemetry history.")
+            transaction.on_commit(lambda: telemetry_history_task.delay(integration.pk))
+
+        run_service_for_each(self, request, queryset, queue, done="History backfill queued")
+
 
 @admin.register(IntegrationRun)
 class IntegrationRunAdmin(ReadOnlyWorkspaceScopedAdmin):
-    """Every discovery and telemetry-sync job: what ran, how far it got, and the errors it met."""
+    """Every discovery, telemetry-sync and history-backfill job: what ran, how far it got, and the errors it met."""
 
     list_display = [
         "started_at",

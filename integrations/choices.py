@@ -23,6 +23,7 @@ class IntegrationStatus(models.TextChoices):
 class RunKind(models.TextChoices):
     DISCOVERY = "discovery", _("Discovery")
     TELEMETRY = "telemetry", _("Telemetry sync")
+    HISTORY = "history", _("Telemetry history backfill")
 
 
 class RunStatus(models.TextChoices):

@@ -1,11 +1,13 @@
 """Reads of integrations: which devices a job works on, which integrations are live."""
 
 from collections import defaultdict
+from datetime import UTC, date, datetime
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
+from django.db.models.functions import TruncDate
 
 from fleet.choices import DeviceState
-from fleet.models import Device
+from fleet.models import Device, TelemetryRollup
 from integrations.models import IntegrationRun, WorkspaceIntegration
 
 
@@ -66,3 +68,17 @@ def devices_without_enabled_integration(*, workspace_id: int | None = None) -> l
 
 def integration_last_runs(*, integration: WorkspaceIntegration, limit: int = 10) -> QuerySet[IntegrationRun]:
     return integration.runs.all()[:limit]
+
+
+def rollup_counts_by_day(*, device_ids: list[int], since: datetime, until: datetime) -> dict[tuple[int, date], int]:
+    """{(device id, UTC day): 15-minute rollups it has} in [since, until): one grouped query for all devices."""
+    if not device_ids:
+        return {}
+    rows = (
+        TelemetryRollup.objects.filter(device_id__in=device_ids, interval_start__gte=since, interval_start__lt=until)
+        .annotate(day=TruncDate("interval_start", tzinfo=UTC))
+        .values_list("device_id", "day")
+        .annotate(intervals=Count("id"))
+        .order_by()
+    )
+    return {(device_id, day): intervals for device_id, day, intervals in rows}

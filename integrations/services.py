@@ -4,9 +4,11 @@ and telemetry sync (each recorded as an IntegrationRun)."""
 import logging
 import math
 import threading
+import time
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connections, transaction
@@ -310,7 +312,7 @@ def discovery_run(*, integration: WorkspaceIntegration, attempt: int = 1, now=No
         integration_credentials_persist(integration=integration, adapter=adapter)
         adapter.close()
     _integration_health(integration=integration)
-    bound, missing = 0, []
+    bound, missing, bound_ids = 0, [], []
     for serial, device in devices.items():
         match = found.get(serial)
         if match is None:
@@ -323,6 +325,7 @@ def discovery_run(*, integration: WorkspaceIntegration, attempt: int = 1, now=No
             reason=f"Found at {oem} ({match.external_id}).",
             grid_services_status=match.grid_services_status,
         )
+        bound_ids.append(device.pk)
         bound += 1
     checked = now.strftime("%Y-%m-%d %H:%M UTC")
     reason = (
@@ -333,6 +336,11 @@ def discovery_run(*, integration: WorkspaceIntegration, attempt: int = 1, now=No
         fleet_services.devices_record_discovery_miss(device_ids=missing, at=now)
         reason += " Looked up again after a back-off (each look-up costs the OEM's daily quota)."
     fleet_services.devices_note_reason(device_ids=missing, reason=reason)
+    if bound_ids and channel_has_history(integration.channel):
+        # the devices' past (event baselines need the days before an event), once the binding is committed
+        from integrations.tasks import telemetry_history_task
+
+        transaction.on_commit(lambda: telemetry_history_task.delay(integration.pk, bound_ids))
     return _run_finish(
         run,
         status=RunStatus.SUCCEEDED,
@@ -701,3 +709,198 @@ def integration_runs_prune(*, now=None, batch: int = 5000) -> int:
     while ids := list(old.order_by("pk").values_list("pk", flat=True)[:batch]):
         deleted += IntegrationRun.objects.filter(pk__in=ids).delete()[0]
     return deleted
+
+
+# -- telemetry history (backfill) ----------------------------------------------------------------------------
+# A UTC day with fewer of its 15-minute rollups than this share is a gap the backfill asks the OEM for.
+HISTORY_COVERAGE = 0.9
+# A history run still `running` after this is presumed dead (a worker lost mid-run): another may start.
+HISTORY_RUN_LEASE = timedelta(minutes=30)
+# Devices per `telemetry_history` call: what is read is ingested before the next batch (bounded memory).
+HISTORY_BATCH = 25
+ROLLUP_INTERVAL = timedelta(minutes=15)
+
+
+def _utc_midnight(at: datetime) -> datetime:
+    return at.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def telemetry_history_gaps(*, device_ids: list[int], since: datetime, until: datetime) -> dict[tuple, list[int]]:
+    """{(start, end): [device ids]}: for each device, its runs of consecutive UTC days in [since, until) that
+    have fewer than HISTORY_COVERAGE of their 15-minute rollups (the last day counted up to `until`). One grouped
+    query for all devices; devices with the same gaps share a key, so one history call serves them."""
+    since = _utc_midnight(since)
+    counts = selectors.rollup_counts_by_day(device_ids=device_ids, since=since, until=until)
+    days = []
+    day = since
+    while day < until:
+        days.append(day)
+        day += DAY
+    gaps: dict[tuple, list[int]] = defaultdict(list)
+    for device_id in device_ids:
+        gap_start = None
+        for day in days:
+            expected = (min(day + DAY, until) - day) / ROLLUP_INTERVAL
+            missing = counts.get((device_id, day.date()), 0) < HISTORY_COVERAGE * expected
+            if missing and gap_start is None:
+                gap_start = day
+            elif not missing and gap_start is not None:
+                gaps[(gap_start, day)].append(device_id)
+                gap_start = None
+        if gap_start is not None:
+            gaps[(gap_start, until)].append(device_id)
+    return dict(gaps)
+
+
+def channel_has_history(channel: str) -> bool:
+    return bool(_adapter_setting(channel, "history_supported"))
+
+
+def _rollups_refresh(*, since, until, device_ids, tries: int = 5) -> int:
+    """`telemetry_rollups_refresh` for these devices and range; on PostgreSQL a refresh under way makes it step
+    aside (-1), so it is tried again a few times, a second apart."""
+    for attempt in range(tries):
+        written = fleet_services.telemetry_rollups_refresh(since=since, until=until, device_ids=device_ids)
+        if written != -1:
+            return written
+        time.sleep(1 + attempt)
+    return -1
+
+
+def telemetry_history_backfill(
+    *,
+    integration: WorkspaceIntegration,
+    device_ids: list[int] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    now: datetime | None = None,
+) -> IntegrationRun:
+    """Fill the gaps in the integration's devices' telemetry from the OEM's history API, recorded as a run.
+
+    The window is [since, until), by default the TELEMETRY_HISTORY_DAYS days before now (from that day's UTC
+    midnight). Days whose 15-minute rollups are mostly missing (`telemetry_history_gaps`, one query for all
+    devices) are asked for, in batches of devices sharing the same gaps; what the OEM returns goes through
+    fleet's ingest (readings are unique per device and time, and an older reading never moves a device's
+    latest reading or `last_seen_at` back), then the rollups of those devices and days are recomputed. Every
+    OEM call waits for the OEM's shared token bucket (`OemAdapter.http`).
+
+    Safe to run twice, and at once: a run that finds another of the same integration under way (started within
+    HISTORY_RUN_LEASE) steps aside; and should two overlap anyway, both write the same rows. A second run finds
+    no gaps and calls nothing. An OEM without a history API says so on the run and is not called. A rate limit,
+    an outage or refused credentials stop the run (what was read is kept); the next run asks for what is still
+    missing.
+    """
+    from integrations.adapters import (
+        AuthError,
+        DeviceRef,
+        IntegrationError,
+        adapter_class,
+        adapter_for,
+    )
+
+    now = now or timezone.now()
+    until = until or now
+    since = _utc_midnight(since or until - timedelta(days=settings.TELEMETRY_HISTORY_DAYS))
+    devices = list(selectors.devices_for_sync(integration=integration, device_ids=device_ids))
+    with transaction.atomic():
+        # the integration's row lock orders concurrent starts: the second sees the first's run
+        WorkspaceIntegration.objects.select_for_update().filter(pk=integration.pk).values_list("pk").first()
+        running = (
+            integration.runs.filter(
+                kind=RunKind.HISTORY, status=RunStatus.RUNNING, started_at__gt=now - HISTORY_RUN_LEASE
+            )
+            .order_by("started_at")
+            .first()
+        )
+        run = _run_start(integration=integration, kind=RunKind.HISTORY, devices_total=len(devices), started_at=now)
+    if running is not None:
+        return _run_finish(
+            run,
+            status=RunStatus.SUCCEEDED,
+            message=f"Skipped: the history backfill started {running.started_at:%H:%M:%S} UTC is still running.",
+        )
+    try:
+        cls = adapter_class(integration.channel)
+    except IntegrationError as exc:
+        return _run_finish(run, status=RunStatus.FAILED, message=exc.message, errors=[exc.message])
+    if not integration.enabled or not devices:
+        return _run_finish(run, status=RunStatus.SUCCEEDED, message="Nothing to backfill.")
+    if not cls.history_supported:
+        return _run_finish(run, status=RunStatus.SUCCEEDED, message=f"Skipped: {cls.history_note}")
+    gaps = telemetry_history_gaps(device_ids=[d.pk for d in devices], since=since, until=until)
+    if not gaps:
+        return _run_finish(
+            run,
+            status=RunStatus.SUCCEEDED,
+            message=f"No gaps: every device has its 15-minute rollups since {since:%Y-%m-%d}.",
+        )
+    refs = {
+        d.pk: DeviceRef(
+            serial=d.system_identifier, external_id=d.oem_device_id, oem_data=d.oem_data, device_type=d.device_type
+        )
+        for d in devices
+    }
+    try:
+        adapter = adapter_for(integration, pool_size=settings.OEM_SYNC_CONCURRENCY)
+    except IntegrationError as exc:
+        return _run_finish(run, status=RunStatus.FAILED, message=exc.message, errors=[exc.message])
+    written, read, failed, errors, stop = 0, set(), {}, [], None
+    rollups = 0
+    try:
+        for (start, end), ids in sorted(gaps.items()):
+            for first in range(0, len(ids), HISTORY_BATCH):
+                batch = ids[first : first + HISTORY_BATCH]
+                by_serial = {refs[pk].serial: pk for pk in batch}
+                results = adapter.telemetry_history([refs[pk] for pk in batch], start, end)
+                readings = []
+                for serial, result in results.items():
+                    pk = by_serial[serial]
+                    if isinstance(result, IntegrationError):
+                        failed[pk] = result.message
+                        errors.append(f"{serial}: {result.message}")
+                    else:
+                        readings += [(pk, snapshot) for snapshot in result]
+                        read.add(pk)
+                if readings:
+                    written += fleet_services.telemetry_ingest(
+                        workspace_id=integration.workspace_id, readings=readings
+                    ).readings_written
+                    refreshed = _rollups_refresh(since=start, until=end, device_ids=sorted({pk for pk, _ in readings}))
+                    if refreshed == -1:
+                        errors.append(f"rollups {start:%Y-%m-%d}–{end:%Y-%m-%d}: another refresh held the lock")
+                    else:
+                        rollups += refreshed
+    except IntegrationError as exc:
+        # account-wide (a rate limit, refused credentials, an outage): what was read is kept
+        stop = exc
+    except Exception as exc:
+        log.exception("%s: unexpected error reading telemetry history", integration)
+        stop = _unexpected(integration, exc)
+    finally:
+        integration_credentials_persist(integration=integration, adapter=adapter)
+        adapter.close()
+    if isinstance(stop, AuthError):
+        _integration_health(integration=integration, error=stop.message)
+    if stop is not None:
+        errors.insert(0, stop.message)
+    asked = {pk for ids in gaps.values() for pk in ids}
+    status = RunStatus.SUCCEEDED
+    if stop is not None and not read:
+        status = RunStatus.FAILED
+    elif stop is not None or failed:
+        status = RunStatus.PARTIAL
+    days = sorted({day for start, end in gaps for day in (start, end)})
+    return _run_finish(
+        run,
+        status=status,
+        message=(
+            f"History {days[0]:%Y-%m-%d %H:%M}–{days[-1]:%Y-%m-%d %H:%M} UTC: {len(read)} of {len(asked)} devices "
+            f"with gaps read, {written} readings stored, {rollups} 15-minute rollups refreshed"
+            + (f"; stopped: {stop.message}" if stop else "")
+        ),
+        devices_ok=len(read),
+        devices_failed=len(asked - read),
+        readings_written=written,
+        http_requests=adapter.requests_made,
+        errors=errors,
+    )

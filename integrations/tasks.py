@@ -6,6 +6,7 @@ import logging
 
 from celery import shared_task
 from django.conf import settings
+from django.utils import timezone
 
 from integrations import selectors, services
 from integrations.adapters.base import IntegrationError, TransientError, backoff_seconds
@@ -118,6 +119,33 @@ def telemetry_sync_all_task(cadence_minutes: int | None = None):
         size = settings.OEM_SYNC_BATCH_SIZE
         for start in range(0, len(ids), size):
             telemetry_sync_task.delay(integration.pk, ids[start : start + size])
+            queued += 1
+    return queued
+
+
+@shared_task(acks_late=True)
+def telemetry_history_task(integration_id: int, device_ids: list[int] | None = None, whole_days: bool = False):
+    """Backfill the integration's devices' telemetry history (`services.telemetry_history_backfill`). Not
+    retried: a run stopped by the OEM (rate limit, outage) leaves its gaps to the next hourly run, which asks
+    only for what is still missing. `whole_days`: up to today's UTC midnight (the hourly gap fill; today is
+    being read by the telemetry sync)."""
+    integration = WorkspaceIntegration.objects.filter(pk=integration_id, enabled=True).first()
+    if integration is None:
+        return "integration disabled or gone"
+    until = None
+    if whole_days:
+        until = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    return services.telemetry_history_backfill(integration=integration, device_ids=device_ids, until=until).message
+
+
+@shared_task(acks_late=True)
+def telemetry_history_all_task():
+    """Hourly (CELERY_BEAT_SCHEDULE): one gap-filling backfill per enabled integration whose OEM has a history
+    API (the others would only say so)."""
+    queued = 0
+    for integration in selectors.integrations_runnable():
+        if services.channel_has_history(integration.channel):
+            telemetry_history_task.delay(integration.pk, whole_days=True)
             queued += 1
     return queued
 

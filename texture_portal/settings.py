@@ -174,6 +174,9 @@ INTEGRATION_RUN_RETENTION_DAYS = env_int("INTEGRATION_RUN_RETENTION_DAYS", 30)
 # Raw telemetry readings are kept this long (10,000 devices at 5 minutes is 2.9 M a day); their 15-minute
 # rollups (fleet.TelemetryRollup) are kept, and are what baselines and reports read beyond it.
 TELEMETRY_RAW_RETENTION_DAYS = env_int("TELEMETRY_RAW_RETENTION_DAYS", 35)
+# Days of telemetry history read from each OEM's history API when a device is discovered, and kept free of
+# gaps by the hourly backfill (event baselines read the ~10 eligible days before an event).
+TELEMETRY_HISTORY_DAYS = env_int("TELEMETRY_HISTORY_DAYS", 14)
 # Concurrent OEM calls inside one telemetry sync job (threads sharing one pooled session).
 OEM_SYNC_CONCURRENCY = env_int("OEM_SYNC_CONCURRENCY", 8)
 # Devices per telemetry sync task: a large account is split into tasks that finish well inside the cadence.
@@ -281,6 +284,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "integrations.tasks.telemetry_sync_all_task",
         "schedule": crontab(minute="*/15"),
         "kwargs": {"cadence_minutes": 15},
+    },
+    # "37 * * * *": fill gaps in the last TELEMETRY_HISTORY_DAYS of each device's telemetry from its OEM's
+    # history API (complete UTC days; a newly discovered device's history is read at discovery)
+    "integrations-telemetry-history": {
+        "task": "integrations.tasks.telemetry_history_all_task",
+        "schedule": crontab(minute=37),
     },
     # "*/5 * * * *": devices with no reading within cadence × grace go offline
     "integrations-offline-sweep": {"task": "integrations.tasks.offline_sweep_task", "schedule": crontab(minute="*/5")},

@@ -293,6 +293,10 @@ class OemAdapter:
     linked_external_ids: frozenset[str] = frozenset()
     # The credentials a token refresh writes (and adopts from the store when another process refreshed).
     token_keys: ClassVar[tuple[str, ...]] = ("access_token", "refresh_token")
+    # Whether the OEM's API serves a device's past telemetry (`telemetry_history`), and if not, why: the
+    # backfill says so on its run instead of calling.
+    history_supported: ClassVar[bool] = False
+    history_note: ClassVar[str] = "The OEM's API serves no telemetry history."
 
     def __init__(
         self,
@@ -351,6 +355,25 @@ class OemAdapter:
             try:
                 results[device.serial] = self.fetch_telemetry(device)
             except (DeviceOffline, NotFound) as exc:
+                results[device.serial] = exc
+        return results
+
+    def telemetry_history(
+        self, devices: list[DeviceRef], start: datetime, end: datetime
+    ) -> dict[str, list[TelemetrySnapshot] | IntegrationError]:
+        """The devices' past readings measured in [start, end), keyed by serial: the same normalized snapshots
+        `fetch_telemetry` returns, read through the OEM's history API page by page within its window limits.
+        Per-device failures (offline, not found) are returned in place of the list; account-wide ones (auth,
+        rate limit, outage) raise. An OEM without a history API (`history_supported` False) returns nothing."""
+        return {}
+
+    def history_each(self, devices: list[DeviceRef], read) -> dict[str, list[TelemetrySnapshot] | IntegrationError]:
+        """`telemetry_history` of an OEM read device by device: `read(device)` → its snapshots."""
+        results: dict[str, list[TelemetrySnapshot] | IntegrationError] = {}
+        for device in devices:
+            try:
+                results[device.serial] = read(device)
+            except (DeviceOffline, NotFound, CommandRejected) as exc:  # that device's answer (422: no battery…)
                 results[device.serial] = exc
         return results
 
@@ -470,3 +493,19 @@ def utc_from_iso(value: str | None) -> datetime | None:
     if parsed.tzinfo is None:
         raise ValueError(f"timestamp without an offset: {value!r}")
     return parsed.astimezone(UTC)
+
+
+def day_starts(start: datetime, end: datetime, zone) -> list[datetime]:
+    """The local midnights (in `zone`) of every day that [start, end) touches: an OEM's per-day history pages."""
+    day = start.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+    days = []
+    while day < end:
+        days.append(day)
+        day += timedelta(days=1)  # wall-clock arithmetic: the next local midnight, DST days included
+    return days
+
+
+def in_window(snapshots: list[TelemetrySnapshot], start: datetime, end: datetime) -> list[TelemetrySnapshot]:
+    """Snapshots measured in [start, end), in time order, one per instant."""
+    unique = {s.measured_at: s for s in snapshots if start <= s.measured_at < end}
+    return [unique[at] for at in sorted(unique)]

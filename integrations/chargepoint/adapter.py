@@ -38,6 +38,9 @@ GRID_SERVICES = GridServicesStatus.ENROLLED
 class ChargePointAdapter(OemAdapter):
     channel = "chargepoint"
     capabilities = frozenset({"discover", "telemetry", "load_shed", "grid_services"})
+    # ChargePoint's web services report charging sessions (energy per session), not a power series: nothing
+    # the 15-minute rollups could be filled from, so no history is read.
+    history_note = "ChargePoint serves charging sessions, not a power history: nothing to backfill."
     telemetry_cadence = timedelta(minutes=5)
     # during events: one getLoad call answers for the whole station group
     event_telemetry_cadence = timedelta(minutes=1)

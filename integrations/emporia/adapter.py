@@ -2,7 +2,7 @@
 whole account in two calls (`customers/devices/status`, `AppAPI?apiMethod=getDeviceListUsages`). Usage is
 energy in kWh over the scale, turned into watts here; a charger's draw is its `chargerWattage`."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from fleet.choices import GridServicesStatus
 from integrations.adapters.base import (
@@ -18,6 +18,7 @@ from integrations.adapters.base import (
     RateLimited,
     TelemetrySnapshot,
     TransientError,
+    in_window,
     parse_retry_after,
     settings_applied,
     token_refresh_error,
@@ -160,6 +161,50 @@ class EmporiaAdapter(OemAdapter):
             else:
                 results[device.serial] = self.normalize(chargers[gid], usages[gid], instant)
         return results
+
+    # Usage history: `AppAPI?apiMethod=getChartUsage&deviceGid=&channel=1,2,3&start=&end=&scale=15MIN&
+    # energyUnit=KilowattHours` (PyEmVue `get_chart_usage`, oem-apis.md §5): `usageList` of kWh per interval from
+    # `firstUsageInstant`, null where nothing was reported. Emporia documents no window limit; one day per call
+    # keeps each answer small (96 values).
+    history_supported = True
+    HISTORY_SCALE, HISTORY_SCALE_SECONDS = "15MIN", 900
+    HISTORY_PAGE = timedelta(days=1)
+
+    def telemetry_history(self, devices, start: datetime, end: datetime):
+        return self.history_each(devices, lambda device: self._charger_history(device, start, end))
+
+    def _charger_history(self, device: DeviceRef, start: datetime, end: datetime) -> list[TelemetrySnapshot]:
+        snapshots, cursor = [], start
+        while cursor < end:
+            until = min(end, cursor + self.HISTORY_PAGE)
+            body = self.call(
+                "GET",
+                "AppAPI",
+                params={
+                    "apiMethod": "getChartUsage",
+                    "deviceGid": device.external_id,
+                    "channel": "1,2,3",
+                    "start": cursor.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "end": until.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "scale": self.HISTORY_SCALE,
+                    "energyUnit": "KilowattHours",
+                },
+            )
+            first = utc_from_iso(body.get("firstUsageInstant"))
+            step = timedelta(seconds=self.HISTORY_SCALE_SECONDS)
+            for index, usage in enumerate(body.get("usageList") or []):
+                if usage is None or first is None:
+                    continue  # nothing reported for the interval
+                watts = round(usage * 3600 / self.HISTORY_SCALE_SECONDS * 1000, 1)
+                snapshots.append(
+                    TelemetrySnapshot(
+                        measured_at=first + step * index,
+                        charger_wattage_w=watts,
+                        charging_state="charging" if watts > 50 else "idle",
+                    )
+                )
+            cursor = until
+        return in_window(snapshots, start, end)
 
     @staticmethod
     def normalize(charger: dict, usage_kwh: float, instant) -> TelemetrySnapshot:

@@ -5,7 +5,7 @@ battery and Storm Guard settings."""
 
 import json
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from fleet.choices import GridServicesStatus
 from integrations.adapters.base import (
@@ -21,6 +21,7 @@ from integrations.adapters.base import (
     RateLimited,
     TelemetrySnapshot,
     TransientError,
+    in_window,
     oauth_error_reason,
     settings_applied,
     token_refresh_error,
@@ -128,6 +129,48 @@ class EnphaseAdapter(OemAdapter):
     def test_connection(self) -> str:
         body = self.call("GET", "systems", params={"page": 1, "size": 1}).json()
         return f"{body['total']} system(s) visible to this account"
+
+    # Battery history: `telemetry/battery?start_at=&granularity=week`, 15-minute intervals, at most a week (672
+    # intervals) per answer, end_at = min(now, start + week), start within 2 years (Enphase v4 System API,
+    # `getBatteryTelemetry`, Enphase-OpenAPI openapi/system.yaml). Paged by the answer's end_at.
+    history_supported = True
+    HISTORY_INTERVAL = timedelta(minutes=15)
+    HISTORY_MAX_AGE = timedelta(days=730)
+
+    def telemetry_history(self, devices, start: datetime, end: datetime):
+        return self.history_each(devices, lambda device: self._system_history(device, start, end))
+
+    def _system_history(self, device: DeviceRef, start: datetime, end: datetime) -> list[TelemetrySnapshot]:
+        """Each interval is the battery's energy in and out over 15 minutes: its mean power (W) is measured at
+        the interval's start, so it falls in the same 15-minute rollup as the interval."""
+        start = max(start, datetime.now(start.tzinfo) - self.HISTORY_MAX_AGE + timedelta(hours=1))
+        # pages start on the 15-minute grid, so no interval straddles two pages
+        step = int(self.HISTORY_INTERVAL.total_seconds())
+        snapshots, cursor = [], utc_from_epoch(int(start.timestamp()) // step * step)
+        while cursor < end:
+            body = self.call(
+                "GET",
+                f"systems/{device.external_id}/telemetry/battery",
+                params={"start_at": int(cursor.timestamp()), "granularity": "week"},
+            ).json()
+            for interval in body.get("intervals") or []:
+                charge = (interval.get("charge") or {}).get("enwh")
+                discharge = (interval.get("discharge") or {}).get("enwh")
+                rate = None
+                if charge is not None or discharge is not None:
+                    rate = ((discharge or 0) - (charge or 0)) * 3600 / self.HISTORY_INTERVAL.total_seconds()
+                snapshots.append(
+                    TelemetrySnapshot(
+                        measured_at=utc_from_epoch(interval["end_at"]) - self.HISTORY_INTERVAL,
+                        charge_percentage=(interval.get("soc") or {}).get("percent"),
+                        charge_rate_w=rate,
+                    )
+                )
+            reached = utc_from_epoch(body.get("end_at"))
+            if reached is None or reached < cursor + timedelta(days=7):
+                break  # the answer ended before a week: it reached the present
+            cursor = reached
+        return in_window(snapshots, start, end)
 
     def fetch_telemetry(self, device: DeviceRef) -> TelemetrySnapshot:
         system = device.external_id

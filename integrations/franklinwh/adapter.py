@@ -3,8 +3,9 @@ HTTP 200 with a body `code`. Power values arrive in kW; battery `p_fhp` is + dis
 + importing, like docs/domain.md."""
 
 import hashlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
+from zoneinfo import ZoneInfo
 
 from integrations.adapters.base import (
     ALREADY_IN_EFFECT,
@@ -20,11 +21,14 @@ from integrations.adapters.base import (
     RateLimited,
     TelemetrySnapshot,
     TransientError,
+    day_starts,
+    in_window,
     parse_retry_after,
     settings_applied,
 )
 
 PREFIX = "hes-gateway/terminal"
+HISTORY_PREFIX = "hes-gateway/api-energy"
 WORK_MODES = {1: "time_of_use", 2: "self_consumption", 3: "backup"}
 COMMAND_MODES = ("charge", "idle", "discharge", "reset")
 
@@ -71,7 +75,7 @@ class FranklinWHAdapter(OemAdapter):
             raise IntegrationError(f"FranklinWH HTTP {response.status_code}", status=response.status_code)
         return response.json()
 
-    def call(self, method: str, path: str, gateway: str | None = None, **kwargs):
+    def call(self, method: str, path: str, gateway: str | None = None, *, prefix: str = PREFIX, **kwargs):
         """A call with the login token; body code 401 means log in again and retry once."""
         if not getattr(self, "token", None):
             self._login()
@@ -82,7 +86,7 @@ class FranklinWHAdapter(OemAdapter):
         for attempt in (1, 2):
             used = getattr(self, "token", None)
             headers = {"loginToken": self.token, **extra_headers}
-            response = self.http(method, f"{PREFIX}/{path}", headers=headers, params=params, **kwargs)
+            response = self.http(method, f"{prefix}/{path}", headers=headers, params=params, **kwargs)
             body = self._body(response)
             if body.get("code") == 401 and attempt == 1:
                 self._login(failed=used)
@@ -115,6 +119,57 @@ class FranklinWHAdapter(OemAdapter):
             )
             for g in gateways or []
         ]
+
+    # Power history: the app's home-screen graph, `hes-gateway/api-energy/power/getFhpPowerByDay?gatewayId=&
+    # dayTime=YYYY-MM-DD`, one gateway-local day of 5-minute points per call ([community] richo/franklinwh-python
+    # `get_power_by_day`; field meanings from a FranklinWH CLI's field dictionary: kW flows, "Gird" spelling).
+    history_supported = True
+
+    def telemetry_history(self, devices, start: datetime, end: datetime):
+        return self.history_each(devices, lambda device: self._gateway_history(device, start, end))
+
+    def _gateway_history(self, device: DeviceRef, start: datetime, end: datetime) -> list[TelemetrySnapshot]:
+        gateway = device.external_id or device.serial
+        zone = ZoneInfo(device.oem_data.get("zoneInfo") or "UTC")
+        snapshots = []
+        for day in day_starts(start, end, zone):
+            result, _ = self.call(
+                "GET", "power/getFhpPowerByDay", gateway, prefix=HISTORY_PREFIX, params={"dayTime": f"{day:%Y-%m-%d}"}
+            )
+            snapshots += self.normalize_day(result or {}, zone)
+        return in_window(snapshots, start, end)
+
+    @staticmethod
+    def normalize_day(result: dict, zone) -> list[TelemetrySnapshot]:
+        """The day's parallel arrays as snapshots: each flow in kW between solar, grid, home and aPower (Fhp)."""
+        times = result.get("deviceTimeArray") or []
+
+        def flow(name: str, index: int) -> float:
+            values = result.get(name) or []
+            return float(values[index] or 0.0) if index < len(values) else 0.0
+
+        snapshots = []
+        for index, stamp in enumerate(times):
+            battery_out = flow("powerFhpHomeArray", index) + flow("powerFhpGirdArray", index)
+            battery_in = flow("powerSolarFhpArray", index) + flow("powerGirdFhpArray", index)
+            grid_in = flow("powerGirdHomeArray", index) + flow("powerGirdFhpArray", index)
+            grid_out = flow("powerSolarGirdArray", index) + flow("powerFhpGirdArray", index)
+            solar = (
+                flow("powerSolarHomeArray", index)
+                + flow("powerSolarGirdArray", index)
+                + flow("powerSolarFhpArray", index)
+            )
+            socs = result.get("socArray") or []
+            snapshots.append(
+                TelemetrySnapshot(
+                    measured_at=datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S").replace(tzinfo=zone),
+                    charge_percentage=socs[index] if index < len(socs) else None,
+                    charge_rate_w=_watts(battery_out - battery_in),  # + discharging
+                    grid_power_w=_watts(grid_in - grid_out),  # + importing
+                    solar_power_w=_watts(solar),
+                )
+            )
+        return snapshots
 
     def fetch_telemetry(self, device: DeviceRef) -> TelemetrySnapshot:
         gateway = device.external_id or device.serial

@@ -2,7 +2,7 @@
 issues them), 401 for an unknown `deviceGid` on control calls, `devicesConnected` with `offlineSince`, usage
 in kWh per interval through `AppAPI?apiMethod=getDeviceListUsages` (one call for many devices)."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from integrations.simulator.common import Router, expire_tokens, token_account, token_fault, transport_fault
 from integrations.simulator.server import SimRequest, SimResponse
@@ -119,6 +119,8 @@ def status(state, request, account):
 
 @router.route("GET", "/AppAPI")
 def app_api(state, request, account):
+    if request.query.get("apiMethod") == "getChartUsage":
+        return chart_usage(state, request, account)
     if request.query.get("apiMethod") != "getDeviceListUsages":
         return SimResponse(400, {"message": "unsupported apiMethod"})
     scale = request.query.get("scale", "1MIN")
@@ -177,3 +179,33 @@ def evcharger(state, request, account):
             return SimResponse(400, {"message": f"chargingRate must be between 6 and {device.max_charging_rate_a:g}"})
         device.charging_rate_a = float(rate)
     return SimResponse(200, _charger(state, device))
+
+
+def chart_usage(state, request, account):
+    """`AppAPI?apiMethod=getChartUsage&deviceGid=&channel=1,2,3&start=&end=&scale=&energyUnit=KilowattHours`
+    (PyEmVue `get_chart_usage`, oem-apis.md §5): `usageList`, the kWh of each `scale` interval from
+    `firstUsageInstant` up to `end`, `null` where the device reported nothing. Emporia documents no window
+    limit; the simulator serves 15MIN and 1H from the device's 5-minute history."""
+    seconds = SCALE_SECONDS.get(request.query.get("scale", "1H"))
+    device = state.device_by_number(OEM, request.query.get("deviceGid"))
+    if device is None or device.account != account.name:
+        return SimResponse(200, {"firstUsageInstant": None, "usageList": []})
+    if seconds is None or seconds < 900:
+        return SimResponse(400, {"message": f"unsupported scale {request.query.get('scale')}"})
+    try:
+        start = datetime.fromisoformat(request.query["start"].replace("Z", "+00:00"))
+        end = datetime.fromisoformat(request.query["end"].replace("Z", "+00:00"))
+    except (KeyError, ValueError):
+        return SimResponse(400, {"message": "start and end are required (ISO 8601, UTC)"})
+    step = timedelta(seconds=seconds)
+    first = datetime.fromtimestamp(start.timestamp() // seconds * seconds, tz=UTC)
+    end = min(end, state.clock.now())
+    points = {p.at: p for p in state.history(device, first, end)}
+    usage, at = [], first
+    while at + step <= end:
+        inside = [points.get(at + timedelta(minutes=5 * i)) for i in range(seconds // 300)]
+        known = [p for p in inside if p is not None]
+        # kWh over the interval from its 5-minute points' mean draw (null: the charger did not report)
+        usage.append(round(sum(p.charger_w for p in known) / len(known) * seconds / 3600 / 1000, 6) if known else None)
+        at += step
+    return SimResponse(200, {"firstUsageInstant": first.strftime("%Y-%m-%dT%H:%M:%SZ"), "usageList": usage})

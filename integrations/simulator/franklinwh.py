@@ -4,7 +4,9 @@ with a body `code` (401 token expired, 136 gateway offline, 102 device timeout),
 `setPowerControlV2`, which refuses a write missing a field the read returns)."""
 
 import hashlib
+from datetime import datetime, timedelta
 from email.utils import format_datetime
+from zoneinfo import ZoneInfo
 
 from integrations.simulator.common import Router, expire_tokens, token_account, transport_fault
 from integrations.simulator.server import SimRequest, SimResponse
@@ -197,3 +199,57 @@ def set_power_control(state, request, gateway):
         return body(400, "parameter error: gridFeedMaxFlag")
     setting.update(update)
     return body(200, "success")
+
+
+GATEWAY_TZ = ZoneInfo("America/Los_Angeles")  # the `zoneInfo` getHomeGatewayList gives
+
+
+@router.route("GET", "/hes-gateway/api-energy/power/getFhpPowerByDay")
+def power_by_day(state, request, gateway):
+    """`api-energy/power/getFhpPowerByDay?gatewayId=&dayTime=YYYY-MM-DD`: the app's home-screen graph, one
+    gateway-local day per call, a point every 5 minutes in parallel arrays (kW flows between solar, grid, home
+    and aPower; "Gird" is the API's spelling) with `socArray` and `deviceTimeArray` (gateway-local time).
+    [community] richo/franklinwh-python `get_power_by_day` and a FranklinWH CLI's field dictionary; the time
+    format of `deviceTimeArray` is unverified."""
+    try:
+        day = datetime.strptime(request.query.get("dayTime", ""), "%Y-%m-%d").replace(tzinfo=GATEWAY_TZ)
+    except ValueError:
+        return body(400, "dayTime must be YYYY-MM-DD")
+    points = state.history(gateway, day, day + timedelta(days=1))
+    arrays: dict[str, list] = {
+        name: []
+        for name in (
+            "deviceTimeArray",
+            "socArray",
+            "powerSolarHomeArray",
+            "powerSolarGirdArray",
+            "powerSolarFhpArray",
+            "powerGirdHomeArray",
+            "powerGirdFhpArray",
+            "powerFhpHomeArray",
+            "powerFhpGirdArray",
+        )
+    }
+    for point in points:
+        solar, battery, load = point.solar_w, point.battery_w, point.load_w
+        charge, discharge = max(-battery, 0.0), max(battery, 0.0)
+        solar_home = min(solar, load)
+        solar_battery = min(solar - solar_home, charge)
+        solar_grid = solar - solar_home - solar_battery
+        battery_home = min(discharge, load - solar_home)
+        battery_grid = discharge - battery_home
+        grid_home = load - solar_home - battery_home
+        grid_battery = charge - solar_battery
+        arrays["deviceTimeArray"].append(point.at.astimezone(GATEWAY_TZ).strftime("%Y-%m-%d %H:%M:%S"))
+        arrays["socArray"].append(point.soc)
+        for name, watts in (
+            ("powerSolarHomeArray", solar_home),
+            ("powerSolarGirdArray", solar_grid),
+            ("powerSolarFhpArray", solar_battery),
+            ("powerGirdHomeArray", grid_home),
+            ("powerGirdFhpArray", grid_battery),
+            ("powerFhpHomeArray", battery_home),
+            ("powerFhpGirdArray", battery_grid),
+        ):
+            arrays[name].append(round(max(watts, 0.0) / 1000, 3))
+    return body(200, "query success", arrays)

@@ -9,7 +9,7 @@ of the simulator is one IP); past either limit the answer is 429. A site may hol
 each answer take that long, so concurrent calls really overlap."""
 
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from integrations.simulator.common import Router, transport_fault
@@ -181,25 +181,51 @@ def current_power_flow(state, request, site):
     )
 
 
+# storageData's window: at most one week per call (oem-apis.md §4, from the Monitoring API's PDF as summarised
+# by TennysonKnoxLove/sun-gazer; unverified); a longer one is refused with 403, as SolarEdge answers a period
+# over its limit (unverified).
+STORAGE_MAX_WINDOW = timedelta(days=7)
+
+
 @router.route("GET", r"/site/(?P<site_id>\d+)/storageData")
 def storage_data(state, request, site):
-    """Every battery of the site (or those named in `serials`), three 5-minute points each."""
+    """Every battery of the site (or those named in `serials`): its 5-minute points between `startTime` and
+    `endTime` (site-local), at most a week; without a window, the last three points."""
     wanted = {s for s in request.query.get("serials", "").split(",") if s}
     batteries = [d for d in site if not wanted or d.serial in wanted]
     now = state.clock.now()
+    window = None
+    if request.query.get("startTime") and request.query.get("endTime"):
+        try:
+            window = tuple(
+                datetime.strptime(request.query[name], LOCAL).replace(tzinfo=SITE_TZ)
+                for name in ("startTime", "endTime")
+            )
+        except ValueError:
+            return SimResponse(400, "startTime and endTime are yyyy-MM-dd hh:mm:ss", content_type="text/plain")
+        if window[1] - window[0] > STORAGE_MAX_WINDOW:
+            return SimResponse(403, "The requested period exceeds the limit of one week", content_type="text/plain")
     return SimResponse(
         200,
         {
             "storageData": {
                 "batteryCount": len(batteries),
-                "batteries": [_battery_telemetry(battery, battery.measured_at(now)) for battery in batteries],
+                "batteries": [_battery_telemetry(state, battery, now, window) for battery in batteries],
             }
         },
     )
 
 
-def _battery_telemetry(battery: SimDevice, at) -> dict:
-    points = [at - timedelta(minutes=5 * i) for i in (2, 1, 0)]
+def _battery_telemetry(state: SimState, battery: SimDevice, now, window) -> dict:
+    if window is None or window[1] - window[0] <= timedelta(hours=1):
+        # the live read: the last three points, at the current SoC
+        at = battery.measured_at(now)
+        points = [(at - timedelta(minutes=5 * i), None) for i in (2, 1, 0)]
+        points = [(point, battery.battery_w(point), battery.soc) for point, _ in points]
+    else:
+        points = [
+            (p.at, p.battery_w, p.soc) for p in state.history(battery, window[0], window[1] + timedelta(seconds=1))
+        ]
     return {
         "nameplate": battery.capacity_wh,
         "serialNumber": battery.serial,
@@ -208,15 +234,15 @@ def _battery_telemetry(battery: SimDevice, at) -> dict:
         "telemetries": [
             {
                 "timeStamp": point.astimezone(SITE_TZ).strftime(LOCAL),
-                "power": -battery.battery_w(point),  # SolarEdge: + charging
+                "power": -power,  # SolarEdge: + charging
                 "batteryState": 3,
                 "lifeTimeEnergyCharged": 1_250_000,
                 "lifeTimeEnergyDischarged": 1_190_000,
                 "fullPackEnergyAvailable": battery.capacity_wh,
                 "internalTemp": 24,
                 "ACGridCharging": 0,
-                "batteryPercentageState": round(battery.soc, 1),
+                "batteryPercentageState": round(soc, 1),
             }
-            for point in points
+            for point, power, soc in points
         ],
     }

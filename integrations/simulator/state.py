@@ -12,10 +12,12 @@ import math
 import random
 import secrets
 import threading
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from integrations.simulator import model
 
 # Modes a battery can be in (normalized names; each OEM module maps its own vocabulary onto these).
 SELF_CONSUMPTION, BACKUP, TIME_OF_USE, AUTONOMOUS = "self_consumption", "backup", "time_of_use", "autonomous"
@@ -75,6 +77,21 @@ class SimAccount:
         return token
 
 
+@dataclass(frozen=True)
+class HistoryPoint:
+    """What a device did at one 5-minute point of its past: W (battery + discharging, grid + importing,
+    charger the EV's draw), SoC %. load = grid + solar + battery."""
+
+    at: datetime
+    soc: float
+    battery_w: float
+    load_w: float
+    solar_w: float
+    grid_w: float
+    charger_w: float = 0.0
+    plugged_in: bool | None = None
+
+
 @dataclass
 class SimDevice:
     """One device at one OEM. Battery power is + discharging; grid power is + importing (like Tesla)."""
@@ -122,17 +139,23 @@ class SimDevice:
     grid_import_wh: float = 0.0
     grid_export_wh: float = 0.0
     profile_ids: dict[int, int] = field(default_factory=dict)  # FranklinWH per-account TOU profile ids
+    # The daily model's seed (`integrations.simulator.model`): the simulator's seed, the OEM and the serial.
+    noise_key: str = ""
+    # When the simulator learnt of the device: before it, the device's past is its daily model; since, what the
+    # live physics recorded (`recorded`, a point every 5 minutes while online), commands' effects included.
+    created_at: datetime | None = None
+    recorded: deque = field(default_factory=lambda: deque(maxlen=model.HISTORY_DAYS * 288), repr=False)
+    _soc_path: list = field(default_factory=list, repr=False)  # the modelled past's SoC, a value per STEP
 
-    # -- physics --------------------------------------------------------------------------------------------
+    def __post_init__(self):
+        self.noise_key = self.noise_key or f"{self.oem}:{self.serial}"
+
+    # -- physics (the daily model: integrations.simulator.model) -----------------------------------------------
     def solar_w(self, at: datetime) -> float:
-        if self.kind != "battery":
-            return 0.0
-        hour = at.hour + at.minute / 60
-        return round(max(0.0, math.sin(math.pi * (hour - 6) / 12)) * self.solar_peak_w, 1)
+        return model.solar_w(self, at)
 
     def load_w(self, at: datetime) -> float:
-        minute = at.hour * 60 + at.minute
-        return round(self.base_load_w * (1 + 0.3 * math.sin(2 * math.pi * minute / 1440 + self.phase)), 1)
+        return model.load_w(self, at)
 
     def battery_w(self, at: datetime) -> float:
         """+ discharging, − charging (batteries); charger/vehicle draw is returned negative (charging)."""
@@ -152,10 +175,10 @@ class SimDevice:
             # to the reserve
             net = self.load_w(at) - self.solar_w(at)
             return min(max(net, 0.0), self.max_power_w) if self.soc > self.reserve else 0.0
-        net = self.load_w(at) - self.solar_w(at)
-        if net > 0:
-            return min(net, self.max_power_w) if self.soc > self.reserve else 0.0
-        return max(net, -self.max_power_w) if self.soc < 100 else 0.0
+        # left alone: the battery's own self-consumption cycle, as in its modelled past
+        return model.self_consumption_w(
+            self.load_w(at) - self.solar_w(at), self.soc, reserve=self.reserve, max_power_w=self.max_power_w
+        )
 
     def battery_exports(self) -> bool:
         """May the battery push power to the grid? Tesla's export rule and FranklinWH's export flag say;
@@ -182,6 +205,11 @@ class SimDevice:
             step = min(timedelta(minutes=1), now - at)
             hours = step.total_seconds() / 3600
             battery, grid = self.battery_w(at), self.grid_w(at)
+            point = model.floor_step(at)
+            if point < at:
+                point += model.STEP
+            if point < at + step:  # a 5-minute point of the device's history falls in this step
+                self.recorded.append(self._point(point, self.soc, battery))
             self.soc -= battery * hours / self.capacity_wh * 100
             self.soc = min(max(self.soc, 0.0), 100.0)
             self.battery_out_wh += max(battery, 0.0) * hours
@@ -190,6 +218,72 @@ class SimDevice:
             self.grid_export_wh += max(-grid, 0.0) * hours
             at += step
         self.last_tick = now
+
+    # -- history ----------------------------------------------------------------------------------------------
+    def _point(self, at: datetime, soc: float, battery: float) -> HistoryPoint:
+        """A point of the device's history; its grid power balances it (load = grid + solar + battery)."""
+        load, solar = self.load_w(at), self.solar_w(at)
+        grid = round(load - solar - battery, 1)
+        charger = max(-battery, 0.0) if self.kind != "battery" else 0.0
+        return HistoryPoint(
+            at=at,
+            soc=round(soc, 2),
+            battery_w=round(battery, 1),
+            load_w=load,
+            solar_w=solar,
+            grid_w=grid,
+            charger_w=charger,
+            plugged_in=(charger > 0 or None) if self.kind != "battery" else None,
+        )
+
+    def _modelled_battery_w(self, at: datetime, soc: float) -> float:
+        """What the device did on its own at `at` in its modelled past (+ discharging; an EV's draw negative)."""
+        if self.kind == "charger":
+            return -model.charger_session_w(self, at)
+        if self.kind != "battery":
+            return 0.0
+        net = self.load_w(at) - self.solar_w(at)
+        return model.self_consumption_w(net, soc, reserve=self.reserve, max_power_w=self.max_power_w)
+
+    def modelled_soc(self, index: int) -> float:
+        """The modelled past's SoC at its `index`-th 5-minute point (from `model.history_origin`), integrated
+        forward once from half-way between the reserve and full, and cached."""
+        path = self._soc_path
+        if not path:
+            path.append(self.reserve + (100 - self.reserve) / 2)
+        origin = model.history_origin(self.created_at)
+        hours = model.STEP.total_seconds() / 3600
+        while len(path) <= index:
+            at = origin + model.STEP * (len(path) - 1)
+            battery = self._modelled_battery_w(at, path[-1]) if self.kind == "battery" else 0.0
+            path.append(min(max(path[-1] - battery * hours / self.capacity_wh * 100, 0.0), 100.0))
+        return path[index]
+
+    def modelled_soc_at(self, at: datetime) -> float:
+        origin = model.history_origin(self.created_at)
+        return self.modelled_soc(max(0, int((model.floor_step(at) - origin) / model.STEP)))
+
+    def history(self, start: datetime, end: datetime) -> list[HistoryPoint]:
+        """The device's 5-minute points in [start, end): its daily model before the simulator learnt of it
+        (reaching back `model.HISTORY_DAYS`), what the live physics recorded since (nothing while offline).
+        Call through `SimState.history`, which brings the device up to the current time first."""
+        points: list[HistoryPoint] = []
+        if self.created_at is not None:
+            origin = model.history_origin(self.created_at)
+            at = max(model.floor_step(start), origin)
+            if at < start:
+                at += model.STEP
+            stop = min(end, self.created_at)
+            while at < stop:
+                index = int((at - origin) / model.STEP)
+                soc = self.modelled_soc(index)
+                points.append(
+                    self._point(at, soc if self.kind != "charger" else 0.0, self._modelled_battery_w(at, soc))
+                )
+                at += model.STEP
+        since = self.created_at or datetime.min.replace(tzinfo=UTC)
+        points += [p for p in list(self.recorded) if start <= p.at < end and p.at >= since]
+        return points
 
     def measured_at(self, now: datetime) -> datetime:
         """The device's last report: the current minute when online, the moment it went quiet otherwise."""
@@ -265,9 +359,21 @@ class SimState:
                 defaults["capacity_wh"] = 75_000.0
             if kind == "battery":
                 defaults["profile_ids"] = {mode: rng.randint(100_000, 999_999) for mode in (1, 2, 3)}
+            explicit_soc = "soc" in attrs
             defaults.update(attrs)
-            device = SimDevice(oem=oem, account=account, serial=serial, kind=kind, number=1_000 + number, **defaults)
-            device.last_tick = self.clock.now()
+            device = SimDevice(
+                oem=oem,
+                account=account,
+                serial=serial,
+                kind=kind,
+                number=1_000 + number,
+                noise_key=f"{self.seed}:{oem}:{serial}",
+                **defaults,
+            )
+            device.created_at = device.last_tick = self.clock.now()
+            if kind == "battery" and not explicit_soc:
+                # the device carries on from its modelled past (the draw above kept the other draws as they were)
+                device.soc = round(device.modelled_soc_at(device.created_at), 1)
             self.devices[(oem, serial)] = device
             self.by_number[(oem, device.number)] = device
             return device
@@ -315,6 +421,12 @@ class SimState:
                 "gridExportWh": round(device.grid_export_wh, 3),
                 "at": self.clock.now().isoformat(),
             }
+
+    def history(self, device: SimDevice, start: datetime, end: datetime) -> list[HistoryPoint]:
+        """The device's 5-minute points in [start, end), never past the current simulated time."""
+        with self.lock:
+            self.live(device)
+            return device.history(start, min(end, self.clock.now()))
 
     def live(self, device: SimDevice) -> SimDevice:
         """The device with its SoC brought up to the current simulated time."""

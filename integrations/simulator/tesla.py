@@ -1,7 +1,7 @@
 """Simulated Tesla Fleet API (energy sites): `{"response": …}` envelope, `error` bodies, OAuth refresh with
 rotation, 408 for an offline site, 429 with `Retry-After` and `RateLimit-Reset` headers."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from integrations.simulator.common import (
     Router,
@@ -12,6 +12,7 @@ from integrations.simulator.common import (
     token_fault,
     transport_fault,
 )
+from integrations.simulator.model import SITE_TZ
 from integrations.simulator.server import SimRequest, SimResponse
 from integrations.simulator.state import AUTONOMOUS, BACKUP, GRID_SERVICES_ENROLLED, SELF_CONSUMPTION, SimState
 
@@ -224,3 +225,52 @@ def _pacific():
     from datetime import timezone
 
     return timezone(timedelta(hours=-7))
+
+
+HISTORY_KINDS = ("power", "soc")
+HISTORY_STEP = timedelta(minutes=15)
+
+
+@router.route("GET", r"/api/1/energy_sites/(?P<site_id>\d+)/calendar_history")
+def calendar_history(state, request, site):
+    """`calendar_history?kind=power|soc&period=day&end_date=<RFC 3339>`: the site's local day that holds
+    `end_date` (today when absent), a point every 15 minutes up to now (Tesla Fleet API energy endpoints,
+    oem-apis.md §1 and the tesla-fleet-api SDK's `calendar_history(kind, start_date, end_date, period,
+    time_zone)`; power/SoC history is a day per call: unverified beyond the SDK's parameters). Other kinds
+    (energy, backup) are not simulated; `period` other than day is refused for these kinds."""
+    kind = request.query.get("kind", "")
+    if kind not in HISTORY_KINDS:
+        return error(400, "invalid_field", "kind")
+    if request.query.get("period", "day") != "day":
+        return error(400, "invalid_field", "period")
+    try:
+        end = (
+            datetime.fromisoformat(request.query["end_date"].replace("Z", "+00:00"))
+            if "end_date" in request.query
+            else state.clock.now()
+        )
+    except ValueError:
+        return error(400, "invalid_field", "end_date")
+    if end.tzinfo is None:
+        return error(400, "invalid_field", "end_date")
+    day = end.astimezone(SITE_TZ).replace(hour=0, minute=0, second=0, microsecond=0)
+    points = state.history(site, day, day + timedelta(days=1))
+    series = []
+    for point in points:
+        if (point.at - day) % HISTORY_STEP:
+            continue
+        stamp = point.at.astimezone(SITE_TZ).isoformat()
+        if kind == "soc":
+            series.append({"timestamp": stamp, "soc": point.soc})
+        else:
+            series.append(
+                {
+                    "timestamp": stamp,
+                    "solar_power": point.solar_w,
+                    "battery_power": point.battery_w,
+                    "grid_power": point.grid_w,
+                    "grid_services_power": 0,
+                    "generator_power": 0,
+                }
+            )
+    return ok({"serial_number": site.serial, "installation_time_zone": "America/Los_Angeles", "time_series": series})

@@ -34,6 +34,8 @@ CHARGING_STATES = {"CHARGING": "charging", "FULLY_CHARGED": "idle", "NOT_CHARGIN
 class SmartcarAdapter(OemAdapter):
     channel = "smartcar"
     capabilities = frozenset({"discover", "telemetry", "ev_start_stop", "ev_charge_limit"})
+    # Smartcar's API serves a vehicle's current state only (every read is "now"): no history endpoint.
+    history_note = "Smartcar serves a vehicle's current state only: it has no history endpoint."
     telemetry_cadence = timedelta(minutes=15)
     required_credentials = ("client_id", "client_secret", "refresh_token")
     # Commands travel to the car over cellular: tens of seconds is normal.

@@ -28,6 +28,7 @@ from integrations.adapters.base import (
     RateLimited,
     TelemetrySnapshot,
     TransientError,
+    in_window,
 )
 
 log = logging.getLogger(__name__)
@@ -170,6 +171,49 @@ class SolarEdgeAdapter(OemAdapter):
                 results[device.serial] = self.normalize(storage, flow, zone, serial=device.serial)
             except NotFound as exc:
                 results[device.serial] = exc
+        return results
+
+    # Battery history: `storageData?startTime=&endTime=` (site-local), every battery of the site per call, at most
+    # a week per call (oem-apis.md §4, from the Monitoring API PDF as summarised by sun-gazer; unverified). Read
+    # site by site (one call per week per site, however many batteries, against the 300-a-day quota). The
+    # power/energy details endpoints (grid, solar) are not read: the storage's power and SoC are what a battery's
+    # baseline needs.
+    history_supported = True
+    HISTORY_WINDOW = timedelta(days=7)
+
+    def telemetry_history(self, devices, start: datetime, end: datetime):
+        by_site: dict[str, list[DeviceRef]] = defaultdict(list)
+        for device in devices:
+            by_site[device.external_id].append(device)
+        results: dict = {}
+        for site, refs in by_site.items():
+            zone = ZoneInfo(refs[0].oem_data.get("timeZone") or "UTC")
+            found: dict[str, list[TelemetrySnapshot]] = {ref.serial: [] for ref in refs}
+            cursor = start
+            try:
+                while cursor < end:
+                    until = min(end, cursor + self.HISTORY_WINDOW)
+                    storage = self.call(
+                        f"site/{site}/storageData",
+                        startTime=cursor.astimezone(zone).strftime(LOCAL),
+                        endTime=until.astimezone(zone).strftime(LOCAL),
+                    )["storageData"]
+                    for battery in storage.get("batteries") or []:
+                        if battery.get("serialNumber") not in found:
+                            continue
+                        found[battery["serialNumber"]] += [
+                            TelemetrySnapshot(
+                                measured_at=datetime.strptime(point["timeStamp"], LOCAL).replace(tzinfo=zone),
+                                charge_percentage=point.get("batteryPercentageState"),
+                                charge_rate_w=None if point.get("power") is None else -float(point["power"]),
+                            )
+                            for point in battery.get("telemetries") or []
+                        ]
+                    cursor = until
+            except NotFound as exc:
+                results.update({ref.serial: exc for ref in refs})
+                continue
+            results.update({serial: in_window(snaps, start, end) for serial, snaps in found.items()})
         return results
 
     @staticmethod

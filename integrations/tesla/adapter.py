@@ -5,7 +5,8 @@ Auth is OAuth2 with rotating refresh tokens: every refresh returns a new refresh
 (the old one is spent; reusing it answers `login_required`).
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from fleet.choices import GridServicesStatus
 from integrations.adapters.base import (
@@ -22,6 +23,8 @@ from integrations.adapters.base import (
     RateLimited,
     TelemetrySnapshot,
     TransientError,
+    day_starts,
+    in_window,
     oauth_error_reason,
     parse_retry_after,
     settings_applied,
@@ -114,6 +117,36 @@ class TeslaAdapter(OemAdapter):
                 )
             )
         return found
+
+    # Power and SoC history: `calendar_history?kind=power|soc&period=day&end_date=…`, a local day of 15-minute
+    # points per call (oem-apis.md §1; tesla-fleet-api SDK `EnergySite.calendar_history`).
+    history_supported = True
+
+    def telemetry_history(self, devices, start: datetime, end: datetime):
+        return self.history_each(devices, lambda device: self._site_history(device, start, end))
+
+    def _site_history(self, device: DeviceRef, start: datetime, end: datetime) -> list[TelemetrySnapshot]:
+        """Two calls per local day of the site (power, then SoC), merged by timestamp."""
+        site = device.external_id
+        zone = ZoneInfo(device.oem_data.get("installation_time_zone") or "America/Los_Angeles")
+        snapshots = []
+        for day in day_starts(start, end, zone):
+            # noon of the day names it whatever the site's offset on that day
+            params = {"period": "day", "end_date": day.replace(hour=12).isoformat()}
+            power = self.call("GET", f"/api/1/energy_sites/{site}/calendar_history", params={**params, "kind": "power"})
+            soc = self.call("GET", f"/api/1/energy_sites/{site}/calendar_history", params={**params, "kind": "soc"})
+            socs = {point["timestamp"]: point.get("soc") for point in soc.get("time_series") or []}
+            for point in power.get("time_series") or []:
+                snapshots.append(
+                    TelemetrySnapshot(
+                        measured_at=utc_from_iso(point["timestamp"]),
+                        charge_percentage=socs.get(point["timestamp"]),
+                        charge_rate_w=point.get("battery_power"),
+                        grid_power_w=point.get("grid_power"),
+                        solar_power_w=point.get("solar_power"),
+                    )
+                )
+        return in_window(snapshots, start, end)
 
     def fetch_telemetry(self, device: DeviceRef) -> TelemetrySnapshot:
         site = device.external_id

@@ -108,3 +108,29 @@ def test_runs_are_read_only_and_scoped(client, eng, sim):
     run = IntegrationRun.objects.get(integration=other)
     assert client.get(reverse("admin:integrations_integrationrun_change", args=[run.pk])).status_code == 404
     assert client.get(reverse("admin:integrations_integrationrun_add")).status_code == 403
+
+
+def test_backfill_history_now_fills_the_days_and_the_run_is_visible(
+    client, eng, sim, settings, django_capture_on_commit_callbacks
+):
+    from fleet.models import TelemetryRollup
+
+    settings.TELEMETRY_HISTORY_DAYS = 1
+    sim.state.add_device("tesla", "TG100000000612", kind="battery")
+    integration = make_integration(eng, "tesla")
+    device = make_device(eng, "tesla", "TG100000000612")
+    services.discovery_run(integration=integration)  # its own backfill waits for a commit that never comes
+    smartcar = make_integration(eng, "smartcar")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("admin:integrations_workspaceintegration_changelist"),
+            {"action": "backfill_history_now", "_selected_action": [integration.pk, smartcar.pk]},
+            follow=True,
+        )
+    html = response.content.decode()
+    assert "History backfill queued: 1." in html and "its OEM serves no telemetry history" in html
+    run = IntegrationRun.objects.get(kind="history")
+    assert run.integration == integration and run.devices_ok == 1
+    assert TelemetryRollup.objects.filter(device=device).count() >= 96
+    page = client.get(reverse("admin:integrations_integrationrun_change", args=[run.pk]))
+    assert page.status_code == 200 and "Telemetry history backfill" in page.content.decode()

@@ -61,18 +61,26 @@ def test_import_discover_stream_offline_and_back(sim_behind, celery_worker):  # 
         lambda: Device.objects.filter(state="on_workspace").count() == 3, what="discovery by the worker"
     )
     assert PlatformEvent.objects.filter(type="device.discovered").count() == 3
+    # discovery queued the devices' history (the days before now): the live readings come on top of it
+    celery_worker.wait_for(
+        lambda: IntegrationRun.objects.filter(kind="history").exclude(status="running").exists(),
+        what="the history backfill discovery queued",
+    )
+    history = TelemetryReading.objects.count()
+    assert history > 3 * 14 * 96
 
     ids = list(Device.objects.order_by("pk").values_list("pk", flat=True))
     telemetry_sync_task.delay(integration.pk, ids)
-    celery_worker.wait_for(lambda: TelemetryReading.objects.count() == 3, what="the first telemetry sync")
+    celery_worker.wait_for(lambda: TelemetryReading.objects.count() == history + 3, what="the first telemetry sync")
 
     quiet = Device.objects.get(system_identifier=serials[0])
+    quiet_since = quiet.last_seen_at  # its live readings: the first sync's and the one after it is back
     sim.state.set_online("tesla", quiet.system_identifier, False)
     sim.state.advance(40 * 60)
     # Tesla answers 429 with Retry-After: 2 to the first call: the worker backs off at least that long
     sim.state.inject("tesla", "demo", "rate_limit", retry_after=2)
     telemetry_sync_task.delay(integration.pk, ids)
-    celery_worker.wait_for(lambda: TelemetryReading.objects.count() == 5, what="the second telemetry sync")
+    celery_worker.wait_for(lambda: TelemetryReading.objects.count() == history + 5, what="the second telemetry sync")
     celery_worker.wait_for(
         lambda: IntegrationRun.objects.filter(kind="telemetry", attempt=2).exclude(status="running").exists(),
         what="the retry after the 429",
@@ -93,7 +101,7 @@ def test_import_discover_stream_offline_and_back(sim_behind, celery_worker):  # 
     telemetry_sync_task.delay(integration.pk, ids)
     celery_worker.wait_for(lambda: Device.objects.filter(pk=quiet.pk, state="on_workspace").exists(), what="recovery")
     assert PlatformEvent.objects.filter(type="device.connected", data__id=quiet.pk).exists()
-    assert TelemetryReading.objects.filter(device=quiet).count() == 2
+    assert TelemetryReading.objects.filter(device=quiet, measured_at__gte=quiet_since).count() == 2
     # every job left a run row staff can read
     assert IntegrationRun.objects.filter(kind="telemetry").count() >= 3
     assert IntegrationRun.objects.filter(kind="discovery", status="succeeded").count() == 1

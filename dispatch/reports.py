@@ -460,7 +460,7 @@ def _compute(cursor, *, event: DispatchEvent, report_id: int, slots: ReportSlots
     )
 
 
-def _series(cursor, *, slots: ReportSlots, zone: ZoneInfo) -> tuple[dict, list[dict]]:
+def _series(cursor, *, slots: ReportSlots, zone: ZoneInfo) -> tuple[dict, dict[int, dict]]:
     """The fleet's power per event interval against its baseline (devices with a baseline and a reading in
     that interval), and the totals per action, from `rpt_cells`."""
     cursor.execute(

@@ -154,7 +154,9 @@ def test_each_oems_history_through_its_adapter(sim, oem, kind, serial, per_day, 
     client = adapter(sim, oem)
     ref = discovered_ref(client, serial)
     now = sim.state.clock.now()
-    start, end = now - timedelta(days=3), now
+    # whole 15-minute intervals at both ends: an interval cut by the window would count part of its energy
+    end = now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0)
+    start = end - timedelta(days=3)
     before = client.requests_made
     history = client.telemetry_history([ref], start, end)[serial]
     assert isinstance(history, list)
@@ -396,7 +398,7 @@ def test_ingest_of_history_keeps_readings_unique(sim, tesla_history):
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_two_backfills_at_once_write_each_reading_once(sim, settings):
+def test_two_backfills_at_once_write_each_reading_once(sim, settings, reference_data):
     """Two workers start the same backfill together: the integration's row lock orders them, the second sees the
     first's run under way and steps aside; each reading is written once."""
     import threading

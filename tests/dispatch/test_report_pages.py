@@ -254,3 +254,7 @@ def test_the_program_page_takes_the_same_queries_for_one_event_or_five_and_hides
     other, _ = event_with_history(n_devices=1, seed=11)
     client.force_login(staff_user("stranger", other.workspace, Role.ADMIN))
     assert client.get(reverse("admin:dispatch_program_performance", args=[program.pk])).status_code == 404
+    huge = 10**30  # not an id the database could hold: not found, not a database error
+    assert client.get(f"/admin/dispatch/dispatchevent/program/{huge}/performance/").status_code == 404
+    assert client.get(f"/admin/dispatch/dispatchevent/{huge}/report/").status_code == 404
+    assert client.get(f"/admin/dispatch/dispatchevent/{huge}/report.csv").status_code == 404

@@ -17,3 +17,7 @@ class ProgramsConfig(AppConfig):
 
         event_subscribe("program_event.completed", program_test_event_record)
         event_subscribe("program_event.report_compiled", program_test_report_record)
+
+        from programs import home
+
+        home.register()

@@ -236,3 +236,25 @@ def program_phase_exit_blockers(*, program: Program) -> list[str]:
     """
     checklist = program_launch_checklist(program=program)
     return [c.figure for c in checklist.phase(program.phase).criteria if c.criterion.is_measured and not c.met]
+
+
+def programs_overview(*, workspace_ids: list[int]) -> list[dict]:
+    """Each program of these workspaces with its phase, enrolled count against its launch threshold and whether
+    production dispatch is on: one query, whatever the number of enrollments (the program lead's home)."""
+    rows = (
+        Program.objects.filter(workspace_id__in=workspace_ids)
+        .select_related("workspace")
+        .annotate(enrolled=Count("enrollments", filter=Q(enrollments__status__in=ACTIVE_ENROLLMENT)))
+        .order_by("workspace__name", "name")
+    )
+    return [
+        {
+            "program": program,
+            "enrolled": program.enrolled,
+            "threshold": program.launch_threshold,
+            "share_of_threshold": min(100, round(100 * program.enrolled / program.launch_threshold))
+            if program.launch_threshold
+            else None,
+        }
+        for program in rows
+    ]

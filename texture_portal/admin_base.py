@@ -14,6 +14,8 @@ from django.contrib.auth import get_permission_codename
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.http import Http404
+from unfold.admin import ModelAdmin as ThemedModelAdmin
+from unfold.admin import TabularInline as ThemedTabularInline
 
 from texture_portal.audit import audit_record
 from texture_portal.auth import workspaces_where
@@ -94,7 +96,7 @@ class WorkspaceScopedAdminMixin:
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
 
-class WorkspaceScopedAdmin(WorkspaceScopedAdminMixin, admin.ModelAdmin):
+class WorkspaceScopedAdmin(WorkspaceScopedAdminMixin, ThemedModelAdmin):
     """The ModelAdmin of every tenant model."""
 
     show_full_result_count = False  # the extra unfiltered COUNT(*) is the slowest query of a big changelist
@@ -167,7 +169,7 @@ class ReadOnlyWorkspaceScopedAdmin(WorkspaceScopedAdmin):
         return False
 
 
-class WorkspaceScopedTabularInline(WorkspaceScopedAdminMixin, admin.TabularInline):
+class WorkspaceScopedTabularInline(WorkspaceScopedAdminMixin, ThemedTabularInline):
     extra = 0
     show_change_link = True
 

@@ -29,6 +29,9 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
+    # the admin's theme (a modern console; its CSS, fonts and scripts ship in the package: works offline)
+    "unfold",
+    "unfold.contrib.filters",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -46,6 +49,41 @@ INSTALLED_APPS = [
     "programs",
     "dispatch",
 ]
+
+# The admin's theme (django-unfold): a console by role. Each role's home, its navigation and the search box of
+# every page are composed from what the apps register (texture_portal.home); the CSS, fonts and scripts are
+# served from the packages (no CDN: the console works offline).
+UNFOLD = {
+    "SITE_TITLE": "Texture Portal",
+    "SITE_HEADER": "Texture Portal",
+    "SITE_SUBHEADER": "DER program operations",
+    "SITE_SYMBOL": "bolt",
+    "SITE_URL": "/admin/",
+    "DASHBOARD_CALLBACK": "texture_portal.home.dashboard",
+    "STYLES": ["texture_portal.home.console_styles"],
+    "SIDEBAR": {
+        "show_search": True,
+        "command_search": True,
+        "show_all_applications": True,
+        "navigation": "texture_portal.home.sidebar_navigation",
+    },
+    "COMMAND": {"search_callback": "texture_portal.home.search", "search_models": False},
+    "COLORS": {
+        "primary": {
+            "50": "oklch(97.9% .021 166.113)",
+            "100": "oklch(95% .052 163.051)",
+            "200": "oklch(90.5% .093 164.15)",
+            "300": "oklch(84.5% .143 164.978)",
+            "400": "oklch(76.5% .177 163.223)",
+            "500": "oklch(69.6% .17 162.48)",
+            "600": "oklch(59.6% .145 163.225)",
+            "700": "oklch(50.8% .118 165.612)",
+            "800": "oklch(43.2% .095 166.913)",
+            "900": "oklch(37.8% .077 168.94)",
+            "950": "oklch(26.2% .051 172.552)",
+        },
+    },
+}
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -124,6 +162,8 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = not STATIC_MANIFEST
 
 LOGIN_URL = "admin:login"
+# After signing in: the admin index, which is the home of the role held (unfold's login form has no `next` field).
+LOGIN_REDIRECT_URL = "admin:index"
 
 if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)

@@ -90,7 +90,9 @@ def home_panel_register(panel: HomePanel) -> None:
 
 
 def home_link_register(link: HomeLink) -> None:
-    if any(x.role == link.role and x.url_name == link.url_name and x.url_args == link.url_args for x in _registry.links):
+    if any(
+        x.role == link.role and x.url_name == link.url_name and x.url_args == link.url_args for x in _registry.links
+    ):
         return
     _registry.links.append(link)
 
@@ -121,7 +123,7 @@ def roles_held(user) -> dict[str, list[int]]:
         return {}
     if user.is_superuser:
         every = list(Workspace.objects.order_by("pk").values_list("pk", flat=True))
-        return {role: every for role in HOME_ROLES}
+        return dict.fromkeys(HOME_ROLES, every)
     held: dict[str, list[int]] = {}
     memberships = WorkspaceMembership.objects.filter(user_id=user.pk).order_by("workspace_id")
     for role, workspace_id in memberships.values_list("role", "workspace_id"):
@@ -199,7 +201,11 @@ def sidebar_navigation(request: HttpRequest) -> list[dict]:
                 continue
             items.append({"title": link.title, "icon": link.icon, "link": url})
         if items:
-            home = {"title": _("Home"), "icon": ROLE_ICONS.get(role, "home"), "link": f"{reverse('admin:index')}?role={role}"}
+            home = {
+                "title": _("Home"),
+                "icon": ROLE_ICONS.get(role, "home"),
+                "link": f"{reverse('admin:index')}?role={role}",
+            }
             groups.append({"title": Role(role).label, "separator": True, "collapsible": False, "items": [home, *items]})
     return groups
 
@@ -219,7 +225,9 @@ def search(request: HttpRequest, term: str) -> list:
 
         workspace_ids = list(Workspace.objects.values_list("pk", flat=True))
     else:
-        workspace_ids = list(WorkspaceMembership.objects.filter(user_id=request.user.pk).values_list("workspace_id", flat=True))
+        workspace_ids = list(
+            WorkspaceMembership.objects.filter(user_id=request.user.pk).values_list("workspace_id", flat=True)
+        )
     results = []
     for provider in _registry.search_providers:
         for hit in provider(request, term, workspace_ids):

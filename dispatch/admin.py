@@ -18,11 +18,12 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from dispatch import engine, schedules, services
-from dispatch.choices import CommandSlug, DispatchEventStatus, ExclusionReason
-from dispatch.filtersets import CommandFilterSet, DispatchEventFilterSet
+from dispatch.choices import CommandSlug, DispatchEventStatus, ExclusionReason, ParticipationStatus
+from dispatch.filtersets import CommandFilterSet, DispatchEventFilterSet, ParticipationFilterSet
 from dispatch.models import (
     BatchCommand,
     Command,
@@ -33,6 +34,7 @@ from dispatch.models import (
     Participation,
 )
 from dispatch.reports import event_report_recompile
+from dispatch.timeline import Milestone, event_milestones, event_progress_series, event_timeline_page
 from dispatch.selectors import (
     batch_command_summary,
     event_participation_counts,
@@ -230,6 +232,32 @@ def _csv_response(filename: str, rows: list[dict]):
     return response
 
 
+TIMELINE_PER_PAGE = 50
+# what the event timeline filters by: a participation status, or a step reached
+TIMELINE_OUTCOMES = [
+    ("", _("Every outcome")),
+    ("commanded", _("Commanded (accepted by the OEM)")),
+    ("confirmed", _("Confirmed by telemetry")),
+    ("failed", _("Failed (command or restore)")),
+    *ParticipationStatus.choices,
+]
+
+
+class EventTimelineForm(forms.Form):
+    outcome = forms.ChoiceField(required=False, choices=TIMELINE_OUTCOMES)
+    device = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID, label=_("device id"))
+    q = forms.CharField(required=False, max_length=100, strip=True, label=_("serial (from its start)"))
+    page = forms.IntegerField(required=False, min_value=1, max_value=1_000_000)
+
+
+def _local_time(value: datetime, zone) -> str:
+    return f"{value.astimezone(zone):%H:%M:%S}"
+
+
+def _utc(value: datetime) -> str:
+    return f"{value.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+
+
 def _share(part: int, whole: int) -> str:
     return f"{part} of {whole} ({100 * part / whole:.0f} %)" if whole else "—"
 
@@ -333,6 +361,7 @@ class DispatchEventAdmin(FilterSetAdminMixin, WorkspaceScopedAdmin):
             path("<int:pk>/schedule/", wrap(self.schedule_view), name="dispatch_dispatchevent_schedule"),
             path("<int:pk>/cancel/", wrap(self.cancel_view), name="dispatch_dispatchevent_cancel"),
             path("<int:pk>/report/", wrap(self.report_view), name="dispatch_dispatchevent_report"),
+            path("<int:pk>/timeline/", wrap(self.timeline_view), name="dispatch_dispatchevent_timeline"),
             path("<int:pk>/report.csv", wrap(self.report_csv_view), name="dispatch_dispatchevent_report_csv"),
             path(
                 "program/<int:program_id>/performance/",
@@ -437,6 +466,115 @@ class DispatchEventAdmin(FilterSetAdminMixin, WorkspaceScopedAdmin):
                 taking_part=_share(report.counts["included"], report.counts["targeted"]),
             )
         return TemplateResponse(request, "admin/dispatch/dispatchevent/report.html", context)
+
+    def timeline_view(self, request, pk):
+        """The event in one view: its figures and participation over time at the top, then scheduled → started
+        → each device's command roundtrip → restored → completed in time order, filtered by outcome or device,
+        paged by devices (a constant number of queries per page)."""
+        event = self._report_event(request, pk)  # 404 outside the user's workspaces, or not an id
+        event = DispatchEvent.objects.select_related("program", "strategy").get(pk=event.pk)
+        zone = event.program.zone
+        now = timezone.now()
+        form = EventTimelineForm(request.GET)
+        status, page = 200, None
+        if form.is_valid():
+            data = form.cleaned_data
+            milestones = event_milestones(event=event)
+            if event.status == DispatchEventStatus.IN_PROGRESS:
+                milestones = sorted([*milestones, Milestone(now, "now", gettext("Now"))], key=lambda m: m.at)
+            page = event_timeline_page(
+                event=event,
+                page=data["page"] or 1,
+                per_page=TIMELINE_PER_PAGE,
+                outcome=data["outcome"],
+                device_id=data["device"],
+                serial=data["q"],
+                milestones=milestones,
+            )
+        else:
+            status = 400
+        counts = event_participation_counts(event=event)
+        targeted = counts["targeted"]
+        segments = [
+            {
+                "status": code,
+                "label": label,
+                "count": counts["by_status"].get(code, 0),
+                "width": 100 * counts["by_status"].get(code, 0) / targeted if targeted else 0,
+            }
+            for code, label in ParticipationStatus.choices
+            if counts["by_status"].get(code)
+        ]
+        figures = [
+            ("targeted", _("targeted"), counts["targeted"], ""),
+            ("included", _("included"), counts["included"], ""),
+            ("commanded", _("commanded (accepted by the OEM)"), counts["commanded"], "commanded"),
+            ("confirmed", _("confirmed by telemetry"), counts["confirmed"], "confirmed"),
+            ("not_responding", _("not responding"), counts["not_responding"], "not_responding"),
+            ("failed", _("failed"), counts["failed"], "failed"),
+            ("opted_out", _("opted out"), counts["opted_out"], "opted_out"),
+            ("restored", _("restored"), counts["restored"], "restored"),
+            ("excluded", _("excluded"), counts["excluded"], "excluded"),
+        ]
+        series = event_progress_series(event=event, now=now)
+        series["labels"] = [f"{datetime.fromisoformat(t).astimezone(zone):%H:%M}" for t in series["labels"]]
+        items = []
+        for kind, obj in page.items if page else []:
+            if kind == "milestone":
+                items.append({"kind": kind, "m": obj, "time": _local_time(obj.at, zone), "utc": _utc(obj.at)})
+            else:
+                steps = [
+                    {
+                        "time": _local_time(at, zone) if at else "",
+                        "utc": _utc(at) if at else "",
+                        "text": text,
+                        "tone": tone,
+                    }
+                    for at, text, tone in obj.steps
+                ]
+                items.append(
+                    {
+                        "kind": kind,
+                        "d": obj,
+                        "p": obj.participation,
+                        "time": _local_time(obj.at, zone),
+                        "utc": _utc(obj.at),
+                        "steps": steps,
+                    }
+                )
+        query = request.GET.copy()
+        query.pop("page", None)
+        base = query.urlencode()
+        elapsed = (now - event.starts_at).total_seconds()
+        length = (event.ends_at - event.starts_at).total_seconds()
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "event": event,
+            "title": f"Timeline: {event.name}",
+            "window": local_window_label(event.starts_at, event.ends_at, zone),
+            "window_utc": utc_window_label(event.starts_at, event.ends_at),
+            "zone": zone_name(zone),
+            "as_of": local_label(now, zone),
+            "counts": counts,
+            "segments": segments,
+            "figures": figures,
+            "elapsed_share": max(0, min(100, round(100 * elapsed / length))) if length > 0 else 100,
+            "form": form,
+            "page": page,
+            "items": items,
+            "page_query": (base + "&") if base else "",
+            "chart_data": series,
+            "participation_url": reverse("admin:dispatch_participation_changelist")
+            + "?"
+            + urlencode({"event__id__exact": event.pk}),
+            "commands_url": reverse("admin:dispatch_command_changelist")
+            + "?"
+            + urlencode({"dispatchEventId": event.pk}),
+            "has_report": event.status
+            in (DispatchEventStatus.IN_PROGRESS, DispatchEventStatus.COMPLETED, DispatchEventStatus.CANCELLED),
+        }
+        return TemplateResponse(request, "admin/dispatch/dispatchevent/timeline.html", context, status=status)
 
     def report_csv_view(self, request, pk):
         """The report's device table as CSV (streamed: 10,000 devices never sit in memory at once)."""
@@ -660,10 +798,11 @@ class OptOutActionForm(ActionForm):
 
 
 @admin.register(Participation)
-class ParticipationAdmin(WorkspaceScopedAdmin):
+class ParticipationAdmin(FilterSetAdminMixin, WorkspaceScopedAdmin):
     """Each targeted device of each event, written by the engine: nothing is edited here; Ops and Program
     Leads opt devices out (with a reason), which restores them alone."""
 
+    filterset_class = ParticipationFilterSet  # the API's filters, by the API's names (commanded=true…)
     action_form = OptOutActionForm
     actions = ["opt_out"]
     list_display = [

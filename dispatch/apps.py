@@ -10,3 +10,9 @@ class DispatchConfig(AppConfig):
         from texture_portal.events.types import event_types_register
 
         event_types_register(DispatchEventType, app_label=self.label)
+
+        # the Ops home's dispatch panels, and dispatch's part of a device's timeline (the fleet knows neither)
+        from dispatch import home, timeline
+
+        home.register()
+        timeline.register()

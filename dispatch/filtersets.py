@@ -25,10 +25,15 @@ class CommandFilterSet(UpdatedSinceFilterSet):
     deviceId = IdFilter(field_name="device_id")
     dispatchEventId = IdFilter(field_name="dispatch_event_id")
     batchId = IdFilter(field_name="batch_id")
+    completedAfter = IsoDateTimeFilter(
+        field_name="completed_at",
+        lookup_expr="gte",
+        label="Reached its outcome (succeeded, failed, skipped) at or after",
+    )
 
     class Meta:
         model = Command
-        fields = ["status", "command", "deviceId", "dispatchEventId", "batchId", "updatedSince"]
+        fields = ["status", "command", "deviceId", "dispatchEventId", "batchId", "completedAfter", "updatedSince"]
 
 
 class ParticipationFilterSet(django_filters.FilterSet):
@@ -37,10 +42,20 @@ class ParticipationFilterSet(django_filters.FilterSet):
         field_name="reason_code", distinct=False, choices=ExclusionReason.choices
     )
     deviceId = IdFilter(field_name="device_id")
+    # the steps a device reached (an event's live counts count the same: `dispatch.selectors`)
+    commanded = django_filters.BooleanFilter(
+        field_name="commanded_at", lookup_expr="isnull", exclude=True, label="The OEM accepted its command"
+    )
+    confirmed = django_filters.BooleanFilter(
+        field_name="confirmed_at", lookup_expr="isnull", exclude=True, label="Its telemetry confirmed the command"
+    )
+    restored = django_filters.BooleanFilter(
+        field_name="restored_at", lookup_expr="isnull", exclude=True, label="Given back what it had before"
+    )
 
     class Meta:
         model = Participation
-        fields = ["status", "reasonCode", "deviceId"]
+        fields = ["status", "reasonCode", "deviceId", "commanded", "confirmed", "restored"]
 
 
 class EventReportDeviceFilterSet(django_filters.FilterSet):

@@ -3,8 +3,8 @@ counts of an event's participations."""
 
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 
-from dispatch.choices import PARTICIPATING, DispatchEventStatus, ParticipationStatus
-from dispatch.models import BatchCommand, DispatchEvent, EventReport, EventReportDevice, Participation
+from dispatch.choices import PARTICIPATING, CommandStatus, DispatchEventStatus, ParticipationStatus
+from dispatch.models import BatchCommand, Command, DispatchEvent, EventReport, EventReportDevice, Participation
 from fleet.models import Device
 from integrations.models import WorkspaceIntegration
 from programs.models import Enrollment
@@ -72,25 +72,68 @@ def event_participations(*, event: DispatchEvent) -> QuerySet[Participation]:
     return Participation.objects.filter(workspace_id=event.workspace_id, event=event)
 
 
+def _participation_totals() -> dict:
+    """The aggregates of an event's live counts (each a column, or a set of statuses, of its participations):
+    the Participation changelist's filters (`dispatch.filtersets.ParticipationFilterSet`) select the same rows."""
+    return {
+        "targeted": Count("pk"),
+        "included": Count("pk", filter=Q(included_at__isnull=False)),
+        "commanded": Count("pk", filter=Q(commanded_at__isnull=False)),
+        "confirmed": Count("pk", filter=Q(confirmed_at__isnull=False)),
+        "restored": Count("pk", filter=Q(restored_at__isnull=False)),
+        "opted_out": Count("pk", filter=Q(status=ParticipationStatus.OPTED_OUT)),
+        "failed": Count("pk", filter=Q(status__in=FAILED_STATUSES)),
+        "not_responding": Count("pk", filter=Q(status=ParticipationStatus.NOT_RESPONDING)),
+        "excluded": Count("pk", filter=Q(status=ParticipationStatus.EXCLUDED)),
+    }
+
+
+FAILED_STATUSES = [ParticipationStatus.FAILED, ParticipationStatus.RESTORE_FAILED]
+
+
 def event_participation_counts(*, event: DispatchEvent) -> dict:
     """The event's live counts: targeted, by status, excluded by reason, and the steps reached."""
     rows = event_participations(event=event)
-    totals = rows.aggregate(
-        targeted=Count("pk"),
-        included=Count("pk", filter=Q(included_at__isnull=False)),
-        commanded=Count("pk", filter=Q(commanded_at__isnull=False)),
-        confirmed=Count("pk", filter=Q(confirmed_at__isnull=False)),
-        restored=Count("pk", filter=Q(restored_at__isnull=False)),
-        opted_out=Count("pk", filter=Q(status=ParticipationStatus.OPTED_OUT)),
-        failed=Count("pk", filter=Q(status__in=[ParticipationStatus.FAILED, ParticipationStatus.RESTORE_FAILED])),
-        not_responding=Count("pk", filter=Q(status=ParticipationStatus.NOT_RESPONDING)),
-        excluded=Count("pk", filter=Q(status=ParticipationStatus.EXCLUDED)),
-    )
+    totals = rows.aggregate(**_participation_totals())
     by_status = dict(rows.values_list("status").annotate(n=Count("pk")).order_by())
     excluded_by_reason = dict(
         rows.filter(status=ParticipationStatus.EXCLUDED).values_list("reason_code").annotate(n=Count("pk")).order_by()
     )
     return {**totals, "by_status": by_status, "excluded_by_reason": excluded_by_reason}
+
+
+def events_participation_counts(*, workspace_ids: list[int], event_ids: list[int]) -> dict[int, dict]:
+    """The live totals of several events (as `event_participation_counts` has them, without the breakdowns),
+    in one grouped query: {event id: totals}; an event without participations yet has all zeros."""
+    rows = (
+        Participation.objects.filter(workspace_id__in=workspace_ids, event_id__in=event_ids)
+        .values("event_id")
+        .annotate(**_participation_totals())
+        .order_by()
+    )
+    zero = dict.fromkeys(_participation_totals(), 0)
+    found = {row.pop("event_id"): row for row in rows}
+    return {event_id: found.get(event_id, zero) for event_id in event_ids}
+
+
+def events_in_progress(*, workspace_ids: list[int], limit: int = 10) -> tuple[list[DispatchEvent], int]:
+    """The running events of the workspaces, earliest started first (at most `limit`), and how many there are:
+    two queries."""
+    running = DispatchEvent.objects.filter(workspace_id__in=workspace_ids, status=DispatchEventStatus.IN_PROGRESS)
+    events = list(running.select_related("program").order_by("starts_at", "pk")[:limit])
+    return events, running.count()
+
+
+def commands_failed_since(*, workspace_ids: list[int], since, limit: int = 5) -> tuple[int, list[Command]]:
+    """How many commands failed (reached `failed`) at or after `since`, and the latest `limit` of them with
+    their device and event: two queries. `CommandFilterSet`'s `status=failed&completedAfter=` lists the same."""
+    failed = Command.objects.filter(
+        workspace_id__in=workspace_ids, status=CommandStatus.FAILED, completed_at__gte=since
+    )
+    latest = list(
+        failed.select_related("device__manufacturer", "dispatch_event").order_by("-completed_at", "-pk")[:limit]
+    )
+    return failed.count(), latest
 
 
 def batch_command_summary(*, batch: BatchCommand) -> dict:

@@ -1,9 +1,14 @@
 """Fleet admin: the manufacturer catalog (read-only for staff), contacts (looked up by account number), sites,
 devices with state history and telemetry."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.template.response import TemplateResponse
+from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
@@ -15,6 +20,7 @@ from fleet.charts import telemetry_chart_svg
 from fleet.choices import DeviceState, GridServicesStatus
 from fleet.filtersets import ContactFilterSet, DeviceFilterSet, SiteFilterSet
 from fleet.models import Contact, Device, DeviceStateChange, DeviceTag, Manufacturer, Site, TelemetryReading
+from fleet.timeline import MAX_PAGE, device_timeline_page, device_timeline_sources, timeline_kind_label
 from programs.models import Enrollment, Program
 from texture_portal.admin_base import (
     ReadOnlyWorkspaceScopedAdmin,
@@ -24,7 +30,8 @@ from texture_portal.admin_base import (
     scope_to_user,
 )
 from texture_portal.choices import AuditSource
-from texture_portal.filters import FilterSetAdminMixin
+from texture_portal.filters import MAX_ID, FilterSetAdminMixin
+from texture_portal.timezones import zone_name, zone_or_utc
 
 
 @admin.register(Manufacturer)
@@ -82,31 +89,44 @@ class TagListFilter(admin.SimpleListFilter):
         return queryset
 
 
-class LastSeenListFilter(admin.SimpleListFilter):
+class FilterSetChoiceListFilter(admin.SimpleListFilter):
+    """A sidebar filter that is one of the API's FilterSet choice filters: the same query name, the same
+    choices and the same query (the FilterSet's own method), so a link built for the API or from the Ops home
+    lists what it counted. A value the filter refuses says so and lists nothing."""
+
+    filterset_class = DeviceFilterSet
+    parameter_name: str
+
+    def _filter(self):
+        return self.filterset_class.base_filters[self.parameter_name]
+
+    def lookups(self, request, model_admin):
+        return list(self._filter().extra["choices"])
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value:
+            return queryset
+        filterset = self.filterset_class({self.parameter_name: value}, queryset=queryset, request=request)
+        if not filterset.is_valid():
+            errors = " ".join(" ".join(msgs) for msgs in filterset.errors.values())
+            messages.error(request, f"Invalid filter — {self.parameter_name}: {errors}")
+            return queryset.none()
+        return filterset.qs  # only this filter has a value
+
+
+class LastSeenListFilter(FilterSetChoiceListFilter):
     """When the device last reported (its OEM's measurement time)."""
 
     title = _("last seen")
-    parameter_name = "last_seen"
+    parameter_name = "lastSeen"
 
-    def lookups(self, request, model_admin):
-        return [
-            ("hour", _("Within the last hour")),
-            ("day", _("Within the last day")),
-            ("older", _("More than a day ago")),
-            ("never", _("Never")),
-        ]
 
-    def queryset(self, request, queryset):
-        now = timezone.now()
-        if self.value() == "hour":
-            return queryset.filter(last_seen_at__gte=now - timedelta(hours=1))
-        if self.value() == "day":
-            return queryset.filter(last_seen_at__gte=now - timedelta(days=1))
-        if self.value() == "older":
-            return queryset.filter(last_seen_at__lt=now - timedelta(days=1))
-        if self.value() == "never":
-            return queryset.filter(last_seen_at__isnull=True)
-        return queryset
+class SocBandListFilter(FilterSetChoiceListFilter):
+    """The state of charge its latest reading shows."""
+
+    title = _("state of charge")
+    parameter_name = "socBand"
 
 
 # -- inlines ----------------------------------------------------------------------------------------------
@@ -261,6 +281,7 @@ class DeviceAdmin(FleetImportExportMixin, FilterSetAdminMixin, WorkspaceScopedAd
         ("manufacturer", admin.RelatedFieldListFilter),
         "device_type",
         LastSeenListFilter,
+        SocBandListFilter,
         ProgramListFilter,
         TagListFilter,
         ("workspace", ScopedRelatedFieldListFilter),
@@ -315,6 +336,80 @@ class DeviceAdmin(FleetImportExportMixin, FilterSetAdminMixin, WorkspaceScopedAd
     def get_readonly_fields(self, request, obj=None):
         fixed = ["workspace", "manufacturer", "system_identifier"] if obj else []
         return [*fixed, *self.readonly_fields]
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:pk>/timeline/",
+                self.admin_site.admin_view(self.timeline_view),
+                name="fleet_device_timeline",
+            ),
+            *super().get_urls(),
+        ]
+
+    def timeline_view(self, request, pk):
+        """The device's timeline: state changes, readings (per hour) and what other apps add (commands, events,
+        opt-outs, alerts), newest first, paged by time."""
+        if pk > MAX_ID:
+            raise Http404("No such device.")  # not an id the database could hold
+        device = self.get_object(request, str(pk))  # 404 outside the user's workspaces
+        if not self.has_view_permission(request, device):
+            raise PermissionDenied(f"You may not view “{device}”.")
+        device = Device.objects.select_related("manufacturer", "site", "contact").get(pk=device.pk)
+        zone = zone_or_utc(device.site.timezone or None)
+        sources = device_timeline_sources()
+        form = DeviceTimelineForm(request.GET, sources=sources, zone=zone)
+        page, status = None, 200
+        if form.is_valid():
+            data = form.cleaned_data
+            page = device_timeline_page(
+                device=device,
+                until=data["until"],
+                skip=data["skip"] or 0,
+                sources=data["source"] or None,
+                limit=data["per_page"] or 50,
+            )
+        else:
+            status = 400
+        entries, day = [], None
+        for entry in page.entries if page else []:
+            local = entry.at.astimezone(zone)
+            entries.append(
+                {
+                    "entry": entry,
+                    "day": local.date() if local.date() != day else None,
+                    "time": f"{local:%H:%M:%S}",
+                    "kind": timeline_kind_label(entry.kind),
+                    "utc": f"{entry.at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC",
+                }
+            )
+            day = local.date()
+        older = None
+        if page and page.next_until is not None:
+            query = request.GET.copy()
+            query.pop("date", None)
+            query["until"] = page.next_until.astimezone(UTC).isoformat()
+            query["skip"] = str(page.next_skip)
+            older = "?" + query.urlencode()
+        newest = request.GET.copy()
+        for name in ("until", "skip", "date"):
+            newest.pop(name, None)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "device": device,
+            "original": device,
+            "title": f"Timeline: {device.manufacturer.slug}:{device.system_identifier}",
+            "form": form,
+            "sources": sources,
+            "chosen": set(form.cleaned_data.get("source") or []) if form.is_valid() else set(),
+            "entries": entries,
+            "zone": zone_name(zone),
+            "older_url": older,
+            "newest_url": "?" + newest.urlencode(),
+            "paged": bool(request.GET.get("until")),
+        }
+        return TemplateResponse(request, "admin/fleet/device/timeline.html", context, status=status)
 
     @admin.display(description=_("state"), ordering="state")
     def state_badge(self, obj):
@@ -429,6 +524,32 @@ class DeviceAdmin(FleetImportExportMixin, FilterSetAdminMixin, WorkspaceScopedAd
 
     def audit_save(self, request, obj, form, change):
         """The services audit."""
+
+
+class DeviceTimelineForm(forms.Form):
+    """The timeline's query: which sources, and where the page ends (a cursor, or a local date to jump to)."""
+
+    source = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple)
+    until = forms.DateTimeField(required=False, help_text=_("ISO 8601; the page ends here (inclusive)."))
+    skip = forms.IntegerField(required=False, min_value=0, max_value=100_000)
+    date = forms.DateField(required=False, label=_("up to the day"))
+    per_page = forms.IntegerField(required=False, min_value=1, max_value=MAX_PAGE)
+
+    def __init__(self, data, *, sources, zone):
+        super().__init__(data)
+        self.zone = zone
+        self.fields["source"].choices = [(s.key, s.label) for s in sources]
+
+    def clean(self):
+        cleaned = super().clean()
+        day = cleaned.get("date")
+        if day and not cleaned.get("until"):
+            # the end of that day where the device is
+            cleaned["until"] = datetime.combine(day + timedelta(days=1), time(), tzinfo=self.zone) - timedelta(
+                microseconds=1
+            )
+            cleaned["skip"] = 0
+        return cleaned
 
 
 def _fmt(value, unit: str) -> str:

@@ -11,3 +11,8 @@ class FleetConfig(AppConfig):
         from texture_portal.events.types import event_types_register
 
         event_types_register(FleetEventType, app_label=self.label)
+
+        from fleet import home, timeline
+
+        home.register()
+        timeline.register()

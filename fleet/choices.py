@@ -94,3 +94,25 @@ IMPORT_JOB_TRANSITIONS = Transitions(
 class SupportLevel(models.TextChoices):
     PRODUCTION = "production", _("Production")
     PLANNED = "planned", _("Planned")
+
+
+class SocBand(models.TextChoices):
+    """A device's state of charge as its latest reading shows it, in the bands Ops filters the fleet by
+    (`fleet.selectors.soc_band_q`)."""
+
+    BELOW_20 = "0-20", _("Below 20 %")
+    FROM_20 = "20-50", _("20–50 %")
+    FROM_50 = "50-80", _("50–80 %")
+    FROM_80 = "80-100", _("80 % and above")
+    UNKNOWN = "unknown", _("Unknown (no reading or no SoC)")
+
+
+class LastSeen(models.TextChoices):
+    """When a device last reported (its latest reading's measurement time), as Ops filters the fleet by it
+    (`fleet.selectors.last_seen_q`): within a span (cumulative), more than a day ago, or never."""
+
+    WITHIN_15_MINUTES = "15m", _("Within 15 minutes")
+    WITHIN_HOUR = "1h", _("Within the last hour")
+    WITHIN_DAY = "24h", _("Within the last 24 hours")
+    OLDER = "older", _("More than 24 hours ago")
+    NEVER = "never", _("Never")

@@ -2,9 +2,11 @@
 
 import django_filters
 from django.db.models import Exists, OuterRef
+from django.utils import timezone
 
-from fleet.choices import DeviceState, DeviceType
+from fleet.choices import DeviceState, DeviceType, LastSeen, SocBand
 from fleet.models import Contact, Device, Site, TelemetryReading
+from fleet.selectors import last_seen_q, soc_band_q
 from programs.models import Enrollment
 from texture_portal.filters import IdFilter, IsoDateTimeFilter, UpdatedSinceFilterSet
 
@@ -41,6 +43,16 @@ class DeviceFilterSet(UpdatedSinceFilterSet):
     siteId = IdFilter(field_name="site_id")
     tag = django_filters.CharFilter(method="filter_tag", label="Tag name, e.g. feeder:12")
     program = django_filters.CharFilter(method="filter_program", label="Program slug (any enrollment status)")
+    socBand = django_filters.ChoiceFilter(
+        choices=SocBand.choices,
+        method="filter_soc_band",
+        label="State of charge of the latest reading: 0-20, 20-50, 50-80 (lower bound included), 80-100, unknown",
+    )
+    lastSeen = django_filters.ChoiceFilter(
+        choices=LastSeen.choices,
+        method="filter_last_seen",
+        label="Last reported within 15m, 1h or 24h, more than 24 hours ago (older), or never",
+    )
 
     class Meta:
         model = Device
@@ -53,6 +65,8 @@ class DeviceFilterSet(UpdatedSinceFilterSet):
             "siteId",
             "tag",
             "program",
+            "socBand",
+            "lastSeen",
             "updatedSince",
         ]
 
@@ -63,6 +77,12 @@ class DeviceFilterSet(UpdatedSinceFilterSet):
 
     def filter_program(self, queryset, name, value):
         return queryset.filter(Exists(Enrollment.objects.filter(device_id=OuterRef("pk"), program__slug=value)))
+
+    def filter_soc_band(self, queryset, name, value):
+        return queryset.filter(soc_band_q(value))
+
+    def filter_last_seen(self, queryset, name, value):
+        return queryset.filter(last_seen_q(value, now=timezone.now()))
 
 
 class TelemetryReadingFilterSet(django_filters.FilterSet):

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from fleet.choices import DeviceState
+from fleet.choices import DeviceState, LastSeen, SocBand
 from fleet.models import Device, TelemetryReading
 from texture_portal.timezones import zone_name
 
@@ -31,6 +31,104 @@ def devices_stale(*, channel: str, stale_since: datetime) -> QuerySet[Device]:
     return Device.objects.filter(state=DeviceState.ON_WORKSPACE, manufacturer__integration_channel=channel).filter(
         Q(last_seen_at__lt=stale_since) | Q(last_seen_at__isnull=True, state_changed_at__lt=stale_since)
     )
+
+
+# -- the fleet's health, as Ops reads it (fleet filters and the Ops home) -----------------------------------
+#
+# The filters and the home's figures are built from the same conditions (`soc_band_q`, `last_seen_q`), so a
+# figure and the device list it links to count the same devices.
+
+_SOC = "latest_telemetry__charge_percentage"
+SOC_BANDS: dict[str, Q] = {
+    SocBand.BELOW_20: Q(**{f"{_SOC}__lt": 20}),
+    SocBand.FROM_20: Q(**{f"{_SOC}__gte": 20, f"{_SOC}__lt": 50}),
+    SocBand.FROM_50: Q(**{f"{_SOC}__gte": 50, f"{_SOC}__lt": 80}),
+    SocBand.FROM_80: Q(**{f"{_SOC}__gte": 80}),
+    # no latest reading, or one without a state of charge (a charger, a thermostat)
+    SocBand.UNKNOWN: Q(**{f"{_SOC}__isnull": True}),
+}
+LAST_SEEN_SPANS = {
+    LastSeen.WITHIN_15_MINUTES: timedelta(minutes=15),
+    LastSeen.WITHIN_HOUR: timedelta(hours=1),
+    LastSeen.WITHIN_DAY: timedelta(hours=24),
+}
+
+
+def soc_band_q(band: str) -> Q:
+    """Devices whose latest reading's state of charge is in the band (`fleet.choices.SocBand`)."""
+    return SOC_BANDS[SocBand(band)]
+
+
+def last_seen_q(band: str, *, now: datetime) -> Q:
+    """Devices that last reported within a span before `now`, more than 24 hours before it, or never
+    (`fleet.choices.LastSeen`)."""
+    band = LastSeen(band)
+    if band == LastSeen.NEVER:
+        return Q(last_seen_at__isnull=True)
+    if band == LastSeen.OLDER:
+        return Q(last_seen_at__lt=now - LAST_SEEN_SPANS[LastSeen.WITHIN_DAY])
+    return Q(last_seen_at__gte=now - LAST_SEEN_SPANS[band])
+
+
+def fleet_state_grid(*, workspace_ids: Iterable[int]) -> dict:
+    """The workspaces' devices by state × manufacturer, in one grouped query: {"states": [(value, label)],
+    "manufacturers": [{"id", "slug", "name"}], "cells": {(state, manufacturer_id): n}, "by_state": {state: n},
+    "by_manufacturer": {manufacturer_id: n}, "total": n}. Only manufacturers with a device are listed."""
+    rows = (
+        Device.objects.filter(workspace_id__in=list(workspace_ids))
+        .values_list("state", "manufacturer_id", "manufacturer__slug", "manufacturer__name")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    cells, by_state, by_maker, makers = {}, dict.fromkeys(DeviceState.values, 0), {}, {}
+    for state, maker_id, slug, name, n in rows:
+        cells[(state, maker_id)] = n
+        by_state[state] = by_state.get(state, 0) + n
+        by_maker[maker_id] = by_maker.get(maker_id, 0) + n
+        makers[maker_id] = {"id": maker_id, "slug": slug, "name": name}
+    return {
+        "states": list(DeviceState.choices),
+        "manufacturers": sorted(makers.values(), key=lambda m: m["name"].lower()),
+        "cells": cells,
+        "by_state": by_state,
+        "by_manufacturer": by_maker,
+        "total": sum(by_state.values()),
+    }
+
+
+def devices_offline(*, workspace_ids: Iterable[int], limit: int = 10) -> tuple[int, list[Device]]:
+    """How many devices are offline, and the `limit` offline the longest (since their state changed to offline),
+    longest first: two queries."""
+    offline = Device.objects.filter(workspace_id__in=list(workspace_ids), state=DeviceState.OFFLINE)
+    return offline.count(), list(
+        offline.select_related("manufacturer", "contact")
+        .only(
+            "pk",
+            "workspace_id",
+            "system_identifier",
+            "state",
+            "state_changed_at",
+            "state_reason",
+            "last_seen_at",
+            "manufacturer__slug",
+            "manufacturer__name",
+            "contact__reference_id",
+        )
+        .order_by("state_changed_at", "pk")[:limit]
+    )
+
+
+def fleet_telemetry_freshness(*, workspace_ids: Iterable[int], now: datetime) -> dict:
+    """How fresh the live devices' (Device on Workspace) latest readings are, in one aggregate query: the
+    devices last seen within 15 minutes, 1 hour and 24 hours (cumulative), more than 24 hours ago, never, and
+    the devices offline (not live), each a count."""
+    live = Q(state=DeviceState.ON_WORKSPACE)
+    counts = Device.objects.filter(workspace_id__in=list(workspace_ids)).aggregate(
+        live=Count("pk", filter=live),
+        offline=Count("pk", filter=Q(state=DeviceState.OFFLINE)),
+        **{band: Count("pk", filter=live & last_seen_q(band, now=now)) for band in LastSeen.values},
+    )
+    return counts
 
 
 # -- metrics: energy time series in Texture's shape (`/v1/metrics`) -----------------------------------------

@@ -121,14 +121,14 @@ def devices_offline(*, workspace_ids: Iterable[int], limit: int = 10) -> tuple[i
 def fleet_telemetry_freshness(*, workspace_ids: Iterable[int], now: datetime) -> dict:
     """How fresh the live devices' (Device on Workspace) latest readings are, in one aggregate query: the
     devices last seen within 15 minutes, 1 hour and 24 hours (cumulative), more than 24 hours ago, never, and
-    the devices offline (not live), each a count."""
+    the devices offline (not live), each a count: {"live", "offline", "seen_15m", "seen_1h", "seen_24h",
+    "seen_older", "seen_never"}."""
     live = Q(state=DeviceState.ON_WORKSPACE)
-    counts = Device.objects.filter(workspace_id__in=list(workspace_ids)).aggregate(
+    return Device.objects.filter(workspace_id__in=list(workspace_ids)).aggregate(
         live=Count("pk", filter=live),
         offline=Count("pk", filter=Q(state=DeviceState.OFFLINE)),
-        **{band: Count("pk", filter=live & last_seen_q(band, now=now)) for band in LastSeen.values},
+        **{f"seen_{band}": Count("pk", filter=live & last_seen_q(band, now=now)) for band in LastSeen.values},
     )
-    return counts
 
 
 # -- metrics: energy time series in Texture's shape (`/v1/metrics`) -----------------------------------------

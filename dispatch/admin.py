@@ -34,7 +34,6 @@ from dispatch.models import (
     Participation,
 )
 from dispatch.reports import event_report_recompile
-from dispatch.timeline import Milestone, event_milestones, event_progress_series, event_timeline_page
 from dispatch.selectors import (
     batch_command_summary,
     event_participation_counts,
@@ -45,6 +44,7 @@ from dispatch.selectors import (
     program_enrollment_over_time,
     program_health_over_time,
 )
+from dispatch.timeline import Milestone, event_milestones, event_progress_series, event_timeline_page
 from fleet.admin import DeviceAdmin
 from programs.models import Program
 from texture_portal.admin_actions import run_service_for_each

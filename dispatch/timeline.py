@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from django.db.models import CharField, Count, F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce, TruncMinute
 from django.urls import reverse
-from django.utils.http import urlencode
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -160,7 +159,7 @@ def device_participation_entries(device, since, until, limit: int) -> list[Timel
         )
     union = parts[0].union(*parts[1:], all=True).order_by("-at", "-pk", "step")[:limit]
     entries = []
-    for at, step, pk, event_id, event_name, status, reason_code, reason, opted_out_by in union:
+    for at, step, pk, event_id, event_name, status, _code, reason, opted_out_by in union:
         link = reverse("admin:dispatch_dispatchevent_timeline", args=[event_id]) + f"?device={device.pk}"
         status_label = ParticipationStatus(status).label
         if step == "included":

@@ -153,7 +153,9 @@ def running_event(program, devices: list[Device], *, now: datetime, name: str = 
                 purpose=CommandPurpose.ACTION,
                 slug=CommandSlug.BATTERY_SET_OPERATING_MODE,
                 input={"operatingMode": "discharge", "minimumBatteryReserve": 20},
-                status=CommandStatus.PENDING if pending else (CommandStatus.FAILED if failed else CommandStatus.SUCCESS),
+                status=CommandStatus.PENDING
+                if pending
+                else (CommandStatus.FAILED if failed else CommandStatus.SUCCESS),
                 status_reason="OEM answered 503 three times" if failed else "",
                 attempts=0 if pending else (3 if failed else 1),
                 idempotency_key=f"scene:{event.pk}:{p.device_id}",

@@ -38,7 +38,9 @@ class FigureLinks(HTMLParser):
             self.panel = attrs["id"].removeprefix("panel-")
         classes = (attrs.get("class") or "").split()
         if tag == "a" and ({"ops-count", "home-figure"} & set(classes)):
-            name = attrs.get("data-figure") or attrs.get("data-state") or attrs.get("data-band") or attrs.get("id") or ""
+            name = (
+                attrs.get("data-figure") or attrs.get("data-state") or attrs.get("data-band") or attrs.get("id") or ""
+            )
             self.open = {"name": name, "href": attrs["href"], "text": ""}
 
     def handle_data(self, data):
@@ -62,7 +64,7 @@ def figures_of(html: str) -> list[tuple[str, str, int, str]]:
 def listed_count(client, href: str) -> int:
     """How many rows the changelist a figure links to lists (its own count, whatever the page size)."""
     url = urlsplit(href)
-    response = client.get(url.path, {k: v for k, v in _query(url.query)}, follow=False)
+    response = client.get(url.path, dict(_query(url.query)), follow=False)
     assert response.status_code == 200, (href, response.status_code)
     messages = [str(m) for m in response.context["messages"]]
     assert not any("Invalid filter" in m for m in messages), (href, messages)

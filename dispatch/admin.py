@@ -44,7 +44,13 @@ from dispatch.selectors import (
     program_enrollment_over_time,
     program_health_over_time,
 )
-from dispatch.timeline import Milestone, event_milestones, event_progress_series, event_timeline_page
+from dispatch.timeline import (
+    Milestone,
+    event_milestones,
+    event_progress_series,
+    event_timeline_page,
+    milestones_sorted,
+)
 from fleet.admin import DeviceAdmin
 from programs.models import Program
 from texture_portal.admin_actions import run_service_for_each
@@ -481,7 +487,7 @@ class DispatchEventAdmin(FilterSetAdminMixin, WorkspaceScopedAdmin):
             data = form.cleaned_data
             milestones = event_milestones(event=event)
             if event.status == DispatchEventStatus.IN_PROGRESS:
-                milestones = sorted([*milestones, Milestone(now, "now", gettext("Now"))], key=lambda m: m.at)
+                milestones = milestones_sorted([*milestones, Milestone(now, "now", gettext("Now"))])
             page = event_timeline_page(
                 event=event,
                 page=data["page"] or 1,

@@ -213,10 +213,22 @@ STATUS_STEPS = {
 }
 
 
+# Where a milestone goes among others at the same instant: the order the engine takes its steps in.
+MILESTONE_RANK = {"created": 0, "status": 1, "action": 2, "restore": 3, "report": 4, "plan": 5, "now": 6}
+
+
 def event_milestones(*, event: DispatchEvent) -> list[Milestone]:
     """The event's own steps in time order, from its audit rows (created, each status change with its reason
     and who), its actions' markers (devices selected and commanded, restore started, with the engine's note)
-    and its report: three queries."""
+    and its report: three queries.
+
+    The engine stamps a tick's steps with the tick's clock (an action's `fanned_out_at`, its participations'
+    `included_at`) while an audit row takes the moment it is written, a few milliseconds later: the start of
+    an event is placed no later than its first action's commanding (they happen in the same tick)."""
+    actions = list(
+        DispatchAction.objects.filter(workspace_id=event.workspace_id, event_id=event.pk).order_by("starts_at", "pk")
+    )
+    first_fan_out = min((a.fanned_out_at for a in actions if a.fanned_out_at), default=None)
     milestones = [
         Milestone(event.starts_at, "plan", gettext("Window opens")),
         Milestone(event.ends_at, "plan", gettext("Window closes")),
@@ -236,12 +248,13 @@ def event_milestones(*, event: DispatchEvent) -> list[Milestone]:
             after = (row.changes.get("status") or [None, None])[1]
             title, tone = STATUS_STEPS.get(after, (after, "info"))
             detail = " · ".join(p for p in (row.reason, who) if p)
-            milestones.append(Milestone(row.event_time, "status", str(title), detail, tone))
+            at = row.event_time
+            if after == DispatchEventStatus.IN_PROGRESS and first_fan_out is not None:
+                at = min(at, first_fan_out)
+            milestones.append(Milestone(at, "status", str(title), detail, tone))
         elif row.action == AuditAction.DISPATCH_ACTION_RESTORING:
             restores[row.changes.get("action")] = row.changes.get("restores", 0)
-    for action in DispatchAction.objects.filter(workspace_id=event.workspace_id, event_id=event.pk).order_by(
-        "starts_at", "pk"
-    ):
+    for action in actions:
         label = action.get_action_type_display()
         window = f"{_hms(action.starts_at)[:5]}–{_hms(action.ends_at)[:5]} UTC"
         if action.fanned_out_at:
@@ -276,7 +289,11 @@ def event_milestones(*, event: DispatchEvent) -> list[Milestone]:
                 tone="ok",
             )
         )
-    return sorted(milestones, key=lambda m: m.at)
+    return milestones_sorted(milestones)
+
+
+def milestones_sorted(milestones: list[Milestone]) -> list[Milestone]:
+    return sorted(milestones, key=lambda m: (m.at, MILESTONE_RANK.get(m.kind, 9)))
 
 
 def event_timeline_participations(

@@ -145,7 +145,9 @@ def device_participation_entries(device, since, until, limit: int) -> list[Timel
         if until is not None:
             rows = rows.filter(**{f"{column}__lte": until})
         parts.append(
-            rows.annotate(step=Value(step, output_field=CharField()), at=F(column)).values_list(
+            rows.order_by()
+            .annotate(step=Value(step, output_field=CharField()), at=F(column))
+            .values_list(
                 "at",
                 "step",
                 "pk",

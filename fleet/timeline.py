@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db.models import Avg, Count, Max, Min
@@ -180,14 +180,16 @@ def reading_hour_entries(device: Device, since, until, limit: int) -> list[Timel
     """The device's readings summarized per UTC hour (one grouped query): how many, the state of charge's
     range and the mean powers. A reading every minute or five would bury the commands and state changes
     under hundreds of lines a day; an hour is one line that still shows whether a command moved the device
-    (the device page's chart and the telemetry list have every reading). An hour cut by a page's end is
-    summarized in two parts, each saying its first and last reading's times."""
-    rows = _in_range(
-        TelemetryReading.objects.filter(workspace_id=device.workspace_id, device_id=device.pk),
-        "measured_at",
-        since,
-        until,
-    )
+    (the device page's chart and the telemetry list have every reading, a click away).
+
+    An hour's entry stands at the hour's start and sums the whole hour, so a page's end never cuts an hour in
+    two: the hours whose start lies in [since, until]."""
+    rows = TelemetryReading.objects.filter(workspace_id=device.workspace_id, device_id=device.pk)
+    if since is not None:
+        start = _hour(since)
+        rows = rows.filter(measured_at__gte=start if start == since else start + timedelta(hours=1))
+    if until is not None:
+        rows = rows.filter(measured_at__lt=_hour(until) + timedelta(hours=1))
     hours = (
         rows.annotate(hour=TruncHour("measured_at", tzinfo=UTC))
         .values("hour")
@@ -238,16 +240,26 @@ def reading_hour_entries(device: Device, since, until, limit: int) -> list[Timel
         )
         entries.append(
             TimelineEntry(
-                at=hour["last"],
+                at=_aware_hour(hour["hour"]),
                 kind="readings",
                 title=title,
                 detail=" · ".join(parts) + (gettext(" (means over the hour)") if count > 1 and parts else ""),
                 link=f"{readings_url}?{query}",
                 tone="info",
-                key=f"readings:{first:%Y%m%d%H%M%S}",
+                key=f"readings:{first:%Y%m%d%H}",
             )
         )
     return entries
+
+
+def _hour(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _aware_hour(value) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def register() -> None:

@@ -249,6 +249,13 @@ TIMELINE_OUTCOMES = [
 ]
 
 
+# the bar's parts are where each device stands now: two statuses read better with what they wait for
+TIMELINE_BAR_LABELS = {
+    ParticipationStatus.INCLUDED: _("Included, waiting for its slot"),
+    ParticipationStatus.COMMANDED: _("Commanded, not yet confirmed"),
+}
+
+
 class EventTimelineForm(forms.Form):
     outcome = forms.ChoiceField(required=False, choices=TIMELINE_OUTCOMES)
     device = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID, label=_("device id"))
@@ -485,7 +492,7 @@ class DispatchEventAdmin(FilterSetAdminMixin, WorkspaceScopedAdmin):
         status, page = 200, None
         if form.is_valid():
             data = form.cleaned_data
-            milestones = event_milestones(event=event)
+            milestones = event_milestones(event=event, zone=zone)
             if event.status == DispatchEventStatus.IN_PROGRESS:
                 milestones = milestones_sorted([*milestones, Milestone(now, "now", gettext("Now"))])
             page = event_timeline_page(
@@ -496,6 +503,7 @@ class DispatchEventAdmin(FilterSetAdminMixin, WorkspaceScopedAdmin):
                 device_id=data["device"],
                 serial=data["q"],
                 milestones=milestones,
+                zone=zone,
             )
         else:
             status = 400
@@ -504,7 +512,7 @@ class DispatchEventAdmin(FilterSetAdminMixin, WorkspaceScopedAdmin):
         segments = [
             {
                 "status": code,
-                "label": label,
+                "label": TIMELINE_BAR_LABELS.get(code, label),
                 "count": counts["by_status"].get(code, 0),
                 "width": 100 * counts["by_status"].get(code, 0) / targeted if targeted else 0,
             }

@@ -43,8 +43,12 @@ PARTICIPATION_TONES = {
 }
 
 
-def _hms(value: datetime | None) -> str:
-    return f"{value.astimezone(UTC):%H:%M:%S}" if value else ""
+def _clock(value: datetime | None, zone=UTC) -> str:
+    """'17:04:03 PDT': a time of day with its zone's abbreviation."""
+    if value is None:
+        return ""
+    local = value.astimezone(zone)
+    return f"{local:%H:%M:%S} {local.tzname()}"
 
 
 def command_input_label(command: Command) -> str:
@@ -52,24 +56,25 @@ def command_input_label(command: Command) -> str:
     return ", ".join(f"{k} {v}" for k, v in (command.input or {}).items())
 
 
-def command_roundtrip(command: Command) -> str:
-    """The command's steps as the log shows them: queued for its slot, sent (attempts), and its outcome."""
+def command_roundtrip(command: Command, zone=UTC) -> str:
+    """The command's steps as the log shows them: queued for its slot, sent (attempts), and its outcome, with
+    their times in `zone`."""
     parts = []
     if command.status == CommandStatus.PENDING:
-        parts.append(gettext("waiting for its slot at %(at)s UTC") % {"at": _hms(command.not_before)})
+        parts.append(gettext("waiting for its slot at %(at)s") % {"at": _clock(command.not_before, zone)})
     if command.sent_at:
         attempts = f" (attempt {command.attempts})" if command.attempts > 1 else ""
-        parts.append(gettext("sent %(at)s UTC") % {"at": _hms(command.sent_at)} + attempts)
+        parts.append(gettext("sent %(at)s") % {"at": _clock(command.sent_at, zone)} + attempts)
     if command.status == CommandStatus.SENT:
         parts.append(gettext("awaiting the OEM's answer"))
     if command.status == CommandStatus.SUCCESS:
-        parts.append(gettext("accepted %(at)s UTC") % {"at": _hms(command.completed_at)})
+        parts.append(gettext("accepted %(at)s") % {"at": _clock(command.completed_at, zone)})
         if command.oem_reference:
             parts.append(gettext("OEM reference %(ref)s") % {"ref": command.oem_reference})
     if command.status in (CommandStatus.FAILED, CommandStatus.SKIPPED):
         label = gettext("failed") if command.status == CommandStatus.FAILED else gettext("skipped")
         parts.append(
-            f"{label} {_hms(command.completed_at)} UTC"
+            f"{label} {_clock(command.completed_at, zone)}"
             + (f": {command.status_reason}" if command.status_reason else "")
         )
     return " · ".join(parts)
@@ -219,7 +224,7 @@ STATUS_STEPS = {
 MILESTONE_RANK = {"created": 0, "status": 1, "action": 2, "restore": 3, "report": 4, "plan": 5, "now": 6}
 
 
-def event_milestones(*, event: DispatchEvent) -> list[Milestone]:
+def event_milestones(*, event: DispatchEvent, zone=UTC) -> list[Milestone]:
     """The event's own steps in time order, from its audit rows (created, each status change with its reason
     and who), its actions' markers (devices selected and commanded, restore started, with the engine's note)
     and its report: three queries.
@@ -258,7 +263,8 @@ def event_milestones(*, event: DispatchEvent) -> list[Milestone]:
             restores[row.changes.get("action")] = row.changes.get("restores", 0)
     for action in actions:
         label = action.get_action_type_display()
-        window = f"{_hms(action.starts_at)[:5]}–{_hms(action.ends_at)[:5]} UTC"
+        start, end = action.starts_at.astimezone(zone), action.ends_at.astimezone(zone)
+        window = f"{start:%H:%M}–{end:%H:%M} {end.tzname()}"
         if action.fanned_out_at:
             milestones.append(
                 Milestone(
@@ -332,7 +338,7 @@ class DeviceRoundtrip:
     steps: list[tuple[datetime | None, str, str]] = field(default_factory=list)  # (time, text, tone)
 
 
-def _roundtrip(participation: Participation, commands: list[Command]) -> DeviceRoundtrip:
+def _roundtrip(participation: Participation, commands: list[Command], zone=UTC) -> DeviceRoundtrip:
     steps: list[tuple[datetime | None, str, str]] = []
     p = participation
     if p.included_at:
@@ -348,7 +354,7 @@ def _roundtrip(participation: Participation, commands: list[Command]) -> DeviceR
         steps.append(
             (
                 command.sent_at or command.not_before,
-                f"{what} — {command.slug}" + (f" ({asked})" if asked else "") + f": {command_roundtrip(command)}",
+                f"{what} — {command.slug}" + (f" ({asked})" if asked else "") + f": {command_roundtrip(command, zone)}",
                 COMMAND_TONES.get(command.status, "info"),
             )
         )
@@ -358,7 +364,8 @@ def _roundtrip(participation: Participation, commands: list[Command]) -> DeviceR
         steps.append((p.restored_at, gettext("restored"), "ok"))
     if p.opted_out_at:
         who = p.opted_out_by.get_username() if p.opted_out_by_id and p.opted_out_by else ""
-        steps.append((p.opted_out_at, gettext("opted out") + (f" ({who})" if who else "") + f": {p.reason}", "warn"))
+        why = f": {p.reason}" if p.reason else ""
+        steps.append((p.opted_out_at, gettext("opted out") + (f" ({who})" if who else "") + why, "warn"))
     if p.status in (
         ParticipationStatus.EXCLUDED,
         ParticipationStatus.NOT_RESPONDING,
@@ -395,6 +402,7 @@ def event_timeline_page(
     device_id: int | None = None,
     serial: str = "",
     milestones: list[Milestone] | None = None,
+    zone=UTC,
 ) -> EventTimelinePage:
     """One page of the event's timeline: `per_page` devices' roundtrips in the order they began, with the
     event's milestones placed among them by time (a milestone goes on the page whose devices began around it:
@@ -417,9 +425,9 @@ def event_timeline_page(
         .order_by("not_before", "pk")
     ):
         commands.setdefault(command.participation_id, []).append(command)
-    devices = [_roundtrip(p, commands.get(p.pk, [])) for p in found]
+    devices = [_roundtrip(p, commands.get(p.pk, []), zone) for p in found]
     if milestones is None:
-        milestones = event_milestones(event=event)
+        milestones = event_milestones(event=event, zone=zone)
     low = devices[0].at if devices and page > 1 else None
     high = following.at if following is not None else None
     shown = [m for m in milestones if (low is None or m.at >= low) and (high is None or m.at < high)]

@@ -19,9 +19,10 @@ from dispatch.choices import (
     ParticipationStatus,
 )
 from dispatch.models import Command, DispatchAction, DispatchEvent, Participation
-from dispatch.services import dispatch_event_create
+from dispatch.services import dispatch_event_create, dispatch_event_schedule, dispatch_event_set_status
 from fleet.choices import DeviceState
 from fleet.models import Contact, Device, Manufacturer, Site, TelemetryReading
+from texture_portal.models import AuditLogEntry
 
 MAKERS = [("tesla", "battery"), ("franklinwh", "battery"), ("enphase", "battery"), ("emporia", "charger")]
 STATES = [DeviceState.ON_WORKSPACE] * 6 + [DeviceState.OFFLINE] * 3 + [DeviceState.REGISTERED]
@@ -98,20 +99,40 @@ PARTICIPATION_CYCLE = [
 ]
 
 
+REASONS = {
+    ParticipationStatus.EXCLUDED: "No fresh telemetry: its last reading is 3 days old (fresh means within 30 min).",
+    ParticipationStatus.NOT_RESPONDING: "Not responding — accepted by the OEM, still idle 10 minutes later.",
+    ParticipationStatus.FAILED: "Command failed: OEM answered 503 three times",
+    ParticipationStatus.OPTED_OUT: "Customer asked by phone",
+}
+
+
 def running_event(program, devices: list[Device], *, now: datetime, name: str = "Evening peak") -> DispatchEvent:
     """An event in progress for `program` (started 20 minutes before `now`, an hour long) whose participations
     cycle through PARTICIPATION_CYCLE, each commanded device with its action command (a failed participation's
     command failed)."""
     starts = now - timedelta(minutes=20)
+    ahead = now + timedelta(days=1)  # created and scheduled for tomorrow, then moved to its real window
     event = dispatch_event_create(
         program=program,
         name=name,
-        starts_at=starts,
-        ends_at=starts + timedelta(hours=1),
+        starts_at=ahead,
+        ends_at=ahead + timedelta(hours=1),
         actor=None,
-        actions=[{"action_type": "discharge", "starts_at": starts, "ends_at": starts + timedelta(hours=1)}],
+        actions=[{"action_type": "discharge", "starts_at": ahead, "ends_at": ahead + timedelta(hours=1)}],
     )
-    DispatchEvent.objects.filter(pk=event.pk).update(status=DispatchEventStatus.IN_PROGRESS)
+    dispatch_event_schedule(event=event, actor=None)
+    DispatchEvent.objects.filter(pk=event.pk).update(starts_at=starts, ends_at=starts + timedelta(hours=1))
+    DispatchAction.objects.filter(event=event).update(starts_at=starts, ends_at=starts + timedelta(hours=1))
+    dispatch_event_set_status(event=event, status=DispatchEventStatus.IN_PROGRESS, reason="Started on time.")
+    # the audit as it would read: created and scheduled the day before, started on time
+    audit = AuditLogEntry.objects.filter(content_type__model="dispatchevent", object_id=str(event.pk))
+    for at, entry in zip(
+        (starts - timedelta(days=1), starts - timedelta(days=1, minutes=-2), starts + timedelta(seconds=5)),
+        audit.order_by("event_time", "pk"),
+        strict=True,
+    ):
+        AuditLogEntry.objects.filter(pk=entry.pk).update(event_time=at)
     event.refresh_from_db()
     action = DispatchAction.objects.get(event=event)
     DispatchAction.objects.filter(pk=action.pk).update(fanned_out_at=starts + timedelta(seconds=5))
@@ -127,7 +148,7 @@ def running_event(program, devices: list[Device], *, now: datetime, name: str = 
                 action=action,
                 status=status,
                 reason_code=ExclusionReason.STALE_TELEMETRY if status == ParticipationStatus.EXCLUDED else "",
-                reason="No fresh telemetry." if status == ParticipationStatus.EXCLUDED else "",
+                reason=REASONS.get(status, ""),
                 included_at=starts + timedelta(seconds=5) if included else None,
                 commanded_at=starts + timedelta(seconds=10 + i) if commanded else None,
                 confirmed_at=starts + timedelta(minutes=5, seconds=i) if confirmed else None,
@@ -136,6 +157,10 @@ def running_event(program, devices: list[Device], *, now: datetime, name: str = 
             )
         )
     Participation.objects.bulk_create(participations, batch_size=2000)
+    # when each was last classified (bulk_create stamps them all with now)
+    rows = Participation.objects.filter(event=event)
+    rows.filter(status=ParticipationStatus.EXCLUDED).update(last_updated=starts + timedelta(seconds=5))
+    rows.exclude(status=ParticipationStatus.EXCLUDED).update(last_updated=starts + timedelta(minutes=12))
     commands = []
     for i, p in enumerate(participations):
         if p.status in (ParticipationStatus.EXCLUDED,):

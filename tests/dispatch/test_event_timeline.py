@@ -211,5 +211,5 @@ def test_milestones_are_spread_over_the_pages_by_time(client):
         previous_last = times[-1]
         seen += [obj for kind, obj in page.items if kind == "milestone"]
     kinds = sorted(m.kind for m in seen)
-    assert kinds == sorted(["plan", "plan", "created", "action"]), kinds
+    assert kinds == sorted(["plan", "plan", "created", "status", "status", "action"]), kinds
     assert Participation.objects.filter(event=event).count() == 130

@@ -14,7 +14,7 @@ from dispatch.engine import participation_opt_out
 from dispatch.models import Command, Participation
 from dispatch.services import command_create, command_set_status
 from fleet import timeline
-from fleet.models import Device, DeviceStateChange, TelemetryReading
+from fleet.models import DeviceStateChange, TelemetryReading
 from fleet.services import device_mark_offline, device_mark_on_workspace
 from fleet.timeline import DeviceTimelineSource, TimelineEntry, device_timeline_page, device_timeline_source_register
 from tests.factories import DeviceFactory, WorkspaceFactory, make_program, staff_user
@@ -208,7 +208,6 @@ def test_the_page_costs_the_same_queries_for_a_short_history_or_a_long_one(clien
 
 def test_the_page_is_linked_from_the_device_and_reads_in_the_sites_time(client, history):
     device, event, *_ = history
-    Device.objects.filter(pk=device.pk).update()
     device.site.timezone = "America/Los_Angeles"
     device.site.save(update_fields=["timezone"])
     client.force_login(staff_user("ops", device.workspace, Role.OPS))

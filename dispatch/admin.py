@@ -532,8 +532,12 @@ class DispatchEventAdmin(FilterSetAdminMixin, WorkspaceScopedAdmin):
         ]
         series = event_progress_series(event=event, now=now)
         series["labels"] = [f"{datetime.fromisoformat(t).astimezone(zone):%H:%M}" for t in series["labels"]]
-        items = []
+        items, day = [], None
         for kind, obj in page.items if page else []:
+            local_day = obj.at.astimezone(zone).date()
+            if local_day != day:
+                items.append({"kind": "day", "day": local_day})
+                day = local_day
             if kind == "milestone":
                 items.append({"kind": kind, "m": obj, "time": _local_time(obj.at, zone), "utc": _utc(obj.at)})
             else:

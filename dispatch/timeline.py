@@ -19,7 +19,7 @@ from django.utils.translation import gettext_lazy as _
 
 from dispatch.choices import CommandPurpose, CommandStatus, DispatchEventStatus, ParticipationStatus
 from dispatch.models import Command, DispatchAction, DispatchEvent, EventReport, Participation
-from fleet.timeline import DeviceTimelineSource, TimelineEntry, device_timeline_source_register
+from fleet.timeline import DeviceTimelineSource, TimelineEntry, device_timeline_source_register, device_zone
 from texture_portal.choices import AuditAction
 from texture_portal.models import AuditLogEntry
 
@@ -94,6 +94,7 @@ def device_command_entries(device, since, until, limit: int) -> list[TimelineEnt
     if until is not None:
         rows = rows.filter(at__lte=until)
     rows = rows.select_related("dispatch_event", "requested_by").order_by("-at", "-pk")[:limit]
+    zone = device_zone(device)
     entries = []
     for command in rows:
         why = command.get_purpose_display()
@@ -107,7 +108,7 @@ def device_command_entries(device, since, until, limit: int) -> list[TimelineEnt
                 at=command.at,
                 kind="command",
                 title=f"{command.slug}" + (f" ({asked})" if asked else "") + f" — {command.get_status_display()}",
-                detail=f"{why} · {command_roundtrip(command)}",
+                detail=f"{why} · {command_roundtrip(command, zone)}",
                 link=reverse("admin:dispatch_command_change", args=[command.pk]),
                 tone=COMMAND_TONES.get(command.status, "info"),
                 key=f"command:{command.pk}",
@@ -372,12 +373,13 @@ def _roundtrip(participation: Participation, commands: list[Command], zone=UTC) 
         ParticipationStatus.FAILED,
         ParticipationStatus.RESTORE_FAILED,
     ):
-        label = ParticipationStatus(p.status).label
-        code = f" ({p.get_reason_code_display()})" if p.reason_code else ""
+        label = str(ParticipationStatus(p.status).label)
+        # the engine's reason says it in full; the code's label stands in when there is none
+        why = p.reason or (p.get_reason_code_display() if p.reason_code else "")
         steps.append(
             (
                 p.last_updated,
-                f"{label}{code}: {p.reason}" if p.reason else f"{label}{code}",
+                f"{label}: {why}" if why and not why.startswith(label) else (why or label),
                 PARTICIPATION_TONES[p.status],
             )
         )

@@ -20,7 +20,7 @@ from fleet.charts import telemetry_chart_svg
 from fleet.choices import DeviceState, GridServicesStatus
 from fleet.filtersets import ContactFilterSet, DeviceFilterSet, SiteFilterSet
 from fleet.models import Contact, Device, DeviceStateChange, DeviceTag, Manufacturer, Site, TelemetryReading
-from fleet.timeline import MAX_PAGE, device_timeline_page, device_timeline_sources, timeline_kind_label
+from fleet.timeline import MAX_PAGE, device_timeline_page, device_timeline_sources, device_zone, timeline_kind_label
 from programs.models import Enrollment, Program
 from texture_portal.admin_base import (
     ReadOnlyWorkspaceScopedAdmin,
@@ -31,7 +31,7 @@ from texture_portal.admin_base import (
 )
 from texture_portal.choices import AuditSource
 from texture_portal.filters import MAX_ID, FilterSetAdminMixin
-from texture_portal.timezones import zone_name, zone_or_utc
+from texture_portal.timezones import zone_name
 
 
 @admin.register(Manufacturer)
@@ -356,7 +356,7 @@ class DeviceAdmin(FleetImportExportMixin, FilterSetAdminMixin, WorkspaceScopedAd
         if not self.has_view_permission(request, device):
             raise PermissionDenied(f"You may not view “{device}”.")
         device = Device.objects.select_related("manufacturer", "site", "contact").get(pk=device.pk)
-        zone = zone_or_utc(device.site.timezone or None)
+        zone = device_zone(device)
         sources = device_timeline_sources()
         form = DeviceTimelineForm(request.GET, sources=sources, zone=zone)
         page, status = None, 200

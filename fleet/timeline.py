@@ -33,6 +33,7 @@ from django.utils.translation import gettext_lazy as _
 
 from fleet.choices import DeviceState
 from fleet.models import Device, DeviceStateChange, TelemetryReading
+from texture_portal.timezones import zone_or_utc
 
 MAX_PAGE = 200
 
@@ -207,6 +208,7 @@ def reading_hour_entries(device: Device, since, until, limit: int) -> list[Timel
         .order_by("-hour")[:limit]
     )
     readings_url = reverse("admin:fleet_telemetryreading_changelist")
+    zone = device_zone(device)
     entries = []
     for hour in hours:
         first, last = hour["first"].astimezone(UTC), hour["last"].astimezone(UTC)
@@ -223,13 +225,14 @@ def reading_hour_entries(device: Device, since, until, limit: int) -> list[Timel
             if value is not None:
                 parts.append(f"{label} {value / 1000:+.2f} kW" if signed else f"{label} {value / 1000:.2f} kW")
         count = hour["n"]
+        local_first, local_last = first.astimezone(zone), last.astimezone(zone)
         if count == 1:
-            title = gettext("1 reading at %(last)s UTC") % {"last": f"{last:%H:%M}"}
+            title = gettext("1 reading at %(last)s") % {"last": f"{local_last:%H:%M}"}
         else:
-            title = gettext("%(n)s readings, %(first)s–%(last)s UTC") % {
+            title = gettext("%(n)s readings, %(first)s–%(last)s") % {
                 "n": count,
-                "first": f"{first:%H:%M}",
-                "last": f"{last:%H:%M}",
+                "first": f"{local_first:%H:%M}",
+                "last": f"{local_last:%H:%M}",
             }
         query = urlencode(
             {
@@ -250,6 +253,11 @@ def reading_hour_entries(device: Device, since, until, limit: int) -> list[Timel
             )
         )
     return entries
+
+
+def device_zone(device: Device):
+    """The zone of the device's site (UTC when it has none): where its timeline is read."""
+    return zone_or_utc(device.site.timezone or None)
 
 
 def _hour(value: datetime) -> datetime:

@@ -409,17 +409,28 @@ def event_timeline_page(
     """One page of the event's timeline: `per_page` devices' roundtrips in the order they began, with the
     event's milestones placed among them by time (a milestone goes on the page whose devices began around it:
     before the first device of page 2, on page 1; after the last device, on the last page). A constant number
-    of queries: the count, the page's participations (one more, to know where the page ends), their commands."""
+    of queries: the count, the page's ids in order (one more, to know where the page ends), their rows, their
+    commands."""
     rows = event_timeline_participations(event=event, outcome=outcome, device_id=device_id, serial=serial)
     count = rows.count()
     pages = max(1, -(-count // per_page))
     page = min(max(1, page), pages)
     offset = (page - 1) * per_page
-    found = list(
-        rows.select_related("device__manufacturer", "device__contact", "opted_out_by")[offset : offset + per_page + 1]
+    # the page's ids first (a narrow sort), then their rows: sorting 10,000 whole rows with their joins spilled
+    # to disk
+    keys = list(rows.values_list("pk", "at")[offset : offset + per_page + 1])
+    following_at = keys[per_page][1] if len(keys) > per_page else None
+    keys = keys[:per_page]
+    by_pk = (
+        Participation.objects.filter(pk__in=[pk for pk, _at in keys])
+        .select_related("device__manufacturer", "device__contact", "opted_out_by")
+        .in_bulk()
     )
-    following = found[per_page] if len(found) > per_page else None
-    found = found[:per_page]
+    found = []
+    for pk, at in keys:
+        participation = by_pk[pk]
+        participation.at = at
+        found.append(participation)
     commands: dict[int, list[Command]] = {}
     for command in (
         Command.objects.filter(workspace_id=event.workspace_id, participation_id__in=[p.pk for p in found])
@@ -431,7 +442,7 @@ def event_timeline_page(
     if milestones is None:
         milestones = event_milestones(event=event, zone=zone)
     low = devices[0].at if devices and page > 1 else None
-    high = following.at if following is not None else None
+    high = following_at
     shown = [m for m in milestones if (low is None or m.at >= low) and (high is None or m.at < high)]
     items = [(m.at, 0, "milestone", m) for m in shown] + [(d.at, 1, "device", d) for d in devices]
     items.sort(key=lambda item: (item[0], item[1]))

@@ -376,3 +376,13 @@ def test_existing_workspaces_take_their_programs_zone_when_they_agree(migrator):
         "differ": "UTC",
         "none": "UTC",  # no programs, and its organization's differ
     }
+
+
+def test_a_custom_admin_template_shows_a_time_the_same_way_with_the_filter():
+    from django.template import Context, Template
+    from django.utils import timezone
+
+    rendered = Template("{% load local_time %}{{ when|local_time }} / {{ never|local_time }}")
+    with timezone.override(zone_or_utc("America/Los_Angeles")):
+        text = rendered.render(Context({"when": SUMMER, "never": None}))
+    assert text == f"{shown(SUMMER, '2026-07-15 16:00 PDT', 'America/Los_Angeles')} / —"

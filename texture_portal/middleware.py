@@ -40,8 +40,8 @@ class AdminTimezoneMiddleware:
        `?tz=auto` forgets the choice) — the page is redirected to itself without the parameter;
     2. a superuser (who sees every workspace): UTC;
     3. the timezone of the user's workspaces when they all share it; UTC when they differ (or there is none).
-    Every time the admin shows carries its abbreviation, so a UTC page says so. A page about one program's
-    schedule or event overrides this with that program's zone (dispatch's event page does).
+    Every time the admin shows carries its abbreviation, so a UTC page says so. A page about one program's event
+    overrides this with the program's zone (dispatch's event page); a schedule labels its occurrences in its own.
     Costs one query per admin request of a non-superuser (the distinct zones of their workspaces).
     """
 
@@ -56,9 +56,7 @@ class AdminTimezoneMiddleware:
             return self.get_response(request)
         if self.PARAMETER in request.GET and request.method in ("GET", "HEAD"):
             return self._choose(request)
-        zone = admin_zone(request)
-        request.admin_zone = zone
-        with timezone.override(zone):
+        with timezone.override(admin_zone(request)):
             # TemplateResponses render inside get_response (the handler renders them before the middleware
             # unwinds), so everything the page shows is converted in this zone.
             return self.get_response(request)
@@ -77,7 +75,9 @@ class AdminTimezoneMiddleware:
                     messages.error(request, exc.messages[0])
                 else:
                     request.session[self.SESSION_KEY] = name
-                    messages.info(request, f"Times are shown in {name} (“?tz=auto” goes back to your workspace's).")
+                    messages.info(
+                        request, f"Times are shown in {name} for this session (add ?tz=auto to go back to the default)."
+                    )
         rest = request.GET.copy()
         del rest[self.PARAMETER]
         query = rest.urlencode()

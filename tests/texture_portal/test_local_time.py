@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from django.contrib.messages import get_messages
 from django.urls import reverse
+from django.utils import timezone
 
 from dispatch.models import DispatchEvent
 from dispatch.services import command_create, dispatch_event_create
@@ -81,6 +82,10 @@ def test_a_changelist_shows_times_in_the_workspaces_zone_labelled_with_utc_on_ho
     assert shown(SUMMER, "2026-07-15 16:00 PDT", "America/Los_Angeles") in page
     assert shown(WINTER, "2026-01-14 17:30 PST", "America/Los_Angeles") in page
     assert "July 15, 2026" not in page  # Django's unlabelled rendering is gone
+    # Django's calendar "Now" and its "you are N hours behind the server" warning go by the zone the page is
+    # in: a browser in Pacific time gets no warning
+    offset = int(timezone.now().astimezone(zone_or_utc("America/Los_Angeles")).utcoffset().total_seconds())
+    assert f'data-admin-utc-offset="{offset}"' in page
 
 
 def test_a_change_page_shows_read_only_times_and_history_rows_in_the_workspaces_zone(client):
@@ -380,7 +385,6 @@ def test_existing_workspaces_take_their_programs_zone_when_they_agree(migrator):
 
 def test_a_custom_admin_template_shows_a_time_the_same_way_with_the_filter():
     from django.template import Context, Template
-    from django.utils import timezone
 
     rendered = Template("{% load local_time %}{{ when|local_time }} / {{ never|local_time }}")
     with timezone.override(zone_or_utc("America/Los_Angeles")):

@@ -44,8 +44,8 @@ from texture_portal.timezones import abbreviation, local_to_aware, time_html, zo
 # <time datetime> and on hover) and leave every other value to the original. Wrapping the functions rather
 # than each admin's fields keeps column names, sorting and list_display_links as they are.
 
-# (module, names it must have): unfold's list cells and read-only fields are what staff see; the rest are
-# patched when present (Django's own list and read-only rendering, unfold's sections).
+# (module, whether it must have display_for_field): unfold's list cells and read-only fields are what staff see;
+# the rest are patched when present (Django's own list and read-only rendering, unfold's sections).
 _DISPLAY_MODULES = [
     ("unfold.templatetags.unfold_list", True),
     ("unfold.fields", True),

@@ -46,7 +46,7 @@ class MembershipInline(WorkspaceScopedTabularInline):
 
 @admin.register(Workspace)
 class WorkspaceAdmin(WorkspaceScopedAdmin):
-    list_display = ["name", "organization", "kind", "slug"]
+    list_display = ["name", "organization", "kind", "timezone", "slug"]
     list_select_related = ["organization"]
     list_filter = ["kind"]
     search_fields = ["name", "slug", "organization__name"]
@@ -64,6 +64,7 @@ class WorkspaceAdmin(WorkspaceScopedAdmin):
             name=form.cleaned_data["name"],
             kind=form.cleaned_data["kind"],
             slug=form.cleaned_data.get("slug") or None,
+            timezone=form.cleaned_data["timezone"],
             actor=request.user,
             source=AuditSource.ADMIN,
         )

@@ -4,24 +4,134 @@
 - an object of another workspace is a 404, never a redirect that confirms it exists;
 - permissions: the role the user holds in the object's own workspace decides view/change/delete;
 - form choices and list filters: only the user's workspaces and their related rows;
-- saves and deletes: an audit row with the changed fields.
+- saves and deletes: an audit row with the changed fields;
+- times: shown in the active zone (the user's workspace's, texture_portal.middleware) with its abbreviation and
+  the UTC instant on hover; entered ones read in that zone, a time the clocks skip or repeat refused.
 
 `texture_portal.checks` fails the system check for any tenant model registered without these classes.
 """
 
+import functools
+import importlib
+from datetime import datetime
+
+from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_permission_codename
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from django.db import models
 from django.db.models import Q
 from django.http import Http404
+from django.utils import timezone
+from django.utils.html import format_html
 from unfold.admin import ModelAdmin as ThemedModelAdmin
 from unfold.admin import TabularInline as ThemedTabularInline
+from unfold.widgets import UnfoldAdminSplitDateTimeWidget
 
 from texture_portal.audit import audit_record
 from texture_portal.auth import workspaces_where
 from texture_portal.choices import AuditAction, AuditSource
 from texture_portal.models import WorkspaceMembership
 from texture_portal.tenancy import is_workspace_scoped
+from texture_portal.timezones import abbreviation, local_to_aware, time_html, zone_name
+
+# -- times -------------------------------------------------------------------------------------------------
+#
+# Django renders a datetime of a changelist cell or a read-only field as `localize(template_localtime(value))`
+# in the active zone, without saying which. Unfold's list, read-only field and section rendering call
+# `display_for_field` / `display_for_value` (imported by name into each module); those names are replaced,
+# once, by versions that render an aware datetime as `time_html` ("2026-07-15 16:00 PDT", the UTC instant in
+# <time datetime> and on hover) and leave every other value to the original. Wrapping the functions rather
+# than each admin's fields keeps column names, sorting and list_display_links as they are.
+
+# (module, whether it must have display_for_field): unfold's list cells and read-only fields are what staff see;
+# the rest are patched when present (Django's own list and read-only rendering, unfold's sections).
+_DISPLAY_MODULES = [
+    ("unfold.templatetags.unfold_list", True),
+    ("unfold.fields", True),
+    ("unfold.sections", False),
+    ("unfold.utils", False),
+    ("django.contrib.admin.utils", False),
+    ("django.contrib.admin.helpers", False),
+    ("django.contrib.admin.templatetags.admin_list", False),
+]
+
+
+def _is_aware_datetime(value) -> bool:
+    return isinstance(value, datetime) and timezone.is_aware(value)
+
+
+def _field_display(original):
+    @functools.wraps(original)
+    def display_for_field(value, field, empty_value_display, *args, **kwargs):
+        if (
+            isinstance(field, models.DateTimeField)
+            and not getattr(field, "flatchoices", None)
+            and _is_aware_datetime(value)
+        ):
+            return time_html(value)
+        return original(value, field, empty_value_display, *args, **kwargs)
+
+    display_for_field.shows_local_time = True
+    return display_for_field
+
+
+def _value_display(original):
+    @functools.wraps(original)
+    def display_for_value(value, empty_value_display, boolean=False, *args, **kwargs):
+        if not boolean and _is_aware_datetime(value):
+            return time_html(value)
+        return original(value, empty_value_display, boolean, *args, **kwargs)
+
+    display_for_value.shows_local_time = True
+    return display_for_value
+
+
+def show_local_times() -> None:
+    """Install the labelled-time rendering (idempotent; runs when this module is imported, before any admin
+    page renders). Fails loudly if unfold stops rendering values through these names."""
+    for module_name, required in _DISPLAY_MODULES:
+        module = importlib.import_module(module_name)
+        for name, wrap in (("display_for_field", _field_display), ("display_for_value", _value_display)):
+            current = getattr(module, name, None)
+            if current is None:
+                if required and name == "display_for_field":
+                    raise ImproperlyConfigured(
+                        f"{module_name} no longer has {name}: the admin's local-time labels "
+                        "(texture_portal.admin_base) need another hook for this unfold version."
+                    )
+                continue
+            if not getattr(current, "shows_local_time", False):
+                setattr(module, name, wrap(current))
+
+
+show_local_times()
+
+
+class LocalSplitDateTimeWidget(UnfoldAdminSplitDateTimeWidget):
+    """Unfold's date and time inputs, showing the value in the active zone and naming that zone below them."""
+
+    def render(self, name, value, attrs=None, renderer=None):
+        html = super().render(name, value, attrs, renderer)
+        zone = timezone.get_current_timezone()
+        label = zone_name(zone)
+        if _is_aware_datetime(value):
+            label = f"{label} ({abbreviation(value.astimezone(zone))})"
+        return format_html('{}<div class="help local-time-zone">{}</div>', html, label)
+
+
+class LocalSplitDateTimeField(forms.SplitDateTimeField):
+    """A date and a time read in the active zone. A time the clocks skip (spring forward) or pass twice (fall
+    back) there is refused with both instants it could mean — Django's own message says only that it "may be
+    ambiguous or may not exist"."""
+
+    widget = LocalSplitDateTimeWidget
+
+    def compress(self, data_list):
+        if data_list and data_list[0] not in self.empty_values and data_list[1] not in self.empty_values:
+            local = datetime.combine(*data_list)
+            return local_to_aware(local, timezone.get_current_timezone())
+        return super().compress(data_list)
 
 
 def scope_to_user(queryset, user):
@@ -87,6 +197,15 @@ class WorkspaceScopedAdminMixin:
             base = kwargs.get("queryset") or related_model._default_manager.all()
             kwargs["queryset"] = scope_to_user(base, request.user)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        """Datetime inputs read in the active zone (an admin that configured its own datetime field keeps
+        it: dispatch's event windows are read in their program's zone)."""
+        if isinstance(db_field, models.DateTimeField) and "form_class" not in kwargs:
+            configured = self.formfield_overrides.get(models.DateTimeField, {}).get("form_class")
+            if configured in (None, forms.SplitDateTimeField):
+                kwargs.update(form_class=LocalSplitDateTimeField, widget=LocalSplitDateTimeWidget)
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def formfield_for_manytomany(self, db_field, request, **kwargs):
         related_model = db_field.related_model

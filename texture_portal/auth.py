@@ -12,6 +12,7 @@ from texture_portal.choices import Role
 from texture_portal.tenancy import workspace_id_of
 
 _CACHE = "_workspace_role_perm_cache"
+_ROLES_CACHE = "_workspace_roles_cache"
 
 
 class WorkspaceRoleBackend(ModelBackend):
@@ -23,6 +24,7 @@ class WorkspaceRoleBackend(ModelBackend):
         from texture_portal.models import WorkspaceMembership
 
         memberships = list(WorkspaceMembership.objects.filter(user_id=user_obj.pk).values_list("workspace_id", "role"))
+        setattr(user_obj, _ROLES_CACHE, memberships)
         group_names = {str(Role(role).label) for _, role in memberships}
         by_group: dict[str, set[str]] = {name: set() for name in group_names}
         rows = Permission.objects.filter(group__name__in=group_names).values_list(
@@ -54,6 +56,15 @@ class WorkspaceRoleBackend(ModelBackend):
         return sorted(ws for ws, perms in self._role_permissions(user_obj).items() if perm in perms)
 
 
+def roles_by_workspace(user) -> list[tuple[int, str]]:
+    """[(workspace_id, role)] of the user's memberships, read once per request with the permissions."""
+    cached = getattr(user, _ROLES_CACHE, None)
+    if cached is None:
+        WorkspaceRoleBackend()._role_permissions(user)
+        cached = getattr(user, _ROLES_CACHE, [])
+    return cached
+
+
 def workspaces_where(user, perm: str):
     """Workspaces in which `user` holds `perm` (all of them for a superuser)."""
     from texture_portal.models import Workspace
@@ -64,6 +75,6 @@ def workspaces_where(user, perm: str):
 
 
 def forget_cached_permissions(user) -> None:
-    for attr in (_CACHE, "_perm_cache", "_user_perm_cache", "_group_perm_cache"):
+    for attr in (_CACHE, _ROLES_CACHE, "_perm_cache", "_user_perm_cache", "_group_perm_cache"):
         if hasattr(user, attr):
             delattr(user, attr)

@@ -113,20 +113,22 @@ def home_links(role: str) -> list[HomeLink]:
 # -- who holds what -----------------------------------------------------------------------------------------
 
 
-def roles_held(user) -> dict[str, list[int]]:
-    """{role: [workspace ids]} for the homes this user may open, in HOME_ROLES order (one query).
+def roles_held(user, *, with_workspaces: bool = True) -> dict[str, list[int]]:
+    """{role: [workspace ids]} for the homes this user may open, in HOME_ROLES order.
 
-    A superuser, or an Admin of a workspace, gets every home for the workspaces concerned."""
-    from texture_portal.models import Workspace, WorkspaceMembership
+    A superuser, or an Admin of a workspace, gets every home for the workspaces concerned. The memberships are
+    the ones the permission backend reads anyway (no query of its own); a superuser's workspaces are listed only
+    when `with_workspaces` (the navigation needs only the roles)."""
+    from texture_portal.auth import roles_by_workspace
+    from texture_portal.models import Workspace
 
     if not (user.is_authenticated and user.is_active):
         return {}
     if user.is_superuser:
-        every = list(Workspace.objects.order_by("pk").values_list("pk", flat=True))
+        every = list(Workspace.objects.order_by("pk").values_list("pk", flat=True)) if with_workspaces else []
         return dict.fromkeys(HOME_ROLES, every)
     held: dict[str, list[int]] = {}
-    memberships = WorkspaceMembership.objects.filter(user_id=user.pk).order_by("workspace_id")
-    for role, workspace_id in memberships.values_list("role", "workspace_id"):
+    for workspace_id, role in sorted(roles_by_workspace(user)):
         for home in HOME_ROLES if role == Role.ADMIN else (role,):
             held.setdefault(home, []).append(workspace_id)
     return {role: held[role] for role in HOME_ROLES if role in held}
@@ -189,7 +191,7 @@ def dashboard(request: HttpRequest, context: dict) -> dict:
 
 def sidebar_navigation(request: HttpRequest) -> list[dict]:
     """The roles' own pages first (the chosen role's, then the others held), then the admin's models."""
-    held = roles_held(request.user)
+    held = roles_held(request.user, with_workspaces=False)
     chosen = request.GET.get("role") if request.path == reverse("admin:index") else None
     order = sorted(held, key=lambda role: role != chosen)
     groups = []

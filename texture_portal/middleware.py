@@ -1,7 +1,15 @@
 import re
 import uuid
+import zoneinfo
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpResponseRedirect
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 
 from texture_portal.context import reset_correlation_id, set_correlation_id
+from texture_portal.timezones import validate_timezone_name, zone_for_workspaces, zone_or_utc
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
@@ -22,3 +30,78 @@ class CorrelationIdMiddleware:
             reset_correlation_id(token)
         response["X-Request-ID"] = correlation_id
         return response
+
+
+class AdminTimezoneMiddleware:
+    """Admin pages show and read times in the zone the user works in (the API is untouched: it speaks UTC).
+
+    The zone of an admin request, first that applies:
+    1. the one the user chose for this session with `?tz=America/New_York` on any admin URL (`?tz=` or
+       `?tz=auto` forgets the choice) — the page is redirected to itself without the parameter;
+    2. a superuser (who sees every workspace): UTC;
+    3. the timezone of the user's workspaces when they all share it; UTC when they differ (or there is none).
+    Every time the admin shows carries its abbreviation, so a UTC page says so. A page about one program's event
+    overrides this with the program's zone (dispatch's event page); a schedule labels its occurrences in its own.
+    Costs one query per admin request of a non-superuser (the distinct zones of their workspaces).
+    """
+
+    SESSION_KEY = "admin_timezone"
+    PARAMETER = "tz"
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if not _is_admin_path(request.path_info):
+            return self.get_response(request)
+        if self.PARAMETER in request.GET and request.method in ("GET", "HEAD"):
+            return self._choose(request)
+        with timezone.override(admin_zone(request)):
+            # TemplateResponses render inside get_response (the handler renders them before the middleware
+            # unwinds), so everything the page shows is converted in this zone.
+            return self.get_response(request)
+
+    def _choose(self, request):
+        """Remember (or forget) the zone chosen with ?tz=, then show the page without the parameter (a
+        changelist would read it as a filter)."""
+        name = request.GET.get(self.PARAMETER, "").strip()
+        if request.user.is_authenticated:
+            if name in ("", "auto"):
+                request.session.pop(self.SESSION_KEY, None)
+            else:
+                try:
+                    validate_timezone_name(name)
+                except ValidationError as exc:
+                    messages.error(request, exc.messages[0])
+                else:
+                    request.session[self.SESSION_KEY] = name
+                    messages.info(
+                        request, f"Times are shown in {name} for this session (add ?tz=auto to go back to the default)."
+                    )
+        rest = request.GET.copy()
+        del rest[self.PARAMETER]
+        query = rest.urlencode()
+        return HttpResponseRedirect(f"{request.path}?{query}" if query else request.path)
+
+
+def _is_admin_path(path: str) -> bool:
+    try:
+        return path.startswith(reverse("admin:index"))
+    except NoReverseMatch:
+        return False
+
+
+def admin_zone(request) -> zoneinfo.ZoneInfo:
+    """The zone an admin request shows and reads times in (see AdminTimezoneMiddleware)."""
+    user = request.user
+    if not (user.is_authenticated and user.is_active):
+        return zoneinfo.ZoneInfo("UTC")
+    chosen = request.session.get(AdminTimezoneMiddleware.SESSION_KEY)
+    if chosen:
+        return zone_or_utc(chosen)
+    if user.is_superuser:
+        return zoneinfo.ZoneInfo("UTC")
+    from texture_portal.models import WorkspaceMembership
+
+    names = WorkspaceMembership.objects.filter(user_id=user.pk).values_list("workspace__timezone", flat=True)
+    return zone_for_workspaces(names.order_by().distinct()[:2])  # two are enough to know they differ

@@ -8,6 +8,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from texture_portal.choices import AuditAction, AuditSource, Role, WorkspaceKind
+from texture_portal.timezones import validate_timezone_name, zone_or_utc
 
 
 class BaseModel(models.Model):
@@ -87,6 +88,8 @@ class Workspace(BaseModel):
     """An isolated environment of an organization (`production`, `sandbox`, …).
 
     Every tenant record belongs to exactly one workspace; staff see only workspaces they are members of.
+    `timezone` is the IANA zone its staff think in: the admin shows and reads times in it (stored in UTC); a
+    program may have its own, which its event windows use.
     """
 
     organization = models.ForeignKey(
@@ -95,6 +98,16 @@ class Workspace(BaseModel):
     name = models.CharField(_("name"), max_length=100)
     slug = models.SlugField(_("slug"), max_length=100, unique=True, help_text=_("Unique across the portal."))
     kind = models.CharField(_("kind"), max_length=20, choices=WorkspaceKind.choices)
+    timezone = models.CharField(
+        _("timezone"),
+        max_length=64,
+        default="UTC",
+        validators=[validate_timezone_name],
+        help_text=_(
+            "IANA name, e.g. America/Los_Angeles. The admin shows and reads times in it for the workspace's staff "
+            "(everything is stored in UTC; the API speaks UTC)."
+        ),
+    )
 
     class Meta:
         ordering = ["organization__name", "name"]
@@ -111,6 +124,11 @@ class Workspace(BaseModel):
     def workspace_id(self) -> int:
         """A workspace is its own scope (so permission checks treat it like any scoped object)."""
         return self.pk
+
+    @property
+    def zone(self):
+        """The workspace's timezone as a tzinfo."""
+        return zone_or_utc(self.timezone)
 
 
 class WorkspaceMembership(BaseModel):

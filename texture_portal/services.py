@@ -27,12 +27,17 @@ def workspace_create(
     name: str,
     kind: WorkspaceKind | str,
     slug: str | None = None,
+    timezone: str = "UTC",
     actor=None,
     source: AuditSource | str = AuditSource.SERVICE,
 ) -> Workspace:
-    """Create a workspace of `organization`. Audited."""
+    """Create a workspace of `organization` whose staff read times in `timezone` (an IANA name). Audited."""
     workspace = Workspace(
-        organization=organization, name=name, kind=kind, slug=slug or slugify(f"{organization.slug}-{name}")
+        organization=organization,
+        name=name,
+        kind=kind,
+        slug=slug or slugify(f"{organization.slug}-{name}"),
+        timezone=timezone,
     )
     workspace.full_clean()
     workspace.save()

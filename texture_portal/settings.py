@@ -95,6 +95,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "texture_portal.middleware.CorrelationIdMiddleware",
+    # admin pages in the user's workspace's timezone (after auth, sessions and messages; the API stays UTC)
+    "texture_portal.middleware.AdminTimezoneMiddleware",
 ]
 
 ROOT_URLCONF = "texture_portal.urls"

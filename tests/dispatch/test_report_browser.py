@@ -50,7 +50,7 @@ def test_a_program_lead_reads_an_event_report_and_the_programs_rollups(live_serv
     page.goto(f"{live_server.url}/admin/login/")
     page.fill("#id_username", "lead-browser")
     page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
+    page.click("[type=submit]")
     page.goto(f"{live_server.url}/admin/dispatch/dispatchevent/{event.pk}/change/")
     page.click("#event-report")
 

@@ -24,12 +24,12 @@ from texture_portal.models import AuditLogEntry
 
 pytestmark = pytest.mark.django_db
 
-# The whole page, pinned: session, user, 4 for permissions (direct, group, memberships, role groups), the
-# filter choices (Device: manufacturers, programs, tags; both: workspaces and their organizations), one
-# COUNT and one page of rows joined to what list_display shows. An N+1 in list_display, or any new query,
-# fails here.
-DEVICE_CHANGELIST_QUERIES = 13
-CONTACT_CHANGELIST_QUERIES = 10
+# The whole page, pinned: session, user, the admin's timezone (the user's workspaces' zones), 4 for
+# permissions (direct, group, memberships, role groups), the roles the sidebar shows, the filter choices
+# (Device: manufacturers, programs, tags; both: workspaces and their organizations), one COUNT and one page of
+# rows joined to what list_display shows. An N+1 in list_display, or any new query, fails here.
+DEVICE_CHANGELIST_QUERIES = 15
+CONTACT_CHANGELIST_QUERIES = 12
 
 
 def add_devices(workspace, program, tag, count):

@@ -19,7 +19,7 @@ def test_upload_preview_confirm_and_find_the_registered_systems(live_server, ref
     page.goto(f"{live_server.url}/admin/login/")
     page.fill("#id_username", "ops-browser")
     page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
+    page.click("[type=submit]")
     page.goto(f"{live_server.url}/admin/fleet/device/")
     page.click("text=Import fleet file")
 

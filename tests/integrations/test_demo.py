@@ -2,6 +2,7 @@
 and the in-process schedule moving every device onto the workspace with telemetry."""
 
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
@@ -22,7 +23,7 @@ def test_demo_fleet_is_discovered_and_streams_with_no_internet(settings):
     with running_simulator() as sim:
         assert sim.state.load_fleet_csv(DEMO_FLEET_CSV) == 24
         settings.OEM_BASE_URLS = sim.base_urls()
-        result = seed_demo(password="demo-password-123")
+        result = seed_demo(password="demo-password-123", rehearse=False)
         assert set(
             WorkspaceIntegration.objects.filter(workspace=result.workspace, enabled=True).values_list(
                 "channel", flat=True
@@ -44,5 +45,50 @@ def test_demo_fleet_is_discovered_and_streams_with_no_internet(settings):
             ("emporia", "unsupported"): 9,
         }
         # re-seeding (a second `make demo`) keeps the integrations and resets their simulator credentials
-        seed_demo(password="demo-password-123")
+        seed_demo(password="demo-password-123", rehearse=False)
         assert WorkspaceIntegration.objects.filter(workspace=result.workspace).count() == 7
+
+
+@pytest.mark.django_db(transaction=True)  # the engine's on-commit work (commands, the report) runs as in production
+def test_demo_seeds_a_user_per_role_and_yesterdays_test_event_with_its_report(settings):
+    """`make demo` shows a finished test event from the first minute: the seed runs yesterday's, for real,
+    against the simulator (see texture_portal/demo/rehearsal.py), and one user per role lands on its home."""
+    from django.contrib.auth import get_user_model
+
+    from dispatch.choices import DispatchEventStatus
+    from dispatch.models import DispatchEvent, EventReport
+    from integrations.ratelimit import rate_limiter
+    from texture_portal.choices import Role
+    from texture_portal.demo.rehearsal import REHEARSAL_EVENT_NAME
+    from texture_portal.models import WorkspaceMembership
+
+    rate_limiter.cache_clear()
+    settings.OEM_RATE_LIMIT_REDIS_URL = None
+    result = seed_demo(password="demo-password-123")
+
+    assert result.rehearsal.ran and result.rehearsal.status == DispatchEventStatus.COMPLETED
+    rehearsal = DispatchEvent.objects.get(pk=result.rehearsal.event_id)
+    assert rehearsal.name == REHEARSAL_EVENT_NAME and rehearsal.is_test
+    assert rehearsal.completed_end_to_end, rehearsal.status_reason
+    report = EventReport.objects.get(event=rehearsal)
+    assert rehearsal.ends_at < report.compiled_at <= rehearsal.ends_at + timedelta(hours=1)  # yesterday, on completion
+    assert report.counts["commanded"] > 0 and report.counts["confirmed"] == report.counts["commanded"]
+    assert report.totals["battery"]["delivered_kwh"] > 0  # the simulator's batteries really discharged
+    # an upcoming event too, for the ops home
+    assert DispatchEvent.objects.filter(program=result.program, status=DispatchEventStatus.SCHEDULED).count() == 1
+
+    roles = dict(WorkspaceMembership.objects.filter(workspace=result.workspace).values_list("user__username", "role"))
+    assert roles == {
+        "demo": Role.ADMIN,
+        "ops": Role.OPS,
+        "support": Role.CUSTOMER_SUPPORT,
+        "engineering": Role.ENGINEERING,
+        "programlead": Role.PROGRAM_LEAD,
+    }
+    assert {username for username, _, _ in result.logins} == set(roles)
+    assert get_user_model().objects.get(username="ops").check_password("demo-password-123")
+
+    # a second seed neither runs it again nor adds users
+    again = seed_demo(password="demo-password-123")
+    assert not again.rehearsal.ran
+    assert DispatchEvent.objects.filter(name=REHEARSAL_EVENT_NAME).count() == 1

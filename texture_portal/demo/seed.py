@@ -6,7 +6,7 @@ ones the OEM simulator knows, so discovery finds them.
 
 import csv
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
@@ -26,6 +26,13 @@ DEMO_FLEET_CSV = Path(__file__).with_name("demo_fleet.csv")
 DEMO_ORGANIZATION = "Timber Ridge Electric Co-op"
 DEMO_PROGRAM_SLUG = "timber-ridge-2026-vpp"
 DEMO_USERNAME = "demo"
+# One user per role, each a member of the production workspace only (the Admin, `demo`, holds both workspaces).
+DEMO_ROLE_USERS = {
+    Role.OPS: ("ops", "Olivia", "Ops"),
+    Role.CUSTOMER_SUPPORT: ("support", "Sam", "Support"),
+    Role.ENGINEERING: ("engineering", "Eli", "Engineer"),
+    Role.PROGRAM_LEAD: ("programlead", "Priya", "Lead"),
+}
 
 
 @dataclass
@@ -35,6 +42,9 @@ class DemoResult:
     username: str
     password: str
     devices_created: int
+    logins: list[tuple[str, str, str]] = field(default_factory=list)  # (username, role label, password)
+    workspace_admin: object = None
+    rehearsal: object = None
 
 
 def _workspace(organization, name, kind, actor) -> Workspace:
@@ -44,8 +54,33 @@ def _workspace(organization, name, kind, actor) -> Workspace:
     )
 
 
+def seed_demo(*, password: str | None = None, rehearse: bool = True) -> DemoResult:
+    """The demo's data; then yesterday's test event, run for real against the simulator (its own transactions:
+    the engine's on-commit work must run as each tick commits)."""
+    result = _seed_demo_data(password=password)
+    if rehearse:
+        from texture_portal.demo.rehearsal import demo_rehearsal_run
+
+        result.rehearsal = demo_rehearsal_run(
+            program=result.program, actor=result.workspace_admin, fleet_csv=DEMO_FLEET_CSV
+        )
+    _seed_test_event(program=result.program, actor=result.workspace_admin)
+    return result
+
+
+def _role_user(username: str, first_name: str, last_name: str, password: str):
+    user, _ = get_user_model().objects.get_or_create(
+        username=username,
+        defaults={"first_name": first_name, "last_name": last_name, "email": f"{username}@example.com"},
+    )
+    user.set_password(password)
+    user.is_staff = True
+    user.save()
+    return user
+
+
 @transaction.atomic
-def seed_demo(*, password: str | None = None) -> DemoResult:
+def _seed_demo_data(*, password: str | None = None) -> DemoResult:
     User = get_user_model()
     organization = Organization.objects.filter(slug="timber-ridge").first() or organization_create(
         name=DEMO_ORGANIZATION, slug="timber-ridge"
@@ -63,6 +98,12 @@ def seed_demo(*, password: str | None = None) -> DemoResult:
     sandbox = _workspace(organization, "sandbox", WorkspaceKind.SANDBOX, user)
     for workspace in (production, sandbox):
         membership_grant(user=user, workspace=workspace, role=Role.ADMIN, actor=None, source=AuditSource.COMMAND)
+    logins = [(user.username, str(Role.ADMIN.label), password)]
+    for role, (username, first_name, last_name) in DEMO_ROLE_USERS.items():
+        role_password = password or secrets.token_urlsafe(12)
+        member = _role_user(username, first_name, last_name, role_password)
+        membership_grant(user=member, workspace=production, role=role, actor=None, source=AuditSource.COMMAND)
+        logins.append((username, str(role.label), role_password))
 
     program = Program.objects.filter(workspace=production, slug=DEMO_PROGRAM_SLUG).first() or program_create(
         workspace=production,
@@ -87,13 +128,14 @@ def seed_demo(*, password: str | None = None) -> DemoResult:
     created = _seed_fleet(workspace=production, program=program, actor=user)
     _seed_launch_checklist(program=program, actor=user)
     _seed_integrations(workspace=production, actor=user)
-    _seed_test_event(program=program, actor=user)
     return DemoResult(
         workspace=production,
         program=program,
         username=user.username,
         password=password,
         devices_created=created,
+        logins=logins,
+        workspace_admin=user,
     )
 
 

@@ -67,6 +67,7 @@ from texture_portal.choices import AuditAction, AuditSource
 from texture_portal.exceptions import ApplicationError
 from texture_portal.filters import MAX_ID, FilterSetAdminMixin
 from texture_portal.timezones import (
+    abbreviation,
     local_label,
     local_to_aware,
     local_window_label,
@@ -264,7 +265,8 @@ class EventTimelineForm(forms.Form):
 
 
 def _local_time(value: datetime, zone) -> str:
-    return f"{value.astimezone(zone):%H:%M:%S}"
+    local = value.astimezone(zone)
+    return f"{local:%H:%M:%S} {abbreviation(local)}"
 
 
 def _utc(value: datetime) -> str:

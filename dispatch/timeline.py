@@ -22,6 +22,7 @@ from dispatch.models import Command, DispatchAction, DispatchEvent, EventReport,
 from fleet.timeline import DeviceTimelineSource, TimelineEntry, device_timeline_source_register, device_zone
 from texture_portal.choices import AuditAction
 from texture_portal.models import AuditLogEntry
+from texture_portal.timezones import abbreviation
 
 COMMAND_TONES = {
     CommandStatus.PENDING: "info",
@@ -48,7 +49,7 @@ def _clock(value: datetime | None, zone=UTC) -> str:
     if value is None:
         return ""
     local = value.astimezone(zone)
-    return f"{local:%H:%M:%S} {local.tzname()}"
+    return f"{local:%H:%M:%S} {abbreviation(local)}"
 
 
 def command_input_label(command: Command) -> str:
@@ -265,7 +266,7 @@ def event_milestones(*, event: DispatchEvent, zone=UTC) -> list[Milestone]:
     for action in actions:
         label = action.get_action_type_display()
         start, end = action.starts_at.astimezone(zone), action.ends_at.astimezone(zone)
-        window = f"{start:%H:%M}–{end:%H:%M} {end.tzname()}"
+        window = f"{start:%H:%M}–{end:%H:%M} {abbreviation(end)}"
         if action.fanned_out_at:
             milestones.append(
                 Milestone(

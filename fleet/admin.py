@@ -31,7 +31,7 @@ from texture_portal.admin_base import (
 )
 from texture_portal.choices import AuditSource
 from texture_portal.filters import MAX_ID, FilterSetAdminMixin
-from texture_portal.timezones import zone_name
+from texture_portal.timezones import abbreviation, zone_name
 
 
 @admin.register(Manufacturer)
@@ -378,7 +378,7 @@ class DeviceAdmin(FleetImportExportMixin, FilterSetAdminMixin, WorkspaceScopedAd
                 {
                     "entry": entry,
                     "day": local.date() if local.date() != day else None,
-                    "time": f"{local:%H:%M:%S}",
+                    "time": f"{local:%H:%M:%S} {abbreviation(local)}",
                     "kind": timeline_kind_label(entry.kind),
                     "utc": f"{entry.at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC",
                 }

@@ -27,13 +27,13 @@ from typing import Any
 from django.db.models import Avg, Count, Max, Min
 from django.db.models.functions import TruncHour
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import urlencode
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from fleet.choices import DeviceState
 from fleet.models import Device, DeviceStateChange, TelemetryReading
-from texture_portal.timezones import zone_or_utc
 
 MAX_PAGE = 200
 
@@ -256,8 +256,9 @@ def reading_hour_entries(device: Device, since, until, limit: int) -> list[Timel
 
 
 def device_zone(device: Device):
-    """The zone of the device's site (UTC when it has none): where its timeline is read."""
-    return zone_or_utc(device.site.timezone or None)
+    """The zone the device's timeline is read in: the admin's active one (the user's workspace's, see
+    texture_portal.middleware), as every other admin time."""
+    return timezone.get_current_timezone()
 
 
 def _hour(value: datetime) -> datetime:

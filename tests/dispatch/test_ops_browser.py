@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from fleet.models import DeviceStateChange, Site
+from fleet.models import DeviceStateChange
 from tests.dispatch.test_report_browser import drawn, offline
 from tests.factories import PASSWORD, WorkspaceFactory, make_program, staff_user
 from tests.fleet.test_device_timeline import add_readings
@@ -22,7 +22,7 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 def test_ops_opens_an_event_in_progress_from_the_home_and_reads_its_timeline(live_server, reference_data, page):
-    workspace = WorkspaceFactory(organization__name="Timber Ridge Electric Co-op")
+    workspace = WorkspaceFactory(organization__name="Timber Ridge Electric Co-op", timezone="America/Los_Angeles")
     program = make_program(
         workspace, slug="timber-ridge-2026-vpp", name="Timber Ridge 2026 VPP", timezone="America/Los_Angeles"
     )
@@ -30,7 +30,6 @@ def test_ops_opens_an_event_in_progress_from_the_home_and_reads_its_timeline(liv
     event = running_event(program, fleet.devices[:96], now=timezone.now(), name="Evening peak discharge")
     # the device Ops follows has a past: found, offline a while, back, and a reading every five minutes
     followed = fleet.devices[4]
-    Site.objects.filter(pk=followed.site_id).update(timezone="America/Los_Angeles")
     now = timezone.now()
     for hours_ago, before, after, reason in (
         (50, "registered", "on_workspace", "Found at Tesla by discovery"),

@@ -20,6 +20,7 @@ from fleet.timeline import DeviceTimelineSource, TimelineEntry, device_timeline_
 from tests.factories import DeviceFactory, WorkspaceFactory, make_program, staff_user
 from tests.ops_scene import running_event
 from texture_portal.choices import Role
+from texture_portal.models import Workspace
 
 pytestmark = pytest.mark.django_db
 
@@ -206,10 +207,9 @@ def test_the_page_costs_the_same_queries_for_a_short_history_or_a_long_one(clien
     assert counts[0] == counts[1], counts
 
 
-def test_the_page_is_linked_from_the_device_and_reads_in_the_sites_time(client, history):
+def test_the_page_is_linked_from_the_device_and_reads_in_the_workspaces_time(client, history):
     device, event, *_ = history
-    device.site.timezone = "America/Los_Angeles"
-    device.site.save(update_fields=["timezone"])
+    Workspace.objects.filter(pk=device.workspace_id).update(timezone="America/Los_Angeles")
     client.force_login(staff_user("ops", device.workspace, Role.OPS))
     url = reverse("admin:fleet_device_timeline", args=[device.pk])
     change = client.get(reverse("admin:fleet_device_change", args=[device.pk])).content.decode()
@@ -218,6 +218,7 @@ def test_the_page_is_linked_from_the_device_and_reads_in_the_sites_time(client, 
     html = response.content.decode()
     assert response.status_code == 200
     assert "America/Los_Angeles" in html and 'id="timeline"' in html
+    assert " PST<" in html or " PDT<" in html  # each time labelled
     assert "No telemetry for 45 minutes" in html and "Customer asked by phone" in html
     # only commands, then older pages keep the choice
     response = client.get(url, {"source": "commands", "per_page": 2})

@@ -26,6 +26,7 @@ DEMO_FLEET_CSV = Path(__file__).with_name("demo_fleet.csv")
 DEMO_ORGANIZATION = "Timber Ridge Electric Co-op"
 DEMO_PROGRAM_SLUG = "timber-ridge-2026-vpp"
 DEMO_USERNAME = "demo"
+DEMO_TIMEZONE = "America/Los_Angeles"  # an Oregon co-op: its staff read and enter times in Pacific time
 # One user per role, each a member of the production workspace only (the Admin, `demo`, holds both workspaces).
 DEMO_ROLE_USERS = {
     Role.OPS: ("ops", "Olivia", "Ops"),
@@ -50,7 +51,12 @@ class DemoResult:
 def _workspace(organization, name, kind, actor) -> Workspace:
     existing = Workspace.objects.filter(organization=organization, name=name).first()
     return existing or workspace_create(
-        organization=organization, name=name, kind=kind, actor=actor, source=AuditSource.COMMAND
+        organization=organization,
+        name=name,
+        kind=kind,
+        timezone=DEMO_TIMEZONE,
+        actor=actor,
+        source=AuditSource.COMMAND,
     )
 
 
@@ -115,7 +121,7 @@ def _seed_demo_data(*, password: str | None = None) -> DemoResult:
         program_type="battery",
         enrollment_approval="automatic",
         launch_threshold=15,
-        timezone="America/Los_Angeles",  # an Oregon co-op: its staff enter event windows in Pacific time
+        timezone=DEMO_TIMEZONE,
         strategy={
             "allowed_event_types": ["charge", "discharge", "idle"],
             "min_soc_percent": 20,

@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc served from static files (no CDN)
     "import_export",
     "texture_portal",
     "texture_portal.events",
@@ -264,6 +265,12 @@ SPECTACULAR_SETTINGS = {
     "SERVE_AUTHENTICATION": [],
     "SCHEMA_PATH_PREFIX": "/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    # /v1/docs (Swagger UI) and /v1/redoc from the portal's own static files: the docs work offline
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # no "valid" badge from validator.swagger.io: it would send the schema's address to a third party
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "ENUM_NAME_OVERRIDES": {
         "DeviceStateEnum": "fleet.choices.DeviceState",
         "DeviceTypeEnum": "fleet.choices.DeviceType",

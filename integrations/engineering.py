@@ -164,8 +164,8 @@ class EngineeringPage:
         ids = [workspace.pk]
         context = {
             **self.admin_site.each_context(request),
-            "opts": self.model_admin.opts,
             "title": _("Engineering"),
+            "content_title": _("Engineering"),  # the console's header (no `opts`: this page is no model's)
             "workspaces": workspaces,
             "workspace": workspace,
             "tiles": selectors.integration_tiles(workspace_id=workspace.pk),
@@ -331,8 +331,8 @@ class EngineeringPage:
             text = None
         context = {
             **self.admin_site.each_context(request),
-            "opts": self.model_admin.opts,
             "title": _("Guide for integrators"),
+            "content_title": _("Guide for integrators"),
             "guide": text,
             "guide_path": "docs/integrators.md",
         }

@@ -111,7 +111,8 @@ def test_a_tile_per_oem_with_its_health_last_error_and_latest_runs(client, engin
     assert "401 Unauthorized: token expired" in franklin_tile and "checked" in franklin_tile
     assert re.search(r'data-role="last-discovery">Last discovery:\s+never', franklin_tile)
     for channel in ("tesla", "franklinwh", "enphase"):
-        assert "Test connection" in tile(html, channel) and "Discover now" in tile(html, channel)
+        assert "Test connection" in tile(html, channel)  # credentials can be checked before enabling
+    assert "Discover now" in tesla_tile and "Discover now" not in tile(html, "enphase")  # enphase is disabled
     assert "Not set up" in tile(html, "smartcar") and "channel=smartcar" in tile(html, "smartcar")
     assert "Test connection" not in tile(html, "smartcar")
 

@@ -71,6 +71,10 @@ def seed_demo(*, password: str | None = None, rehearse: bool = True) -> DemoResu
             program=result.program, actor=result.workspace_admin, fleet_csv=DEMO_FLEET_CSV
         )
     _seed_test_event(program=result.program, actor=result.workspace_admin)
+    # last: what the seed itself emits is not sent to a receiver that `make serve` has not started yet
+    from texture_portal.demo.webhooks import demo_destination_ensure
+
+    demo_destination_ensure(workspace=result.workspace, actor=result.workspace_admin)
     return result
 
 

@@ -88,6 +88,12 @@ class WorkspaceIntegrationAdmin(WorkspaceScopedAdmin):
     def get_inlines(self, request, obj):
         return self.inlines if obj else []  # a new integration has no runs yet
 
+    def get_urls(self):
+        from integrations.engineering import EngineeringPage
+
+        # the engineering page (tiles, API keys, destinations and deliveries, the API's reference) and its actions
+        return [*EngineeringPage(self).urls(), *super().get_urls()]
+
     @admin.display(description=_("stored credentials"))
     def stored_credentials(self, obj):
         if obj is None or not obj.credentials:
@@ -123,14 +129,8 @@ class WorkspaceIntegrationAdmin(WorkspaceScopedAdmin):
 
     @admin.action(description=_("Discover now (look registered devices up at the OEM)"))
     def discover_now(self, request, queryset):
-        from integrations.tasks import discovery_run_task
-
         def queue(integration):
-            if not integration.enabled:
-                from texture_portal.exceptions import ApplicationError
-
-                raise ApplicationError("not enabled: enable it first.")
-            transaction.on_commit(lambda: discovery_run_task.delay(integration.pk))
+            services.integration_discovery_queue(integration=integration, actor=request.user, source=AuditSource.ADMIN)
 
         run_service_for_each(self, request, queryset, queue, done="Discovery queued")
 

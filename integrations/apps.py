@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class IntegrationsConfig(AppConfig):
     name = "integrations"
     verbose_name = "Integrations"
+
+    def ready(self):
+        from integrations import home
+
+        home.register()

@@ -1,13 +1,15 @@
 """Reads of integrations: which devices a job works on, which integrations are live."""
 
 from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.functions import TruncDate
 
 from fleet.choices import DeviceState
 from fleet.models import Device, TelemetryRollup
+from integrations.choices import IntegrationChannel, RunKind
 from integrations.models import IntegrationRun, WorkspaceIntegration
 
 
@@ -82,3 +84,100 @@ def rollup_counts_by_day(*, device_ids: list[int], since: datetime, until: datet
         .order_by()
     )
     return {(device_id, day): intervals for device_id, day, intervals in rows}
+
+
+# -- the engineering page's integration tiles -----------------------------------------------------------------
+
+
+@dataclass
+class IntegrationTile:
+    """One OEM channel of one workspace as its tile shows it: the integration (None: not set up), its latest
+    discovery and telemetry runs, and its devices by state."""
+
+    channel: str
+    label: str
+    integration: WorkspaceIntegration | None = None
+    last_discovery: IntegrationRun | None = None
+    last_telemetry: IntegrationRun | None = None
+    devices: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def health(self) -> str:
+        """`disabled`, `not_configured`, `connected` or `error`: the tile's colour."""
+        if self.integration is None or not self.integration.enabled:
+            return "disabled"
+        return self.integration.status
+
+    @property
+    def devices_total(self) -> int:
+        return sum(self.devices.values())
+
+
+def _latest_run_id(kind: str) -> Subquery:
+    return Subquery(
+        IntegrationRun.objects.filter(integration_id=OuterRef("pk"), kind=kind)
+        .order_by("-started_at", "-id")
+        .values("pk")[:1]
+    )
+
+
+def integration_tiles(*, workspace_id: int) -> list[IntegrationTile]:
+    """The workspace's seven OEM tiles (every channel, set up or not), in three queries whatever the size of the
+    fleet and of the run history: the integrations with the ids of their latest runs (one indexed subquery each,
+    on `integration_run_recent_idx`), those runs, and the devices counted by channel and state."""
+    integrations = list(
+        WorkspaceIntegration.objects.filter(workspace_id=workspace_id)
+        .defer("credentials")  # the tiles show health, never credentials: nothing to decrypt
+        .annotate(
+            last_discovery_id=_latest_run_id(RunKind.DISCOVERY), last_telemetry_id=_latest_run_id(RunKind.TELEMETRY)
+        )
+    )
+    run_ids = [pk for i in integrations for pk in (i.last_discovery_id, i.last_telemetry_id) if pk]
+    runs = IntegrationRun.objects.in_bulk(run_ids) if run_ids else {}
+    counts: dict[str, dict[str, int]] = defaultdict(dict)
+    rows = (
+        Device.objects.filter(workspace_id=workspace_id)
+        .values_list("manufacturer__integration_channel", "state")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    for channel, state, n in rows:
+        counts[channel][state] = n
+    by_channel = {i.channel: i for i in integrations}
+    tiles = []
+    for channel, label in IntegrationChannel.choices:
+        integration = by_channel.get(channel)
+        tiles.append(
+            IntegrationTile(
+                channel=channel,
+                label=str(label),
+                integration=integration,
+                last_discovery=runs.get(integration.last_discovery_id) if integration else None,
+                last_telemetry=runs.get(integration.last_telemetry_id) if integration else None,
+                devices=counts.get(channel, {}),
+            )
+        )
+    return tiles
+
+
+def integrations_health_summary(*, workspace_ids: list[int]) -> dict[str, dict[str, int]]:
+    """{channel: {health: workspaces}} over these workspaces (one grouped query): the Engineering home's summary.
+    Health as on the tiles: `disabled` (or not set up), `not_configured`, `connected`, `error`."""
+    summary: dict[str, dict[str, int]] = {channel: {} for channel in IntegrationChannel.values}
+    rows = (
+        WorkspaceIntegration.objects.filter(workspace_id__in=workspace_ids)
+        .values_list("channel", "enabled", "status")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    set_up: dict[str, int] = defaultdict(int)
+    for channel, enabled, status, n in rows:
+        health = status if enabled else "disabled"
+        summary.setdefault(channel, {})
+        summary[channel][health] = summary[channel].get(health, 0) + n
+        set_up[channel] += n
+    for channel in summary:
+        missing = len(set(workspace_ids)) - set_up[channel]
+        if missing > 0:
+            summary[channel]["disabled"] = summary[channel].get("disabled", 0) + missing
+    return summary

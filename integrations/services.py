@@ -9,6 +9,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from django.conf import settings
 from django.db import connections, transaction
@@ -179,6 +180,24 @@ def integration_test_connection(*, integration: WorkspaceIntegration, actor, sou
         changes={"tested": outcome},
     )
     return outcome
+
+
+def integration_discovery_queue(*, integration: WorkspaceIntegration, actor, source=AuditSource.ADMIN) -> None:
+    """ "Discover now": queue one discovery run of this integration after commit (the run, its progress and its
+    errors then show in the integration's runs). Refused, with the reason, for an integration that is not
+    enabled. Audited (who asked, when)."""
+    from integrations.tasks import discovery_run_task
+
+    if not integration.enabled:
+        raise ApplicationError("not enabled: enable it first.")
+    audit_record(
+        actor=actor,
+        action=AuditAction.INTEGRATION_CHANGED,
+        target=integration,
+        source=source,
+        changes={"discovery": "queued"},
+    )
+    transaction.on_commit(partial(discovery_run_task.delay, integration.pk))
 
 
 def _run_start(*, integration, kind, attempt: int = 1, devices_total: int = 0, started_at=None) -> IntegrationRun:

@@ -23,14 +23,20 @@ class WorkspaceRoleBackend(ModelBackend):
             return cached
         from texture_portal.models import WorkspaceMembership
 
-        memberships = list(WorkspaceMembership.objects.filter(user_id=user_obj.pk).values_list("workspace_id", "role"))
-        setattr(user_obj, _ROLES_CACHE, memberships)
+        rows = list(
+            WorkspaceMembership.objects.filter(user_id=user_obj.pk).values_list(
+                "workspace_id", "role", "workspace__timezone"
+            )
+        )
+        memberships = [(workspace_id, role) for workspace_id, role, _ in rows]
+        # what the admin's pages also need (the role homes, the zone times are shown in): read in the same query
+        setattr(user_obj, _ROLES_CACHE, (memberships, sorted({zone for _, _, zone in rows})))
         group_names = {str(Role(role).label) for _, role in memberships}
         by_group: dict[str, set[str]] = {name: set() for name in group_names}
-        rows = Permission.objects.filter(group__name__in=group_names).values_list(
+        granted = Permission.objects.filter(group__name__in=group_names).values_list(
             "group__name", "content_type__app_label", "codename"
         )
-        for group_name, app_label, codename in rows:
+        for group_name, app_label, codename in granted:
             by_group[group_name].add(f"{app_label}.{codename}")
         result = {ws_id: by_group[str(Role(role).label)] for ws_id, role in memberships}
         setattr(user_obj, _CACHE, result)
@@ -58,11 +64,19 @@ class WorkspaceRoleBackend(ModelBackend):
 
 def roles_by_workspace(user) -> list[tuple[int, str]]:
     """[(workspace_id, role)] of the user's memberships, read once per request with the permissions."""
-    cached = getattr(user, _ROLES_CACHE, None)
-    if cached is None:
+    return _memberships(user)[0]
+
+
+def workspace_timezone_names(user) -> list[str]:
+    """The timezones of the user's workspaces (read with the permissions)."""
+    return _memberships(user)[1]
+
+
+def _memberships(user) -> tuple[list[tuple[int, str]], list[str]]:
+    if getattr(user, _ROLES_CACHE, None) is None:
+        setattr(user, _CACHE, None)  # the permissions and the memberships are read together
         WorkspaceRoleBackend()._role_permissions(user)
-        cached = getattr(user, _ROLES_CACHE, [])
-    return cached
+    return getattr(user, _ROLES_CACHE, None) or ([], [])
 
 
 def workspaces_where(user, perm: str):

@@ -190,9 +190,13 @@ def dashboard(request: HttpRequest, context: dict) -> dict:
 
 
 def sidebar_navigation(request: HttpRequest) -> list[dict]:
-    """The roles' own pages first (the chosen role's, then the others held), then the admin's models."""
+    """The roles' own pages first (the chosen role's, then the others held), then the admin's models.
+
+    One link is marked active: the one whose path is the longest prefix of the page's (unfold would light every
+    link whose path the page's contains: the engineering page and Integrations both)."""
     held = roles_held(request.user, with_workspaces=False)
-    chosen = request.GET.get("role") if request.path == reverse("admin:index") else None
+    index = reverse("admin:index")
+    chosen = request.GET.get("role") if request.path == index else None
     order = sorted(held, key=lambda role: role != chosen)
     groups = []
     for role in order:
@@ -203,13 +207,28 @@ def sidebar_navigation(request: HttpRequest) -> list[dict]:
                 continue
             items.append({"title": link.title, "icon": link.icon, "link": url})
         if items:
-            home = {
-                "title": _("Home"),
-                "icon": ROLE_ICONS.get(role, "home"),
-                "link": f"{reverse('admin:index')}?role={role}",
-            }
+            home = {"title": _("Home"), "icon": ROLE_ICONS.get(role, "home"), "link": f"{index}?role={role}"}
             groups.append({"title": Role(role).label, "separator": True, "collapsible": False, "items": [home, *items]})
+    _mark_active(request, groups, index)
     return groups
+
+
+def _mark_active(request: HttpRequest, groups: list[dict], index: str) -> None:
+    path = request.path
+    best = None
+    for group in groups:
+        for item in group["items"]:
+            item["active"] = False
+            link_path = item["link"].split("?")[0]
+            if link_path == index:
+                matches = path == index and item["link"].endswith(f"?role={request.GET.get('role', '')}")
+                matches = matches or (path == index and not request.GET.get("role") and best is None)
+            else:
+                matches = path.startswith(link_path)
+            if matches and (best is None or len(link_path) > len(best[0])):
+                best = (link_path, item)
+    if best is not None:
+        best[1]["active"] = True
 
 
 def search(request: HttpRequest, term: str) -> list:

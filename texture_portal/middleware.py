@@ -101,7 +101,6 @@ def admin_zone(request) -> zoneinfo.ZoneInfo:
         return zone_or_utc(chosen)
     if user.is_superuser:
         return zoneinfo.ZoneInfo("UTC")
-    from texture_portal.models import WorkspaceMembership
+    from texture_portal.auth import workspace_timezone_names
 
-    names = WorkspaceMembership.objects.filter(user_id=user.pk).values_list("workspace__timezone", flat=True)
-    return zone_for_workspaces(names.order_by().distinct()[:2])  # two are enough to know they differ
+    return zone_for_workspaces(workspace_timezone_names(user))  # read with the permissions: no query of its own

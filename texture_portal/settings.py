@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc served from static files (no CDN)
     "import_export",
     "texture_portal",
     "texture_portal.events",
@@ -266,6 +267,12 @@ SPECTACULAR_SETTINGS = {
     "SERVE_AUTHENTICATION": [],
     "SCHEMA_PATH_PREFIX": "/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    # /v1/docs (Swagger UI) and /v1/redoc from the portal's own static files: the docs work offline
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # no "valid" badge from validator.swagger.io: it would send the schema's address to a third party
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "ENUM_NAME_OVERRIDES": {
         "DeviceStateEnum": "fleet.choices.DeviceState",
         "DeviceTypeEnum": "fleet.choices.DeviceType",
@@ -292,6 +299,12 @@ CACHES = {
 
 # Destinations (webhooks out). Private, loopback and link-local targets are refused unless allowed (local dev).
 ALLOW_PRIVATE_WEBHOOK_URLS = env_bool("ALLOW_PRIVATE_WEBHOOK_URLS", False)
+# `host:port` pairs a destination may point at although they are private or loopback, and nothing else private:
+# the demo's webhook receiver, which the portal itself serves at /demo/webhook-receiver/ (`make serve` passes its
+# host and port). Empty in production.
+WEBHOOK_ALLOWED_HOSTS = env_list("WEBHOOK_ALLOWED_HOSTS", ["127.0.0.1:8000", "localhost:8000"] if DEBUG else [])
+# The demo's webhook receiver (texture_portal.demo.webhooks): on with DEBUG, answers 404 otherwise.
+DEMO_WEBHOOK_RECEIVER = env_bool("DEMO_WEBHOOK_RECEIVER", DEBUG)
 WEBHOOK_TIMEOUT_SECONDS = float(env_str("WEBHOOK_TIMEOUT_SECONDS", "10"))
 WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 8)
 WEBHOOK_RETRY_BASE_SECONDS = env_int("WEBHOOK_RETRY_BASE_SECONDS", 30)

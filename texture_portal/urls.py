@@ -3,6 +3,8 @@ from django.http import HttpResponsePermanentRedirect, JsonResponse
 from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
+from texture_portal.demo.webhooks import webhook_receiver
+
 
 def healthz(request):
     return JsonResponse({"status": "ok"})
@@ -34,4 +36,6 @@ urlpatterns = [
     re_path(rf"^admin/integrations/(?P<model>{'|'.join(MOVED_ADMIN_PAGES)})/(?P<rest>.*)$", moved_admin_page),
     path("admin/", admin.site.urls),
     path("v1/", include("texture_portal.api.urls")),
+    # the demo's webhook receiver: 404 unless DEMO_WEBHOOK_RECEIVER (on with DEBUG)
+    path("demo/webhook-receiver/", webhook_receiver, name="demo-webhook-receiver"),
 ]

@@ -28,8 +28,8 @@ pytestmark = pytest.mark.django_db
 # permissions (direct, group, memberships, role groups), the roles the sidebar shows, the filter choices
 # (Device: manufacturers, programs, tags; both: workspaces and their organizations), one COUNT and one page of
 # rows joined to what list_display shows. An N+1 in list_display, or any new query, fails here.
-DEVICE_CHANGELIST_QUERIES = 15
-CONTACT_CHANGELIST_QUERIES = 12
+DEVICE_CHANGELIST_QUERIES = 13
+CONTACT_CHANGELIST_QUERIES = 10
 
 
 def add_devices(workspace, program, tag, count):

@@ -130,7 +130,9 @@ def test_schema_and_docs_are_served_without_a_key():
     assert body["openapi"].startswith("3.") and "/v1/devices" in body["paths"]
     assert set(body["components"]["securitySchemes"]) == {"ApiKeyHeader", "BearerAuth"}
     docs = APIClient().get(reverse("api-docs"))
-    assert docs.status_code == 200 and b"redoc" in docs.content.lower()
+    assert docs.status_code == 200 and b"swagger-ui" in docs.content.lower()
+    redoc = APIClient().get(reverse("api-redoc"))
+    assert redoc.status_code == 200 and b"redoc" in redoc.content.lower()
 
 
 def test_schema_generates_without_warnings(tmp_path):

@@ -18,15 +18,23 @@ pytestmark = pytest.mark.django_db
 
 
 def run_seed(*args) -> str:
+    """The seed's data (yesterday's rehearsed event is tested in tests/integrations/test_demo.py)."""
     out = StringIO()
-    call_command("seed_demo", *args, stdout=out)
+    call_command("seed_demo", "--no-rehearsal", *args, stdout=out)
     return out.getvalue()
 
 
 def test_seed_demo_creates_the_demo_and_prints_a_working_login(client):
     output = run_seed()
-    password = re.search(r"Log in as: demo\s+password: (\S+)", output).group(1)
+    logins = dict(
+        re.findall(
+            r"^\s+(\w+)\s+(?:Admin|Ops|Customer Support|Engineering|Program Lead)\s+password: (\S+)$", output, re.M
+        )
+    )
+    assert set(logins) == {"demo", "ops", "support", "engineering", "programlead"}, output
+    password = logins["demo"]
     workspace = Workspace.objects.get(organization__slug="timber-ridge", name="production")
+    assert workspace.timezone == "America/Los_Angeles"  # the admin shows the co-op's times in Pacific time
     assert Workspace.objects.filter(organization__slug="timber-ridge", name="sandbox").exists()
     program = Program.objects.get(workspace=workspace, slug="timber-ridge-2026-vpp")
     assert program.timezone == "America/Los_Angeles"  # an Oregon co-op enters its event windows in Pacific time
@@ -41,6 +49,9 @@ def test_seed_demo_creates_the_demo_and_prints_a_working_login(client):
     page = client.get(reverse("admin:fleet_device_changelist"))
     assert page.status_code == 200
     assert len(page.context["cl"].result_list) == len(rows)
+    client.logout()
+    assert client.login(username="ops", password=logins["ops"])
+    assert client.get(reverse("admin:index")).context["home_role"] == "ops"  # lands on the role's home
 
 
 def test_seed_demo_is_idempotent_and_resets_the_password(client):

@@ -3,13 +3,19 @@
 from django.http import JsonResponse
 from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from texture_portal.api.exceptions import error_body
 
 urlpatterns = [
     path("schema", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs", SpectacularRedocView.as_view(url_name="api-schema"), name="api-docs"),
+    # both served from drf-spectacular-sidecar's static files (SPECTACULAR_SETTINGS): no CDN, no web fonts
+    path("docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path(
+        "redoc",
+        SpectacularRedocView.as_view(url_name="api-schema", template_name="drf_spectacular/redoc_offline.html"),
+        name="api-redoc",
+    ),
     path("", include("fleet.api.urls")),
     path("", include("programs.api.urls")),
     path("", include("dispatch.api.urls")),

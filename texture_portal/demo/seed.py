@@ -26,6 +26,7 @@ DEMO_FLEET_CSV = Path(__file__).with_name("demo_fleet.csv")
 DEMO_ORGANIZATION = "Timber Ridge Electric Co-op"
 DEMO_PROGRAM_SLUG = "timber-ridge-2026-vpp"
 DEMO_USERNAME = "demo"
+DEMO_TIMEZONE = "America/Los_Angeles"  # an Oregon co-op: its staff read and enter times in Pacific time
 # One user per role, each a member of the production workspace only (the Admin, `demo`, holds both workspaces).
 DEMO_ROLE_USERS = {
     Role.OPS: ("ops", "Olivia", "Ops"),
@@ -50,7 +51,12 @@ class DemoResult:
 def _workspace(organization, name, kind, actor) -> Workspace:
     existing = Workspace.objects.filter(organization=organization, name=name).first()
     return existing or workspace_create(
-        organization=organization, name=name, kind=kind, actor=actor, source=AuditSource.COMMAND
+        organization=organization,
+        name=name,
+        kind=kind,
+        timezone=DEMO_TIMEZONE,
+        actor=actor,
+        source=AuditSource.COMMAND,
     )
 
 
@@ -65,6 +71,10 @@ def seed_demo(*, password: str | None = None, rehearse: bool = True) -> DemoResu
             program=result.program, actor=result.workspace_admin, fleet_csv=DEMO_FLEET_CSV
         )
     _seed_test_event(program=result.program, actor=result.workspace_admin)
+    # last: what the seed itself emits is not sent to a receiver that `make serve` has not started yet
+    from texture_portal.demo.webhooks import demo_destination_ensure
+
+    demo_destination_ensure(workspace=result.workspace, actor=result.workspace_admin)
     return result
 
 
@@ -115,7 +125,7 @@ def _seed_demo_data(*, password: str | None = None) -> DemoResult:
         program_type="battery",
         enrollment_approval="automatic",
         launch_threshold=15,
-        timezone="America/Los_Angeles",  # an Oregon co-op: its staff enter event windows in Pacific time
+        timezone=DEMO_TIMEZONE,
         strategy={
             "allowed_event_types": ["charge", "discharge", "idle"],
             "min_soc_percent": 20,

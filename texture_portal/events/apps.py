@@ -11,3 +11,8 @@ class EventsConfig(AppConfig):
 
     def ready(self):
         from texture_portal.events import checks  # noqa: F401  (registers the system check)
+        from texture_portal.events.choices import WebhookEventType
+        from texture_portal.events.types import event_types_register
+
+        # the service's own type (a destination's test delivery); every other type is an app's
+        event_types_register(WebhookEventType, app_label=self.label)

@@ -45,10 +45,31 @@ def _is_public(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
+def webhook_host_port(url: str) -> str:
+    """`host:port` of a URL as WEBHOOK_ALLOWED_HOSTS lists it: the host in lowercase (an IPv6 one in brackets),
+    the port explicit or the scheme's default. Raises ValueError for a port that is not one."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def webhook_host_allowed(url: str) -> bool:
+    """Whether the URL's host and port are on WEBHOOK_ALLOWED_HOSTS (the demo's own receiver)."""
+    allowed = {entry.strip().lower() for entry in settings.WEBHOOK_ALLOWED_HOSTS if entry.strip()}
+    if not allowed:
+        return False
+    try:
+        return webhook_host_port(url) in allowed
+    except ValueError:
+        return False
+
+
 def webhook_url_check(url: str) -> None:
     """Refuse URLs that are not http(s), carry credentials, or resolve to a private, loopback, link-local or
-    otherwise non-public address (unless ALLOW_PRIVATE_WEBHOOK_URLS, for local development). Checked when a
-    destination is saved and again before every attempt (DNS can change in between).
+    otherwise non-public address (unless ALLOW_PRIVATE_WEBHOOK_URLS, for local development, or the URL's exact
+    `host:port` is on WEBHOOK_ALLOWED_HOSTS: the demo's receiver). Checked when a destination is saved and again
+    before every attempt (DNS can change in between).
 
     A host that does not resolve raises WebhookHostUnresolved (retryable at delivery time). Known gap: the
     connection is not pinned to the address checked here, so a DNS answer that changes between this check and
@@ -60,7 +81,7 @@ def webhook_url_check(url: str) -> None:
         raise UnsafeWebhookUrl("The URL has no host.")
     if parts.username or parts.password:
         raise UnsafeWebhookUrl("The URL must not contain a user name or password.")
-    if settings.ALLOW_PRIVATE_WEBHOOK_URLS:
+    if settings.ALLOW_PRIVATE_WEBHOOK_URLS or webhook_host_allowed(url):
         return
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)

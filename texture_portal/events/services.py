@@ -5,6 +5,7 @@ in its own transaction; delivery happens after commit, so a rolled-back change n
 """
 
 import logging
+import uuid
 from functools import partial
 
 import orjson
@@ -13,8 +14,10 @@ from django.utils import timezone
 
 from texture_portal.audit import audit_record
 from texture_portal.choices import AuditAction, AuditSource
+from texture_portal.events.choices import WebhookEventType
+from texture_portal.events.envelope import iso
 from texture_portal.events.guard import webhook_url_check
-from texture_portal.events.models import Destination, PlatformEvent, destination_secret_generate
+from texture_portal.events.models import DeliveryAttempt, Destination, PlatformEvent, destination_secret_generate
 from texture_portal.events.subscribers import subscribed_types, subscribers_of
 from texture_portal.events.types import unknown_event_types
 from texture_portal.exceptions import ApplicationError
@@ -250,3 +253,48 @@ def destination_deactivate(*, destination_id: int, reason: str) -> bool:
     if updated:
         logger.warning("Destination %s deactivated: %s", destination_id, reason)
     return bool(updated)
+
+
+TEST_EVENT_MESSAGE = "A test delivery from Texture Portal: no action is needed."
+
+
+def destination_test_send(
+    *, destination: Destination, actor, source: AuditSource | str = AuditSource.SERVICE
+) -> DeliveryAttempt:
+    """Send one signed `webhook.test` event to this destination now, and return its attempt from the delivery log.
+
+    The event is recorded in the outbox (the log refers to it; integrators see it in `/v1/events` too) and is
+    delivered exactly like any other — same envelope, signature and headers, through the private-address guard —
+    but to this destination only, whatever its event-type filter and even when it is inactive; it is not retried
+    and does not count towards deactivation. The HTTP call is made here, outside any transaction (at most
+    WEBHOOK_TIMEOUT_SECONDS): staff see the receiver's answer at once. Audited with the outcome.
+    """
+    from texture_portal.events.webhooks import destination_deliver
+
+    now = timezone.now()
+    event = PlatformEvent.objects.create(
+        workspace_id=destination.workspace_id,
+        type=WebhookEventType.TEST,
+        key=f"{WebhookEventType.TEST}:{destination.pk}:{uuid.uuid4().hex}",
+        timestamp=now,
+        data={
+            "destinationId": destination.pk,
+            "destinationLabel": destination.label,
+            "message": TEST_EVENT_MESSAGE,
+            "requestedAt": iso(now),
+        },
+    )
+    outcome = destination_deliver(destination_id=destination.pk, event_id=event.pk, attempt=1)
+    attempt = DeliveryAttempt.objects.filter(destination_id=destination.pk, event_id=event.pk).first()
+    if attempt is None:  # the destination was deleted meanwhile
+        raise ApplicationError(f"The test event was not sent: {outcome.detail}.")
+    audit_record(
+        actor=actor,
+        action=AuditAction.OBJECT_CHANGED,
+        target=destination,
+        source=source,
+        changes={"test_event": {"key": event.key, "status": attempt.status, "httpStatus": attempt.response_status}},
+        reason=f"Test event sent: {attempt.get_status_display().lower()}"
+        + (f" ({attempt.error})" if attempt.error else ""),
+    )
+    return attempt

@@ -7,6 +7,7 @@ from celery import shared_task
 from django.utils.dateparse import parse_datetime
 
 from texture_portal.events import webhooks
+from texture_portal.events.choices import WebhookEventType
 from texture_portal.events.models import Destination, PlatformEvent
 
 logger = logging.getLogger(__name__)
@@ -58,7 +59,9 @@ def platform_events_fan_out_batch_task(workspace_id: int, timestamp: str) -> int
     for destination_id, types in Destination.objects.filter(workspace_id=workspace_id, is_active=True).values_list(
         "pk", "event_types"
     ):
-        events = PlatformEvent.objects.filter(workspace_id=workspace_id, timestamp=at)
+        events = PlatformEvent.objects.filter(workspace_id=workspace_id, timestamp=at).exclude(
+            type=WebhookEventType.TEST
+        )
         if types:
             events = events.filter(type__in=types)
         for event_id in events.values_list("pk", flat=True).iterator():

@@ -1,7 +1,8 @@
 """The registry of platform event types.
 
-The core knows no event type of its own: each app declares the types it owns as a TextChoices in its
-`events.py` and registers them from its `AppConfig.ready()`. Everything that lists types (the outbox's
+The core knows no event type of the apps' domains: each app declares the types it owns as a TextChoices in its
+`events.py` and registers them from its `AppConfig.ready()`. The events service registers one of its own,
+`webhook.test` (a test delivery to one destination). Everything that lists types (the outbox's
 validation, the Destination's event-type choices, the API's and the OpenAPI schema's enums) reads the registry
 when it is used, after every app is ready, so a new type needs no change here and no migration.
 """

@@ -23,7 +23,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
-from texture_portal.events.choices import DeliveryStatus
+from texture_portal.events.choices import DeliveryStatus, WebhookEventType
 from texture_portal.events.guard import UnsafeWebhookUrl, WebhookHostUnresolved, webhook_url_check
 from texture_portal.events.models import DeliveryAttempt, Destination, PlatformEvent
 from texture_portal.events.services import destination_deactivate
@@ -119,19 +119,30 @@ def _attempt_resume(*, destination: Destination, event: PlatformEvent, attempt: 
         return None
 
 
+def is_test_for(event: PlatformEvent, destination_id: int) -> bool:
+    return event.type == WebhookEventType.TEST and (event.data or {}).get("destinationId") == destination_id
+
+
 def destination_deliver(*, destination_id: int, event_id: int, attempt: int) -> DeliveryOutcome:
     """Make attempt number `attempt` of delivering one event to one destination; log it; decide the retry.
 
     Idempotent: nothing is sent when the event already reached the destination, when the destination is
     inactive or no longer wants this type, or when this attempt number was already claimed.
+
+    A test event (`webhook.test`) goes only to the destination it names, whatever its filter and even when it
+    is inactive (staff check a repaired receiver before reactivating it); its outcome is logged like any
+    other but is not retried and neither counts towards nor causes the destination's deactivation.
     """
     destination = Destination.objects.filter(pk=destination_id).first()
     event = PlatformEvent.objects.filter(pk=event_id).first()
     if destination is None or event is None or event.workspace_id != destination.workspace_id:
         return DeliveryOutcome("skipped", "destination or event gone")
-    if not destination.is_active:
+    test = event.type == WebhookEventType.TEST
+    if test and not is_test_for(event, destination_id):
+        return DeliveryOutcome("skipped", "a test event of another destination")
+    if not destination.is_active and not test:
         return DeliveryOutcome("skipped", "destination inactive")
-    if not destination.accepts(event.type):
+    if not test and not destination.accepts(event.type):
         return DeliveryOutcome("skipped", "event type not subscribed")
     done = DeliveryAttempt.objects.filter(destination_id=destination_id, event_id=event_id)
     if done.filter(status=DeliveryStatus.SUCCEEDED).exists():
@@ -193,8 +204,20 @@ def destination_deliver(*, destination_id: int, event_id: int, attempt: int) -> 
         )
         record.duration_ms = duration_ms
         record.save(update_fields=["status", "response_status", "response_excerpt", "duration_ms", "last_updated"])
-        Destination.objects.filter(pk=destination_id).update(consecutive_failures=0, last_success_at=now)
+        if test:
+            Destination.objects.filter(pk=destination_id).update(last_success_at=now)
+        else:
+            Destination.objects.filter(pk=destination_id).update(consecutive_failures=0, last_success_at=now)
         return DeliveryOutcome("succeeded")
+
+    if test:
+        Destination.objects.filter(pk=destination_id).update(last_failure_at=now)
+        record.status, record.response_status, record.response_excerpt = DeliveryStatus.FAILED, response_status, excerpt
+        record.error, record.duration_ms = error[:500], duration_ms
+        record.save(
+            update_fields=["status", "response_status", "response_excerpt", "error", "duration_ms", "last_updated"]
+        )
+        return DeliveryOutcome("failed", error)
 
     Destination.objects.filter(pk=destination_id).update(
         consecutive_failures=F("consecutive_failures") + 1, last_failure_at=now
@@ -231,6 +254,8 @@ def destination_deliver(*, destination_id: int, event_id: int, attempt: int) -> 
 
 def destinations_for_event(event: PlatformEvent) -> list[int]:
     """Ids of the active destinations of the event's workspace that subscribe to its type."""
+    if event.type == WebhookEventType.TEST:
+        return []  # a test goes to its own destination only (destination_test_send), never fanned out
     rows = Destination.objects.filter(workspace_id=event.workspace_id, is_active=True).values_list("pk", "event_types")
     return [pk for pk, types in rows if not types or event.type in types]
 
@@ -253,10 +278,9 @@ def interrupted_attempts_close(*, since: datetime.datetime, limit: int) -> list[
         created__lt=now - datetime.timedelta(seconds=stale_in_flight_seconds()),
     ).order_by("created", "id")
     pairs: list[tuple[int, int]] = []
-    for pk, destination_id, event_id, attempt in stale.values_list("pk", "destination_id", "event_id", "attempt")[
-        :limit
-    ]:
-        retry = attempt < settings.WEBHOOK_MAX_ATTEMPTS
+    rows = stale.values_list("pk", "destination_id", "event_id", "attempt", "event__type")[:limit]
+    for pk, destination_id, event_id, attempt, event_type in rows:
+        retry = attempt < settings.WEBHOOK_MAX_ATTEMPTS and event_type != WebhookEventType.TEST  # tests: once
         closed = DeliveryAttempt.objects.filter(pk=pk, status=DeliveryStatus.IN_FLIGHT).update(
             status=DeliveryStatus.FAILED, error=INTERRUPTED, next_attempt_at=now if retry else None, last_updated=now
         )
@@ -284,6 +308,7 @@ def undelivered_events(*, window_hours: int = 24, grace_seconds: int = 120, limi
             timestamp__gte=max(since, destination.created),
             timestamp__lt=now - datetime.timedelta(seconds=grace_seconds),
         ).exclude(Exists(DeliveryAttempt.objects.filter(destination_id=destination.pk, event_id=OuterRef("pk"))))
+        events = events.exclude(type=WebhookEventType.TEST)  # sent at once to its own destination, or not at all
         if destination.event_types:
             events = events.filter(type__in=destination.event_types)
         ids = events.order_by("timestamp", "id").values_list("pk", flat=True)[: limit - len(pairs)]

@@ -32,6 +32,8 @@ EXPECTED = {
         "command.succeeded",
         "command.failed",
     ],
+    # the events service's own: a test delivery to one destination
+    "events": ["webhook.test"],
 }
 EVERY_TYPE = sorted(t for family in EXPECTED.values() for t in family)
 

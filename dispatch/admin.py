@@ -676,9 +676,8 @@ class DispatchEventAdmin(FilterSetAdminMixin, WorkspaceScopedAdmin):
         base = reverse("admin:dispatch_participation_changelist")
 
         def link(label, value, **query):
-            return format_html(
-                '<a href="{}?{}">{}: {}</a>', base, urlencode({"event__id__exact": obj.pk, **query}), label, value
-            )
+            query = urlencode({"event__id__exact": obj.pk, **query}, doseq=True)
+            return format_html('<a class="participation-figure" href="{}?{}">{}: {}</a>', base, query, label, value)
 
         rows = [
             link("Targeted", counts["targeted"]),
@@ -687,16 +686,20 @@ class DispatchEventAdmin(FilterSetAdminMixin, WorkspaceScopedAdmin):
                 link(f"— {ExclusionReason(code).label}", n, reason_code__exact=code)
                 for code, n in sorted(counts["excluded_by_reason"].items())
             ),
-            format_html("Commanded: {}", counts["commanded"]),
-            format_html("Confirmed by telemetry: {}", counts["confirmed"]),
+            link("Commanded", counts["commanded"], commanded="true"),
+            link("Confirmed by telemetry", counts["confirmed"], confirmed="true"),
             link("Not responding", counts["not_responding"], status__exact="not_responding"),
-            link("Failed", counts["failed"], status__exact="failed"),
+            link("Failed", counts["failed"], status=["failed", "restore_failed"]),
             link("Opted out", counts["opted_out"], status__exact="opted_out"),
-            format_html("Restored: {}", counts["restored"]),
+            link("Restored", counts["restored"], restored="true"),
             format_html(
                 '<a href="{}?{}">Commands</a>',
                 reverse("admin:dispatch_command_changelist"),
                 urlencode({"dispatchEventId": obj.pk}),
+            ),
+            format_html(
+                '<a href="{}">Timeline: every device\'s roundtrip in time order</a>',
+                reverse("admin:dispatch_dispatchevent_timeline", args=[obj.pk]),
             ),
         ]
         return format_html_join("", "<div>{}</div>", ((row,) for row in rows))

@@ -213,3 +213,26 @@ def test_milestones_are_spread_over_the_pages_by_time(client):
     kinds = sorted(m.kind for m in seen)
     assert kinds == sorted(["plan", "plan", "created", "status", "status", "action"]), kinds
     assert Participation.objects.filter(event=event).count() == 130
+
+
+def test_the_event_pages_participation_figures_are_the_counts_of_the_lists_they_link_to(client):
+    import re
+    from html import unescape
+    from urllib.parse import urlsplit
+
+    from django.http import QueryDict
+
+    workspace = WorkspaceFactory()
+    program = make_program(workspace)
+    fleet = bulk_fleet(workspace, 48)
+    event = running_event(program, fleet.devices, now=timezone.now())
+    client.force_login(staff_user("ops", workspace, Role.OPS))
+    html = client.get(reverse("admin:dispatch_dispatchevent_change", args=[event.pk])).content.decode()
+    figures = re.findall(r'<a class="participation-figure" href="([^"]+)">([^<:]+): (\d+)</a>', html)
+    assert len(figures) >= 9
+    for href, label, shown in figures:
+        url = urlsplit(unescape(href))
+        response = client.get(url.path, dict(QueryDict(url.query).lists()))
+        assert response.status_code == 200
+        assert response.context["cl"].result_count == int(shown), (label, href)
+    assert reverse("admin:dispatch_dispatchevent_timeline", args=[event.pk]) in html

@@ -236,3 +236,25 @@ def test_the_event_pages_participation_figures_are_the_counts_of_the_lists_they_
         assert response.status_code == 200
         assert response.context["cl"].result_count == int(shown), (label, href)
     assert reverse("admin:dispatch_dispatchevent_timeline", args=[event.pk]) in html
+
+
+def test_an_event_not_started_yet_shows_its_plan_and_no_devices(client):
+    workspace = WorkspaceFactory()
+    program = make_program(workspace)
+    starts = timezone.now() + timedelta(hours=3)
+    event = dispatch_event_create(
+        program=program,
+        name="Tomorrow's peak",
+        starts_at=starts,
+        ends_at=starts + timedelta(hours=1),
+        actor=None,
+        actions=[{"action_type": "discharge", "starts_at": starts, "ends_at": starts + timedelta(hours=1)}],
+    )
+    dispatch_event_schedule(event=event, actor=None)
+    client.force_login(staff_user("lead", workspace, Role.PROGRAM_LEAD))
+    response = client.get(reverse("admin:dispatch_dispatchevent_timeline", args=[event.pk]))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'id="no-participation"' in html and 'id="progress-chart"' not in html
+    titles = [obj.title for kind, obj in response.context["page"].items]
+    assert titles == ["Created", "Scheduled", "Window opens", "Window closes"]

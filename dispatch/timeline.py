@@ -222,8 +222,9 @@ STATUS_STEPS = {
 }
 
 
-# Where a milestone goes among others at the same instant: the order the engine takes its steps in.
-MILESTONE_RANK = {"created": 0, "status": 1, "action": 2, "restore": 3, "report": 4, "plan": 5, "now": 6}
+# Where a milestone goes among others at the same instant: the window's planned edges first, then the order the
+# engine takes its steps in.
+MILESTONE_RANK = {"plan": 0, "created": 1, "status": 2, "action": 3, "restore": 4, "report": 5, "now": 6}
 
 
 def event_milestones(*, event: DispatchEvent, zone=UTC) -> list[Milestone]:

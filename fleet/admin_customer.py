@@ -12,6 +12,7 @@ from django.templatetags.static import static
 from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 
+from fleet.choices import DeviceState
 from fleet.customer import (
     SEARCH_MIN_LENGTH,
     customer_page,
@@ -23,6 +24,11 @@ from fleet.home_support import customer_link, remember_viewed, workspaces_with_p
 from texture_portal.filters import MAX_ID
 
 SEARCH_PAGE_LIMIT = 100
+DEVICE_COUNT_LABELS = [
+    (DeviceState.ON_WORKSPACE, _("live")),
+    (DeviceState.OFFLINE, _("offline")),
+    (DeviceState.REGISTERED, _("not live yet")),
+]
 SEARCH_TERM_MAX = 200
 
 
@@ -72,7 +78,11 @@ class CustomerPagesMixin:
                 "hit": hit,
                 "link": customer_link(hit),
                 "phone": phone_display(hit.contact.phone),
-                "devices": counts.get(hit.contact.pk, {}),
+                "devices": [
+                    (state, label, counts[hit.contact.pk][state])
+                    for state, label in DEVICE_COUNT_LABELS
+                    if counts.get(hit.contact.pk, {}).get(state)
+                ],
             }
             for hit in hits
         ]

@@ -559,7 +559,7 @@ def _offline_story(device, facts, site_devices, outage_count: int, zone, now) ->
         causes.append(f"{oem}'s last answer about it: “{oem_error[:200]}”.")
     if device.state_reason:
         causes.append(f"Recorded reason: {device.state_reason}")
-    headline = f"Offline since {since.local} ({since.ago})"
+    headline = f"Offline for {since.ago}, since {since.local}"
     facts_rows = [("Offline since", f"{since.local} ({since.ago} ago)")]
     if last_reading:
         facts_rows.append(("Last reading", f"{last_reading.local} ({last_reading.ago} ago)"))

@@ -35,6 +35,10 @@ class CustomerScene:
 
 
 def device(site, slug, serial, device_type, state, **fields) -> Device:
+    """A device of the site, imported two days ago unless told otherwise."""
+    imported = timezone.now() - timedelta(days=2)
+    fields.setdefault("created", imported)
+    fields.setdefault("state_changed_at", imported)
     return Device.objects.create(
         workspace=site.workspace,
         contact=site.contact,

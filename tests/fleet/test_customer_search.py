@@ -313,7 +313,11 @@ def test_the_results_page_lists_every_match_with_what_matched(client, scene):
     rows = response.context["rows"]
     assert [r["hit"].contact for r in rows] == [scene.contact]
     assert rows[0]["phone"] == "(541) 555-1188"
-    assert rows[0]["devices"] == {"on_workspace": 1, "offline": 1, "registered": 3}
+    assert [(state, n) for state, _label, n in rows[0]["devices"]] == [
+        ("on_workspace", 1),
+        ("offline", 1),
+        ("registered", 3),
+    ]
     html = response.content.decode()
     assert "carmen.chen@example.com" in html and "What matched" in html
     assert reverse("admin:fleet_contact_customer", args=[scene.contact.pk]) in html

@@ -56,7 +56,7 @@
       onEachFeature: (feature, layer) => layer.bindPopup(popup(feature)),
     }).addTo(map);
     if (sites.getLayers().length) {
-      map.fitBounds(sites.getBounds(), { padding: [40, 40], maxZoom: config.tileUrl ? 15 : 7 });
+      map.fitBounds(sites.getBounds(), { padding: [40, 40], maxZoom: config.tileUrl ? 15 : 6 });
     } else {
       map.setView([39.5, -98.35], 3.5);
     }

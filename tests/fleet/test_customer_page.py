@@ -412,3 +412,39 @@ def test_the_support_home_never_lists_another_workspaces_offline_devices(client,
     html = client.get(reverse("admin:index") + "?role=customer_support").content.decode()
     offline = re.search(r'id="support-recently-offline">(.*?)</ul>', html, re.S).group(1)
     assert page_url(scene.stranger) in offline and page_url(scene.contact) not in offline
+
+
+def test_the_outline_builder_decodes_topojson_and_keeps_shared_borders_whole():
+    """Two unit squares sharing the arc x=1 (quantized, delta-encoded as TopoJSON stores them): each state gets
+    a closed ring through the shared border, simplification keeps the arcs' ends, and a straight line loses
+    its middle points."""
+    from fleet.management.commands.build_us_states_map import simplify, states_geojson
+
+    topology = {
+        "type": "Topology",
+        "transform": {"scale": [0.5, 0.5], "translate": [-100, 40]},
+        "arcs": [
+            [[2, 0], [0, 2]],  # the shared border: (1, 0) → (1, 1) after the transform
+            [[2, 2], [-2, 0], [0, -2], [2, 0]],  # the west square's other sides
+            [[2, 0], [2, 0], [0, 2], [-2, 0]],  # the east square's other sides
+        ],
+        "objects": {
+            "states": {
+                "type": "GeometryCollection",
+                "geometries": [
+                    {"type": "Polygon", "arcs": [[0, 1]], "id": "01", "properties": {"name": "West"}},
+                    {"type": "Polygon", "arcs": [[2, -1]], "id": "02", "properties": {"name": "East"}},
+                ],
+            }
+        },
+    }
+    collection = states_geojson(topology, tolerance=0.01)
+    west, east = collection["features"]
+    assert west["properties"] == {"name": "West", "fips": "01"}
+    assert west["geometry"]["coordinates"] == [
+        [[[-99.0, 40.0], [-99.0, 41.0], [-100.0, 41.0], [-100.0, 40.0], [-99.0, 40.0]]]
+    ]
+    assert east["geometry"]["coordinates"] == [
+        [[[-99.0, 40.0], [-98.0, 40.0], [-98.0, 41.0], [-99.0, 41.0], [-99.0, 40.0]]]
+    ]
+    assert simplify([(0, 0), (1, 0.001), (2, 0), (3, 0.002), (4, 0)], 0.01) == [(0, 0), (4, 0)]

@@ -51,7 +51,11 @@ def customer_link(hit: CustomerHit) -> str:
 
 
 def customer_search_hits(request, term: str, workspace_ids: list[int]) -> list[SearchHit]:
-    """The search box's customers: whoever the term finds in the workspaces where the user may view contacts."""
+    """The search box's customers: whoever the term finds in the workspaces where the user may view contacts.
+
+    unfold keeps a command search's results for 5 minutes in Django's cache, keyed by the user's id and the
+    (lower-cased) term: never shared between users, but a customer added or changed meanwhile shows the next
+    time the term is typed after that. The results page (`admin:fleet_contact_search`) is never cached."""
     allowed = workspaces_allowed(request.user, "fleet.view_contact", workspace_ids)
     hits = customer_search(term=term, workspace_ids=allowed, limit=COMMAND_SEARCH_LIMIT)
     results = [

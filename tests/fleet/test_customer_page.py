@@ -448,3 +448,19 @@ def test_the_outline_builder_decodes_topojson_and_keeps_shared_borders_whole():
         [[[-99.0, 40.0], [-98.0, 40.0], [-98.0, 41.0], [-99.0, 41.0], [-99.0, 40.0]]]
     ]
     assert simplify([(0, 0), (1, 0.001), (2, 0), (3, 0.002), (4, 0)], 0.01) == [(0, 0), (4, 0)]
+
+
+def queries_for(client, url) -> int:
+    with CaptureQueriesContext(connection) as ctx:
+        assert client.get(url).status_code == 200
+    return len(ctx.captured_queries)
+
+
+def test_the_support_home_takes_the_same_queries_whatever_the_fleets_size(support, scene):
+    url = reverse("admin:index") + "?role=customer_support"
+    support.get(page_url(scene.contact))  # one customer opened: the panel lists it
+    small = queries_for(support, url)
+    grow(scene, n_devices=60, readings_each=1)
+    support.get(page_url(scene.neighbour))
+    large = queries_for(support, url)
+    assert small == large

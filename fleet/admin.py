@@ -290,6 +290,7 @@ class DeviceAdmin(FleetImportExportMixin, FilterSetAdminMixin, WorkspaceScopedAd
                     "workspace",
                     "site",
                     "contact",
+                    "customer_page",
                     "manufacturer",
                     "system_identifier",
                     "device_type",
@@ -306,6 +307,7 @@ class DeviceAdmin(FleetImportExportMixin, FilterSetAdminMixin, WorkspaceScopedAd
     ]
     readonly_fields = [
         "contact",
+        "customer_page",
         "state",
         "state_changed_at",
         "state_reason",
@@ -321,6 +323,14 @@ class DeviceAdmin(FleetImportExportMixin, FilterSetAdminMixin, WorkspaceScopedAd
     def get_readonly_fields(self, request, obj=None):
         fixed = ["workspace", "manufacturer", "system_identifier"] if obj else []
         return [*fixed, *self.readonly_fields]
+
+    @admin.display(description=_("customer page"))
+    def customer_page(self, obj):
+        """Support's view of the owner, opened on this device."""
+        if obj is None or obj.pk is None:
+            return "—"
+        url = reverse("admin:fleet_contact_customer", args=[obj.contact_id])
+        return format_html('<a id="customer-page" href="{}?device={}#device-{}">{}</a>', url, obj.pk, obj.pk, _("Open"))
 
     @admin.display(description=_("state"), ordering="state")
     def state_badge(self, obj):

@@ -269,6 +269,19 @@ def test_the_contact_page_and_the_contacts_list_link_to_the_customer_page(suppor
     assert page_url(scene.contact) in listing
 
 
+def test_a_device_page_links_to_its_owners_customer_page_on_that_device(support, scene):
+    html = support.get(reverse("admin:fleet_device_change", args=[scene.offline.pk])).content.decode()
+    assert f'href="{page_url(scene.contact)}?device={scene.offline.pk}#device-{scene.offline.pk}"' in html
+
+
+def test_online_tiles_are_a_setting(support, scene, settings):
+    settings.MAP_TILE_URL = "https://tiles.example.org/{z}/{x}/{y}.png"
+    settings.MAP_TILE_ATTRIBUTION = "© the tile provider"
+    data = map_data(support.get(page_url(scene.contact)))
+    assert data["tileUrl"] == "https://tiles.example.org/{z}/{x}/{y}.png"
+    assert data["tileAttribution"] == "© the tile provider"
+
+
 def test_dispatch_shows_the_devices_events_participation_and_opt_outs(support, scene):
     event_strategy_create_version(
         program=scene.program, data={"allowed_event_types": ["charge", "discharge", "idle"]}, actor=None

@@ -494,8 +494,10 @@ def _registered_story(device, facts: IntegrationFacts | None, known: bool, zone,
             last_lookup = moment(facts.last_discovery_at, zone, now)
     else:
         headline = "Not live yet: not bound to an OEM account"
-    if device.state_reason and device.state_reason not in " ".join(explanations):
-        explanations.append(f"Recorded reason: {device.state_reason}")
+    # the registration's own reason ("Registered", "Imported…") says nothing the headline does not
+    recorded = device.state_reason
+    if recorded and not recorded.startswith(("Registered", "Imported")) and recorded not in " ".join(explanations):
+        explanations.append(f"Recorded reason: {recorded}")
     facts_rows = [("Registered", moment(registered_at, zone, now).local)]
     if last_lookup:
         facts_rows.append(("Last looked up", f"{last_lookup.local} ({last_lookup.ago} ago)"))

@@ -1,7 +1,6 @@
 """Customer support's pages, added to the contacts' admin: the search results (`/admin/fleet/contact/search/?q=`)
 and the customer page (`/admin/fleet/contact/<id>/customer/`). Views stay thin: the reads are fleet.customer's."""
 
-import phonenumbers
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -19,6 +18,7 @@ from fleet.customer import (
     customer_search,
     customer_sections,
     device_counts_by_contact,
+    phone_display,
 )
 from fleet.home_support import customer_link, remember_viewed, workspaces_with_perm
 from texture_portal.filters import MAX_ID
@@ -30,18 +30,6 @@ DEVICE_COUNT_LABELS = [
     (DeviceState.REGISTERED, _("not live yet")),
 ]
 SEARCH_TERM_MAX = 200
-
-
-def phone_display(e164: str) -> str:
-    """+15415551188 → (541) 555-1188; other countries in international format; anything else as stored."""
-    if not e164:
-        return ""
-    try:
-        number = phonenumbers.parse(e164, None)
-    except phonenumbers.NumberParseException:
-        return e164
-    style = phonenumbers.PhoneNumberFormat.NATIONAL if number.country_code == 1 else None
-    return phonenumbers.format_number(number, style or phonenumbers.PhoneNumberFormat.INTERNATIONAL)
 
 
 class CustomerPagesMixin:

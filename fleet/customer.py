@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import phonenumbers
 from django.db.models import Case, Count, IntegerField, Q, Value, When
 from django.db.models.functions import Reverse, Upper
 from django.http import HttpRequest
@@ -177,6 +178,18 @@ def search_phone(term: str) -> str | None:
     return phone_e164(term, "US")
 
 
+def phone_display(e164: str) -> str:
+    """+15415551188 → (541) 555-1188; other countries in international format; anything else as stored."""
+    if not e164:
+        return ""
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return e164
+    style = phonenumbers.PhoneNumberFormat.NATIONAL if number.country_code == 1 else None
+    return phonenumbers.format_number(number, style or phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
 def _suffix_at_boundary(value: str, term: str) -> bool:
     """Whether `term` ends `value` after a separator or a change of kind (TRE-100333, TRE100333 ← 100333)."""
     value, term = value.upper(), term.upper()
@@ -256,7 +269,7 @@ def customer_search(*, term: str, workspace_ids: list[int], limit: int = 20) -> 
         elif suffix and _suffix_at_boundary(reference, upper):
             add(contact, CustomerMatch("account", contact.reference_id, exact=True))
         if phone and contact.phone == phone:
-            add(contact, CustomerMatch("phone", contact.phone, exact=True))
+            add(contact, CustomerMatch("phone", phone_display(contact.phone), exact=True))
         if contact.email and contact.email.upper().startswith(upper):
             add(contact, CustomerMatch("email", contact.email, exact=contact.email.upper() == upper))
         name = _name_match(contact, words, term)

@@ -10,3 +10,8 @@ class DispatchConfig(AppConfig):
         from texture_portal.events.types import event_types_register
 
         event_types_register(DispatchEventType, app_label=self.label)
+
+        # the fleet's customer page: the customer's devices in recent and coming events
+        from dispatch import customer
+
+        customer.register()

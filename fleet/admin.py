@@ -4,12 +4,14 @@ devices with state history and telemetry."""
 from datetime import timedelta
 
 from django.contrib import admin
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from fleet import selectors as fleet_selectors
 from fleet import services
+from fleet.admin_customer import CustomerPagesMixin
 from fleet.admin_imports import FleetImportExportMixin
 from fleet.charts import telemetry_chart_svg
 from fleet.choices import DeviceState, GridServicesStatus
@@ -148,9 +150,9 @@ class DeviceEnrollmentInline(ReadOnlyWorkspaceScopedTabularInline):
 
 # -- contacts and sites -----------------------------------------------------------------------------------
 @admin.register(Contact)
-class ContactAdmin(FleetImportExportMixin, FilterSetAdminMixin, WorkspaceScopedAdmin):
+class ContactAdmin(CustomerPagesMixin, FleetImportExportMixin, FilterSetAdminMixin, WorkspaceScopedAdmin):
     filterset_class = ContactFilterSet  # the API's filters, by the API's names
-    list_display = ["reference_id", "last_name", "first_name", "email", "phone", "workspace"]
+    list_display = ["reference_id", "last_name", "first_name", "email", "phone", "customer_page", "workspace"]
     list_display_links = ["reference_id", "last_name"]
     list_select_related = ["workspace__organization"]
     list_filter = [("workspace", ScopedRelatedFieldListFilter)]
@@ -162,6 +164,10 @@ class ContactAdmin(FleetImportExportMixin, FilterSetAdminMixin, WorkspaceScopedA
 
     def get_readonly_fields(self, request, obj=None):
         return ["workspace"] if obj else []
+
+    @admin.display(description=_("customer page"))
+    def customer_page(self, obj):
+        return format_html('<a href="{}">{}</a>', reverse("admin:fleet_contact_customer", args=[obj.pk]), _("Open"))
 
     def perform_save(self, request, obj, form, change):
         data = {name: form.cleaned_data[name] for name in services.CONTACT_FIELDS if name in form.cleaned_data}
@@ -284,6 +290,7 @@ class DeviceAdmin(FleetImportExportMixin, FilterSetAdminMixin, WorkspaceScopedAd
                     "workspace",
                     "site",
                     "contact",
+                    "customer_page",
                     "manufacturer",
                     "system_identifier",
                     "device_type",
@@ -300,6 +307,7 @@ class DeviceAdmin(FleetImportExportMixin, FilterSetAdminMixin, WorkspaceScopedAd
     ]
     readonly_fields = [
         "contact",
+        "customer_page",
         "state",
         "state_changed_at",
         "state_reason",
@@ -315,6 +323,14 @@ class DeviceAdmin(FleetImportExportMixin, FilterSetAdminMixin, WorkspaceScopedAd
     def get_readonly_fields(self, request, obj=None):
         fixed = ["workspace", "manufacturer", "system_identifier"] if obj else []
         return [*fixed, *self.readonly_fields]
+
+    @admin.display(description=_("customer page"))
+    def customer_page(self, obj):
+        """Support's view of the owner, opened on this device."""
+        if obj is None or obj.pk is None:
+            return "—"
+        url = reverse("admin:fleet_contact_customer", args=[obj.contact_id])
+        return format_html('<a id="customer-page" href="{}?device={}#device-{}">{}</a>', url, obj.pk, obj.pk, _("Open"))
 
     @admin.display(description=_("state"), ordering="state")
     def state_badge(self, obj):

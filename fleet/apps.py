@@ -11,3 +11,8 @@ class FleetConfig(AppConfig):
         from texture_portal.events.types import event_types_register
 
         event_types_register(FleetEventType, app_label=self.label)
+
+        # Customer Support's home panel, navigation and the search box's customers
+        from fleet import home_support
+
+        home_support.register()

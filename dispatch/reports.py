@@ -51,7 +51,7 @@ REFRESH_AT_COMPLETION = timedelta(hours=1)
 REPORT_WORK_MEM = "256MB"
 TIMELINE_POINTS = 120  # at most this many points on the participation chart
 NULL_FLOAT = "CAST(NULL AS DOUBLE PRECISION)"  # typed, for the temporary tables' columns on PostgreSQL
-_TEMP_TABLES = ("rpt_today", "rpt_stats", "rpt_days", "rpt_masks", "rpt_usual", "rpt_verdict", "rpt_cells")
+_TEMP_TABLES = ("rpt_read", "rpt_days", "rpt_masks", "rpt_usual", "rpt_verdict", "rpt_cells")
 MASK_DAYS = 62  # a lookback up to this many days: each device's chosen days as bits of one integer
 
 
@@ -205,13 +205,20 @@ def _values(event: DispatchEvent, rows: list[tuple]) -> tuple[str, str, list]:
             else ("r.charge_rate_w AS b, r.grid_power_w AS n")
         )
         group = " GROUP BY r.device_id, s.day_no, s.slot, s.role, s.action_no" if grouped else ""
+        at_instants = ""
+        instants_params = []
+        if connection.vendor == "postgresql":
+            # the instants themselves, as the floor's aggregate reads them: a hashed lookup in the scan, so only
+            # the rows read reach the join (not every rollup of the lookback)
+            at_instants = " AND r.interval_start = ANY(%s)"
+            instants_params = [sorted({row[2] for row in subset})]
         parts.append(
             f"""
             SELECT r.device_id AS device_id, s.day_no AS day_no, s.slot AS slot, s.role AS role,
                    s.action_no AS action_no, {means}
             FROM fleet_telemetryrollup r
             JOIN {name} s ON s.at = r.interval_start
-            WHERE r.workspace_id = %s AND r.interval_start >= %s AND r.interval_start <= %s
+            WHERE r.workspace_id = %s AND r.interval_start >= %s AND r.interval_start <= %s{at_instants}
               AND r.device_id IN ({members}){group}
             """  # noqa: S608 - placeholders and this module's SQL
         )
@@ -219,6 +226,7 @@ def _values(event: DispatchEvent, rows: list[tuple]) -> tuple[str, str, list]:
             event.workspace_id,
             adapt(min(row[2] for row in subset)),
             adapt(max(row[2] for row in subset)),
+            *instants_params,
             event.pk,
         ]
     if not parts:  # nothing to read (no candidate day): an empty source of the same shape
@@ -233,35 +241,34 @@ def _values(event: DispatchEvent, rows: list[tuple]) -> tuple[str, str, list]:
 def _compute(cursor, *, event: DispatchEvent, report_id: int, slots: ReportSlots, method: BaselineMethod) -> None:
     """Steps 2–5 of the module's docstring: the device rows of report `report_id`."""
     members = "SELECT device_id FROM dispatch_participation WHERE event_id = %s AND included_at IS NOT NULL"
-    today = [row for row in slots.rows if row[0] == 0]
-    history_event = [row for row in slots.rows if row[0] > 0 and row[3] == "E"]
-    history = [row for row in slots.rows if row[0] > 0]
-    # the event's day: a few intervals of every participant, read once into a small table
-    ctes, source, params = _values(event, today)
-    cursor.execute(f"CREATE TEMP TABLE rpt_today AS WITH {ctes} {source}", params)  # noqa: S608
-    _analyze(cursor, "rpt_today")
-    # each candidate day's coverage of the event's intervals and its load over them: aggregated as read
-    ctes, source, params = _values(event, history_event)
+    # one read of the event's day (every interval, each its own group: its value as it is) and of the candidate
+    # days' event intervals (a group per day: its coverage of them and its load over them, aggregated as read)
+    first = [row for row in slots.rows if row[0] == 0 or row[3] == "E"]
+    ctes, source, params = _values(event, first)
+    today_only = "CASE WHEN day_no = 0 THEN {} END"
     cursor.execute(
         f"""
-        CREATE TEMP TABLE rpt_stats AS WITH {ctes}
-        SELECT device_id, day_no, count(b) AS nb, avg(b) AS lb, count(n) AS nn, avg(n) AS ln
+        CREATE TEMP TABLE rpt_read AS WITH {ctes}
+        SELECT device_id, day_no, {today_only.format("slot")} AS slot, {today_only.format("role")} AS role,
+               {today_only.format("action_no")} AS action_no,
+               count(b) AS nb, avg(b) AS b, count(n) AS nn, avg(n) AS n
         FROM ({source}) v
-        GROUP BY device_id, day_no
+        GROUP BY device_id, day_no, {today_only.format("slot")}, {today_only.format("role")},
+                 {today_only.format("action_no")}
         """,  # noqa: S608 - placeholders and this module's SQL
         params,
     )
-    _analyze(cursor, "rpt_stats")
+    _analyze(cursor, "rpt_read")
     need = max(1, math.ceil(method.min_coverage * len(slots.event_slots) - 1e-9))
     highest = method.highest or method.days
     cursor.execute(
         """
         CREATE TEMP TABLE rpt_days AS
-        WITH stats AS (SELECT * FROM rpt_stats),
+        WITH stats AS (SELECT device_id, day_no, nb, b, nn, n FROM rpt_read WHERE day_no > 0),
         eligible AS (
-            SELECT device_id, 'battery' AS metric, day_no, lb AS load FROM stats WHERE nb >= %s
+            SELECT device_id, 'battery' AS metric, day_no, b AS load FROM stats WHERE nb >= %s
             UNION ALL
-            SELECT device_id, 'net_at_meter' AS metric, day_no, ln AS load FROM stats WHERE nn >= %s
+            SELECT device_id, 'net_at_meter' AS metric, day_no, n AS load FROM stats WHERE nn >= %s
         ),
         recent AS (
             SELECT device_id, metric, day_no, load,
@@ -283,13 +290,16 @@ def _compute(cursor, *, event: DispatchEvent, report_id: int, slots: ReportSlots
     _analyze(cursor, "rpt_days")
     if method.lookback_days <= MASK_DAYS:
         # each device's chosen days as the bits of one integer per metric: the values are read once, joined to
-        # one small row per device instead of to each of their days
+        # one small row per device instead of to each of their days (bits of a 64-bit 1: PostgreSQL's 32-bit
+        # 1 << 40 is 1 << 8)
         cursor.execute(
             """
             CREATE TEMP TABLE rpt_masks AS
             SELECT device_id,
-                   sum(CASE WHEN metric = 'battery' AND chosen = 1 THEN (1 << day_no) ELSE 0 END) AS mb,
-                   sum(CASE WHEN metric = 'net_at_meter' AND chosen = 1 THEN (1 << day_no) ELSE 0 END) AS mn
+                   CAST(sum(CASE WHEN metric = 'battery' AND chosen = 1 THEN CAST(1 AS BIGINT) << day_no ELSE 0 END)
+                        AS BIGINT) AS mb,
+                   CAST(sum(CASE WHEN metric = 'net_at_meter' AND chosen = 1 THEN CAST(1 AS BIGINT) << day_no
+                                 ELSE 0 END) AS BIGINT) AS mn
             FROM rpt_days GROUP BY device_id
             """
         )
@@ -315,7 +325,7 @@ def _compute(cursor, *, event: DispatchEvent, report_id: int, slots: ReportSlots
             GROUP BY v.device_id, v.slot, v.role
         """
     # the candidate days read again, each device's chosen ones averaged interval by interval as they stream by
-    ctes, source, params = _values(event, history)
+    ctes, source, params = _values(event, [row for row in slots.rows if row[0] > 0])
     cursor.execute(
         f"""
         CREATE TEMP TABLE rpt_usual AS
@@ -358,7 +368,7 @@ def _compute(cursor, *, event: DispatchEvent, report_id: int, slots: ReportSlots
             SELECT u.device_id, u.metric, avg({_metric_value("u.metric", "t")}) AS seen, avg(u.usual) AS usual,
                    count(*) AS pairs
             FROM rpt_usual u
-            JOIN rpt_today t ON t.device_id = u.device_id AND t.slot = u.slot AND t.role = 'W'
+            JOIN rpt_read t ON t.device_id = u.device_id AND t.day_no = 0 AND t.slot = u.slot AND t.role = 'W'
             WHERE u.role = 'W' AND u.usual IS NOT NULL AND {_metric_value("u.metric", "t")} IS NOT NULL
             GROUP BY u.device_id, u.metric
         ),
@@ -397,12 +407,12 @@ def _compute(cursor, *, event: DispatchEvent, report_id: int, slots: ReportSlots
         WITH metrics(metric) AS (VALUES ('battery'), ('net_at_meter'))
         SELECT v.device_id, x.metric, v.slot, v.action_no, {_metric_value("x.metric", "v")} AS actual,
                CASE WHEN vd.no_baseline = '' THEN {adjusted} END AS baseline
-        FROM rpt_today v
+        FROM rpt_read v
         CROSS JOIN metrics x
         JOIN rpt_verdict vd ON vd.device_id = v.device_id AND vd.metric = x.metric
         LEFT JOIN rpt_usual u ON u.device_id = v.device_id AND u.metric = x.metric AND u.slot = v.slot
                              AND u.role = 'E'
-        WHERE v.role = 'E'
+        WHERE v.day_no = 0 AND v.role = 'E'
         """  # noqa: S608
     )
     _analyze(cursor, "rpt_cells")

@@ -10,16 +10,17 @@ whatever their number:
    window's, and the same wall-clock intervals on every candidate day of the lookback (same kind of day, no
    event of the program), each with its UTC instants: a fall-back day's repeated hour gives an interval two
    instants (averaged), a spring-forward day's missing hour none.
-2. `rpt_today`: each participant's rollups of the event's day (its intervals and the adjustment window's).
-3. `rpt_stats` and `rpt_days`: per device and metric, the candidate days with readings for enough of the
-   event's intervals (aggregated as the rollups are read), the Y most recent of them, and which are used (the
-   highest X by load over the event's intervals, or all); `rpt_masks`: those days as bits of an integer.
-4. `rpt_usual`: the unadjusted baseline per interval, the candidate days' rollups read a second time and
-   averaged over each device's chosen days as they stream by (no table of every day's every value);
-   `rpt_verdict`: per device and metric, the adjustment (factor or offset) from the window before the event,
+2. `rpt_read`, in one statement that reads the participants' rollups once (held in memory for the statement
+   in a materialized WITH, not written to a table): the event's day as it is (its intervals and the
+   adjustment window's: `rpt_today`); per device and metric, the candidate days with readings for enough of
+   the event's intervals, the Y most recent of them, and which are used (the highest X by load over the
+   event's intervals, or all: `rpt_days`), as bits of an integer per device when the lookback fits one; and
+   the unadjusted baseline per interval, both metrics, averaged over each device's chosen days (`rpt_usual`).
+   The three are views of `rpt_read`'s rows of each kind.
+3. `rpt_verdict`: per device and metric, the adjustment (factor or offset) from the window before the event,
    or why there is no baseline.
-5. `rpt_cells`: per device, metric and event interval, the actual and the adjusted baseline; the device rows
-   are inserted from them in one INSERT … SELECT, and the fleet's totals are the sums of those rows.
+4. `rpt_cells`: per device and event interval, each metric's actual and adjusted baseline; the device rows are
+   inserted from them in one INSERT … SELECT, and the fleet's totals are the sums of those rows.
 """
 
 from __future__ import annotations
@@ -237,7 +238,7 @@ def _values(event: DispatchEvent, rows: list[tuple]) -> tuple[str, str, list]:
 
 
 def _compute(cursor, *, event: DispatchEvent, report_id: int, slots: ReportSlots, method: BaselineMethod) -> None:
-    """Steps 2–5 of the module's docstring: the device rows of report `report_id`."""
+    """Steps 2–4 of the module's docstring: the device rows of report `report_id`."""
     members = "SELECT device_id FROM dispatch_participation WHERE event_id = %s AND included_at IS NOT NULL"
     need = max(1, math.ceil(method.min_coverage * len(slots.event_slots) - 1e-9))
     highest = method.highest or method.days

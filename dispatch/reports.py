@@ -663,6 +663,9 @@ def event_report_compile(
             cursor.execute(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'")
             # compiling plans for a few statements costs more than it saves on them
             cursor.execute("SET LOCAL jit = off")
+            # the one read of the rollups in parallel workers too: priced at the default, handing its rows to the
+            # statement (estimated at the whole lookback, not the instants read) looks dearer than it is
+            cursor.execute("SET LOCAL parallel_tuple_cost = 0.01")
         _drop_temp_tables(cursor)
         if slots.event_slots:
             _compute(cursor, event=event, report_id=report.pk, slots=slots, method=method)

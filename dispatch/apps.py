@@ -16,3 +16,8 @@ class DispatchConfig(AppConfig):
 
         home.register()
         timeline.register()
+
+        # the fleet's customer page: the customer's devices in recent and coming events
+        from dispatch import customer
+
+        customer.register()

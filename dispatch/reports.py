@@ -10,16 +10,17 @@ whatever their number:
    window's, and the same wall-clock intervals on every candidate day of the lookback (same kind of day, no
    event of the program), each with its UTC instants: a fall-back day's repeated hour gives an interval two
    instants (averaged), a spring-forward day's missing hour none.
-2. `rpt_today`: each participant's rollups of the event's day (its intervals and the adjustment window's).
-3. `rpt_stats` and `rpt_days`: per device and metric, the candidate days with readings for enough of the
-   event's intervals (aggregated as the rollups are read), the Y most recent of them, and which are used (the
-   highest X by load over the event's intervals, or all); `rpt_masks`: those days as bits of an integer.
-4. `rpt_usual`: the unadjusted baseline per interval, the candidate days' rollups read a second time and
-   averaged over each device's chosen days as they stream by (no table of every day's every value);
-   `rpt_verdict`: per device and metric, the adjustment (factor or offset) from the window before the event,
+2. `rpt_read`, in one statement that reads the participants' rollups once (held in memory for the statement
+   in a materialized WITH, not written to a table): the event's day as it is (its intervals and the
+   adjustment window's: `rpt_today`); per device and metric, the candidate days with readings for enough of
+   the event's intervals, the Y most recent of them, and which are used (the highest X by load over the
+   event's intervals, or all: `rpt_days`), as bits of an integer per device when the lookback fits one; and
+   the unadjusted baseline per interval, both metrics, averaged over each device's chosen days (`rpt_usual`).
+   The three are views of `rpt_read`'s rows of each kind.
+3. `rpt_verdict`: per device and metric, the adjustment (factor or offset) from the window before the event,
    or why there is no baseline.
-5. `rpt_cells`: per device, metric and event interval, the actual and the adjusted baseline; the device rows
-   are inserted from them in one INSERT … SELECT, and the fleet's totals are the sums of those rows.
+4. `rpt_cells`: per device and event interval, each metric's actual and adjusted baseline; the device rows are
+   inserted from them in one INSERT … SELECT, and the fleet's totals are the sums of those rows.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ REFRESH_AT_COMPLETION = timedelta(hours=1)
 REPORT_WORK_MEM = "256MB"
 TIMELINE_POINTS = 120  # at most this many points on the participation chart
 NULL_FLOAT = "CAST(NULL AS DOUBLE PRECISION)"  # typed, for the temporary tables' columns on PostgreSQL
-_TEMP_TABLES = ("rpt_today", "rpt_stats", "rpt_days", "rpt_masks", "rpt_usual", "rpt_verdict", "rpt_cells")
+_TEMP_TABLES = ("rpt_read", "rpt_verdict", "rpt_cells")
+_TEMP_VIEWS = ("rpt_today", "rpt_days", "rpt_usual")  # parts of rpt_read
 MASK_DAYS = 62  # a lookback up to this many days: each device's chosen days as bits of one integer
 
 
@@ -162,11 +164,6 @@ def _clamp(expression: str, low: str, high: str) -> str:
     return f"min(max({expression}, {low}), {high})"
 
 
-def _metric_value(metric_column: str, prefix: str) -> str:
-    """The series of the row's metric out of a row holding both (b: battery, n: net at meter)."""
-    return f"(CASE WHEN {metric_column} = 'battery' THEN {prefix}.b ELSE {prefix}.n END)"
-
-
 def _analyze(cursor, table: str) -> None:
     """PostgreSQL plans the next statements with the temporary table's real size (it keeps no statistics of
     its own for them): without it, joins over millions of rows become nested loops."""
@@ -175,6 +172,8 @@ def _analyze(cursor, table: str) -> None:
 
 
 def _drop_temp_tables(cursor) -> None:
+    for view in _TEMP_VIEWS:
+        cursor.execute(f"DROP VIEW IF EXISTS {view}")
     for table in _TEMP_TABLES:
         cursor.execute(f"DROP TABLE IF EXISTS {table}")
 
@@ -205,13 +204,20 @@ def _values(event: DispatchEvent, rows: list[tuple]) -> tuple[str, str, list]:
             else ("r.charge_rate_w AS b, r.grid_power_w AS n")
         )
         group = " GROUP BY r.device_id, s.day_no, s.slot, s.role, s.action_no" if grouped else ""
+        at_instants = ""
+        instants_params = []
+        if connection.vendor == "postgresql":
+            # the instants themselves, as the floor's aggregate reads them: a hashed lookup in the scan, so only
+            # the rows read reach the join (not every rollup of the lookback)
+            at_instants = " AND r.interval_start = ANY(%s)"
+            instants_params = [sorted({row[2] for row in subset})]
         parts.append(
             f"""
             SELECT r.device_id AS device_id, s.day_no AS day_no, s.slot AS slot, s.role AS role,
                    s.action_no AS action_no, {means}
             FROM fleet_telemetryrollup r
             JOIN {name} s ON s.at = r.interval_start
-            WHERE r.workspace_id = %s AND r.interval_start >= %s AND r.interval_start <= %s
+            WHERE r.workspace_id = %s AND r.interval_start >= %s AND r.interval_start <= %s{at_instants}
               AND r.device_id IN ({members}){group}
             """  # noqa: S608 - placeholders and this module's SQL
         )
@@ -219,6 +225,7 @@ def _values(event: DispatchEvent, rows: list[tuple]) -> tuple[str, str, list]:
             event.workspace_id,
             adapt(min(row[2] for row in subset)),
             adapt(max(row[2] for row in subset)),
+            *instants_params,
             event.pk,
         ]
     if not parts:  # nothing to read (no candidate day): an empty source of the same shape
@@ -231,33 +238,62 @@ def _values(event: DispatchEvent, rows: list[tuple]) -> tuple[str, str, list]:
 
 
 def _compute(cursor, *, event: DispatchEvent, report_id: int, slots: ReportSlots, method: BaselineMethod) -> None:
-    """Steps 2–5 of the module's docstring: the device rows of report `report_id`."""
+    """Steps 2–4 of the module's docstring: the device rows of report `report_id`."""
     members = "SELECT device_id FROM dispatch_participation WHERE event_id = %s AND included_at IS NOT NULL"
-    today = [row for row in slots.rows if row[0] == 0]
-    history_event = [row for row in slots.rows if row[0] > 0 and row[3] == "E"]
-    history = [row for row in slots.rows if row[0] > 0]
-    # the event's day: a few intervals of every participant, read once into a small table
-    ctes, source, params = _values(event, today)
-    cursor.execute(f"CREATE TEMP TABLE rpt_today AS WITH {ctes} {source}", params)  # noqa: S608
-    _analyze(cursor, "rpt_today")
-    # each candidate day's coverage of the event's intervals and its load over them: aggregated as read
-    ctes, source, params = _values(event, history_event)
-    cursor.execute(
-        f"""
-        CREATE TEMP TABLE rpt_stats AS WITH {ctes}
-        SELECT device_id, day_no, count(b) AS nb, avg(b) AS lb, count(n) AS nn, avg(n) AS ln
-        FROM ({source}) v
-        GROUP BY device_id, day_no
-        """,  # noqa: S608 - placeholders and this module's SQL
-        params,
-    )
-    _analyze(cursor, "rpt_stats")
     need = max(1, math.ceil(method.min_coverage * len(slots.event_slots) - 1e-9))
     highest = method.highest or method.days
+    if method.lookback_days <= MASK_DAYS:
+        # each device's chosen days as the bits of one integer per metric, joined to one small row per device
+        # instead of to each of their days (bits of a 64-bit 1: PostgreSQL's 32-bit 1 << 40 is 1 << 8)
+        chosen = """
+        masks AS (
+            SELECT device_id,
+                   CAST(sum(CASE WHEN metric = 'battery' AND chosen = 1 THEN CAST(1 AS BIGINT) << day_no ELSE 0 END)
+                        AS BIGINT) AS mb,
+                   CAST(sum(CASE WHEN metric = 'net_at_meter' AND chosen = 1 THEN CAST(1 AS BIGINT) << day_no
+                                 ELSE 0 END) AS BIGINT) AS mn
+            FROM days GROUP BY device_id
+        ),
+        both_metrics AS (
+            SELECT v.device_id, v.slot, v.role,
+                   avg(CASE WHEN (m.mb >> v.day_no) & 1 = 1 THEN v.b END) AS ub,
+                   avg(CASE WHEN (m.mn >> v.day_no) & 1 = 1 THEN v.n END) AS un
+            FROM v JOIN masks m ON m.device_id = v.device_id
+            WHERE v.day_no > 0
+            GROUP BY v.device_id, v.slot, v.role
+        )"""
+    else:
+        chosen = """
+        both_metrics AS (
+            SELECT v.device_id, v.slot, v.role,
+                   avg(CASE WHEN cb.day_no IS NOT NULL THEN v.b END) AS ub,
+                   avg(CASE WHEN cn.day_no IS NOT NULL THEN v.n END) AS un
+            FROM v
+            LEFT JOIN days cb ON cb.device_id = v.device_id AND cb.day_no = v.day_no AND cb.metric = 'battery'
+                              AND cb.chosen = 1
+            LEFT JOIN days cn ON cn.device_id = v.device_id AND cn.day_no = v.day_no
+                              AND cn.metric = 'net_at_meter' AND cn.chosen = 1
+            WHERE v.day_no > 0 AND (cb.day_no IS NOT NULL OR cn.day_no IS NOT NULL)
+            GROUP BY v.device_id, v.slot, v.role
+        )"""
+    event_only = "CASE WHEN role = 'E' THEN {} END"
+    # the rollups read once, held in memory for the statement (a materialized WITH, not a table): the event's
+    # day as it is, the candidate days' coverage of the event's intervals and load over them, which of them are
+    # chosen, and the unadjusted baseline, each chosen day's values averaged interval by interval
+    ctes, source, params = _values(event, slots.rows)
     cursor.execute(
-        """
-        CREATE TEMP TABLE rpt_days AS
-        WITH stats AS (SELECT * FROM rpt_stats),
+        f"""
+        CREATE TEMP TABLE rpt_read AS
+        WITH {ctes},
+        v AS MATERIALIZED ({source}),
+        stats AS (
+            SELECT device_id, day_no,
+                   count({event_only.format("b")}) AS nb, avg({event_only.format("b")}) AS lb,
+                   count({event_only.format("n")}) AS nn, avg({event_only.format("n")}) AS ln
+            FROM v WHERE day_no > 0
+            GROUP BY device_id, day_no
+            HAVING sum(CASE WHEN role = 'E' THEN 1 ELSE 0 END) > 0
+        ),
         eligible AS (
             SELECT device_id, 'battery' AS metric, day_no, lb AS load FROM stats WHERE nb >= %s
             UNION ALL
@@ -273,60 +309,36 @@ def _compute(cursor, *, event: DispatchEvent, report_id: int, slots: ReportSlots
                    count(*) OVER (PARTITION BY device_id, metric) AS eligible_days,
                    row_number() OVER (PARTITION BY device_id, metric ORDER BY load DESC, day_no) AS load_rank
             FROM recent WHERE recent_rank <= %s
-        )
-        SELECT device_id, metric, day_no, eligible_days,
-               CASE WHEN eligible_days >= %s AND load_rank <= %s THEN 1 ELSE 0 END AS chosen
-        FROM ranked
-        """,
-        [need, need, method.days, method.min_days, highest],
-    )
-    _analyze(cursor, "rpt_days")
-    if method.lookback_days <= MASK_DAYS:
-        # each device's chosen days as the bits of one integer per metric: the values are read once, joined to
-        # one small row per device instead of to each of their days
-        cursor.execute(
-            """
-            CREATE TEMP TABLE rpt_masks AS
-            SELECT device_id,
-                   sum(CASE WHEN metric = 'battery' AND chosen = 1 THEN (1 << day_no) ELSE 0 END) AS mb,
-                   sum(CASE WHEN metric = 'net_at_meter' AND chosen = 1 THEN (1 << day_no) ELSE 0 END) AS mn
-            FROM rpt_days GROUP BY device_id
-            """
-        )
-        _analyze(cursor, "rpt_masks")
-        both = """
-            SELECT v.device_id, v.slot, v.role,
-                   avg(CASE WHEN (m.mb >> v.day_no) & 1 = 1 THEN v.b END) AS ub,
-                   avg(CASE WHEN (m.mn >> v.day_no) & 1 = 1 THEN v.n END) AS un
-            FROM ({source}) v JOIN rpt_masks m ON m.device_id = v.device_id
-            GROUP BY v.device_id, v.slot, v.role
-        """
-    else:
-        both = """
-            SELECT v.device_id, v.slot, v.role,
-                   avg(CASE WHEN cb.day_no IS NOT NULL THEN v.b END) AS ub,
-                   avg(CASE WHEN cn.day_no IS NOT NULL THEN v.n END) AS un
-            FROM ({source}) v
-            LEFT JOIN rpt_days cb ON cb.device_id = v.device_id AND cb.day_no = v.day_no AND cb.metric = 'battery'
-                                  AND cb.chosen = 1
-            LEFT JOIN rpt_days cn ON cn.device_id = v.device_id AND cn.day_no = v.day_no
-                                  AND cn.metric = 'net_at_meter' AND cn.chosen = 1
-            WHERE cb.day_no IS NOT NULL OR cn.day_no IS NOT NULL
-            GROUP BY v.device_id, v.slot, v.role
-        """
-    # the candidate days read again, each device's chosen ones averaged interval by interval as they stream by
-    ctes, source, params = _values(event, history)
-    cursor.execute(
-        f"""
-        CREATE TEMP TABLE rpt_usual AS
-        WITH {ctes}, both_metrics AS ({both.format(source=source)})
-        SELECT device_id, 'battery' AS metric, slot, role, ub AS usual FROM both_metrics WHERE ub IS NOT NULL
+        ),
+        days AS MATERIALIZED (
+            SELECT device_id, metric, day_no, eligible_days,
+                   CASE WHEN eligible_days >= %s AND load_rank <= %s THEN 1 ELSE 0 END AS chosen
+            FROM ranked
+        ),
+        {chosen}
+        SELECT 'T' AS kind, device_id, day_no, slot, role, action_no, CAST(NULL AS TEXT) AS metric, b, n,
+               CAST(NULL AS INTEGER) AS eligible_days, CAST(NULL AS INTEGER) AS chosen
+        FROM v WHERE day_no = 0
         UNION ALL
-        SELECT device_id, 'net_at_meter' AS metric, slot, role, un AS usual FROM both_metrics WHERE un IS NOT NULL
+        SELECT 'D', device_id, day_no, NULL, NULL, NULL, metric, NULL, NULL, eligible_days, chosen FROM days
+        UNION ALL
+        SELECT 'U', device_id, NULL, slot, role, NULL, NULL, ub, un, NULL, NULL FROM both_metrics
+        WHERE ub IS NOT NULL OR un IS NOT NULL
         """,  # noqa: S608 - placeholders and this module's SQL
-        params,
+        [*params, need, need, method.days, method.min_days, highest],
     )
-    _analyze(cursor, "rpt_usual")
+    _analyze(cursor, "rpt_read")
+    # what the next statements read of it
+    cursor.execute(
+        "CREATE TEMP VIEW rpt_today AS SELECT device_id, slot, role, action_no, b, n FROM rpt_read WHERE kind = 'T'"
+    )
+    cursor.execute(
+        "CREATE TEMP VIEW rpt_days AS "
+        "SELECT device_id, metric, day_no, eligible_days, chosen FROM rpt_read WHERE kind = 'D'"
+    )
+    cursor.execute(
+        "CREATE TEMP VIEW rpt_usual AS SELECT device_id, slot, role, b AS ub, n AS un FROM rpt_read WHERE kind = 'U'"
+    )
     # the day-of adjustment, from the window's intervals with both a reading today and a usual value
     if method.adjustment == MULTIPLICATIVE:
         low_f, high_f = method.factor_limits
@@ -346,6 +358,7 @@ def _compute(cursor, *, event: DispatchEvent, report_id: int, slots: ReportSlots
     else:
         factor = raw_factor = offset = NULL_FLOAT
     window_missing = "p.pairs IS NULL" if method.adjustment != NO_ADJUSTMENT else "1 = 0"
+    pair_b, pair_n = "u.ub IS NOT NULL AND t.b IS NOT NULL", "u.un IS NOT NULL AND t.n IS NOT NULL"
     cursor.execute(
         f"""
         CREATE TEMP TABLE rpt_verdict AS
@@ -354,13 +367,23 @@ def _compute(cursor, *, event: DispatchEvent, report_id: int, slots: ReportSlots
             SELECT device_id, metric, max(eligible_days) AS eligible_days, sum(chosen) AS used_days
             FROM rpt_days GROUP BY device_id, metric
         ),
-        pairs AS (
-            SELECT u.device_id, u.metric, avg({_metric_value("u.metric", "t")}) AS seen, avg(u.usual) AS usual,
-                   count(*) AS pairs
+        both_pairs AS (
+            SELECT u.device_id,
+                   avg(CASE WHEN {pair_b} THEN t.b END) AS seen_b, avg(CASE WHEN {pair_b} THEN u.ub END) AS usual_b,
+                   sum(CASE WHEN {pair_b} THEN 1 ELSE 0 END) AS pairs_b,
+                   avg(CASE WHEN {pair_n} THEN t.n END) AS seen_n, avg(CASE WHEN {pair_n} THEN u.un END) AS usual_n,
+                   sum(CASE WHEN {pair_n} THEN 1 ELSE 0 END) AS pairs_n
             FROM rpt_usual u
             JOIN rpt_today t ON t.device_id = u.device_id AND t.slot = u.slot AND t.role = 'W'
-            WHERE u.role = 'W' AND u.usual IS NOT NULL AND {_metric_value("u.metric", "t")} IS NOT NULL
-            GROUP BY u.device_id, u.metric
+            WHERE u.role = 'W'
+            GROUP BY u.device_id
+        ),
+        pairs AS (
+            SELECT device_id, 'battery' AS metric, seen_b AS seen, usual_b AS usual, pairs_b AS pairs
+            FROM both_pairs WHERE pairs_b > 0
+            UNION ALL
+            SELECT device_id, 'net_at_meter' AS metric, seen_n AS seen, usual_n AS usual, pairs_n AS pairs
+            FROM both_pairs WHERE pairs_n > 0
         ),
         joined AS (
             SELECT m.device_id, x.metric, coalesce(c.eligible_days, 0) AS eligible_days,
@@ -385,35 +408,36 @@ def _compute(cursor, *, event: DispatchEvent, report_id: int, slots: ReportSlots
         [event.pk],
     )
     _analyze(cursor, "rpt_verdict")
-    if method.adjustment == MULTIPLICATIVE:
-        adjusted = "u.usual * coalesce(vd.factor, 1.0)"
-    elif method.adjustment == ADDITIVE:
-        adjusted = 'u.usual + vd."offset"'
-    else:
-        adjusted = "u.usual"
+    baselines = []
+    for usual, alias in (("u.ub", "vb"), ("u.un", "vn")):
+        if method.adjustment == MULTIPLICATIVE:
+            adjusted = f"{usual} * coalesce({alias}.factor, 1.0)"
+        elif method.adjustment == ADDITIVE:
+            adjusted = f'{usual} + {alias}."offset"'
+        else:
+            adjusted = usual
+        baselines.append(f"CASE WHEN {alias}.no_baseline = '' THEN {adjusted} END")
     cursor.execute(
         f"""
         CREATE TEMP TABLE rpt_cells AS
-        WITH metrics(metric) AS (VALUES ('battery'), ('net_at_meter'))
-        SELECT v.device_id, x.metric, v.slot, v.action_no, {_metric_value("x.metric", "v")} AS actual,
-               CASE WHEN vd.no_baseline = '' THEN {adjusted} END AS baseline
+        SELECT v.device_id, v.slot, v.action_no, v.b AS actual_b, {baselines[0]} AS baseline_b,
+               v.n AS actual_n, {baselines[1]} AS baseline_n
         FROM rpt_today v
-        CROSS JOIN metrics x
-        JOIN rpt_verdict vd ON vd.device_id = v.device_id AND vd.metric = x.metric
-        LEFT JOIN rpt_usual u ON u.device_id = v.device_id AND u.metric = x.metric AND u.slot = v.slot
-                             AND u.role = 'E'
+        JOIN rpt_verdict vb ON vb.device_id = v.device_id AND vb.metric = 'battery'
+        JOIN rpt_verdict vn ON vn.device_id = v.device_id AND vn.metric = 'net_at_meter'
+        LEFT JOIN rpt_usual u ON u.device_id = v.device_id AND u.slot = v.slot AND u.role = 'E'
         WHERE v.role = 'E'
         """  # noqa: S608
     )
     _analyze(cursor, "rpt_cells")
     intervals = len(slots.event_slots) or 1
     per_metric = []
-    for metric, prefix in (("battery", "battery"), ("net_at_meter", "net")):
-        covered = f"c.metric = '{metric}' AND c.actual IS NOT NULL AND c.baseline IS NOT NULL"
+    for prefix, suffix in (("battery", "b"), ("net", "n")):
+        covered = _covered(suffix)
         per_metric.append(
             f"""
-            sum(CASE WHEN {covered} THEN c.actual END) * {HOURS_PER_SLOT / 1000!r} AS {prefix}_actual,
-            sum(CASE WHEN {covered} THEN c.baseline END) * {HOURS_PER_SLOT / 1000!r} AS {prefix}_baseline,
+            sum(CASE WHEN {covered} THEN c.actual_{suffix} END) * {HOURS_PER_SLOT / 1000!r} AS {prefix}_actual,
+            sum(CASE WHEN {covered} THEN c.baseline_{suffix} END) * {HOURS_PER_SLOT / 1000!r} AS {prefix}_baseline,
             sum(CASE WHEN {covered} THEN 1 ELSE 0 END) AS {prefix}_covered"""
         )
     device_columns = []
@@ -460,17 +484,29 @@ def _compute(cursor, *, event: DispatchEvent, report_id: int, slots: ReportSlots
     )
 
 
+def _covered(suffix: str) -> str:
+    """A cell of `rpt_cells` counts for a metric (b or n) when it has both a reading and a baseline."""
+    return f"c.actual_{suffix} IS NOT NULL AND c.baseline_{suffix} IS NOT NULL"
+
+
 def _series(cursor, *, slots: ReportSlots, zone: ZoneInfo) -> tuple[dict, dict[int, dict]]:
     """The fleet's power per event interval against its baseline (devices with a baseline and a reading in
     that interval), and the totals per action, from `rpt_cells`."""
-    cursor.execute(
-        """
-        SELECT metric, slot, sum(actual), sum(baseline), count(*)
-        FROM rpt_cells WHERE actual IS NOT NULL AND baseline IS NOT NULL
-        GROUP BY metric, slot
-        """
-    )
-    points = {(metric, slot): (actual, baseline, n) for metric, slot, actual, baseline, n in cursor.fetchall()}
+    sums = []
+    for suffix in ("b", "n"):
+        covered = _covered(suffix)
+        sums.append(
+            f"sum(CASE WHEN {covered} THEN c.actual_{suffix} END), "
+            f"sum(CASE WHEN {covered} THEN c.baseline_{suffix} END), "
+            f"sum(CASE WHEN {covered} THEN 1 ELSE 0 END)"
+        )
+    cursor.execute(f"SELECT c.slot, {', '.join(sums)} FROM rpt_cells c GROUP BY c.slot")  # noqa: S608
+    points = {}
+    for slot, *sums_of_slot in cursor.fetchall():
+        for i, metric in enumerate(METRICS):
+            actual, baseline, n = sums_of_slot[3 * i : 3 * i + 3]
+            if n:
+                points[(metric, slot)] = (actual, baseline, n)
     series: dict = {
         "intervals": [slots.slot_instants[s].isoformat() for s in slots.event_slots],
         "labels": [slots.slot_instants[s].astimezone(zone).strftime("%H:%M") for s in slots.event_slots],
@@ -482,16 +518,14 @@ def _series(cursor, *, slots: ReportSlots, zone: ZoneInfo) -> tuple[dict, dict[i
             "baseline_kw": [round(r[1] / 1000, 3) if r else None for r in rows],
             "devices": [r[2] if r else 0 for r in rows],
         }
-    cursor.execute(
-        f"""
-        SELECT metric, action_no, sum(actual) * {HOURS_PER_SLOT / 1000!r}, sum(baseline) * {HOURS_PER_SLOT / 1000!r}
-        FROM rpt_cells WHERE actual IS NOT NULL AND baseline IS NOT NULL
-        GROUP BY metric, action_no
-        """  # noqa: S608
-    )
+    cursor.execute(f"SELECT c.action_no, {', '.join(sums)} FROM rpt_cells c GROUP BY c.action_no")  # noqa: S608
     per_action: dict[int, dict] = {}
-    for metric, action_no, actual, baseline in cursor.fetchall():
-        per_action.setdefault(action_no, {})[metric] = _energy(actual, baseline, SIGN[metric])
+    for action_no, *sums_of_action in cursor.fetchall():
+        for i, metric in enumerate(METRICS):
+            actual, baseline, n = sums_of_action[3 * i : 3 * i + 3]
+            if n:
+                kwh = HOURS_PER_SLOT / 1000  # as the device rows' sums are scaled
+                per_action.setdefault(action_no, {})[metric] = _energy(actual * kwh, baseline * kwh, SIGN[metric])
     return series, per_action
 
 
@@ -629,6 +663,9 @@ def event_report_compile(
             cursor.execute(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'")
             # compiling plans for a few statements costs more than it saves on them
             cursor.execute("SET LOCAL jit = off")
+            # the one read of the rollups in parallel workers too: priced at the default, handing its rows to the
+            # statement (estimated at the whole lookback, not the instants read) looks dearer than it is
+            cursor.execute("SET LOCAL parallel_tuple_cost = 0.01")
         _drop_temp_tables(cursor)
         if slots.event_slots:
             _compute(cursor, event=event, report_id=report.pk, slots=slots, method=method)

@@ -8,13 +8,14 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from fleet import selectors as fleet_selectors
 from fleet import services
+from fleet.admin_customer import CustomerPagesMixin
 from fleet.admin_imports import FleetImportExportMixin
 from fleet.charts import telemetry_chart_svg
 from fleet.choices import DeviceState, GridServicesStatus
@@ -168,9 +169,9 @@ class DeviceEnrollmentInline(ReadOnlyWorkspaceScopedTabularInline):
 
 # -- contacts and sites -----------------------------------------------------------------------------------
 @admin.register(Contact)
-class ContactAdmin(FleetImportExportMixin, FilterSetAdminMixin, WorkspaceScopedAdmin):
+class ContactAdmin(CustomerPagesMixin, FleetImportExportMixin, FilterSetAdminMixin, WorkspaceScopedAdmin):
     filterset_class = ContactFilterSet  # the API's filters, by the API's names
-    list_display = ["reference_id", "last_name", "first_name", "email", "phone", "workspace"]
+    list_display = ["reference_id", "last_name", "first_name", "email", "phone", "customer_page", "workspace"]
     list_display_links = ["reference_id", "last_name"]
     list_select_related = ["workspace__organization"]
     list_filter = [("workspace", ScopedRelatedFieldListFilter)]
@@ -182,6 +183,10 @@ class ContactAdmin(FleetImportExportMixin, FilterSetAdminMixin, WorkspaceScopedA
 
     def get_readonly_fields(self, request, obj=None):
         return ["workspace"] if obj else []
+
+    @admin.display(description=_("customer page"))
+    def customer_page(self, obj):
+        return format_html('<a href="{}">{}</a>', reverse("admin:fleet_contact_customer", args=[obj.pk]), _("Open"))
 
     def perform_save(self, request, obj, form, change):
         data = {name: form.cleaned_data[name] for name in services.CONTACT_FIELDS if name in form.cleaned_data}
@@ -305,6 +310,7 @@ class DeviceAdmin(FleetImportExportMixin, FilterSetAdminMixin, WorkspaceScopedAd
                     "workspace",
                     "site",
                     "contact",
+                    "customer_page",
                     "manufacturer",
                     "system_identifier",
                     "device_type",
@@ -321,6 +327,7 @@ class DeviceAdmin(FleetImportExportMixin, FilterSetAdminMixin, WorkspaceScopedAd
     ]
     readonly_fields = [
         "contact",
+        "customer_page",
         "state",
         "state_changed_at",
         "state_reason",
@@ -410,6 +417,14 @@ class DeviceAdmin(FleetImportExportMixin, FilterSetAdminMixin, WorkspaceScopedAd
             "paged": bool(request.GET.get("until")),
         }
         return TemplateResponse(request, "admin/fleet/device/timeline.html", context, status=status)
+
+    @admin.display(description=_("customer page"))
+    def customer_page(self, obj):
+        """Support's view of the owner, opened on this device."""
+        if obj is None or obj.pk is None:
+            return "—"
+        url = reverse("admin:fleet_contact_customer", args=[obj.contact_id])
+        return format_html('<a id="customer-page" href="{}?device={}#device-{}">{}</a>', url, obj.pk, obj.pk, _("Open"))
 
     @admin.display(description=_("state"), ordering="state")
     def state_badge(self, obj):

@@ -16,3 +16,8 @@ class FleetConfig(AppConfig):
 
         home.register()
         timeline.register()
+
+        # Customer Support's home panel, navigation and the search box's customers
+        from fleet import home_support
+
+        home_support.register()

@@ -6,6 +6,8 @@ class IntegrationsConfig(AppConfig):
     verbose_name = "Integrations"
 
     def ready(self):
-        from integrations import home
+        from integrations import customer, home
 
         home.register()
+        # the customer page explains a Registered System with what the workspace's integrations say
+        customer.register()

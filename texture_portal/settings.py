@@ -213,6 +213,12 @@ OEM_RATE_LIMIT_REDIS_URL = env_str("OEM_RATE_LIMIT_REDIS_URL") or env_str("CELER
 # A device is offline after cadence × this factor without a reading (one missed sync is not an outage).
 OEM_OFFLINE_GRACE_FACTOR = float(env_str("OEM_OFFLINE_GRACE_FACTOR", "3"))
 # Discovery and sync runs are kept this long (the tiles and the run list show them), then deleted daily.
+# The customer page's map draws a bundled outline of the US states (works offline). A deployment that can reach a
+# tile server may set its URL template (e.g. https://tile.example.org/{z}/{x}/{y}.png) and the attribution its
+# licence asks for; empty by default: no request leaves the portal.
+MAP_TILE_URL = env_str("MAP_TILE_URL", "")
+MAP_TILE_ATTRIBUTION = env_str("MAP_TILE_ATTRIBUTION", "")
+
 INTEGRATION_RUN_RETENTION_DAYS = env_int("INTEGRATION_RUN_RETENTION_DAYS", 30)
 # Raw telemetry readings are kept this long (10,000 devices at 5 minutes is 2.9 M a day); their 15-minute
 # rollups (fleet.TelemetryRollup) are kept, and are what baselines and reports read beyond it.

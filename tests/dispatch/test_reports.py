@@ -425,6 +425,31 @@ def test_days_of_the_programs_other_events_are_not_baseline_days():
     assert row.net_delivered_kwh == pytest.approx(0.5)
 
 
+def test_baseline_days_more_than_thirty_one_days_back_are_the_ones_averaged():
+    """A device silent for the last month, with readings 32 to 44 days back: those are its baseline days (each
+    device's chosen days are bits of a 64-bit integer; a 32-bit one took day 33 for day 1)."""
+    program = program_with(baseline_days=5, baseline_min_days=3, baseline_adjustment="none")
+    (device,) = devices_of(program, 1)
+    starts, ends = local(EVENT_DAY, 17), local(EVENT_DAY, 18)
+    values = {}
+    for day in [EVENT_DAY - timedelta(days=n) for n in range(32, 45)]:
+        if day.weekday() < 5:
+            for at in every_interval(local(day, 17), local(day, 18)):
+                values[at] = (0.0, 2000.0 + 100 * (EVENT_DAY - day).days)
+    for at in every_interval(starts, ends):
+        values[at] = (0.0, 500.0)
+    write_rollups(device, values)
+    event = completed_event(program, starts=starts, ends=ends, devices=[device])
+
+    report = event_report_compile(event=event)
+
+    row = EventReportDevice.objects.get(report=report)
+    # the 5 most recent weekdays with readings: 33 to 37 days back (32 is a Saturday), 5.5 kW on average
+    assert row.net_days == 5
+    assert row.net_baseline_kwh == pytest.approx(5.5)
+    assert row.net_no_baseline == ""
+
+
 def test_compiling_takes_the_same_number_of_queries_for_two_devices_or_twenty():
     from django.db import connection
     from django.test.utils import CaptureQueriesContext

@@ -72,7 +72,10 @@ def test_demo_seeds_a_user_per_role_and_yesterdays_test_event_with_its_report(se
     assert rehearsal.completed_end_to_end, rehearsal.status_reason
     report = EventReport.objects.get(event=rehearsal)
     assert rehearsal.ends_at < report.compiled_at <= rehearsal.ends_at + timedelta(hours=1)  # yesterday, on completion
-    assert report.counts["commanded"] > 0 and report.counts["confirmed"] == report.counts["commanded"]
+    assert report.counts["commanded"] > 0 and report.counts["confirmed"] > 0
+    assert report.counts["opted_out"] == 1  # the customer who called during the event
+    offline = Device.objects.get(workspace=result.workspace, state="offline")  # the charger whose Wi-Fi dropped
+    assert offline.device_type == "charger" and "No telemetry since" in offline.state_reason
     assert report.totals["battery"]["delivered_kwh"] > 0  # the simulator's batteries really discharged
     # an upcoming event too, for the ops home
     assert DispatchEvent.objects.filter(program=result.program, status=DispatchEventStatus.SCHEDULED).count() == 1

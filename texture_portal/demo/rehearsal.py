@@ -7,7 +7,9 @@ are set to yesterday afternoon in the program's zone and moved forward together 
 real services do what beat and the workers would: discovery (with each device's history), telemetry every five
 minutes, and the engine's tick every minute. The event is scheduled, starts, commands go out over HTTP, devices
 confirm or do not, it restores and completes, and its report is compiled when it completes, as in production.
-Nothing is written by hand: what the pages show is what the code did.
+Ten minutes in, a customer calls and support opts their battery out; after the event, one EV charger's Wi-Fi
+drops (the simulator takes it offline) and the offline sweep notices. Nothing is written by hand: what the
+pages show is what the code did.
 
 Idempotent: skipped when the program already has a completed test event.
 """
@@ -42,7 +44,7 @@ def rehearsal_start(program, *, now: datetime | None = None) -> datetime:
     return datetime(yesterday.year, yesterday.month, yesterday.day, 15, 30, tzinfo=zone).astimezone(UTC)
 
 
-def demo_rehearsal_run(*, program, actor, fleet_csv) -> RehearsalResult:
+def demo_rehearsal_run(*, program, actor, fleet_csv, support_user=None) -> RehearsalResult:
     """Run yesterday's test event end to end against the simulator (see the module's docstring)."""
     from dispatch.choices import DispatchEventStatus
     from dispatch.models import DispatchEvent
@@ -94,15 +96,22 @@ def demo_rehearsal_run(*, program, actor, fleet_csv) -> RehearsalResult:
                 )
                 dispatch_event_schedule(event=event, actor=actor, source=AuditSource.COMMAND)
                 now = start
+                opt_out_at, offline_at = event_starts + timedelta(minutes=10), event_ends + timedelta(minutes=5)
+                dropped = _device_to_drop(program)
                 limit = event_ends + timedelta(hours=1)
                 while now < limit:
+                    if now == opt_out_at:
+                        _customer_opts_out(event, actor=support_user or actor)
+                    if now == offline_at and dropped is not None:
+                        state.set_online(dropped.manufacturer.integration_channel, dropped.system_identifier, False)
                     if now.minute % 5 == 0:
                         for integration in integrations:
                             integration_services.telemetry_sync(integration=integration)
+                        integration_services.offline_sweep(now=now)
                     with transaction.atomic():  # the tick's on-commit work (commands, the report) runs as it commits
                         engine.dispatch_tick(now=now)
                     event.refresh_from_db(fields=["status"])
-                    if event.status == DispatchEventStatus.COMPLETED:
+                    if event.status == DispatchEventStatus.COMPLETED and (dropped is None or _is_offline(dropped)):
                         break
                     now += timedelta(minutes=1)
                     traveller.move_to(now)
@@ -113,6 +122,44 @@ def demo_rehearsal_run(*, program, actor, fleet_csv) -> RehearsalResult:
                 rate_limiter.cache_clear()
     event.refresh_from_db()
     return RehearsalResult(ran=True, event_id=event.pk, status=event.status, note=event.status_reason or "")
+
+
+def _device_to_drop(program):
+    """The charger whose Wi-Fi drops after the event (the support call the demo shows): the last EV charger."""
+    from fleet.models import Device
+
+    return (
+        Device.objects.filter(workspace_id=program.workspace_id, device_type="charger")
+        .select_related("manufacturer")
+        .order_by("-system_identifier")
+        .first()
+    )
+
+
+def _is_offline(device) -> bool:
+    device.refresh_from_db(fields=["state"])
+    return device.state == "offline"
+
+
+def _customer_opts_out(event, *, actor) -> None:
+    """A customer calls during the event: support opts their battery out (the first one taking part)."""
+    from dispatch.choices import ParticipationStatus
+    from dispatch.engine import participation_opt_out
+    from dispatch.models import Participation
+    from texture_portal.choices import AuditSource
+
+    taking_part = (
+        Participation.objects.filter(event=event, status=ParticipationStatus.CONFIRMED)
+        .order_by("device__system_identifier")
+        .first()
+    )
+    if taking_part is not None:
+        participation_opt_out(
+            participation=taking_part,
+            reason="The customer called: they need the battery full tonight (a medical device at home).",
+            actor=actor,
+            source=AuditSource.ADMIN,
+        )
 
 
 class _Quiet:

@@ -67,8 +67,9 @@ def seed_demo(*, password: str | None = None, rehearse: bool = True) -> DemoResu
     if rehearse:
         from texture_portal.demo.rehearsal import demo_rehearsal_run
 
+        support = get_user_model().objects.filter(username=DEMO_ROLE_USERS[Role.CUSTOMER_SUPPORT][0]).first()
         result.rehearsal = demo_rehearsal_run(
-            program=result.program, actor=result.workspace_admin, fleet_csv=DEMO_FLEET_CSV
+            program=result.program, actor=result.workspace_admin, fleet_csv=DEMO_FLEET_CSV, support_user=support
         )
     _seed_test_event(program=result.program, actor=result.workspace_admin)
     # last: what the seed itself emits is not sent to a receiver that `make serve` has not started yet

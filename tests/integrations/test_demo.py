@@ -50,7 +50,7 @@ def test_demo_fleet_is_discovered_and_streams_with_no_internet(settings):
 
 
 @pytest.mark.django_db(transaction=True)  # the engine's on-commit work (commands, the report) runs as in production
-def test_demo_seeds_a_user_per_role_and_yesterdays_test_event_with_its_report(settings):
+def test_demo_seeds_a_user_per_role_and_yesterdays_test_event_with_its_report(settings, reference_data):
     """`make demo` shows a finished test event from the first minute: the seed runs yesterday's, for real,
     against the simulator (see texture_portal/demo/rehearsal.py), and one user per role lands on its home."""
     from django.contrib.auth import get_user_model

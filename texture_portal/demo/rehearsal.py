@@ -68,6 +68,7 @@ def demo_rehearsal_run(*, program, actor, fleet_csv, support_user=None) -> Rehea
     start = rehearsal_start(program)
     event_starts, event_ends = start + timedelta(minutes=30), start + timedelta(minutes=60)
     saved = {name: getattr(settings, name) for name in ("OEM_BASE_URLS", "OEM_RATE_LIMIT_REDIS_URL", "OEM_RATE_LIMITS")}
+    real_now = timezone.now()
     quiet = _Quiet()
     with quiet, time_machine.travel(start, tick=False) as traveller:
         state = SimState(seed=SIMULATOR_SEED, clock=SimClock(frozen_at=start))
@@ -116,6 +117,12 @@ def demo_rehearsal_run(*, program, actor, fleet_csv, support_user=None) -> Rehea
                     now += timedelta(minutes=1)
                     traveller.move_to(now)
                     state.clock.advance(60)
+                # back to the present: one telemetry round now, so the fleet is live and fresh when the demo opens
+                # (the dropped charger stays offline: the simulator still has it off)
+                traveller.move_to(real_now)
+                state.clock.advance((real_now - now).total_seconds())
+                for integration in integrations:
+                    integration_services.telemetry_sync(integration=integration)
             finally:
                 for name, value in saved.items():
                     setattr(settings, name, value)

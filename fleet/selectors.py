@@ -421,11 +421,3 @@ def alerts_needing_attention_q(now: datetime | None = None):
 
     now = now or timezone.now()
     return Q(status=AlertStatus.OPEN) & (Q(snoozed_until__isnull=True) | Q(snoozed_until__lte=now))
-
-
-def alerts_of_workspace(*, workspace_id: int) -> QuerySet:
-    """A workspace's alerts, newest first; each row carries its device snapshot, so a list reads no other
-    table."""
-    from fleet.models import Alert
-
-    return Alert.objects.filter(workspace_id=workspace_id)

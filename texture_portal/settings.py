@@ -232,6 +232,9 @@ SPECTACULAR_SETTINGS = {
         "CommandStatusEnum": "dispatch.choices.CommandStatus",
         "ParticipationStatusEnum": "dispatch.choices.ParticipationStatus",
         "DispatchActionTypeEnum": "programs.choices.EventType",
+        "AlertStatusEnum": "fleet.choices.AlertStatus",
+        "AlertSeverityEnum": "fleet.choices.AlertSeverity",
+        "AlertTypeEnum": "fleet.choices.AlertType",
     },
 }
 # Per API key: "<requests>/<second|minute|hour>" (documented in docs/integrators.md).

@@ -102,6 +102,7 @@ class AlertSerializer(TimestampedSerializer):
     so a page costs the same number of queries whatever its size."""
 
     id = serializers.IntegerField(read_only=True)
+    workspaceId = serializers.IntegerField(source="workspace_id")
     type = serializers.ChoiceField(choices=AlertType.choices)
     subtype = serializers.CharField(allow_blank=True, help_text="E.g. DEVICE_OFFLINE, COMMAND_FAILED.")
     severity = serializers.ChoiceField(choices=AlertSeverity.choices)

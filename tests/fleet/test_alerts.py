@@ -360,16 +360,16 @@ def test_offline_rule_raises_when_the_device_goes_offline_and_resolves_when_it_r
 
 
 def test_offline_rule_resolves_when_telemetry_brings_the_device_back(device):
-    from types import SimpleNamespace
-
     from fleet.services import telemetry_ingest
+    from integrations.adapters.base import TelemetrySnapshot
 
     device_mark_on_workspace(device=device, reason="found")
     device_mark_offline(device=device, reason="quiet")
-    snapshot = SimpleNamespace(measured_at=timezone.now(), grid_services_status=None)
-    snapshot.reading_fields = lambda: {"charge_percentage": 50.0}
+    snapshot = TelemetrySnapshot(measured_at=timezone.now(), charge_percentage=50.0)
     telemetry_ingest(workspace_id=device.workspace_id, readings=[(device.pk, snapshot)])
-    assert Alert.objects.get().status == "RESOLVED"
+    alert = Alert.objects.get()
+    assert alert.status == "RESOLVED" and alert.resolved_by_label == "system"
+    assert_announced(alert)
 
 
 def stuck_readings(device, *, hours=6, every=timedelta(minutes=20), **values):

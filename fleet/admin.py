@@ -688,3 +688,21 @@ class AlertNotificationSettingAdmin(WorkspaceScopedAdmin):
     form = AlertNotificationSettingForm
     list_display = ["email", "alert_types", "severities", "is_active", "workspace"]
     list_select_related = ["workspace__organization"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["workspace"] if obj is not None else []
+
+    def perform_save(self, request, obj, form, change):
+        saved = services.alert_notification_setting_save(
+            workspace=obj.workspace,
+            email=obj.email,
+            alert_types=obj.alert_types,
+            severities=obj.severities,
+            is_active=obj.is_active,
+            actor=request.user,
+            source=AuditSource.ADMIN,
+        )
+        obj.pk, obj.created = saved.pk, saved.created
+
+    def audit_save(self, request, obj, form, change):
+        """The service audits."""

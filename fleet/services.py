@@ -1247,3 +1247,35 @@ def telemetry_stuck_alerts_evaluate(*, now=None) -> dict:
             for ws, causes in moving.items()
         )
     return {"stuck": len(stuck), "new": new, "resolved": resolved}
+
+
+@transaction.atomic
+def alert_notification_setting_save(
+    *,
+    workspace,
+    email: str,
+    actor,
+    alert_types: Iterable[str] = (),
+    severities: Iterable[str] = (),
+    is_active: bool = True,
+    source: AuditSource | str = AuditSource.SERVICE,
+) -> AlertNotificationSetting:
+    """Where the workspace's alerts are mailed, and which (empty: all types, all severities); one per
+    workspace, created or updated. Audited with what changed."""
+    setting = AlertNotificationSetting.objects.select_for_update().filter(workspace=workspace).first()
+    values = {
+        "email": email,
+        "alert_types": sorted(set(alert_types)),
+        "severities": sorted(set(severities)),
+        "is_active": is_active,
+    }
+    if setting is None:
+        setting = AlertNotificationSetting(workspace=workspace, **values)
+        setting.full_clean()
+        setting.save()
+        audit_record(actor=actor, action=AuditAction.OBJECT_CREATED, target=setting, source=source, changes=values)
+        return setting
+    changes = model_update(instance=setting, fields=list(values), data=values)
+    if changes:
+        audit_record(actor=actor, action=AuditAction.OBJECT_CHANGED, target=setting, source=source, changes=changes)
+    return setting

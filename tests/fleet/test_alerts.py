@@ -633,3 +633,31 @@ def test_credentials_rule_raises_when_the_oem_refuses_them_and_resolves_when_the
         alert.refresh_from_db()
         assert alert.status == "RESOLVED" and alert.resolved_by_label == "system"
         assert_announced(alert)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_stuck_telemetry_runs_at_once_raise_one_alert(reference_data, settings):
+    from django.db import transaction
+
+    settings.ALERT_STUCK_TELEMETRY_HOURS, settings.ALERT_STUCK_TELEMETRY_READINGS = 6, 12
+    device = DeviceFactory(state=DeviceState.ON_WORKSPACE)
+    stuck_readings(device)
+    barrier = threading.Barrier(3)
+    outcomes = []
+
+    def evaluate():
+        try:
+            with transaction.atomic():
+                barrier.wait()
+                outcomes.append(telemetry_stuck_alerts_evaluate())
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=evaluate) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(o.get("new", 0) for o in outcomes) == 1  # the others stepped aside or counted on it
+    assert Alert.objects.filter(subtype="TELEMETRY_STUCK").count() == 1

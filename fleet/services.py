@@ -40,7 +40,7 @@ from texture_portal.bulk import update_objects
 from texture_portal.choices import AuditAction, AuditSource
 from texture_portal.events import services as outbox
 from texture_portal.events.envelope import iso
-from texture_portal.exceptions import ApplicationError
+from texture_portal.exceptions import ApplicationError, WorkspaceMismatch
 from texture_portal.model_update import model_update
 from texture_portal.tenancy import require_same_workspace
 
@@ -863,6 +863,9 @@ def alerts_raise(*, workspace_id: int, alerts: Iterable[AlertRaise], at=None) ->
     at = at or timezone.now()
     device_ids = {spec.device_id for spec in by_cause.values() if spec.device_id}
     devices = Device.objects.select_related("manufacturer").in_bulk(device_ids) if device_ids else {}
+    site_ids = {spec.site_id for spec in by_cause.values() if spec.site_id and not spec.device_id}
+    if site_ids and Site.objects.filter(pk__in=site_ids).exclude(workspace_id=workspace_id).exists():
+        raise WorkspaceMismatch("An alert names a site of another workspace.")
     rows = [_alert_row(workspace_id, spec, devices.get(spec.device_id), at) for spec in by_cause.values()]
     active = ", ".join(f"'{status}'" for status in ALERT_ACTIVE)  # our constants: the index's own predicate
     created = []

@@ -150,11 +150,14 @@ def test_many_alerts_are_raised_in_one_statement_per_batch(device, django_assert
     assert set(Alert.objects.values_list("raise_count", flat=True)) == {2}
 
 
-def test_an_alert_names_only_devices_of_its_workspace(device):
+def test_an_alert_names_only_devices_and_sites_of_its_workspace(device):
     from texture_portal.exceptions import WorkspaceMismatch
 
     with pytest.raises(WorkspaceMismatch):
         alert_raise(workspace_id=WorkspaceFactory().pk, alert=offline_alert(device_id=device.pk))
+    with pytest.raises(WorkspaceMismatch):
+        alert_raise(workspace_id=WorkspaceFactory().pk, alert=offline_alert(site_id=device.site_id))
+    assert not Alert.objects.exists()
 
 
 @pytest.mark.postgres

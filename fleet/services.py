@@ -1,4 +1,4 @@
-"""Writes of the fleet: contacts, sites, devices and device state. Every one is atomic and audited."""
+"""Writes of the fleet: contacts, sites, devices, device state, and alerts. Every one is atomic and audited."""
 
 import logging
 from collections import defaultdict

@@ -370,6 +370,7 @@ def action_fan_out(*, event: DispatchEvent, action: DispatchAction, now: datetim
         changes={"action": action.pk, "targeted": len(rows), "included": included, "commands": len(commands)},
         reason=f"{action}: {action.note}",
     )
+    participation_floor_check(event=event, taking_part=included, targeted=len(rows), when=f"{action} started", at=now)
     return {"targeted": len(rows), "included": included, "commands": len(commands)}
 
 
@@ -488,7 +489,7 @@ def participations_confirm(*, event: DispatchEvent, now: datetime) -> dict:
     rows = Participation.objects.filter(
         event=event, status__in=[ParticipationStatus.COMMANDED, ParticipationStatus.NOT_RESPONDING]
     ).select_related("action", "device__manufacturer", "device__latest_telemetry")
-    changed, counts = [], {"confirmed": 0, "not_responding": 0}
+    changed, recovered, counts = [], [], {"confirmed": 0, "not_responding": 0}
     for participation in rows:
         device, reading = participation.device, participation.device.latest_telemetry
         if participation.action is None or participation.commanded_at is None:
@@ -506,6 +507,8 @@ def participations_confirm(*, event: DispatchEvent, now: datetime) -> dict:
             else None
         )
         if shown in expected:
+            if participation.status == ParticipationStatus.NOT_RESPONDING:
+                recovered.append(participation)
             participation.status, participation.confirmed_at = ParticipationStatus.CONFIRMED, reading.measured_at
             participation.reason_code, participation.reason = "", ""
             changed.append(participation)
@@ -525,7 +528,117 @@ def participations_confirm(*, event: DispatchEvent, now: datetime) -> dict:
     for participation in changed:
         participation.last_updated = now
     update_objects(changed, ["status", "confirmed_at", "reason_code", "reason", "last_updated"])
+    silent = [p for p in changed if p.status == ParticipationStatus.NOT_RESPONDING]
+    participations_alert(event=event, silent=silent, recovered=recovered, at=now)
     return counts
+
+
+# -- alerts, through the fleet's (dispatch may call the fleet; the fleet knows nothing of dispatch) ---------
+
+
+def not_responding_cause(event_id: int, device_id: int) -> str:
+    return f"dispatch:not_responding:event:{event_id}:device:{device_id}"
+
+
+def not_responding_cause_prefix(event_id: int) -> str:
+    return f"dispatch:not_responding:event:{event_id}:"
+
+
+def participation_floor_cause(event_id: int) -> str:
+    return f"dispatch:participation_below_floor:event:{event_id}"
+
+
+def _event_label(event: DispatchEvent) -> str:
+    return f"Dispatch event #{event.pk} “{event.name}”"[:200]
+
+
+def participations_alert(*, event: DispatchEvent, silent: list, recovered: list, at: datetime) -> None:
+    """The not-responding rule: a device the OEM accepted a command for whose telemetry does not show it doing
+    it raises an alert (one per event and device); it is resolved when the device's telemetry confirms it, or
+    when the event is over (`event_alerts_close`)."""
+    from fleet.choices import AlertSeverity, AlertSubtype, AlertType
+    from fleet.services import AlertRaise, alerts_raise, alerts_resolve
+
+    if silent:
+        alerts_raise(
+            workspace_id=event.workspace_id,
+            alerts=[
+                AlertRaise(
+                    cause=not_responding_cause(event.pk, p.device_id),
+                    type=AlertType.DISPATCH,
+                    subtype=AlertSubtype.DEVICE_NOT_RESPONDING,
+                    severity=AlertSeverity.WARNING,
+                    title=f"Device not responding: {p.device.system_identifier}",
+                    description=p.reason,
+                    device_id=p.device_id,
+                    subject_label=_event_label(event),
+                    subject_ref=f"dispatch_event:{event.pk}",
+                    source_system="dispatch",
+                )
+                for p in silent
+            ],
+            at=at,
+        )
+    if recovered:
+        alerts_resolve(
+            workspace_id=event.workspace_id,
+            causes=[not_responding_cause(event.pk, p.device_id) for p in recovered],
+            reason="Its telemetry now shows it doing what it was asked.",
+            at=at,
+        )
+
+
+def participation_floor_check(*, event: DispatchEvent, taking_part: int, targeted: int, when: str, at) -> None:
+    """The participation rule: when an action starts (devices included) and when the event completes (devices
+    confirmed by their telemetry), a share of the targeted devices below the floor of the event's strategy
+    version raises the event's alert (critical for a production event); a share at or above it resolves it.
+    No floor set: nothing."""
+    from fleet.choices import AlertSeverity, AlertSubtype, AlertType
+    from fleet.services import AlertRaise, alert_raise, alerts_resolve
+
+    floor = event.strategy.participation_floor_percent
+    if floor is None:
+        return
+    share = 100.0 * taking_part / targeted if targeted else 0.0
+    said = f"{when}: {taking_part} of {targeted} targeted devices ({share:.0f} %)"
+    if share >= floor:
+        alerts_resolve(
+            workspace_id=event.workspace_id,
+            causes=[participation_floor_cause(event.pk)],
+            reason=f"{said}, at or above the floor of {floor} %.",
+            at=at,
+        )
+        return
+    alert_raise(
+        workspace_id=event.workspace_id,
+        alert=AlertRaise(
+            cause=participation_floor_cause(event.pk),
+            type=AlertType.DISPATCH,
+            subtype=AlertSubtype.PARTICIPATION_BELOW_FLOOR,
+            severity=AlertSeverity.WARNING if event.is_test else AlertSeverity.CRITICAL,
+            title=f"Participation below the floor: {event.name}"[:200],
+            description=f"{said}; the program's floor is {floor} %.",
+            subject_label=_event_label(event),
+            subject_ref=f"dispatch_event:{event.pk}",
+            source_system="dispatch",
+        ),
+        at=at,
+    )
+
+
+def event_alerts_close(*, event: DispatchEvent, status: str, at) -> None:
+    """The event is over (completed or cancelled): its devices' not-responding alerts are resolved, and a
+    cancelled event's participation alert too (a completed one's was judged by `_event_complete`)."""
+    from fleet.services import alerts_resolve
+
+    reason = f"{_event_label(event)} is {'cancelled' if status == DispatchEventStatus.CANCELLED else 'over'}."
+    alerts_resolve(
+        workspace_id=event.workspace_id, cause_prefix=not_responding_cause_prefix(event.pk), reason=reason, at=at
+    )
+    if status == DispatchEventStatus.CANCELLED:
+        alerts_resolve(
+            workspace_id=event.workspace_id, causes=[participation_floor_cause(event.pk)], reason=reason, at=at
+        )
 
 
 def _event_complete(*, event: DispatchEvent, now: datetime) -> bool:
@@ -541,6 +654,9 @@ def _event_complete(*, event: DispatchEvent, now: datetime) -> bool:
         f"{counts['targeted']} targeted, {counts['commanded']} commanded, {counts['confirmed']} confirmed, "
         f"{counts['restored']} restored, {counts['excluded']} excluded, {counts['opted_out']} opted out, "
         f"{counts['failed']} failed."
+    )
+    participation_floor_check(
+        event=event, taking_part=counts["confirmed"], targeted=counts["targeted"], when="At completion", at=now
     )
     dispatch_event_set_status(event=event, status=DispatchEventStatus.COMPLETED, reason=summary)
     transaction.on_commit(lambda: event_report_queue(event_id=event.pk, created=event.created))

@@ -31,8 +31,8 @@ from dispatch.choices import (
 )
 from dispatch.events import DispatchEventType, command_data, dispatch_event_data
 from dispatch.models import BatchCommand, Command, DispatchAction, DispatchEvent
-from fleet.choices import DeviceState
-from fleet.services import device_tags_get_or_create
+from fleet.choices import AlertSeverity, AlertSubtype, AlertType, DeviceState
+from fleet.services import AlertRaise, alerts_raise, alerts_resolve, device_tags_get_or_create
 from programs.models import Program
 from programs.selectors import program_current_strategy
 from texture_portal.audit import audit_record, audit_record_many
@@ -151,6 +151,10 @@ def _dispatch_event_move(*, event: DispatchEvent, status, actor, source, reason:
             key=f"{EVENT_STATUS_EVENT[status]}:{locked.pk}:{entry.pk}",
             data=dispatch_event_data(locked),
         )
+    if status in (DispatchEventStatus.COMPLETED, DispatchEventStatus.CANCELLED):
+        from dispatch.engine import event_alerts_close
+
+        event_alerts_close(event=locked, status=status, at=timezone.now())
     event.refresh_from_db()
     return event
 
@@ -337,6 +341,8 @@ def _commands_move(moves: list[CommandMove], *, actor=None, source: AuditSource 
                 events_emit_many(
                     workspace_id=workspace_id, type=COMMAND_STATUS_EVENT[status], items=items, timestamp=now
                 )
+        if status in (CommandStatus.FAILED, CommandStatus.SUCCESS):
+            commands_alert(commands, status=status, at=now)
     followed = [
         (move.command, move.status, move.reason, move.code)
         for move in moves
@@ -344,6 +350,53 @@ def _commands_move(moves: list[CommandMove], *, actor=None, source: AuditSource 
     ]
     if followed:
         participations_follow_commands(followed, now=now)
+
+
+def command_failed_cause(device_id: int) -> str:
+    return f"dispatch:command_failed:device:{device_id}"
+
+
+def commands_alert(commands: list[Command], *, status: str, at: datetime) -> None:
+    """The command rule, through the fleet's alerts: a command that failed (its OEM refused it, or its retries
+    ran out) raises its device's command alert; a later command to the device that succeeds resolves it. One
+    statement per workspace of the batch either way (most successes find nothing to resolve)."""
+    by_workspace = defaultdict(list)
+    for command in commands:
+        by_workspace[command.workspace_id].append(command)
+    for workspace_id, members in by_workspace.items():
+        if status == CommandStatus.SUCCESS:
+            alerts_resolve(
+                workspace_id=workspace_id,
+                causes=[command_failed_cause(c.device_id) for c in members],
+                reason="A later command to the device succeeded.",
+                at=at,
+            )
+            continue
+        alerts_raise(
+            workspace_id=workspace_id,
+            alerts=[
+                AlertRaise(
+                    cause=command_failed_cause(c.device_id),
+                    type=AlertType.DISPATCH,
+                    subtype=AlertSubtype.COMMAND_FAILED,
+                    severity=AlertSeverity.WARNING,
+                    title=f"Command failed: {c.slug}",
+                    description=(
+                        f"Command #{c.pk} ({c.slug}) failed after {c.attempts} attempt{'s' * (c.attempts != 1)}: "
+                        f"{c.status_reason or 'no reason given'}"
+                    ),
+                    device_id=c.device_id,
+                    subject_label=(
+                        f"Command #{c.pk}"
+                        + (f" of dispatch event #{c.dispatch_event_id}" if c.dispatch_event_id else "")
+                    ),
+                    subject_ref=f"command:{c.pk}",
+                    source_system="dispatch",
+                )
+                for c in members
+            ],
+            at=at,
+        )
 
 
 @transaction.atomic

@@ -18,11 +18,22 @@ from fleet import services
 from fleet.admin_customer import CustomerPagesMixin
 from fleet.admin_imports import FleetImportExportMixin
 from fleet.charts import telemetry_chart_svg
-from fleet.choices import DeviceState, GridServicesStatus
-from fleet.filtersets import ContactFilterSet, DeviceFilterSet, SiteFilterSet
-from fleet.models import Contact, Device, DeviceStateChange, DeviceTag, Manufacturer, Site, TelemetryReading
+from fleet.choices import ALERT_ACTIVE, AlertSeverity, AlertStatus, AlertType, DeviceState, GridServicesStatus
+from fleet.filtersets import AlertFilterSet, ContactFilterSet, DeviceFilterSet, SiteFilterSet
+from fleet.models import (
+    Alert,
+    AlertNotificationSetting,
+    Contact,
+    Device,
+    DeviceStateChange,
+    DeviceTag,
+    Manufacturer,
+    Site,
+    TelemetryReading,
+)
 from fleet.timeline import MAX_PAGE, device_timeline_page, device_timeline_sources, device_zone, timeline_kind_label
 from programs.models import Enrollment, Program
+from texture_portal.admin_actions import run_service_for_each
 from texture_portal.admin_base import (
     ReadOnlyWorkspaceScopedAdmin,
     ReadOnlyWorkspaceScopedTabularInline,
@@ -603,3 +614,230 @@ class TelemetryReadingAdmin(ReadOnlyWorkspaceScopedAdmin):
     list_filter = ["charging_state", ("workspace", ScopedRelatedFieldListFilter)]
     search_fields = ["=device__system_identifier"]
     search_help_text = _("Exact serial.")
+
+
+# -- alerts ------------------------------------------------------------------------------------------------------
+
+
+class AlertAttentionFilter(admin.SimpleListFilter):
+    """Open and not snoozed (what staff have yet to look at), or snoozed for now."""
+
+    title = _("attention")
+    parameter_name = "attention"
+
+    def lookups(self, request, model_admin):
+        return [("needed", _("Needs attention")), ("snoozed", _("Snoozed"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "needed":
+            return queryset.filter(fleet_selectors.alerts_needing_attention_q())
+        if self.value() == "snoozed":
+            return queryset.filter(snoozed_until__gt=timezone.now())
+        return queryset
+
+
+class AlertDeviceFilter(admin.SimpleListFilter):
+    """The devices that have live alerts (of the user's workspaces), by serial; any device by `?deviceId=`."""
+
+    title = _("device")
+    parameter_name = "device"
+
+    def lookups(self, request, model_admin):
+        rows = (
+            scope_to_user(Alert.objects.filter(status__in=ALERT_ACTIVE, device__isnull=False), request.user)
+            .values_list("device_id", "device_serial_number")
+            .distinct()
+            .order_by("device_serial_number")[:200]
+        )
+        return [(str(device_id), serial) for device_id, serial in rows]
+
+    def queryset(self, request, queryset):
+        if self.value() and self.value().isdigit():
+            return queryset.filter(device_id=int(self.value()))
+        return queryset
+
+
+SEVERITY_COLOURS = {
+    AlertSeverity.CRITICAL: "#b91c1c",
+    AlertSeverity.WARNING: "#b45309",
+    AlertSeverity.INFO: "#1d4ed8",
+}
+
+
+@admin.register(Alert)
+class AlertAdmin(FilterSetAdminMixin, WorkspaceScopedAdmin):
+    """Alerts are raised and resolved by the portal's rules; staff acknowledge, ignore, resolve and snooze
+    them with the actions (who and when recorded by the services). The page itself is read-only."""
+
+    filterset_class = AlertFilterSet  # the API's filters, by the API's names (`?deviceId=`, `?subtype=`)
+    list_display = [
+        "severity_badge",
+        "title",
+        "status",
+        "type",
+        "subtype",
+        "device_serial_number",
+        "subject_label",
+        "raise_count",
+        "last_seen_at",
+        "snoozed_until",
+        "created",
+        "workspace",
+    ]
+    list_display_links = ["title"]
+    list_select_related = ["workspace__organization"]
+    list_filter = [
+        AlertAttentionFilter,
+        "status",
+        "severity",
+        "type",
+        AlertDeviceFilter,
+        ("workspace", ScopedRelatedFieldListFilter),
+    ]
+    search_fields = ["title", "^device_serial_number", "subject_label", "=cause", "=external_id"]
+    search_help_text = _("Title, device serial (from the start), what it is about, or its exact cause.")
+    ordering = ["-created", "-id"]
+    actions = ["acknowledge", "ignore", "resolve", "snooze_24h"]
+    fieldsets = [
+        (
+            None,
+            {"fields": ["title", "severity", "status", "type", "subtype", "description", "workspace"]},
+        ),
+        (_("About"), {"fields": ["device", "site", "subject_label", "subject_ref", "cause"]}),
+        (
+            _("Device (as it was when raised)"),
+            {
+                "fields": [
+                    "manufacturer",
+                    "device_type",
+                    "device_model",
+                    "device_serial_number",
+                    "manufacturer_device_id",
+                    "device_name",
+                ]
+            },
+        ),
+        (
+            _("Timeline"),
+            {
+                "fields": [
+                    "created",
+                    "last_seen_at",
+                    "raise_count",
+                    "acknowledged_at",
+                    "acknowledged_by_label",
+                    "ignored_at",
+                    "ignored_by_label",
+                    "resolved_at",
+                    "resolved_by_label",
+                    "snoozed_until",
+                    "notified_at",
+                ]
+            },
+        ),
+        (_("Source"), {"fields": ["source_system", "external_id"], "classes": ["collapse"]}),
+    ]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [name for _title, section in self.fieldsets for name in section["fields"]]
+
+    def has_add_permission(self, request):
+        return False  # raised by the rules
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # the record of what happened
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "show_save": False, "show_save_and_continue": False}
+        extra_context["show_save_and_add_another"] = False
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    @admin.display(description=_("severity"), ordering="severity")
+    def severity_badge(self, obj):
+        return format_html(
+            '<span style="color:{};font-weight:600">{}</span>',
+            SEVERITY_COLOURS.get(obj.severity, "#000"),
+            obj.get_severity_display(),
+        )
+
+    def _move(self, request, queryset, status, done):
+        run_service_for_each(
+            self,
+            request,
+            queryset,
+            lambda alert: services.alert_change_status(
+                alert=alert, status=status, actor=request.user, source=AuditSource.ADMIN
+            ),
+            done=done,
+        )
+
+    @admin.action(description=_("Acknowledge the selected alerts"), permissions=["change"])
+    def acknowledge(self, request, queryset):
+        self._move(request, queryset, AlertStatus.ACKNOWLEDGED, "Acknowledged")
+
+    @admin.action(description=_("Ignore the selected alerts"), permissions=["change"])
+    def ignore(self, request, queryset):
+        self._move(request, queryset, AlertStatus.IGNORED, "Ignored")
+
+    @admin.action(description=_("Resolve the selected alerts"), permissions=["change"])
+    def resolve(self, request, queryset):
+        self._move(request, queryset, AlertStatus.RESOLVED, "Resolved")
+
+    @admin.action(description=_("Snooze the selected alerts for 24 hours"), permissions=["change"])
+    def snooze_24h(self, request, queryset):
+        until = timezone.now() + timedelta(hours=24)
+        run_service_for_each(
+            self,
+            request,
+            queryset,
+            lambda alert: services.alert_snooze(alert=alert, until=until, actor=request.user, source=AuditSource.ADMIN),
+            done=f"Snoozed until {until:%Y-%m-%d %H:%M} UTC",
+        )
+
+
+class AlertNotificationSettingForm(forms.ModelForm):
+    alert_types = forms.MultipleChoiceField(
+        choices=AlertType.choices,
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        label=_("alert types"),
+        help_text=_("None ticked: every type."),
+    )
+    severities = forms.MultipleChoiceField(
+        choices=AlertSeverity.choices,
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        label=_("severities"),
+        help_text=_("None ticked: every severity."),
+    )
+
+    class Meta:
+        model = AlertNotificationSetting
+        fields = ["workspace", "email", "alert_types", "severities", "is_active"]
+
+
+@admin.register(AlertNotificationSetting)
+class AlertNotificationSettingAdmin(WorkspaceScopedAdmin):
+    """Where a workspace's new alerts are e-mailed (after commit; again when a snooze runs out)."""
+
+    form = AlertNotificationSettingForm
+    list_display = ["email", "alert_types", "severities", "is_active", "workspace"]
+    list_select_related = ["workspace__organization"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["workspace"] if obj is not None else []
+
+    def perform_save(self, request, obj, form, change):
+        saved = services.alert_notification_setting_save(
+            workspace=obj.workspace,
+            email=obj.email,
+            alert_types=obj.alert_types,
+            severities=obj.severities,
+            is_active=obj.is_active,
+            actor=request.user,
+            source=AuditSource.ADMIN,
+        )
+        obj.pk, obj.created = saved.pk, saved.created
+
+    def audit_save(self, request, obj, form, change):
+        """The service audits."""

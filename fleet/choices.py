@@ -116,3 +116,66 @@ class LastSeen(models.TextChoices):
     WITHIN_DAY = "24h", _("Within the last 24 hours")
     OLDER = "older", _("More than 24 hours ago")
     NEVER = "never", _("Never")
+
+
+# -- alerts (Texture's shape: upper-case values, as integrators see them) ------------------------------------
+
+
+class AlertType(models.TextChoices):
+    """Texture's alert types, and two of the portal's own (dispatch, integrations)."""
+
+    COMMUNICATIONS = "COMMUNICATIONS", _("Communications")
+    POWER_LIMIT = "POWER_LIMIT", _("Power limit")
+    GRID_STATUS = "GRID_STATUS", _("Grid status")
+    HARDWARE_FAULT = "HARDWARE_FAULT", _("Hardware fault")
+    SOFTWARE_PROCESS = "SOFTWARE_PROCESS", _("Software process")
+    SAFETY = "SAFETY", _("Safety")
+    DISPATCH = "DISPATCH", _("Dispatch")
+    INTEGRATION = "INTEGRATION", _("Integration")
+
+
+class AlertSubtype(models.TextChoices):
+    """The subtypes the portal's own rules raise. The column takes others too (an OEM's or partner's subtype,
+    e.g. Texture's BATTERY_METER_COMMS), so it has no database check."""
+
+    DEVICE_OFFLINE = "DEVICE_OFFLINE", _("Device offline")
+    TELEMETRY_STUCK = "TELEMETRY_STUCK", _("Telemetry not changing")
+    IMPORT_FAILED = "IMPORT_FAILED", _("Fleet import failed")
+    COMMAND_FAILED = "COMMAND_FAILED", _("Command failed")
+    DEVICE_NOT_RESPONDING = "DEVICE_NOT_RESPONDING", _("Device not responding to a command")
+    PARTICIPATION_BELOW_FLOOR = "PARTICIPATION_BELOW_FLOOR", _("Event participation below the floor")
+    CREDENTIALS_REFUSED = "CREDENTIALS_REFUSED", _("Integration credentials refused")
+
+
+class AlertSeverity(models.TextChoices):
+    CRITICAL = "CRITICAL", _("Critical")
+    WARNING = "WARNING", _("Warning")
+    INFO = "INFO", _("Info")
+
+
+class AlertStatus(models.TextChoices):
+    OPEN = "OPEN", _("Open")
+    ACKNOWLEDGED = "ACKNOWLEDGED", _("Acknowledged")
+    IGNORED = "IGNORED", _("Ignored")
+    RESOLVED = "RESOLVED", _("Resolved")
+
+
+# Not resolved: the occurrence of its cause is still the live one. At most one per cause (a database
+# constraint); raising the cause again counts on it instead of adding a row. Ignored stays in: ignoring an
+# alert silences this occurrence (a periodic rule finding the same cause again must not open a fresh alert),
+# and the system resolves it when the cause clears, so the next occurrence is a new alert.
+ALERT_ACTIVE = (AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED, AlertStatus.IGNORED)
+# What snoozing applies to, and what "needs attention" (and the e-mail) is about, once any snooze is over.
+ALERT_SNOOZABLE = (AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED)
+
+ALERT_STATUS_TRANSITIONS = Transitions(
+    "An alert",
+    AlertStatus,
+    {
+        AlertStatus.OPEN: {AlertStatus.ACKNOWLEDGED, AlertStatus.IGNORED, AlertStatus.RESOLVED},
+        AlertStatus.ACKNOWLEDGED: {AlertStatus.IGNORED, AlertStatus.RESOLVED},
+        # reopened by staff (ignored by mistake), or resolved (by staff, or by the system: the cause cleared)
+        AlertStatus.IGNORED: {AlertStatus.OPEN, AlertStatus.RESOLVED},
+        # resolved is final: the cause coming back is a new alert
+    },
+)

@@ -1,4 +1,4 @@
-"""The platform events the fleet owns (customer.*, site.*, device.*) and the `data` each carries, in the API's
+"""The platform events the fleet owns (customer.*, site.*, device.*, alert.*) and the `data` each carries, in the API's
 camelCase. Registered with the core events service in `FleetConfig.ready()`."""
 
 from django.db import models
@@ -15,6 +15,9 @@ class FleetEventType(models.TextChoices):
     DEVICE_CONNECTED = "device.connected", "device.connected"
     DEVICE_DISCONNECTED = "device.disconnected", "device.disconnected"
     DEVICE_UPDATED = "device.updated", "device.updated"
+    # Texture's ALERT_CREATED / ALERT_UPDATED: raised; then every change of status or snooze
+    ALERT_CREATED = "alert.created", "alert.created"
+    ALERT_UPDATED = "alert.updated", "alert.updated"
 
 
 STATE_EVENT = {
@@ -72,3 +75,45 @@ def device_data(device) -> dict:
         "manufacturerDeviceId": device.oem_device_id,
         "lastSeenAt": iso(device.last_seen_at),
     }
+
+
+def alert_data(alert, changes: dict | None = None) -> dict:
+    """An alert as the API shows it (`fleet.api.serializers.AlertSerializer`); `alert.updated` adds what
+    changed, {field: [old, new]}."""
+    data = {
+        "id": alert.pk,
+        "workspaceId": alert.workspace_id,
+        "type": alert.type,
+        "subtype": alert.subtype,
+        "severity": alert.severity,
+        "status": alert.status,
+        "title": alert.title,
+        "description": alert.description,
+        "cause": alert.cause,
+        "subjectLabel": alert.subject_label,
+        "subjectRef": alert.subject_ref,
+        "siteId": alert.site_id,
+        "deviceId": alert.device_id,
+        "manufacturerDeviceId": alert.manufacturer_device_id,
+        "deviceName": alert.device_name,
+        "deviceType": alert.device_type,
+        "deviceModel": alert.device_model,
+        "deviceSerialNumber": alert.device_serial_number,
+        "manufacturer": alert.manufacturer,
+        "sourceSystem": alert.source_system,
+        "externalId": alert.external_id,
+        "raiseCount": alert.raise_count,
+        "lastSeenAt": iso(alert.last_seen_at),
+        "acknowledgedAt": iso(alert.acknowledged_at),
+        "acknowledgedBy": alert.acknowledged_by_label,
+        "ignoredAt": iso(alert.ignored_at),
+        "ignoredBy": alert.ignored_by_label,
+        "resolvedAt": iso(alert.resolved_at),
+        "resolvedBy": alert.resolved_by_label,
+        "snoozedUntil": iso(alert.snoozed_until),
+        "createdAt": iso(alert.created),
+        "updatedAt": iso(alert.last_updated),
+    }
+    if changes is not None:
+        data["changes"] = changes
+    return data

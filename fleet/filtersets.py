@@ -4,9 +4,9 @@ import django_filters
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from fleet.choices import DeviceState, DeviceType, LastSeen, SocBand
-from fleet.models import Contact, Device, Site, TelemetryReading
-from fleet.selectors import last_seen_q, soc_band_q
+from fleet.choices import AlertSeverity, AlertStatus, AlertType, DeviceState, DeviceType, LastSeen, SocBand
+from fleet.models import Alert, Contact, Device, Site, TelemetryReading
+from fleet.selectors import alerts_needing_attention_q, last_seen_q, soc_band_q
 from programs.models import Enrollment
 from texture_portal.filters import IdFilter, IsoDateTimeFilter, UpdatedSinceFilterSet
 
@@ -92,3 +92,42 @@ class TelemetryReadingFilterSet(django_filters.FilterSet):
     class Meta:
         model = TelemetryReading
         fields = ["since", "until"]
+
+
+class AlertFilterSet(UpdatedSinceFilterSet):
+    status = django_filters.MultipleChoiceFilter(
+        distinct=False, choices=AlertStatus.choices, label="Status (repeatable)"
+    )
+    severity = django_filters.MultipleChoiceFilter(
+        distinct=False, choices=AlertSeverity.choices, label="Severity (repeatable)"
+    )
+    type = django_filters.MultipleChoiceFilter(distinct=False, choices=AlertType.choices, label="Type (repeatable)")
+    subtype = django_filters.CharFilter(field_name="subtype", label="Subtype, e.g. DEVICE_OFFLINE")
+    deviceId = IdFilter(field_name="device_id")
+    siteId = IdFilter(field_name="site_id")
+    createdAfter = IsoDateTimeFilter(field_name="created", lookup_expr="gte", label="Raised at or after (ISO 8601)")
+    createdBefore = IsoDateTimeFilter(field_name="created", lookup_expr="lt", label="Raised before (ISO 8601)")
+    needsAttention = django_filters.BooleanFilter(
+        method="filter_needs_attention", label="Open and not snoozed (true), or the others (false)"
+    )
+
+    class Meta:
+        model = Alert
+        fields = [
+            "status",
+            "severity",
+            "type",
+            "subtype",
+            "deviceId",
+            "siteId",
+            "createdAfter",
+            "createdBefore",
+            "needsAttention",
+            "updatedSince",
+        ]
+
+    def filter_needs_attention(self, queryset, name, value):
+        if value is None:
+            return queryset
+        attention = alerts_needing_attention_q()
+        return queryset.filter(attention) if value else queryset.exclude(attention)

@@ -1,4 +1,4 @@
-"""Customers (contacts), their sites and devices, device state history and telemetry."""
+"""Customers (contacts), their sites and devices, device state history, telemetry, and alerts."""
 
 import zoneinfo
 
@@ -11,6 +11,10 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from fleet.choices import (
+    ALERT_ACTIVE,
+    AlertSeverity,
+    AlertStatus,
+    AlertType,
     BatteryStrategy,
     ChargingState,
     DeviceState,
@@ -454,3 +458,157 @@ class ImportJob(WorkspaceScopedModel):
 
     def __str__(self) -> str:
         return f"Import #{self.pk}: {self.original_filename}"
+
+
+class Alert(WorkspaceScopedModel):
+    """Something about the fleet that staff should look at, in Texture's shape: type and subtype, severity,
+    status (OPEN → ACKNOWLEDGED | IGNORED | RESOLVED, moved only by `fleet.services`, which records who and
+    when), an optional snooze, the device's and site's ids and a snapshot of the device as it was.
+
+    `cause` is what raised it, as a key (`device_offline:device:42`, `dispatch:command_failed:device:42`): an
+    alert about something the fleet does not know (a dispatch event, an integration) names it by `cause` and
+    a plain-words `subject_label` / `subject_ref`, never by a foreign key. Invariant (database): at most one
+    alert per workspace and cause that is not resolved; raising the cause again while it exists counts on it
+    (`raise_count`, `last_seen_at`). A resolved alert is final.
+    """
+
+    # No index of its own: every (workspace, …) index below starts with it.
+    workspace = models.ForeignKey(
+        "texture_portal.Workspace",
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("workspace"),
+        db_index=False,
+    )
+    cause = models.CharField(_("cause"), max_length=200, help_text=_("What raised it: one live alert per cause."))
+    type = models.CharField(_("type"), max_length=30, choices=AlertType.choices)
+    subtype = models.CharField(_("subtype"), max_length=60, blank=True)
+    severity = models.CharField(_("severity"), max_length=10, choices=AlertSeverity.choices)
+    status = models.CharField(_("status"), max_length=15, choices=AlertStatus.choices, default=AlertStatus.OPEN)
+    title = models.CharField(_("title"), max_length=200)
+    description = models.TextField(_("description"), blank=True)
+    site = models.ForeignKey(
+        Site, on_delete=models.SET_NULL, null=True, blank=True, related_name="alerts", verbose_name=_("site")
+    )
+    device = models.ForeignKey(
+        Device, on_delete=models.SET_NULL, null=True, blank=True, related_name="alerts", verbose_name=_("device")
+    )
+    subject_label = models.CharField(
+        _("about"), max_length=200, blank=True, help_text=_("What it is about when that is not a device or site.")
+    )
+    subject_ref = models.CharField(_("about (reference)"), max_length=100, blank=True)
+    source_system = models.CharField(_("source system"), max_length=60)
+    external_id = models.CharField(_("external ID"), max_length=200, blank=True)
+    # the device as it was when the alert was raised (kept if the device changes or goes)
+    manufacturer_device_id = models.CharField(_("manufacturer device ID"), max_length=200, blank=True)
+    device_name = models.CharField(_("device name"), max_length=200, blank=True)
+    device_type = models.CharField(_("device type"), max_length=20, blank=True)
+    device_model = models.CharField(_("device model"), max_length=200, blank=True)
+    device_serial_number = models.CharField(_("device serial number"), max_length=100, blank=True)
+    manufacturer = models.CharField(_("manufacturer"), max_length=120, blank=True)
+    last_seen_at = models.DateTimeField(_("last raised"), default=timezone.now)
+    raise_count = models.PositiveIntegerField(_("times raised"), default=1)
+    acknowledged_at = models.DateTimeField(_("acknowledged at"), null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    acknowledged_by_label = models.CharField(_("acknowledged by"), max_length=200, blank=True)
+    ignored_at = models.DateTimeField(_("ignored at"), null=True, blank=True)
+    ignored_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    ignored_by_label = models.CharField(_("ignored by"), max_length=200, blank=True)
+    resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    resolved_by_label = models.CharField(
+        _("resolved by"), max_length=200, blank=True, help_text=_("“system” when its cause cleared.")
+    )
+    snoozed_until = models.DateTimeField(_("snoozed until"), null=True, blank=True)
+    notified_at = models.DateTimeField(_("mailed at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        verbose_name = _("alert")
+        verbose_name_plural = _("alerts")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "cause"],
+                condition=Q(status__in=ALERT_ACTIVE),
+                name="alert_one_active_per_cause",
+            ),
+            models.CheckConstraint(condition=Q(cause__length__gt=0), name="alert_cause_not_blank"),
+            models.CheckConstraint(condition=Q(status__in=AlertStatus.values), name="alert_status_valid"),
+            models.CheckConstraint(condition=Q(severity__in=AlertSeverity.values), name="alert_severity_valid"),
+            models.CheckConstraint(condition=Q(type__in=AlertType.values), name="alert_type_valid"),
+            models.CheckConstraint(condition=Q(raise_count__gte=1), name="alert_raise_count_positive"),
+            models.CheckConstraint(
+                condition=~Q(status=AlertStatus.RESOLVED) | Q(resolved_at__isnull=False),
+                name="alert_resolved_has_time",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=AlertStatus.ACKNOWLEDGED) | Q(acknowledged_at__isnull=False),
+                name="alert_acknowledged_has_time",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=AlertStatus.IGNORED) | Q(ignored_at__isnull=False),
+                name="alert_ignored_has_time",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["workspace", "status", "-created"], name="alert_status_idx"),
+            models.Index(fields=["workspace", "-id"], name="alert_workspace_id_idx"),
+            # the snooze sweep: only snoozed rows are in it
+            models.Index(fields=["snoozed_until"], condition=Q(snoozed_until__isnull=False), name="alert_snoozed_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_severity_display()}: {self.title}"
+
+    @property
+    def is_snoozed(self) -> bool:
+        return self.snoozed_until is not None and self.snoozed_until > timezone.now()
+
+
+class AlertNotificationSetting(WorkspaceScopedModel):
+    """Where a workspace's new alerts are e-mailed, and which: the types and severities chosen (empty: all).
+
+    One per workspace. Mailed after commit, once per alert (and again when its snooze ends while it is still
+    open or acknowledged); a snoozed, ignored or resolved alert is not mailed.
+    """
+
+    email = models.EmailField(_("e-mail address"))
+    alert_types = models.JSONField(_("alert types"), default=list, blank=True, help_text=_("Empty: every type."))
+    severities = models.JSONField(_("severities"), default=list, blank=True, help_text=_("Empty: every severity."))
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        ordering = ["workspace"]
+        verbose_name = _("alert e-mail setting")
+        verbose_name_plural = _("alert e-mail settings")
+        constraints = [
+            models.UniqueConstraint(fields=["workspace"], name="alert_notification_one_per_workspace"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Alerts to {self.email}"
+
+    def clean(self):
+        super().clean()
+        errors = {}
+        for name, choices in (("alert_types", AlertType), ("severities", AlertSeverity)):
+            values = getattr(self, name)
+            if not isinstance(values, list):
+                errors[name] = "A list."
+            elif set(values) - set(choices.values):
+                errors[name] = f"Unknown: {', '.join(sorted(set(values) - set(choices.values)))}."
+        if errors:
+            raise ValidationError(errors)
+
+    def wants(self, alert) -> bool:
+        return (
+            self.is_active
+            and (not self.alert_types or alert.type in self.alert_types)
+            and (not self.severities or alert.severity in self.severities)
+        )

@@ -450,3 +450,72 @@ def metric_series(
         )
         for device_id, site_id, contact_id, b, v in found
     ]
+
+
+# -- alerts ----------------------------------------------------------------------------------------------------
+
+# What a stuck reading repeats: the values a live battery or inverter moves every few minutes (a home's load
+# alone moves grid power). Vehicles and chargers sit unchanged for hours when parked or idle, so they are not
+# checked (settings.ALERT_STUCK_TELEMETRY_DEVICE_TYPES).
+STUCK_FIELDS = ("charge_percentage", "charge_rate_w", "grid_power_w", "solar_power_w")
+
+
+def _telemetry_constancy_sql(*, filters: str, having: str) -> str:
+    # per field: never reported, or reported by every reading with one value
+    same = " AND ".join(
+        f"(count(r.{f}) = 0 OR (count(r.{f}) = count(*) AND min(r.{f}) = max(r.{f})))" for f in STUCK_FIELDS
+    )
+    reported = " + ".join(f"count(r.{f})" for f in STUCK_FIELDS)
+    return f"""
+        SELECT r.device_id, d.workspace_id, d.system_identifier, count(*)
+          FROM fleet_telemetryreading AS r JOIN fleet_device AS d ON d.id = r.device_id
+         WHERE r.measured_at >= %s {filters}
+         GROUP BY r.device_id, d.workspace_id, d.system_identifier
+        HAVING {having.format(same=same, reported=reported)}
+    """  # noqa: S608 - the column names are this module's constants; values go as parameters
+
+
+def devices_with_stuck_telemetry(
+    *, since: datetime, first_by: datetime, min_readings: int, device_types: Iterable[str]
+) -> list[tuple[int, int, str, int]]:
+    """Devices on the workspace, of these types, whose readings measured since `since` are at least
+    `min_readings`, start by `first_by` (they cover the window) and all carry the same values of
+    STUCK_FIELDS (at least one of them reported): (device id, workspace id, serial, readings). One
+    statement; it reads the window's readings once (the BRIN index on `measured_at`)."""
+    types = sorted(set(device_types))
+    if not types:
+        return []
+    ops = connection.ops
+    sql = _telemetry_constancy_sql(
+        filters=f"AND d.state = %s AND d.device_type IN ({', '.join(['%s'] * len(types))})",
+        having="count(*) >= %s AND min(r.measured_at) <= %s AND {same} AND ({reported}) > 0",
+    )
+    params = [ops.adapt_datetimefield_value(since), DeviceState.ON_WORKSPACE, *types, min_readings]
+    params.append(ops.adapt_datetimefield_value(first_by))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [tuple(row) for row in cursor.fetchall()]
+
+
+def devices_with_changing_telemetry(*, since: datetime, device_ids: Iterable[int]) -> list[tuple[int, int, str, int]]:
+    """Of these devices, those whose readings measured since `since` do not all carry the same values of
+    STUCK_FIELDS: (device id, workspace id, serial, readings)."""
+    ids = sorted(set(device_ids))
+    if not ids:
+        return []
+    sql = _telemetry_constancy_sql(
+        filters=f"AND r.device_id IN ({', '.join(['%s'] * len(ids))})", having="NOT ({same})"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [connection.ops.adapt_datetimefield_value(since), *ids])
+        return [tuple(row) for row in cursor.fetchall()]
+
+
+def alerts_needing_attention_q(now: datetime | None = None):
+    """Open and not snoozed (or its snooze is over): what staff have yet to look at."""
+    from django.db.models import Q
+
+    from fleet.choices import AlertStatus
+
+    now = now or timezone.now()
+    return Q(status=AlertStatus.OPEN) & (Q(snoozed_until__isnull=True) | Q(snoozed_until__lte=now))

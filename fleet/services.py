@@ -1,23 +1,50 @@
-"""Writes of the fleet: contacts, sites, devices and device state. Every one is atomic and audited."""
+"""Writes of the fleet: contacts, sites, devices, device state, and alerts. Every one is atomic and audited."""
 
+import logging
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
 
 import orjson
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from fleet import events
-from fleet.choices import DEVICE_STATE_TRANSITIONS, DeviceState
+from fleet.choices import (
+    ALERT_ACTIVE,
+    ALERT_SNOOZABLE,
+    ALERT_STATUS_TRANSITIONS,
+    DEVICE_STATE_TRANSITIONS,
+    AlertSeverity,
+    AlertStatus,
+    AlertSubtype,
+    AlertType,
+    DeviceState,
+)
 from fleet.events import FleetEventType
-from fleet.models import Contact, Device, DeviceStateChange, DeviceTag, Site, TelemetryReading
-from texture_portal.audit import audit_record
+from fleet.models import (
+    Alert,
+    AlertNotificationSetting,
+    Contact,
+    Device,
+    DeviceStateChange,
+    DeviceTag,
+    Site,
+    TelemetryReading,
+)
+from texture_portal.audit import audit_actor_label, audit_record, audit_record_many
+from texture_portal.bulk import update_objects
 from texture_portal.choices import AuditAction, AuditSource
 from texture_portal.events import services as outbox
 from texture_portal.events.envelope import iso
-from texture_portal.exceptions import ApplicationError
+from texture_portal.exceptions import ApplicationError, WorkspaceMismatch
 from texture_portal.model_update import model_update
 from texture_portal.tenancy import require_same_workspace
+
+logger = logging.getLogger(__name__)
 
 CONTACT_FIELDS = ["reference_id", "first_name", "last_name", "email", "phone"]
 SITE_FIELDS = [
@@ -253,7 +280,33 @@ def device_change_state(
         data=events.device_data(locked),
         timestamp=at,
     )
+    _device_offline_alert(device=locked, from_state=from_state, to_state=str(to_state), reason=reason, at=at)
     return change
+
+
+def device_offline_cause(device_id: int) -> str:
+    return f"fleet:device_offline:device:{device_id}"
+
+
+def _device_offline_alert(*, device: Device, from_state: str, to_state: str, reason: str, at) -> None:
+    """The offline rule: a device that goes offline raises an alert; leaving offline (reporting again, or
+    unbound at its OEM) resolves it."""
+    if to_state == DeviceState.OFFLINE:
+        alert_raise(
+            workspace_id=device.workspace_id,
+            alert=AlertRaise(
+                cause=device_offline_cause(device.pk),
+                type=AlertType.COMMUNICATIONS,
+                subtype=AlertSubtype.DEVICE_OFFLINE,
+                severity=AlertSeverity.WARNING,
+                title=f"Device offline: {device.system_identifier}",
+                description=reason,
+                device_id=device.pk,
+            ),
+            at=at,
+        )
+    elif from_state == DeviceState.OFFLINE:
+        alerts_resolve(workspace_id=device.workspace_id, causes=[device_offline_cause(device.pk)], reason=reason, at=at)
 
 
 def device_mark_on_workspace(*, device: Device, reason: str, actor=None, source=AuditSource.TASK, at=None):
@@ -732,3 +785,500 @@ def telemetry_readings_prune(*, now=None, batch: int = 20_000) -> int:
         deleted += count
         if count < batch:
             return deleted
+
+
+# -- alerts --------------------------------------------------------------------------------------------------
+#
+# Rules raise alerts through `alerts_raise` (one statement whatever their number, concurrency-safe: the
+# database's one-live-alert-per-cause constraint decides) and clear them through `alerts_resolve` when their
+# cause clears; staff acknowledge, ignore, resolve and snooze them through `alert_change_status` and
+# `alert_snooze`. Each new alert and each change of status or snooze is audited and announced (`alert.created`,
+# `alert.updated`); new alerts, and alerts whose snooze ran out, are mailed after commit.
+
+ALERT_SYSTEM = "system"  # who resolved an alert whose cause cleared
+ALERT_MAX_SNOOZE = timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class AlertRaise:
+    """One alert a rule raises, or counts on again when its cause already has a live one. `device_id`: the
+    alert's device (its site and snapshot come with it); `site_id`: a site without a device."""
+
+    cause: str
+    type: str
+    subtype: str
+    severity: str
+    title: str
+    description: str = ""
+    device_id: int | None = None
+    site_id: int | None = None
+    subject_label: str = ""
+    subject_ref: str = ""
+    source_system: str = "fleet"
+    external_id: str = ""
+
+
+_ALERT_INSERT_COLUMNS = [
+    "workspace_id", "cause", "type", "subtype", "severity", "status", "title", "description", "site_id",
+    "device_id", "subject_label", "subject_ref", "source_system", "external_id", "manufacturer_device_id",
+    "device_name", "device_type", "device_model", "device_serial_number", "manufacturer", "last_seen_at",
+    "raise_count", "acknowledged_by_label", "ignored_by_label", "resolved_by_label", "created", "last_updated",
+]  # fmt: skip
+_ALERT_BATCH = 500  # rows per INSERT (SQLite takes at most 32,766 parameters a statement, PostgreSQL 65,535)
+
+
+def _alert_row(workspace_id: int, spec: AlertRaise, device: Device | None, at) -> list:
+    if device is not None:
+        require_same_workspace(workspace_id, device)
+    snapshot = (
+        [
+            device.oem_device_id[:200],
+            device.name[:200],
+            device.device_type,
+            str((device.oem_data or {}).get("model") or "")[:200],
+            device.system_identifier[:100],
+            device.manufacturer.name[:120],
+        ]
+        if device is not None
+        else [""] * 6
+    )
+    stamp = connection.ops.adapt_datetimefield_value(at)
+    return [
+        workspace_id, spec.cause[:200], spec.type, spec.subtype[:60], spec.severity, AlertStatus.OPEN,
+        spec.title[:200], spec.description, device.site_id if device is not None else spec.site_id,
+        device.pk if device is not None else None, spec.subject_label[:200], spec.subject_ref[:100],
+        spec.source_system[:60], spec.external_id[:200], *snapshot, stamp, 1, "", "", "", stamp, stamp,
+    ]  # fmt: skip
+
+
+def alerts_raise(*, workspace_id: int, alerts: Iterable[AlertRaise], at=None) -> list[int]:
+    """Raise alerts in one workspace: a cause with no live (unresolved) alert gets a new OPEN one; a cause
+    that has one counts on it (`raise_count` + 1, `last_seen_at`, the latest description and subject) and nothing else
+    happens: no new row, no event, no e-mail. One INSERT … ON CONFLICT per 500 alerts, so two workers
+    raising the same cause at once make one row. New alerts are audited, announced (`alert.created`) and
+    mailed after commit. Returns the ids of the new alerts."""
+    by_cause = {spec.cause: spec for spec in alerts}  # one row per cause per statement (the last one wins)
+    if not by_cause:
+        return []
+    at = at or timezone.now()
+    device_ids = {spec.device_id for spec in by_cause.values() if spec.device_id}
+    devices = Device.objects.select_related("manufacturer").in_bulk(device_ids) if device_ids else {}
+    site_ids = {spec.site_id for spec in by_cause.values() if spec.site_id and not spec.device_id}
+    if site_ids and Site.objects.filter(pk__in=site_ids).exclude(workspace_id=workspace_id).exists():
+        raise WorkspaceMismatch("An alert names a site of another workspace.")
+    rows = [_alert_row(workspace_id, spec, devices.get(spec.device_id), at) for spec in by_cause.values()]
+    active = ", ".join(f"'{status}'" for status in ALERT_ACTIVE)  # our constants: the index's own predicate
+    created = []
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            for start in range(0, len(rows), _ALERT_BATCH):
+                batch = rows[start : start + _ALERT_BATCH]
+                values = ", ".join(["(" + ", ".join(["%s"] * len(_ALERT_INSERT_COLUMNS)) + ")"] * len(batch))
+                cursor.execute(
+                    f"""
+                    INSERT INTO fleet_alert ({", ".join(_ALERT_INSERT_COLUMNS)}) VALUES {values}
+                    ON CONFLICT (workspace_id, cause) WHERE status IN ({active}) DO UPDATE SET
+                        raise_count = fleet_alert.raise_count + 1,
+                        last_seen_at = CASE WHEN excluded.last_seen_at > fleet_alert.last_seen_at
+                                            THEN excluded.last_seen_at ELSE fleet_alert.last_seen_at END,
+                        description = excluded.description,
+                        subject_label = excluded.subject_label,
+                        subject_ref = excluded.subject_ref,
+                        last_updated = excluded.last_updated
+                    RETURNING id, raise_count
+                    """,  # noqa: S608 - column names and statuses are this module's constants
+                    [value for row in batch for value in row],
+                )
+                created += [pk for pk, count in cursor.fetchall() if count == 1]
+        if created:
+            new = list(Alert.objects.filter(pk__in=created).order_by("pk"))
+            audit_record_many(
+                actor=None,
+                action=AuditAction.ALERT_RAISED,
+                targets=new,
+                source=AuditSource.TASK,
+                reason_by_pk={alert.pk: alert.description[:500] for alert in new},
+            )
+            outbox.events_emit_many(
+                workspace_id=workspace_id,
+                type=FleetEventType.ALERT_CREATED,
+                items=[(f"alert.created:{alert.pk}", events.alert_data(alert)) for alert in new],
+                timestamp=at,
+            )
+            transaction.on_commit(partial(alerts_mail_queue, alert_ids=sorted(created)))
+    return sorted(created)
+
+
+def alert_raise(*, workspace_id: int, alert: AlertRaise, at=None) -> bool:
+    """`alerts_raise` for one alert: True when it is new."""
+    return bool(alerts_raise(workspace_id=workspace_id, alerts=[alert], at=at))
+
+
+def alerts_resolve(
+    *,
+    workspace_id: int,
+    reason: str,
+    causes: Iterable[str] = (),
+    cause_prefix: str = "",
+    at=None,
+) -> list[int]:
+    """The causes cleared: their live alerts (open, acknowledged or ignored) are resolved by the system, with
+    the reason; audited and announced (`alert.updated`). `cause_prefix`: every cause that starts with it (an
+    event's devices). One locking read when there is nothing to resolve. Returns the ids resolved."""
+    causes = sorted(set(causes))
+    if not causes and not cause_prefix:
+        return []
+    at = at or timezone.now()
+    with transaction.atomic():
+        live = Alert.objects.select_for_update().filter(workspace_id=workspace_id, status__in=ALERT_ACTIVE)
+        live = live.filter(cause__startswith=cause_prefix) if cause_prefix else live.filter(cause__in=causes)
+        alerts = list(live.order_by("pk"))
+        if not alerts:
+            return []
+        before = {alert.pk: alert.status for alert in alerts}
+        for alert in alerts:
+            ALERT_STATUS_TRANSITIONS.check(alert.status, AlertStatus.RESOLVED)
+            alert.status, alert.resolved_at, alert.resolved_by, alert.resolved_by_label = (
+                AlertStatus.RESOLVED,
+                at,
+                None,
+                ALERT_SYSTEM,
+            )
+            alert.snoozed_until, alert.last_updated = None, at
+        update_objects(
+            alerts, ["status", "resolved_at", "resolved_by", "resolved_by_label", "snoozed_until", "last_updated"]
+        )
+        audit_record_many(
+            actor=None,
+            action=AuditAction.ALERT_STATUS_CHANGED,
+            targets=alerts,
+            source=AuditSource.TASK,
+            changes_by_pk={alert.pk: {"status": [before[alert.pk], AlertStatus.RESOLVED]} for alert in alerts},
+            reason=reason,
+        )
+        outbox.events_emit_many(
+            workspace_id=workspace_id,
+            type=FleetEventType.ALERT_UPDATED,
+            items=[
+                (
+                    f"alert.updated:{alert.pk}:{AlertStatus.RESOLVED}:{iso(at)}",
+                    events.alert_data(alert, {"status": [before[alert.pk], AlertStatus.RESOLVED]}),
+                )
+                for alert in alerts
+            ],
+            timestamp=at,
+        )
+    return [alert.pk for alert in alerts]
+
+
+_STATUS_STAMPS = {
+    AlertStatus.ACKNOWLEDGED: ("acknowledged_at", "acknowledged_by", "acknowledged_by_label"),
+    AlertStatus.IGNORED: ("ignored_at", "ignored_by", "ignored_by_label"),
+    AlertStatus.RESOLVED: ("resolved_at", "resolved_by", "resolved_by_label"),
+}
+
+
+@transaction.atomic
+def alert_change_status(
+    *,
+    alert: Alert,
+    status: AlertStatus | str,
+    actor,
+    reason: str = "",
+    source: AuditSource | str = AuditSource.SERVICE,
+) -> Alert:
+    """Staff or an integrator acknowledge, ignore, resolve or reopen an alert (Texture's `changeAlertStatus`):
+    the transition table decides (raises InvalidTransition), and who and when are recorded on the alert, in
+    the audit log and in the `alert.updated` event. Ignoring or resolving ends any snooze; reopening an
+    ignored alert clears who ignored it (the audit log keeps it)."""
+    locked = Alert.objects.select_for_update().get(pk=alert.pk)
+    ALERT_STATUS_TRANSITIONS.check(locked.status, status)
+    before, now = locked.status, timezone.now()
+    fields = ["status", "last_updated"]
+    locked.status = status
+    if status in _STATUS_STAMPS:
+        at_field, by_field, label_field = _STATUS_STAMPS[status]
+        setattr(locked, at_field, now)
+        setattr(locked, by_field, actor if getattr(actor, "pk", None) else None)
+        setattr(locked, label_field, audit_actor_label(actor)[:200] or ALERT_SYSTEM)
+        fields += [at_field, by_field, label_field]
+    if status == AlertStatus.OPEN:  # reopened
+        locked.ignored_at, locked.ignored_by, locked.ignored_by_label = None, None, ""
+        fields += ["ignored_at", "ignored_by", "ignored_by_label"]
+    if status not in ALERT_SNOOZABLE and locked.snoozed_until is not None:
+        locked.snoozed_until = None
+        fields.append("snoozed_until")
+    locked.save(update_fields=fields)
+    changes = {"status": [before, str(status)]}
+    entry = audit_record(
+        actor=actor, action=AuditAction.ALERT_STATUS_CHANGED, target=locked, source=source, changes=changes,
+        reason=reason,
+    )  # fmt: skip
+    outbox.event_emit(
+        workspace_id=locked.workspace_id,
+        type=FleetEventType.ALERT_UPDATED,
+        key=f"alert.updated:{locked.pk}:{entry.pk}",
+        data=events.alert_data(locked, changes),
+        timestamp=now,
+    )
+    alert.refresh_from_db()
+    return alert
+
+
+@transaction.atomic
+def alert_snooze(*, alert: Alert, until, actor, source: AuditSource | str = AuditSource.SERVICE) -> Alert:
+    """Snooze an open or acknowledged alert until a time (at most ALERT_MAX_SNOOZE ahead), or end its snooze
+    (`until=None`). A snoozed alert is not listed as needing attention and not mailed; when the snooze runs
+    out while it is still open or acknowledged, `alert_snoozes_expire` mails it again."""
+    locked = Alert.objects.select_for_update().get(pk=alert.pk)
+    now = timezone.now()
+    if until is not None:
+        if locked.status not in ALERT_SNOOZABLE:
+            raise ApplicationError(f"Only an open or acknowledged alert can be snoozed; this one is {locked.status}.")
+        if until <= now:
+            raise ApplicationError("A snooze must end in the future.")
+        if until > now + ALERT_MAX_SNOOZE:
+            raise ApplicationError(f"A snooze may last at most {ALERT_MAX_SNOOZE.days} days.")
+    before = locked.snoozed_until
+    if before == until:
+        return alert
+    locked.snoozed_until = until
+    locked.save(update_fields=["snoozed_until", "last_updated"])
+    entry = audit_record(
+        actor=actor,
+        action=AuditAction.ALERT_SNOOZED,
+        target=locked,
+        source=source,
+        changes={"snoozed_until": [before, until]},
+        reason=f"Snoozed until {iso(until)}" if until else "Snooze ended",
+    )
+    outbox.event_emit(
+        workspace_id=locked.workspace_id,
+        type=FleetEventType.ALERT_UPDATED,
+        key=f"alert.updated:{locked.pk}:{entry.pk}",
+        data=events.alert_data(locked, {"snoozedUntil": [iso(before), iso(until)]}),
+        timestamp=now,
+    )
+    alert.refresh_from_db()
+    return alert
+
+
+def alert_snoozes_expire(*, now=None) -> int:
+    """Alerts whose snooze has run out while still open or acknowledged wake up: the snooze is cleared
+    (audited, `alert.updated`) and they are mailed again after commit. Safe to run twice at once (the rows
+    are claimed with SKIP LOCKED, and a woken alert has no snooze left). Returns how many woke."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        due = list(
+            Alert.objects.select_for_update(skip_locked=True)
+            .filter(snoozed_until__isnull=False, snoozed_until__lte=now, status__in=ALERT_SNOOZABLE)
+            .order_by("pk")
+        )
+        if not due:
+            return 0
+        ended = {alert.pk: alert.snoozed_until for alert in due}
+        for alert in due:
+            alert.snoozed_until, alert.notified_at, alert.last_updated = None, None, now
+        update_objects(due, ["snoozed_until", "notified_at", "last_updated"])
+        audit_record_many(
+            actor=None,
+            action=AuditAction.ALERT_SNOOZED,
+            targets=due,
+            source=AuditSource.TASK,
+            changes_by_pk={alert.pk: {"snoozed_until": [ended[alert.pk], None]} for alert in due},
+            reason="Snooze over",
+        )
+        by_workspace = defaultdict(list)
+        for alert in due:
+            by_workspace[alert.workspace_id].append(
+                (
+                    f"alert.updated:{alert.pk}:woke:{iso(now)}",
+                    events.alert_data(alert, {"snoozedUntil": [iso(ended[alert.pk]), None]}),
+                )
+            )
+        for workspace_id, items in by_workspace.items():
+            outbox.events_emit_many(
+                workspace_id=workspace_id, type=FleetEventType.ALERT_UPDATED, items=items, timestamp=now
+            )
+        transaction.on_commit(partial(alerts_mail_queue, alert_ids=[alert.pk for alert in due]))
+    return len(due)
+
+
+def alerts_mail_queue(*, alert_ids: list[int]) -> None:
+    """After commit: hand the alerts to the e-mail task (a broker outage must not fail the change)."""
+    from fleet.tasks import alerts_mail_task
+
+    try:
+        alerts_mail_task.delay(alert_ids)
+    except Exception:
+        logger.exception("Could not queue the e-mail of alerts %s", alert_ids)
+
+
+def alerts_mail(*, alert_ids: Iterable[int], now=None) -> int:
+    """E-mail each workspace's address the given alerts it wants (its setting's types and severities) that
+    still need attention: open or acknowledged, not snoozed, not mailed since they were raised or woke. One
+    message per workspace. The alerts are claimed (`notified_at`) before sending, so a task run twice mails
+    once; a failed send gives the claim back and raises, for the task to retry. Returns the alerts mailed."""
+    from django.core.mail import EmailMessage, get_connection
+
+    now = now or timezone.now()
+    with transaction.atomic():
+        candidates = list(
+            Alert.objects.select_for_update(skip_locked=True)
+            .filter(pk__in=list(alert_ids), notified_at__isnull=True, status__in=ALERT_SNOOZABLE)
+            .filter(Q(snoozed_until__isnull=True) | Q(snoozed_until__lte=now))
+            .order_by("pk")
+        )
+        wanted = {
+            setting.workspace_id: setting
+            for setting in AlertNotificationSetting.objects.filter(
+                workspace_id__in={alert.workspace_id for alert in candidates}, is_active=True
+            ).select_related("workspace__organization")
+        }
+        chosen = [a for a in candidates if a.workspace_id in wanted and wanted[a.workspace_id].wants(a)]
+        if not chosen:
+            return 0
+        Alert.objects.filter(pk__in=[alert.pk for alert in chosen]).update(notified_at=now)
+    by_workspace = defaultdict(list)
+    for alert in chosen:
+        by_workspace[alert.workspace_id].append(alert)
+    messages = [
+        EmailMessage(
+            subject=_alert_mail_subject(wanted[workspace_id].workspace, alerts),
+            body=_alert_mail_body(wanted[workspace_id].workspace, alerts),
+            to=[wanted[workspace_id].email],
+        )
+        for workspace_id, alerts in by_workspace.items()
+    ]
+    try:
+        get_connection().send_messages(messages)
+    except Exception:
+        Alert.objects.filter(pk__in=[alert.pk for alert in chosen], notified_at=now).update(notified_at=None)
+        raise
+    return len(chosen)
+
+
+def _alert_mail_subject(workspace, alerts: list[Alert]) -> str:
+    if len(alerts) == 1:
+        return f"[Texture Portal] {alerts[0].severity}: {alerts[0].title}"[:200]
+    worst = min(alerts, key=lambda a: AlertSeverity.values.index(a.severity)).severity
+    return f"[Texture Portal] {len(alerts)} alerts in {workspace} (worst: {worst})"
+
+
+def _alert_mail_body(workspace, alerts: list[Alert]) -> str:
+    from django.conf import settings
+
+    lines = [f"Alerts in {workspace}:", ""]
+    for alert in alerts:
+        about = alert.device_serial_number and f"{alert.manufacturer} {alert.device_type} {alert.device_serial_number}"
+        lines += [
+            f"{alert.severity} · {alert.type} / {alert.subtype or '—'} · raised {iso(alert.created)}",
+            alert.title,
+            *([alert.description] if alert.description else []),
+            *([f"Device: {about}"] if about else []),
+            *([f"About: {alert.subject_label}"] if alert.subject_label else []),
+            f"{settings.PORTAL_BASE_URL}/admin/fleet/alert/{alert.pk}/change/",
+            "",
+        ]
+    lines.append("You receive this because of the workspace's alert e-mail setting (Fleet → Alert e-mail settings).")
+    return "\n".join(lines)
+
+
+# -- the stuck-telemetry rule (periodic) --------------------------------------------------------------------
+
+_STUCK_LOCK = 0x7E1E_0012  # a PostgreSQL advisory lock: one evaluation at a time (a second one steps aside)
+
+
+def telemetry_stuck_cause(device_id: int) -> str:
+    return f"fleet:telemetry_stuck:device:{device_id}"
+
+
+def telemetry_stuck_alerts_evaluate(*, now=None) -> dict:
+    """Raise an alert for each device whose telemetry stopped changing: every reading of the last
+    ALERT_STUCK_TELEMETRY_HOURS (at least ALERT_STUCK_TELEMETRY_READINGS of them, covering the window) shows
+    the same values (a device or an OEM repeating a cached reading). Resolve it once its readings change
+    again. Set-based (two statements whatever the fleet's size, plus one per workspace with alerts to raise
+    or resolve); on PostgreSQL a run that finds another under way steps aside (returns {"skipped": True})."""
+    from django.conf import settings
+
+    from fleet import selectors
+
+    now = now or timezone.now()
+    hours = settings.ALERT_STUCK_TELEMETRY_HOURS
+    since = now - timedelta(hours=hours)
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_STUCK_LOCK])
+                if not cursor.fetchone()[0]:
+                    return {"skipped": True}
+        stuck = selectors.devices_with_stuck_telemetry(
+            since=since,
+            first_by=now - timedelta(hours=hours * 0.75),
+            min_readings=settings.ALERT_STUCK_TELEMETRY_READINGS,
+            device_types=settings.ALERT_STUCK_TELEMETRY_DEVICE_TYPES,
+        )
+        raised = defaultdict(list)
+        for device_id, workspace_id, serial, readings in stuck:
+            raised[workspace_id].append(
+                AlertRaise(
+                    cause=telemetry_stuck_cause(device_id),
+                    type=AlertType.COMMUNICATIONS,
+                    subtype=AlertSubtype.TELEMETRY_STUCK,
+                    severity=AlertSeverity.WARNING,
+                    title=f"Telemetry not changing: {serial}",
+                    description=(
+                        f"The {readings} readings of the last {hours:g} h all show the same state of charge, charge "
+                        "rate, grid and solar power: the device or its OEM may be repeating a cached reading."
+                    ),
+                    device_id=device_id,
+                )
+            )
+        new = sum(len(alerts_raise(workspace_id=ws, alerts=specs, at=now)) for ws, specs in raised.items())
+        watched = set(
+            Alert.objects.filter(
+                status__in=ALERT_ACTIVE, cause__startswith="fleet:telemetry_stuck:", device__isnull=False
+            ).values_list("device_id", flat=True)
+        ) - {device_id for device_id, *_ in stuck}
+        moving = defaultdict(list)
+        for device_id, workspace_id, _serial, _readings in selectors.devices_with_changing_telemetry(
+            since=since, device_ids=watched
+        ):
+            moving[workspace_id].append(telemetry_stuck_cause(device_id))
+        resolved = sum(
+            len(alerts_resolve(workspace_id=ws, causes=causes, reason="Its readings change again.", at=now))
+            for ws, causes in moving.items()
+        )
+    return {"stuck": len(stuck), "new": new, "resolved": resolved}
+
+
+@transaction.atomic
+def alert_notification_setting_save(
+    *,
+    workspace,
+    email: str,
+    actor,
+    alert_types: Iterable[str] = (),
+    severities: Iterable[str] = (),
+    is_active: bool = True,
+    source: AuditSource | str = AuditSource.SERVICE,
+) -> AlertNotificationSetting:
+    """Where the workspace's alerts are mailed, and which (empty: all types, all severities); one per
+    workspace, created or updated. Audited with what changed."""
+    setting = AlertNotificationSetting.objects.select_for_update().filter(workspace=workspace).first()
+    values = {
+        "email": email,
+        "alert_types": sorted(set(alert_types)),
+        "severities": sorted(set(severities)),
+        "is_active": is_active,
+    }
+    if setting is None:
+        setting = AlertNotificationSetting(workspace=workspace, **values)
+        setting.full_clean()
+        setting.save()
+        audit_record(actor=actor, action=AuditAction.OBJECT_CREATED, target=setting, source=source, changes=values)
+        return setting
+    changes = model_update(instance=setting, fields=list(values), data=values)
+    if changes:
+        audit_record(actor=actor, action=AuditAction.OBJECT_CHANGED, target=setting, source=source, changes=changes)
+    return setting

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from fleet import selectors as fleet_selectors
 from fleet import services as fleet_services
+from fleet.choices import AlertSeverity, AlertSubtype, AlertType
 from integrations import selectors
 from integrations.adapters.base import OemAdapter as OemAdapterBase
 from integrations.choices import IntegrationChannel, IntegrationStatus, RunKind, RunStatus
@@ -141,17 +142,51 @@ def integration_credentials_persist(*, integration: WorkspaceIntegration, adapte
     adapter.credentials_saved()
 
 
-def _integration_health(*, integration: WorkspaceIntegration, error: str = "") -> None:
+def _integration_health(
+    *, integration: WorkspaceIntegration, error: str = "", credentials_refused: bool = False
+) -> None:
+    """Record what the OEM's last answer says of the integration. The credentials rule: the OEM refusing its
+    credentials (`credentials_refused`) raises the integration's alert; a call that works resolves it."""
     status = IntegrationStatus.ERROR if error else IntegrationStatus.CONNECTED
     WorkspaceIntegration.objects.filter(pk=integration.pk).update(
         status=status, last_error=error[:2000], last_checked_at=timezone.now()
     )
     integration.status, integration.last_error = status, error[:2000]
+    cause = credentials_cause(integration.pk)
+    if error and credentials_refused:
+        fleet_services.alert_raise(
+            workspace_id=integration.workspace_id,
+            alert=fleet_services.AlertRaise(
+                cause=cause,
+                type=AlertType.INTEGRATION,
+                subtype=AlertSubtype.CREDENTIALS_REFUSED,
+                severity=AlertSeverity.CRITICAL,
+                title=f"{integration.get_channel_display()}: credentials refused",
+                description=(
+                    f"{integration.get_channel_display()} refused the workspace's credentials: {error[:500]} "
+                    "Nothing is discovered or synced from it until they work again (Integrations → update them, "
+                    "then test the connection)."
+                ),
+                subject_label=f"{integration.get_channel_display()} integration",
+                subject_ref=f"integration:{integration.pk}",
+                source_system="integrations",
+            ),
+        )
+    elif not error:
+        fleet_services.alerts_resolve(
+            workspace_id=integration.workspace_id,
+            causes=[cause],
+            reason=f"{integration.get_channel_display()} accepts the credentials again.",
+        )
+
+
+def credentials_cause(integration_id: int) -> str:
+    return f"integrations:credentials_refused:integration:{integration_id}"
 
 
 def integration_test_connection(*, integration: WorkspaceIntegration, actor, source=AuditSource.ADMIN) -> str:
     """One authenticated call to the OEM with the stored credentials; records status and last error."""
-    from integrations.adapters import IntegrationError, adapter_for
+    from integrations.adapters import AuthError, IntegrationError, adapter_for
 
     try:
         adapter = adapter_for(integration)
@@ -166,7 +201,7 @@ def integration_test_connection(*, integration: WorkspaceIntegration, actor, sou
         _integration_health(integration=integration)
         outcome = f"Connected: {message}."
     except (IntegrationError, ApplicationError) as exc:
-        _integration_health(integration=integration, error=exc.message)
+        _integration_health(integration=integration, error=exc.message, credentials_refused=isinstance(exc, AuthError))
         outcome = f"Connection failed: {exc.message}"
     finally:
         # a token refreshed before a failing call is still the only valid one (rotating refresh tokens)
@@ -310,7 +345,7 @@ def discovery_run(*, integration: WorkspaceIntegration, attempt: int = 1, now=No
         found = {d.serial: d for d in adapter.discover(sorted(devices))}
     except IntegrationError as exc:
         if isinstance(exc, AuthError):
-            _integration_health(integration=integration, error=exc.message)
+            _integration_health(integration=integration, error=exc.message, credentials_refused=True)
         _run_finish(
             run,
             status=RunStatus.FAILED,
@@ -632,7 +667,7 @@ def telemetry_sync(
     if per_device_notes:
         fleet_services.devices_record_sync_error(errors=per_device_notes)
     if isinstance(stop, AuthError):
-        _integration_health(integration=integration, error=stop.message)
+        _integration_health(integration=integration, error=stop.message, credentials_refused=True)
         retry = []
     elif readings:
         _integration_health(integration=integration)
@@ -899,7 +934,7 @@ def telemetry_history_backfill(
         integration_credentials_persist(integration=integration, adapter=adapter)
         adapter.close()
     if isinstance(stop, AuthError):
-        _integration_health(integration=integration, error=stop.message)
+        _integration_health(integration=integration, error=stop.message, credentials_refused=True)
     if stop is not None:
         errors.insert(0, stop.message)
     asked = {pk for ids in gaps.values() for pk in ids}

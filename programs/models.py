@@ -118,6 +118,15 @@ class EventStrategy(WorkspaceScopedModel):
     ramp_minutes = models.PositiveIntegerField(_("ramp (minutes)"), default=0)
     max_event_duration_minutes = models.PositiveIntegerField(_("max event duration (minutes)"), default=240)
     enable_grid_interaction = models.BooleanField(_("grid interaction by default"), default=False)
+    participation_floor_percent = models.PositiveSmallIntegerField(
+        _("participation floor (%)"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "Alert when less than this share of an event's targeted devices takes part (checked when each action "
+            "starts and when the event completes). Empty: no alert."
+        ),
+    )
     # The baseline an event's report measures delivery against (dispatch.baselines): each device's own recent
     # non-event days, X of Y, with a day-of adjustment over a window before the event.
     baseline_days = models.PositiveSmallIntegerField(
@@ -180,6 +189,10 @@ class EventStrategy(WorkspaceScopedModel):
                 name="strategy_ramp_within_duration",
             ),
             models.CheckConstraint(condition=Q(version__gte=1), name="strategy_version_positive"),
+            models.CheckConstraint(
+                condition=Q(participation_floor_percent__isnull=True) | Q(participation_floor_percent__lte=100),
+                name="strategy_participation_floor_range",
+            ),
             models.CheckConstraint(
                 condition=Q(baseline_adjustment__in=BaselineAdjustment.values),
                 name="strategy_baseline_adjustment_valid",

@@ -46,6 +46,7 @@ STRATEGY_FIELDS = [
     "ramp_minutes",
     "max_event_duration_minutes",
     "enable_grid_interaction",
+    "participation_floor_percent",
     "baseline_days",
     "baseline_highest",
     "baseline_lookback_days",

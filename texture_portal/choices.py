@@ -60,6 +60,9 @@ class AuditAction(models.TextChoices):
     DEVICE_UPDATED = "device.updated", _("Device updated")
     DEVICE_STATE_CHANGED = "device.state_changed", _("Device state changed")
     IMPORT_COMPLETED = "import.completed", _("Fleet file imported")
+    ALERT_RAISED = "alert.raised", _("Alert raised")
+    ALERT_STATUS_CHANGED = "alert.status_changed", _("Alert status changed")
+    ALERT_SNOOZED = "alert.snoozed", _("Alert snoozed or woken")
     # integrations
     INTEGRATION_CHANGED = "integration.changed", _("Integration changed")
     # dispatch

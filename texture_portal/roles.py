@@ -24,6 +24,8 @@ PORTAL_MODELS = {
         "devicetag",
         "telemetryreading",
         "importjob",
+        "alert",
+        "alertnotificationsetting",
     ],
     "events": ["platformevent", "destination", "deliveryattempt"],
     "integrations": ["workspaceintegration", "integrationrun"],
@@ -71,13 +73,15 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
     Role.OPS: _view_everything()
     | _perms("fleet", ["device", "devicetag"], (ADD, CHANGE))
     | _perms("fleet", ["importjob"], (ADD, CHANGE))
+    | _perms("fleet", ["alert"], (CHANGE,))  # acknowledge, ignore, resolve, snooze
+    | _perms("fleet", ["alertnotificationsetting"], (ADD, CHANGE))
     | _perms(
         "dispatch", ["dispatchevent", "dispatchaction", "dispatchschedule", "command", "batchcommand"], (ADD, CHANGE)
     )
     | _perms("dispatch", ["participation"], (CHANGE,)),  # opt a device out of an event
     # Looks customers up by account number and reads device status; keeps contact details current.
     Role.CUSTOMER_SUPPORT: _perms(
-        "fleet", ["contact", "site", "device", "devicestatechange", "telemetryreading"], (VIEW,)
+        "fleet", ["contact", "site", "device", "devicestatechange", "telemetryreading", "alert"], (VIEW,)
     )
     | _perms("programs", ["program", "enrollment"], (VIEW,))
     | _perms("dispatch", ["dispatchevent", "participation", "command", "eventreport", "eventreportdevice"], (VIEW,))

@@ -287,6 +287,9 @@ SPECTACULAR_SETTINGS = {
         "CommandStatusEnum": "dispatch.choices.CommandStatus",
         "ParticipationStatusEnum": "dispatch.choices.ParticipationStatus",
         "DispatchActionTypeEnum": "programs.choices.EventType",
+        "AlertStatusEnum": "fleet.choices.AlertStatus",
+        "AlertSeverityEnum": "fleet.choices.AlertSeverity",
+        "AlertTypeEnum": "fleet.choices.AlertType",
     },
 }
 # Per API key: "<requests>/<second|minute|hour>" (documented in docs/integrators.md).
@@ -317,6 +320,28 @@ WEBHOOK_RETRY_BASE_SECONDS = env_int("WEBHOOK_RETRY_BASE_SECONDS", 30)
 WEBHOOK_RETRY_MAX_SECONDS = env_int("WEBHOOK_RETRY_MAX_SECONDS", 1800)
 # A destination whose deliveries keep failing is deactivated, with the reason, after this many in a row.
 WEBHOOK_DEACTIVATE_AFTER_FAILURES = env_int("WEBHOOK_DEACTIVATE_AFTER_FAILURES", 50)
+
+# Alerts (fleet.Alert). The stuck-telemetry rule: a device of these types whose readings of the last N hours
+# (at least M of them) all show the same values. E-mail goes through Django's backend: the console in the demo
+# and in development (printed by runserver), SMTP when EMAIL_HOST is set; links in mails start with
+# PORTAL_BASE_URL.
+ALERT_STUCK_TELEMETRY_HOURS = float(env_str("ALERT_STUCK_TELEMETRY_HOURS", "6"))
+ALERT_STUCK_TELEMETRY_READINGS = env_int("ALERT_STUCK_TELEMETRY_READINGS", 12)
+ALERT_STUCK_TELEMETRY_DEVICE_TYPES = env_list("ALERT_STUCK_TELEMETRY_DEVICE_TYPES", ["battery", "inverter"])
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if env_str("EMAIL_HOST")
+    else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 587)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Texture Portal <alerts@texture-portal.invalid>")
+PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 # Fleet imports: files up to this size are checked and imported within the request; larger ones by a
 # Celery job with a progress bar. An unconfirmed preview's file is removed after the TTL.
@@ -375,6 +400,13 @@ CELERY_BEAT_SCHEDULE = {
     "fleet-telemetry-prune": {
         "task": "fleet.tasks.telemetry_readings_prune_task",
         "schedule": crontab(minute=41, hour=3),
+    },
+    # "* * * * *": alerts whose snooze ran out need attention again (and are mailed)
+    "fleet-alert-snoozes": {"task": "fleet.tasks.alert_snoozes_expire_task", "schedule": crontab()},
+    # "*/15 * * * *": the stuck-telemetry alert rule (readings that stopped changing; resolved when they change)
+    "fleet-telemetry-stuck-alerts": {
+        "task": "fleet.tasks.telemetry_stuck_alerts_task",
+        "schedule": crontab(minute="*/15"),
     },
     # "17 * * * *": remove the files of abandoned import previews
     "import-jobs-sweep": {"task": "fleet.importing.tasks.import_jobs_sweep_task", "schedule": crontab(minute=17)},

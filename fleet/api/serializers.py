@@ -1,9 +1,10 @@
-"""Fleet API bodies (camelCase). Read-only: contacts, sites and devices are written by import and sync."""
+"""Fleet API bodies (camelCase). Read-only: contacts, sites and devices are written by import and sync; alerts are
+raised by the portal's rules, and integrators change their status and snooze."""
 
 from rest_framework import serializers
 
-from fleet.choices import GridServicesStatus
-from fleet.models import Contact, Device, TelemetryReading
+from fleet.choices import AlertSeverity, AlertStatus, AlertType, GridServicesStatus
+from fleet.models import Alert, Contact, Device, TelemetryReading
 from texture_portal.api.serializers import TimestampedSerializer
 
 
@@ -94,3 +95,63 @@ class DeviceSerializer(TimestampedSerializer):
 
     def get_tags(self, device) -> list[str]:
         return sorted(tag.name for tag in device.tags.all())
+
+
+class AlertSerializer(TimestampedSerializer):
+    """An alert in Texture's shape. Every field is a column of the alert itself (the device snapshot included),
+    so a page costs the same number of queries whatever its size."""
+
+    id = serializers.IntegerField(read_only=True)
+    workspaceId = serializers.IntegerField(source="workspace_id")
+    type = serializers.ChoiceField(choices=AlertType.choices)
+    subtype = serializers.CharField(allow_blank=True, help_text="E.g. DEVICE_OFFLINE, COMMAND_FAILED.")
+    severity = serializers.ChoiceField(choices=AlertSeverity.choices)
+    status = serializers.ChoiceField(choices=AlertStatus.choices)
+    title = serializers.CharField()
+    description = serializers.CharField(allow_blank=True)
+    cause = serializers.CharField(help_text="What raised it; at most one alert per cause is not resolved.")
+    subjectLabel = serializers.CharField(
+        source="subject_label", allow_blank=True, help_text="What it is about when that is not a device or site."
+    )
+    subjectRef = serializers.CharField(
+        source="subject_ref", allow_blank=True, help_text="That subject as `kind:id`, e.g. `dispatch_event:77`."
+    )
+    siteId = serializers.IntegerField(source="site_id", allow_null=True)
+    deviceId = serializers.IntegerField(source="device_id", allow_null=True)
+    manufacturerDeviceId = serializers.CharField(source="manufacturer_device_id", allow_blank=True)
+    deviceName = serializers.CharField(source="device_name", allow_blank=True)
+    deviceType = serializers.CharField(source="device_type", allow_blank=True)
+    deviceModel = serializers.CharField(source="device_model", allow_blank=True)
+    deviceSerialNumber = serializers.CharField(source="device_serial_number", allow_blank=True)
+    manufacturer = serializers.CharField(allow_blank=True)
+    sourceSystem = serializers.CharField(source="source_system")
+    externalId = serializers.CharField(source="external_id", allow_blank=True)
+    raiseCount = serializers.IntegerField(source="raise_count", help_text="Times its cause was raised while live.")
+    lastSeenAt = serializers.DateTimeField(source="last_seen_at", help_text="When its cause was last raised.")
+    acknowledgedAt = serializers.DateTimeField(source="acknowledged_at", allow_null=True)
+    acknowledgedBy = serializers.CharField(source="acknowledged_by_label", allow_blank=True)
+    ignoredAt = serializers.DateTimeField(source="ignored_at", allow_null=True)
+    ignoredBy = serializers.CharField(source="ignored_by_label", allow_blank=True)
+    resolvedAt = serializers.DateTimeField(source="resolved_at", allow_null=True)
+    resolvedBy = serializers.CharField(
+        source="resolved_by_label", allow_blank=True, help_text="`system` when the portal saw its cause clear."
+    )
+    snoozedUntil = serializers.DateTimeField(source="snoozed_until", allow_null=True)
+
+    class Meta:
+        model = Alert
+
+
+class AlertStatusChangeSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(
+        choices=AlertStatus.choices,
+        help_text="OPEN → ACKNOWLEDGED | IGNORED | RESOLVED; ACKNOWLEDGED → IGNORED | RESOLVED; "
+        "IGNORED → OPEN | RESOLVED. RESOLVED is final.",
+    )
+    reason = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+
+
+class AlertSnoozeSerializer(serializers.Serializer):
+    until = serializers.DateTimeField(
+        allow_null=True, help_text="End of the snooze (at most 30 days ahead); null ends a snooze now."
+    )

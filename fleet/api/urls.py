@@ -10,6 +10,7 @@ router.register("contacts", views.ContactViewSet, basename="contact")
 router.register("sites", views.SiteViewSet, basename="site")
 router.register("devices", views.DeviceViewSet, basename="device")
 router.register("imports", ImportJobViewSet, basename="import")
+router.register("alerts", views.AlertViewSet, basename="alert")
 
 urlpatterns = [
     path("devices/<int:pk>/telemetry", views.DeviceTelemetryView.as_view(), name="device-telemetry"),

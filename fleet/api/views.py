@@ -1,7 +1,27 @@
-from fleet.api.serializers import ContactSerializer, DeviceSerializer, SiteSerializer, TelemetrySerializer
-from fleet.filtersets import ContactFilterSet, DeviceFilterSet, SiteFilterSet, TelemetryReadingFilterSet
-from fleet.models import Contact, Device, Site, TelemetryReading
+from drf_spectacular.utils import extend_schema
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from fleet import services
+from fleet.api.serializers import (
+    AlertSerializer,
+    AlertSnoozeSerializer,
+    AlertStatusChangeSerializer,
+    ContactSerializer,
+    DeviceSerializer,
+    SiteSerializer,
+    TelemetrySerializer,
+)
+from fleet.filtersets import (
+    AlertFilterSet,
+    ContactFilterSet,
+    DeviceFilterSet,
+    SiteFilterSet,
+    TelemetryReadingFilterSet,
+)
+from fleet.models import Alert, Contact, Device, Site, TelemetryReading
 from texture_portal.api.pagination import TimeCursorPagination
+from texture_portal.api.serializers import json_object
 from texture_portal.api.views import WorkspaceNestedListView, WorkspaceReadOnlyViewSet
 
 
@@ -46,3 +66,44 @@ class DeviceTelemetryView(WorkspaceNestedListView):
 
     def workspace_queryset(self):
         return TelemetryReading.objects.all()
+
+
+class AlertViewSet(WorkspaceReadOnlyViewSet):
+    """Alerts raised by the portal's rules, newest first: change their status (Texture's `changeAlertStatus`)
+    or snooze them."""
+
+    serializer_class = AlertSerializer
+    filterset_class = AlertFilterSet
+    transition_actions = ("status",)
+
+    def workspace_queryset(self):
+        # every field the body shows is a column of the alert (its device snapshot included): no join
+        return Alert.objects.all()
+
+    @extend_schema(request=AlertStatusChangeSerializer, responses=AlertSerializer)
+    @action(detail=True, methods=["post"])
+    def status(self, request, pk=None):
+        """Acknowledge, ignore, resolve or reopen (an ignored) alert; who and when are recorded. 409 when the
+        alert's status does not allow it (a resolved alert is final)."""
+        body = AlertStatusChangeSerializer(data=json_object(request))
+        body.is_valid(raise_exception=True)
+        alert = services.alert_change_status(
+            alert=self.get_object(),
+            status=body.validated_data["status"],
+            reason=body.validated_data["reason"],
+            actor=self.actor,
+            source=self.audit_source,
+        )
+        return Response(self.get_serializer(alert).data)
+
+    @extend_schema(request=AlertSnoozeSerializer, responses=AlertSerializer)
+    @action(detail=True, methods=["post"])
+    def snooze(self, request, pk=None):
+        """Snooze an open or acknowledged alert until a time (not listed as needing attention, not mailed until
+        then), or end its snooze with `{"until": null}`."""
+        body = AlertSnoozeSerializer(data=json_object(request))
+        body.is_valid(raise_exception=True)
+        alert = services.alert_snooze(
+            alert=self.get_object(), until=body.validated_data["until"], actor=self.actor, source=self.audit_source
+        )
+        return Response(self.get_serializer(alert).data)

@@ -13,7 +13,7 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
-from fleet.choices import IMPORT_JOB_TRANSITIONS, ImportJobStatus
+from fleet.choices import IMPORT_JOB_TRANSITIONS, AlertSeverity, AlertSubtype, AlertType, ImportJobStatus
 from fleet.importing.planner import FleetImportPlan, plan_fleet_import
 from fleet.importing.reader import FleetFileError, read_fleet_file
 from fleet.importing.writer import apply_fleet_import
@@ -55,6 +55,37 @@ def _move(job: ImportJob, status: ImportJobStatus, **fields) -> None:
     for name, value in fields.items():
         setattr(job, name, value)
     job.save(update_fields=["status", *fields, "last_updated"])
+    _import_alert(job)
+
+
+IMPORT_FAILED_CAUSE = "fleet:import_failed"  # one per workspace: the latest failure counts on it
+
+
+def _import_alert(job: ImportJob) -> None:
+    """The import rule: an import that failed (an error or an interrupted worker, not a file with errors, which
+    its preview shows) raises the workspace's import alert; a later import that succeeds resolves it."""
+    from fleet.services import AlertRaise, alert_raise, alerts_resolve
+
+    if job.status == ImportJobStatus.FAILED:
+        alert_raise(
+            workspace_id=job.workspace_id,
+            alert=AlertRaise(
+                cause=IMPORT_FAILED_CAUSE,
+                type=AlertType.SOFTWARE_PROCESS,
+                subtype=AlertSubtype.IMPORT_FAILED,
+                severity=AlertSeverity.WARNING,
+                title="A fleet import failed",
+                description=f"Import #{job.pk} ({job.original_filename}): {job.status_reason}",
+                subject_label=f"Import #{job.pk}: {job.original_filename}"[:200],
+                subject_ref=f"import_job:{job.pk}",
+            ),
+        )
+    elif job.status == ImportJobStatus.IMPORTED:
+        alerts_resolve(
+            workspace_id=job.workspace_id,
+            causes=[IMPORT_FAILED_CAUSE],
+            reason=f"Import #{job.pk} ({job.original_filename}) succeeded.",
+        )
 
 
 @transaction.atomic

@@ -56,6 +56,11 @@ class EventStrategySerializer(TimestampedSerializer):
     rampMinutes = serializers.IntegerField(source="ramp_minutes")
     maxEventDurationMinutes = serializers.IntegerField(source="max_event_duration_minutes")
     enableGridInteraction = serializers.BooleanField(source="enable_grid_interaction")
+    participationFloorPercent = serializers.IntegerField(
+        source="participation_floor_percent",
+        allow_null=True,
+        help_text="An alert is raised when less than this share of an event's targeted devices takes part.",
+    )
     baseline = StrategyBaselineSerializer(source="*", read_only=True)
     notes = serializers.CharField(allow_blank=True)
 

@@ -95,3 +95,64 @@ def test_demo_seeds_a_user_per_role_and_yesterdays_test_event_with_its_report(se
     again = seed_demo(password="demo-password-123")
     assert not again.rehearsal.ran
     assert DispatchEvent.objects.filter(name=REHEARSAL_EVENT_NAME).count() == 1
+
+
+def test_the_demo_shows_true_alerts_raised_by_the_rules_not_seeded_rows(settings, django_capture_on_commit_callbacks):
+    """What `make demo` shows: the charger the simulator keeps offline (as `run_oem_simulator` does) goes offline
+    and the offline rule raises its alert; the test event starts below the program's participation floor and the
+    participation rule raises that. Nothing else, and nothing before the demo runs."""
+    from datetime import timedelta
+
+    from django.core import mail
+    from django.utils import timezone
+
+    from dispatch.engine import dispatch_tick
+    from dispatch.models import DispatchEvent, Participation
+    from fleet.models import Alert
+    from integrations.ratelimit import rate_limiter
+    from integrations.services import offline_sweep
+    from texture_portal.demo.seed import DEMO_ALERT_EMAIL, DEMO_OFFLINE_DEVICES
+
+    rate_limiter.cache_clear()
+    settings.OEM_RATE_LIMIT_REDIS_URL = None
+    with running_simulator() as sim:
+        sim.state.load_fleet_csv(DEMO_FLEET_CSV)
+        for oem, serial in DEMO_OFFLINE_DEVICES:
+            sim.state.set_online(oem, serial, False)
+        settings.OEM_BASE_URLS = sim.base_urls()
+        result = seed_demo(password="demo-password-123", rehearse=False)
+        assert not Alert.objects.exists()
+        with django_capture_on_commit_callbacks(execute=True):
+            call_command("run_integration_schedule", "--once", stdout=open("/dev/null", "w"))  # noqa: SIM115
+        [(_, serial)] = DEMO_OFFLINE_DEVICES
+        charger = Device.objects.get(system_identifier=serial)
+        assert charger.last_seen_at is None or charger.last_seen_at < timezone.now() - timedelta(minutes=15)
+        # a quarter of an hour on (its history, if any, ends when its OEM lost it), the sweep gives up on it
+        Device.objects.filter(pk=charger.pk).update(state_changed_at=timezone.now() - timedelta(minutes=20))
+        with django_capture_on_commit_callbacks(execute=True):
+            offline_sweep()
+        charger.refresh_from_db()
+        assert charger.state == "offline"
+        # (its history backfill, read after discovery, may have brought it back for a moment and so resolved an
+        # earlier alert: telemetry_ingest takes any newer reading, however old, as reporting again)
+        offline = Alert.objects.get(subtype="DEVICE_OFFLINE", status="OPEN")
+        assert offline.device_id == charger.pk and "Emporia reports the charger offline" in offline.description
+        assert set(Alert.objects.values_list("device_id", flat=True)) == {charger.pk}
+        assert mail.outbox and {tuple(m.to) for m in mail.outbox} == {(DEMO_ALERT_EMAIL,)}
+
+        # the seeded test event starts (brought forward to now)
+        event = DispatchEvent.objects.get(program=result.program)
+        now = timezone.now()
+        DispatchEvent.objects.filter(pk=event.pk).update(
+            starts_at=now - timedelta(seconds=30), ends_at=now + timedelta(minutes=30)
+        )
+        event.actions.update(starts_at=now - timedelta(seconds=30), ends_at=now + timedelta(minutes=30))
+        dispatch_tick(now=now)
+        rows = Participation.objects.filter(event=event)
+        included, targeted = rows.filter(included_at__isnull=False).count(), rows.count()
+        # the offline charger and the Tesla without grid services can never take part: always below 95 %
+        assert targeted == 24 and included <= 22
+        assert {"not_on_workspace", "no_grid_services"} <= set(rows.values_list("reason_code", flat=True))
+        floor = Alert.objects.get(subtype="PARTICIPATION_BELOW_FLOOR")
+        assert f"{included} of {targeted} targeted devices" in floor.description and floor.severity == "WARNING"
+        assert Alert.objects.filter(status="OPEN").count() == 2

@@ -132,13 +132,15 @@ def demo_rehearsal_run(*, program, actor, fleet_csv, support_user=None) -> Rehea
 
 
 def _device_to_drop(program):
-    """The charger whose Wi-Fi drops after the event (the support call the demo shows): the last EV charger."""
+    """The charger whose Wi-Fi drops after the event (the support call the demo shows): the one the demo's
+    simulator keeps offline afterwards too (`run_oem_simulator`, DEMO_OFFLINE_DEVICES)."""
     from fleet.models import Device
+    from texture_portal.demo.seed import DEMO_OFFLINE_DEVICES
 
+    serials = [serial for _, serial in DEMO_OFFLINE_DEVICES]
     return (
-        Device.objects.filter(workspace_id=program.workspace_id, device_type="charger")
+        Device.objects.filter(workspace_id=program.workspace_id, system_identifier__in=serials)
         .select_related("manufacturer")
-        .order_by("-system_identifier")
         .first()
     )
 

@@ -25,7 +25,14 @@ def test_device_lifecycle_emits_discovered_disconnected_connected():
     device_mark_on_workspace(device=device, reason="found")
     device_mark_offline(device=device, reason="silent")
     device_mark_on_workspace(device=device, reason="back")
-    assert types(device.workspace) == ["device.discovered", "device.disconnected", "device.connected"]
+    # (with the offline rule's alert, raised and resolved: fleet/services.py)
+    assert types(device.workspace) == [
+        "device.discovered",
+        "device.disconnected",
+        "alert.created",
+        "device.connected",
+        "alert.updated",
+    ]
     event = PlatformEvent.objects.filter(type="device.disconnected").get()
     envelope = event.envelope()
     assert set(envelope) == {"type", "version", "key", "timestamp", "data"}

@@ -20,6 +20,8 @@ EXPECTED = {
         "device.connected",
         "device.disconnected",
         "device.updated",
+        "alert.created",
+        "alert.updated",
     ],
     "programs": ["enrollment.submitted", "enrollment.approved", "enrollment.rejected", "enrollment.unenrolled"],
     "dispatch": [

@@ -115,7 +115,64 @@ def freshness_panel(request, workspace_ids: list[int]) -> dict:
     }
 
 
+ALERTS_LISTED = 8
+
+
+def alerts_panel(request, workspace_ids: list[int]) -> dict:
+    """The alerts staff have yet to look at (open, not snoozed): the count by severity and the latest few,
+    each a link to the alert; two queries."""
+    from django.db.models import Count
+
+    from fleet.models import Alert
+    from fleet.selectors import alerts_needing_attention_q
+
+    needing = Alert.objects.filter(alerts_needing_attention_q(), workspace_id__in=workspace_ids)
+    by_severity = dict(needing.values_list("severity").annotate(n=Count("pk")).order_by())
+    latest = list(
+        needing.order_by("-created").only(
+            "pk", "title", "severity", "created", "device_serial_number", "subject_label", "workspace_id"
+        )[:ALERTS_LISTED]
+    )
+    return {
+        "total": sum(by_severity.values()),
+        "by_severity": [
+            {
+                "severity": sev,
+                "count": by_severity.get(sev, 0),
+                "url": changelist_url(
+                    "admin:fleet_alert_changelist", workspace_ids, attention="needed", severity__exact=sev
+                ),
+            }
+            for sev in ("CRITICAL", "WARNING", "INFO")
+        ],
+        "latest": latest,
+        "all_url": changelist_url("admin:fleet_alert_changelist", workspace_ids, attention="needed"),
+    }
+
+
 def register() -> None:
+    for role, order in ((Role.OPS, 5), (Role.CUSTOMER_SUPPORT, 50)):
+        home_panel_register(
+            HomePanel(
+                role=role,
+                key="open-alerts",
+                title=_("Open alerts"),
+                template="admin/fleet/home/alerts.html",
+                context=alerts_panel,
+                order=order,
+                permission="fleet.view_alert",
+            )
+        )
+    home_link_register(
+        HomeLink(
+            role=Role.OPS,
+            title=_("Alerts"),
+            url_name="admin:fleet_alert_changelist",
+            icon="notifications",
+            permission="fleet.view_alert",
+            order=5,
+        )
+    )
     home_panel_register(
         HomePanel(
             role=Role.OPS,

@@ -15,11 +15,11 @@ from dispatch import engine
 from dispatch.choices import DispatchEventStatus
 from dispatch.models import DispatchEvent, EventReport
 from fleet.choices import DeviceState
-from fleet.models import Device
+from fleet.models import Alert, Device
 from integrations.models import WorkspaceIntegration
 from integrations.services import telemetry_sync
 from texture_portal.demo.rehearsal import REHEARSAL_EVENT_NAME
-from texture_portal.demo.seed import DEMO_FLEET_CSV, seed_demo
+from texture_portal.demo.seed import DEMO_FLEET_CSV, DEMO_OFFLINE_DEVICES, seed_demo
 from texture_portal.demo.webhooks import DEMO_DESTINATION_LABEL, RECEIVER_PATH
 from texture_portal.events.models import Destination
 from texture_portal.testing.simulator import running_simulator
@@ -129,7 +129,8 @@ def support_journey(page, live_server, demo) -> None:
 
 
 def ops_journey(page, live_server, demo, event) -> None:
-    """From the home's events in progress to the event's timeline."""
+    """From the home's events in progress to the event's timeline; then acknowledges the alert the rules raised
+    when the charger went offline."""
     log_in(page, live_server, "ops")
     assert page.locator("#home-panels").get_attribute("data-role") == "ops"
     shot(page, "ops-home")
@@ -137,6 +138,21 @@ def ops_journey(page, live_server, demo, event) -> None:
     page.wait_for_selector("#timeline")
     assert "In progress" in page.locator("#event-status").inner_text()
     shot(page, "ops-event-timeline")
+
+    offline = Alert.objects.get(workspace=demo.workspace, subtype="DEVICE_OFFLINE", status="OPEN")
+    page.goto(f"{live_server.url}/admin/?role=ops")
+    needing = int(page.locator("[data-figure=alerts-needing-attention] .figure-value").inner_text())
+    assert needing == Alert.objects.filter(workspace=demo.workspace, status="OPEN").count() >= 1
+    page.click("[data-figure=alerts-needing-attention]")  # the rows behind the number
+    page.wait_for_selector("#result_list")
+    assert page.locator("#result_list tbody tr").count() == needing
+    page.locator("#result_list tbody tr", has_text=offline.device_serial_number).locator("input.action-select").check()
+    page.select_option("select[name=action]", "acknowledge")
+    page.click("button[name=index]")
+    page.wait_for_selector("#result_list, .messagelist, [role=alert]")
+    offline.refresh_from_db()
+    assert offline.status == "ACKNOWLEDGED" and offline.acknowledged_by.username == "ops"
+    shot(page, "ops-alerts")
 
 
 def engineering_journey(page, live_server, demo) -> None:
@@ -166,6 +182,8 @@ def test_each_role_does_its_daily_work_on_the_demo_data(live_server, demo, page,
     event = DispatchEvent.objects.get(program=demo.program, status=DispatchEventStatus.SCHEDULED)
     with running_simulator(frozen_at=event.starts_at) as sim, time_machine.travel(event.starts_at, tick=True):
         sim.state.load_fleet_csv(str(DEMO_FLEET_CSV))
+        for oem, serial in DEMO_OFFLINE_DEVICES:  # as `run_oem_simulator` serves the demo: that charger still off
+            sim.state.set_online(oem, serial, False)
         settings.OEM_BASE_URLS = sim.base_urls()
         for integration in WorkspaceIntegration.objects.filter(workspace=demo.workspace, enabled=True):
             telemetry_sync(integration=integration)

@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("programs", "0008_program_health_days"),
+        ("programs", "0009_workspace_timezone_from_programs"),
         ("texture_portal", "0005_merge_roles"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

@@ -45,6 +45,6 @@ def drop(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("fleet", "0012_telemetry_measured_at_brin")]
+    dependencies = [("fleet", "0014_alert_roles")]
 
     operations = [migrations.RunPython(create, drop)]

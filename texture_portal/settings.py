@@ -431,5 +431,7 @@ LOGGING = {
         # without a broker every task runs in the process that queued it: its "Task … succeeded" line every
         # few seconds (the command hand-off runs every DISPATCH_QUEUE_SECONDS) would drown the demo's log
         **({"celery.app.trace": {"level": "WARNING"}} if CELERY_TASK_ALWAYS_EAGER else {}),
+        # eager tasks still open a (never used) producer, and kombu warns that its broker has no hostname
+        **({"kombu.connection": {"level": "ERROR"}} if CELERY_TASK_ALWAYS_EAGER else {}),
     },
 }

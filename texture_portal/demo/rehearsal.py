@@ -34,6 +34,7 @@ class RehearsalResult:
     event_id: int | None = None
     status: str = ""
     note: str = ""
+    mails: list = None  # (subject, recipients) of the alert e-mails the rules sent during the rehearsal
 
 
 def rehearsal_start(program, *, now: datetime | None = None) -> datetime:
@@ -67,7 +68,13 @@ def demo_rehearsal_run(*, program, actor, fleet_csv, support_user=None) -> Rehea
 
     start = rehearsal_start(program)
     event_starts, event_ends = start + timedelta(minutes=30), start + timedelta(minutes=60)
-    saved = {name: getattr(settings, name) for name in ("OEM_BASE_URLS", "OEM_RATE_LIMIT_REDIS_URL", "OEM_RATE_LIMITS")}
+    names = ("OEM_BASE_URLS", "OEM_RATE_LIMIT_REDIS_URL", "OEM_RATE_LIMITS", "EMAIL_BACKEND")
+    saved = {name: getattr(settings, name) for name in names}
+    from django.core import mail
+
+    # the alert e-mails the rules send are kept and listed in one line each, not printed whole into the seed's log
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    mail.outbox = []
     real_now = timezone.now()
     quiet = _Quiet()
     with quiet, time_machine.travel(start, tick=False) as traveller:
@@ -128,7 +135,8 @@ def demo_rehearsal_run(*, program, actor, fleet_csv, support_user=None) -> Rehea
                     setattr(settings, name, value)
                 rate_limiter.cache_clear()
     event.refresh_from_db()
-    return RehearsalResult(ran=True, event_id=event.pk, status=event.status, note=event.status_reason or "")
+    sent = [(message.subject, list(message.to)) for message in getattr(mail, "outbox", [])]
+    return RehearsalResult(ran=True, event_id=event.pk, status=event.status, note=event.status_reason or "", mails=sent)
 
 
 def _device_to_drop(program):

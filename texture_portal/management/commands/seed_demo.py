@@ -28,6 +28,8 @@ class Command(BaseCommand):
                     + (f" ({rehearsal.note})" if rehearsal.note else "")
                     + f"; its report: /admin/dispatch/dispatchevent/{rehearsal.event_id}/report/"
                 )
+                for subject, recipients in rehearsal.mails or []:
+                    self.stdout.write(f"  alert e-mail to {', '.join(recipients)}: {' '.join(subject.split())}")
             else:
                 self.stdout.write(f"Yesterday's test event: not run again ({rehearsal.note}).")
         self.stdout.write("")

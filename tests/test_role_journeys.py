@@ -187,6 +187,7 @@ def test_each_role_does_its_daily_work_on_the_demo_data(live_server, demo, page,
         settings.OEM_BASE_URLS = sim.base_urls()
         for integration in WorkspaceIntegration.objects.filter(workspace=demo.workspace, enabled=True):
             telemetry_sync(integration=integration)
+        assert not Alert.objects.filter(subtype="CREDENTIALS_REFUSED").exists()  # a fresh simulator takes them
         engine.dispatch_tick(now=event.starts_at)
         event.refresh_from_db()
         assert event.status == DispatchEventStatus.IN_PROGRESS

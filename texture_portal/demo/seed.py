@@ -79,6 +79,9 @@ def seed_demo(*, password: str | None = None, rehearse: bool = True) -> DemoResu
         result.rehearsal = demo_rehearsal_run(
             program=result.program, actor=result.workspace_admin, fleet_csv=DEMO_FLEET_CSV, support_user=support
         )
+        # the rehearsal's simulator rotated the OEMs' tokens; `make serve` starts a fresh one that knows the
+        # demo accounts' own credentials
+        _seed_integrations(workspace=result.workspace, actor=result.workspace_admin)
     _seed_test_event(program=result.program, actor=result.workspace_admin)
     # last: what the seed itself emits is not sent to a receiver that `make serve` has not started yet
     from texture_portal.demo.webhooks import demo_destination_ensure

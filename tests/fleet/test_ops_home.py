@@ -99,8 +99,9 @@ def test_every_figure_of_the_ops_home_is_the_count_of_the_list_it_links_to(clien
     figures = figures_of(html)
     panels = Counter(panel for panel, *_ in figures)
     # the grid: 4 makers × (3 states + all) + the totals row; freshness: live + 5 bands; offline: 1;
-    # the running event: 5 figures; failed commands: 1
+    # the running event: 5 figures; failed commands: 1; open alerts: needing attention + 3 severities
     assert panels == {
+        "open-alerts": 4,
         "fleet-states": 5 * 4,
         "telemetry-freshness": 6,
         "offline": 1,

@@ -92,9 +92,9 @@ def test_device_page_charts_the_last_day_and_last_seen_filter(client, sim):
     page = client.get(reverse("admin:fleet_device_change", args=[device.pk])).content.decode()
     assert "<svg" in page and "24 readings" in page and "<polyline" in page
     stale = make_device(workspace, "tesla", "TG100000000605")
-    listing = client.get(reverse("admin:fleet_device_changelist"), {"last_seen": "hour"})
+    listing = client.get(reverse("admin:fleet_device_changelist"), {"lastSeen": "1h"})
     assert [d.pk for d in listing.context["cl"].result_list] == [device.pk]
-    never = client.get(reverse("admin:fleet_device_changelist"), {"last_seen": "never"})
+    never = client.get(reverse("admin:fleet_device_changelist"), {"lastSeen": "never"})
     assert [d.pk for d in never.context["cl"].result_list] == [stale.pk]
 
 

@@ -72,9 +72,6 @@ def demo_rehearsal_run(*, program, actor, fleet_csv, support_user=None) -> Rehea
     saved = {name: getattr(settings, name) for name in names}
     from django.core import mail
 
-    # the alert e-mails the rules send are kept and listed in one line each, not printed whole into the seed's log
-    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    mail.outbox = []
     real_now = timezone.now()
     quiet = _Quiet()
     with quiet, time_machine.travel(start, tick=False) as traveller:
@@ -83,6 +80,9 @@ def demo_rehearsal_run(*, program, actor, fleet_csv, support_user=None) -> Rehea
         add_accounts(state)
         with SimulatorServer(state) as server:
             try:
+                # the alert e-mails the rules send are kept, and listed one line each in the seed's log
+                settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+                mail.outbox = []
                 settings.OEM_BASE_URLS = server.base_urls()
                 # The portal's own pacing of OEM calls waits in real seconds, while the rehearsal's minutes pass
                 # in milliseconds: off here. The simulator still enforces each OEM's limits on its own clock.

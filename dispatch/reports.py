@@ -11,12 +11,12 @@ whatever their number:
    event of the program), each with its UTC instants: a fall-back day's repeated hour gives an interval two
    instants (averaged), a spring-forward day's missing hour none.
 2. `rpt_read`, in one statement that reads the participants' rollups once (held in memory for the statement
-   in a materialized WITH, not written to a table): the event's day as it is (its intervals and the
-   adjustment window's: `rpt_today`); per device and metric, the candidate days with readings for enough of
-   the event's intervals, the Y most recent of them, and which are used (the highest X by load over the
-   event's intervals, or all: `rpt_days`), as bits of an integer per device when the lookback fits one; and
-   the unadjusted baseline per interval, both metrics, averaged over each device's chosen days (`rpt_usual`).
-   The three are views of `rpt_read`'s rows of each kind.
+   in a materialized WITH, not written to a table): per device and metric, the candidate days with readings for
+   enough of the event's intervals, the Y most recent of them, and which are used (the highest X by load over
+   the event's intervals, or all: `rpt_days`), as bits of an integer per device when the lookback fits one; and
+   per device and interval (the event's and the adjustment window's), in one grouping, the event day's values
+   beside the unadjusted baseline, both metrics averaged over the device's chosen days (`rpt_side`). The two
+   are views of `rpt_read`'s rows of each kind.
 3. `rpt_verdict`: per device and metric, the adjustment (factor or offset) from the window before the event,
    or why there is no baseline.
 4. `rpt_cells`: per device and event interval, each metric's actual and adjusted baseline; the device rows are
@@ -53,7 +53,7 @@ REPORT_WORK_MEM = "256MB"
 TIMELINE_POINTS = 120  # at most this many points on the participation chart
 NULL_FLOAT = "CAST(NULL AS DOUBLE PRECISION)"  # typed, for the temporary tables' columns on PostgreSQL
 _TEMP_TABLES = ("rpt_read", "rpt_verdict", "rpt_cells")
-_TEMP_VIEWS = ("rpt_today", "rpt_days", "rpt_usual")  # parts of rpt_read
+_TEMP_VIEWS = ("rpt_side", "rpt_days")  # parts of rpt_read
 MASK_DAYS = 62  # a lookback up to this many days: each device's chosen days as bits of one integer
 
 
@@ -179,31 +179,31 @@ def _drop_temp_tables(cursor) -> None:
 
 
 def _values(event: DispatchEvent, rows: list[tuple]) -> tuple[str, str, list]:
-    """The participants' rollups on the given intervals, as (device_id, day_no, slot, role, action_no, b, n):
+    """The participants' rollups on the given intervals, as (device_id, day_no, slot, b, n):
     the WITH clauses to put before a statement, the SELECT, and their parameters in order. An interval with two
     instants (a fall-back day's repeated hour) is averaged; every other has one, so its rollup is taken as it
     is, without grouping millions of rows that are already one each."""
     adapt = connection.ops.adapt_datetimefield_value
     instants: dict[tuple[int, int, str], int] = {}
-    for day_no, slot, _, role, _ in rows:
-        instants[(day_no, slot, role)] = instants.get((day_no, slot, role), 0) + 1
-    single = [row for row in rows if instants[(row[0], row[1], row[3])] == 1]
-    repeated = [row for row in rows if instants[(row[0], row[1], row[3])] > 1]
+    for day_no, slot, *_ in rows:
+        instants[(day_no, slot)] = instants.get((day_no, slot), 0) + 1
+    single = [row for row in rows if instants[(row[0], row[1])] == 1]
+    repeated = [row for row in rows if instants[(row[0], row[1])] > 1]
     members = "SELECT device_id FROM dispatch_participation WHERE event_id = %s AND included_at IS NOT NULL"
     tables, parts, params, tail = [], [], [], []
     for name, subset, grouped in (("single", single, False), ("repeated", repeated, True)):
         if not subset:
             continue
-        placeholders = ", ".join(["(%s, %s, %s, %s, %s)"] * len(subset))
-        tables.append(f"{name}(day_no, slot, at, role, action_no) AS (VALUES {placeholders})")
-        for day_no, slot, at, role, action_no in subset:
-            params += [day_no, slot, adapt(at), role, action_no]
+        placeholders = ", ".join(["(%s, %s, %s)"] * len(subset))
+        tables.append(f"{name}(day_no, slot, at) AS (VALUES {placeholders})")
+        for day_no, slot, at, *_ in subset:
+            params += [day_no, slot, adapt(at)]
         means = (
             "avg(r.charge_rate_w) AS b, avg(r.grid_power_w) AS n"
             if grouped
             else ("r.charge_rate_w AS b, r.grid_power_w AS n")
         )
-        group = " GROUP BY r.device_id, s.day_no, s.slot, s.role, s.action_no" if grouped else ""
+        group = " GROUP BY r.device_id, s.day_no, s.slot" if grouped else ""
         at_instants = ""
         instants_params = []
         if connection.vendor == "postgresql":
@@ -213,8 +213,7 @@ def _values(event: DispatchEvent, rows: list[tuple]) -> tuple[str, str, list]:
             instants_params = [sorted({row[2] for row in subset})]
         parts.append(
             f"""
-            SELECT r.device_id AS device_id, s.day_no AS day_no, s.slot AS slot, s.role AS role,
-                   s.action_no AS action_no, {means}
+            SELECT r.device_id AS device_id, s.day_no AS day_no, s.slot AS slot, {means}
             FROM fleet_telemetryrollup r
             JOIN {name} s ON s.at = r.interval_start
             WHERE r.workspace_id = %s AND r.interval_start >= %s AND r.interval_start <= %s{at_instants}
@@ -231,7 +230,7 @@ def _values(event: DispatchEvent, rows: list[tuple]) -> tuple[str, str, list]:
     if not parts:  # nothing to read (no candidate day): an empty source of the same shape
         tables.append("nothing(x) AS (VALUES (0))")
         parts.append(
-            "SELECT 0 AS device_id, 0 AS day_no, 0 AS slot, 'E' AS role, 0 AS action_no, "  # noqa: S608
+            "SELECT 0 AS device_id, 0 AS day_no, 0 AS slot, "  # noqa: S608
             f"{NULL_FLOAT} AS b, {NULL_FLOAT} AS n FROM nothing WHERE 1 = 0"
         )
     return ", ".join(tables), " UNION ALL ".join(parts), params + tail
@@ -254,18 +253,17 @@ def _compute(cursor, *, event: DispatchEvent, report_id: int, slots: ReportSlots
                                  ELSE 0 END) AS BIGINT) AS mn
             FROM days GROUP BY device_id
         ),
-        both_metrics AS (
-            SELECT v.device_id, v.slot, v.role,
-                   avg(CASE WHEN (m.mb >> v.day_no) & 1 = 1 THEN v.b END) AS ub,
-                   avg(CASE WHEN (m.mn >> v.day_no) & 1 = 1 THEN v.n END) AS un
-            FROM v JOIN masks m ON m.device_id = v.device_id
-            WHERE v.day_no > 0
-            GROUP BY v.device_id, v.slot, v.role
+        side AS (
+            SELECT v.device_id, v.slot, {today},
+                   avg(CASE WHEN v.day_no > 0 AND (m.mb >> v.day_no) & 1 = 1 THEN v.b END) AS ub,
+                   avg(CASE WHEN v.day_no > 0 AND (m.mn >> v.day_no) & 1 = 1 THEN v.n END) AS un
+            FROM v LEFT JOIN masks m ON m.device_id = v.device_id
+            GROUP BY v.device_id, v.slot
         )"""
     else:
         chosen = """
-        both_metrics AS (
-            SELECT v.device_id, v.slot, v.role,
+        side AS (
+            SELECT v.device_id, v.slot, {today},
                    avg(CASE WHEN cb.day_no IS NOT NULL THEN v.b END) AS ub,
                    avg(CASE WHEN cn.day_no IS NOT NULL THEN v.n END) AS un
             FROM v
@@ -273,26 +271,37 @@ def _compute(cursor, *, event: DispatchEvent, report_id: int, slots: ReportSlots
                               AND cb.chosen = 1
             LEFT JOIN days cn ON cn.device_id = v.device_id AND cn.day_no = v.day_no
                               AND cn.metric = 'net_at_meter' AND cn.chosen = 1
-            WHERE v.day_no > 0 AND (cb.day_no IS NOT NULL OR cn.day_no IS NOT NULL)
-            GROUP BY v.device_id, v.slot, v.role
+            WHERE v.day_no = 0 OR cb.day_no IS NOT NULL OR cn.day_no IS NOT NULL
+            GROUP BY v.device_id, v.slot
         )"""
-    event_only = "CASE WHEN role = 'E' THEN {} END"
+    # the event day's values beside the usual ones, interval by interval: one grouping of the rows read serves both
+    chosen = chosen.replace(
+        "{today}",
+        """count(CASE WHEN v.day_no = 0 THEN 1 END) AS today,
+                   avg(CASE WHEN v.day_no = 0 THEN v.b END) AS tb, avg(CASE WHEN v.day_no = 0 THEN v.n END) AS tn""",
+    )
+    # X of Y with X < Y ranks the Y days by load; all of Y takes every one of them (no ordering to pay for)
+    by_load = "row_number() OVER (PARTITION BY device_id, metric ORDER BY load DESC, day_no)"
+    load_rank = by_load if highest < method.days else "1"
     # the rollups read once, held in memory for the statement (a materialized WITH, not a table): the event's
     # day as it is, the candidate days' coverage of the event's intervals and load over them, which of them are
     # chosen, and the unadjusted baseline, each chosen day's values averaged interval by interval
     ctes, source, params = _values(event, slots.rows)
+    # the window's intervals all come before the event's: an interval's role is which side of the first it is on
+    first_event_slot = int(slots.event_slots[0])
+    slot_actions: dict[int, int] = {}
+    for day_no, slot, _, role, action_no in slots.rows:
+        if day_no == 0 and role == "E":
+            slot_actions.setdefault(slot, action_no)
     cursor.execute(
         f"""
         CREATE TEMP TABLE rpt_read AS
         WITH {ctes},
         v AS MATERIALIZED ({source}),
         stats AS (
-            SELECT device_id, day_no,
-                   count({event_only.format("b")}) AS nb, avg({event_only.format("b")}) AS lb,
-                   count({event_only.format("n")}) AS nn, avg({event_only.format("n")}) AS ln
-            FROM v WHERE day_no > 0
+            SELECT device_id, day_no, count(b) AS nb, avg(b) AS lb, count(n) AS nn, avg(n) AS ln
+            FROM v WHERE day_no > 0 AND slot >= {first_event_slot}
             GROUP BY device_id, day_no
-            HAVING sum(CASE WHEN role = 'E' THEN 1 ELSE 0 END) > 0
         ),
         eligible AS (
             SELECT device_id, 'battery' AS metric, day_no, lb AS load FROM stats WHERE nb >= %s
@@ -307,7 +316,7 @@ def _compute(cursor, *, event: DispatchEvent, report_id: int, slots: ReportSlots
         ranked AS (
             SELECT device_id, metric, day_no,
                    count(*) OVER (PARTITION BY device_id, metric) AS eligible_days,
-                   row_number() OVER (PARTITION BY device_id, metric ORDER BY load DESC, day_no) AS load_rank
+                   {load_rank} AS load_rank
             FROM recent WHERE recent_rank <= %s
         ),
         days AS MATERIALIZED (
@@ -316,28 +325,27 @@ def _compute(cursor, *, event: DispatchEvent, report_id: int, slots: ReportSlots
             FROM ranked
         ),
         {chosen}
-        SELECT 'T' AS kind, device_id, day_no, slot, role, action_no, CAST(NULL AS TEXT) AS metric, b, n,
-               CAST(NULL AS INTEGER) AS eligible_days, CAST(NULL AS INTEGER) AS chosen
-        FROM v WHERE day_no = 0
+        SELECT 'S' AS kind, device_id, CAST(NULL AS INTEGER) AS day_no, slot, today, tb, tn, ub, un,
+               CAST(NULL AS TEXT) AS metric, CAST(NULL AS INTEGER) AS eligible_days, CAST(NULL AS INTEGER) AS chosen
+        FROM side WHERE today > 0 OR ub IS NOT NULL OR un IS NOT NULL
         UNION ALL
-        SELECT 'D', device_id, day_no, NULL, NULL, NULL, metric, NULL, NULL, eligible_days, chosen FROM days
-        UNION ALL
-        SELECT 'U', device_id, NULL, slot, role, NULL, NULL, ub, un, NULL, NULL FROM both_metrics
-        WHERE ub IS NOT NULL OR un IS NOT NULL
+        SELECT 'D', device_id, day_no, NULL, NULL, NULL, NULL, NULL, NULL, metric, eligible_days, chosen FROM days
         """,  # noqa: S608 - placeholders and this module's SQL
         [*params, need, need, method.days, method.min_days, highest],
     )
     _analyze(cursor, "rpt_read")
     # what the next statements read of it
     cursor.execute(
-        "CREATE TEMP VIEW rpt_today AS SELECT device_id, slot, role, action_no, b, n FROM rpt_read WHERE kind = 'T'"
+        f"""
+        CREATE TEMP VIEW rpt_side AS
+        SELECT device_id, slot, CASE WHEN slot >= {first_event_slot} THEN 'E' ELSE 'W' END AS role,
+               today, tb, tn, ub, un
+        FROM rpt_read WHERE kind = 'S'
+        """  # noqa: S608 - the interpolated part is an integer
     )
     cursor.execute(
         "CREATE TEMP VIEW rpt_days AS "
         "SELECT device_id, metric, day_no, eligible_days, chosen FROM rpt_read WHERE kind = 'D'"
-    )
-    cursor.execute(
-        "CREATE TEMP VIEW rpt_usual AS SELECT device_id, slot, role, b AS ub, n AS un FROM rpt_read WHERE kind = 'U'"
     )
     # the day-of adjustment, from the window's intervals with both a reading today and a usual value
     if method.adjustment == MULTIPLICATIVE:
@@ -358,7 +366,7 @@ def _compute(cursor, *, event: DispatchEvent, report_id: int, slots: ReportSlots
     else:
         factor = raw_factor = offset = NULL_FLOAT
     window_missing = "p.pairs IS NULL" if method.adjustment != NO_ADJUSTMENT else "1 = 0"
-    pair_b, pair_n = "u.ub IS NOT NULL AND t.b IS NOT NULL", "u.un IS NOT NULL AND t.n IS NOT NULL"
+    pair_b, pair_n = "s.ub IS NOT NULL AND s.tb IS NOT NULL", "s.un IS NOT NULL AND s.tn IS NOT NULL"
     cursor.execute(
         f"""
         CREATE TEMP TABLE rpt_verdict AS
@@ -368,15 +376,14 @@ def _compute(cursor, *, event: DispatchEvent, report_id: int, slots: ReportSlots
             FROM rpt_days GROUP BY device_id, metric
         ),
         both_pairs AS (
-            SELECT u.device_id,
-                   avg(CASE WHEN {pair_b} THEN t.b END) AS seen_b, avg(CASE WHEN {pair_b} THEN u.ub END) AS usual_b,
+            SELECT s.device_id,
+                   avg(CASE WHEN {pair_b} THEN s.tb END) AS seen_b, avg(CASE WHEN {pair_b} THEN s.ub END) AS usual_b,
                    sum(CASE WHEN {pair_b} THEN 1 ELSE 0 END) AS pairs_b,
-                   avg(CASE WHEN {pair_n} THEN t.n END) AS seen_n, avg(CASE WHEN {pair_n} THEN u.un END) AS usual_n,
+                   avg(CASE WHEN {pair_n} THEN s.tn END) AS seen_n, avg(CASE WHEN {pair_n} THEN s.un END) AS usual_n,
                    sum(CASE WHEN {pair_n} THEN 1 ELSE 0 END) AS pairs_n
-            FROM rpt_usual u
-            JOIN rpt_today t ON t.device_id = u.device_id AND t.slot = u.slot AND t.role = 'W'
-            WHERE u.role = 'W'
-            GROUP BY u.device_id
+            FROM rpt_side s
+            WHERE s.role = 'W'
+            GROUP BY s.device_id
         ),
         pairs AS (
             SELECT device_id, 'battery' AS metric, seen_b AS seen, usual_b AS usual, pairs_b AS pairs
@@ -409,7 +416,7 @@ def _compute(cursor, *, event: DispatchEvent, report_id: int, slots: ReportSlots
     )
     _analyze(cursor, "rpt_verdict")
     baselines = []
-    for usual, alias in (("u.ub", "vb"), ("u.un", "vn")):
+    for usual, alias in (("v.ub", "vb"), ("v.un", "vn")):
         if method.adjustment == MULTIPLICATIVE:
             adjusted = f"{usual} * coalesce({alias}.factor, 1.0)"
         elif method.adjustment == ADDITIVE:
@@ -420,14 +427,16 @@ def _compute(cursor, *, event: DispatchEvent, report_id: int, slots: ReportSlots
     cursor.execute(
         f"""
         CREATE TEMP TABLE rpt_cells AS
-        SELECT v.device_id, v.slot, v.action_no, v.b AS actual_b, {baselines[0]} AS baseline_b,
-               v.n AS actual_n, {baselines[1]} AS baseline_n
-        FROM rpt_today v
+        WITH actions(slot, action_no) AS (VALUES {", ".join(["(%s, %s)"] * len(slot_actions))})
+        SELECT v.device_id, v.slot, a.action_no, v.tb AS actual_b, {baselines[0]} AS baseline_b,
+               v.tn AS actual_n, {baselines[1]} AS baseline_n
+        FROM rpt_side v
+        JOIN actions a ON a.slot = v.slot
         JOIN rpt_verdict vb ON vb.device_id = v.device_id AND vb.metric = 'battery'
         JOIN rpt_verdict vn ON vn.device_id = v.device_id AND vn.metric = 'net_at_meter'
-        LEFT JOIN rpt_usual u ON u.device_id = v.device_id AND u.slot = v.slot AND u.role = 'E'
-        WHERE v.role = 'E'
-        """  # noqa: S608
+        WHERE v.today > 0
+        """,  # noqa: S608
+        [value for pair in slot_actions.items() for value in pair],
     )
     _analyze(cursor, "rpt_cells")
     intervals = len(slots.event_slots) or 1

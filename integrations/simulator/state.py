@@ -328,6 +328,8 @@ class SimState:
         self.max_in_flight: dict[str, int] = {}
         self.daily_counts: dict[tuple[str, str], tuple[str, int]] = {}  # (oem, what) → (day, calls that day)
         self.token_ttl = timedelta(hours=8)
+        # the Emporia account PyEmVue's simulator mode (its fixed `authtoken: simulator`) reads; None refuses it
+        self.emporia_simulator_mode_account: str | None = "demo"
         self._numbers: dict[str, int] = {}
 
     # -- building --------------------------------------------------------------------------------------------

@@ -139,16 +139,23 @@ def todays_totals(state, gateway, now) -> dict:
     """`runtimeData`'s energy counters (kWh): today's totals in the gateway's local time, as the franklinwh SDK
     reads them (`Client.get_stats` → `Totals`, "totals for today (in local time)"), from the gateway's 5-minute
     history since local midnight."""
-    midnight = now.astimezone(GATEWAY_TZ).replace(hour=0, minute=0, second=0, microsecond=0)
-    totals = dict.fromkeys(("kwh_fhp_chg", "kwh_fhp_di", "kwh_uti_in", "kwh_uti_out", "kwh_sun", "kwh_load"), 0.0)
-    hours = 5 / 60
-    for point in state.history(gateway, midnight, now):
-        totals["kwh_fhp_chg"] += max(-point.battery_w, 0.0) * hours
-        totals["kwh_fhp_di"] += max(point.battery_w, 0.0) * hours
-        totals["kwh_uti_in"] += max(point.grid_w, 0.0) * hours
-        totals["kwh_uti_out"] += max(-point.grid_w, 0.0) * hours
-        totals["kwh_sun"] += point.solar_w * hours
-        totals["kwh_load"] += point.load_w * hours
+    with state.lock:  # one sum per gateway at a time: concurrent calls would add the same points twice
+        midnight = now.astimezone(GATEWAY_TZ).replace(hour=0, minute=0, second=0, microsecond=0)
+        cached = gateway.daily_totals
+        if cached.get("midnight") != midnight or cached["upto"] > now:
+            names = ("kwh_fhp_chg", "kwh_fhp_di", "kwh_uti_in", "kwh_uti_out", "kwh_sun", "kwh_load")
+            cached.clear()
+            cached.update(midnight=midnight, upto=midnight, wh=dict.fromkeys(names, 0.0))
+        totals = cached["wh"]
+        hours = 5 / 60
+        start, cached["upto"] = cached["upto"], now
+        for point in state.history(gateway, start, now):
+            totals["kwh_fhp_chg"] += max(-point.battery_w, 0.0) * hours
+            totals["kwh_fhp_di"] += max(point.battery_w, 0.0) * hours
+            totals["kwh_uti_in"] += max(point.grid_w, 0.0) * hours
+            totals["kwh_uti_out"] += max(-point.grid_w, 0.0) * hours
+            totals["kwh_sun"] += point.solar_w * hours
+            totals["kwh_load"] += point.load_w * hours
     return {**{name: round(wh / 1000, 2) for name, wh in totals.items()}, "kwh_gen": 0.0}
 
 

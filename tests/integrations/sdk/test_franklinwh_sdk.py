@@ -8,6 +8,7 @@ login, the gateway list and `set_mode` use the SDK's fixed `DEFAULT_URL_BASE`, n
 """
 
 import asyncio
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -16,6 +17,7 @@ from franklinwh.client import InvalidCredentialsException
 
 from integrations.simulator import DEMO_CREDENTIALS
 from integrations.simulator.state import SELF_CONSUMPTION
+from texture_portal.testing.simulator import running_simulator
 
 FRANKLIN_HOST = "energy.franklinwh.com"
 # The TOU profile ids the SDK's `Mode` constructors send: they hold on gateways set up with them (older ones);
@@ -43,6 +45,13 @@ class SimulatorTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+@pytest.fixture
+def sim():
+    """The simulator at a fixed noon, gateway time: today's counters do not pass local midnight in a test."""
+    with running_simulator(frozen_at=datetime(2026, 7, 15, 19, 0, tzinfo=UTC)) as server:
+        yield server
 
 
 @pytest.fixture
@@ -89,6 +98,12 @@ def test_login_discovery_telemetry_set_mode_and_re_read(franklin_cloud):
             assert info["currentWorkMode"] == 3
             assert info["runtimeData"]["name"] == "Emergency Backup"
             assert info["runtimeData"]["p_fhp"] < 0  # charging (kW, + discharging)
+
+            # half an hour of backup: today's charge counter grows by what the aPower took in (5 kW)
+            charged_before = info["runtimeData"]["kwh_fhp_chg"]
+            sim.state.advance(1800)
+            runtime = (await client.get_composite_info())["runtimeData"]
+            assert runtime["kwh_fhp_chg"] - charged_before == pytest.approx(gateway.max_power_w / 1000 * 0.5, abs=0.02)
         finally:
             await client.session.aclose()
 

@@ -11,6 +11,16 @@ from integrations.simulator.state import SimState
 OEM = "emporia"
 router = Router()
 SCALE_SECONDS = {"1S": 1, "1MIN": 60, "15MIN": 900, "1H": 3600}
+# PyEmVue's simulator mode (`PyEmVue.login_simulator(host)`) skips Cognito and sends this fixed `authtoken`; its
+# own simulator serves one customer without checking it. Here it is the account named by
+# `SimState.emporia_simulator_mode_account` (the demo account), and refused (401) when that is None.
+SIMULATOR_MODE_TOKEN = "simulator"  # noqa: S105 - PyEmVue's public constant, not a secret
+CUSTOMER_GID = 4242
+
+
+def simulator_mode_account(state: SimState):
+    name = state.emporia_simulator_mode_account
+    return state.account(OEM, name) if name else None
 
 
 def handle(state: SimState, request: SimRequest) -> SimResponse:
@@ -32,7 +42,11 @@ def handle(state: SimState, request: SimRequest) -> SimResponse:
         token = account.issue_token(state.clock.now(), state.token_ttl)
         ttl = int(state.token_ttl.total_seconds())
         return SimResponse(200, {"AuthenticationResult": {"IdToken": token, "ExpiresIn": ttl, "TokenType": "Bearer"}})
-    account, expired = token_account(state, OEM, request.headers.get("authtoken", ""))
+    presented = request.headers.get("authtoken", "")
+    if presented == SIMULATOR_MODE_TOKEN:
+        account, expired = simulator_mode_account(state), False
+    else:
+        account, expired = token_account(state, OEM, presented)
     if account is None:
         return SimResponse(401, {"message": "Unauthorized"})
     fault = state.take_fault(OEM, account.name)
@@ -81,12 +95,27 @@ def _connected(device) -> dict:
     return {"deviceGid": device.number, "connected": device.online, "offlineSince": since}
 
 
+@router.route("GET", "/customers")
+def customer(state, request, account):
+    """The signed-in customer (PyEmVue `get_customer_details`, which `login` and `login_simulator` call)."""
+    return SimResponse(
+        200,
+        {
+            "customerGid": CUSTOMER_GID,
+            "email": f"{account.name}@example.com",
+            "firstName": account.name.title(),
+            "lastName": "Customer",
+            "createdAt": "2024-03-01T17:00:00.000Z",
+        },
+    )
+
+
 @router.route("GET", "/customers/devices")
 def devices(state, request, account):
     return SimResponse(
         200,
         {
-            "customerGid": 4242,
+            "customerGid": CUSTOMER_GID,
             "devices": [
                 {
                     "deviceGid": d.number,

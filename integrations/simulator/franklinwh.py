@@ -116,6 +116,7 @@ def composite_info(state, request, gateway):
         "fhpSn": [f"{gateway.serial}-P1"],
         "fhpSoc": [round(gateway.soc, 1)],
         "fhpPower": [round(gateway.battery_w(at) / 1000, 3)],
+        **todays_totals(state, gateway, now),
         "offgridreason": -1,
         "elecnet_state": 0,
         "run_status": 1,
@@ -132,6 +133,30 @@ def composite_info(state, request, gateway):
     # The payload carries no timestamp: with refreshFlag=1 the gateway answers live, so the response's Date
     # header is the measurement time.
     return body(200, "query success", result, date=at)
+
+
+def todays_totals(state, gateway, now) -> dict:
+    """`runtimeData`'s energy counters (kWh): today's totals in the gateway's local time, as the franklinwh SDK
+    reads them (`Client.get_stats` → `Totals`, "totals for today (in local time)"), from the gateway's 5-minute
+    history since local midnight."""
+    with state.lock:  # one sum per gateway at a time: concurrent calls would add the same points twice
+        midnight = now.astimezone(GATEWAY_TZ).replace(hour=0, minute=0, second=0, microsecond=0)
+        cached = gateway.daily_totals
+        if cached.get("midnight") != midnight or cached["upto"] > now:
+            names = ("kwh_fhp_chg", "kwh_fhp_di", "kwh_uti_in", "kwh_uti_out", "kwh_sun", "kwh_load")
+            cached.clear()
+            cached.update(midnight=midnight, upto=midnight, wh=dict.fromkeys(names, 0.0))
+        totals = cached["wh"]
+        hours = 5 / 60
+        start, cached["upto"] = cached["upto"], now
+        for point in state.history(gateway, start, now):
+            totals["kwh_fhp_chg"] += max(-point.battery_w, 0.0) * hours
+            totals["kwh_fhp_di"] += max(point.battery_w, 0.0) * hours
+            totals["kwh_uti_in"] += max(point.grid_w, 0.0) * hours
+            totals["kwh_uti_out"] += max(-point.grid_w, 0.0) * hours
+            totals["kwh_sun"] += point.solar_w * hours
+            totals["kwh_load"] += point.load_w * hours
+    return {**{name: round(wh / 1000, 2) for name, wh in totals.items()}, "kwh_gen": 0.0}
 
 
 @router.route("POST", f"{PREFIX}/tou/getGatewayTouListV2")

@@ -91,14 +91,20 @@ def limited_or_failing(state: SimState, fault) -> SimResponse | None:
     return None
 
 
+def invalid_client() -> SimResponse:
+    """OAuth's error body: the smartcar SDK raises its `SmartcarException` from `error` + `error_description`
+    (with `error` alone it finds no shape it knows and raises a bare SDK_ERROR)."""
+    return SimResponse(401, {"error": "invalid_client", "error_description": "Invalid client credentials."})
+
+
 def token(state: SimState, request: SimRequest) -> SimResponse:
     try:
         client_id, secret = base64.b64decode(request.headers.get("authorization", "")[6:]).decode().split(":", 1)
     except ValueError:
-        return SimResponse(401, {"error": "invalid_client"})
+        return invalid_client()
     account = state.account(OEM, client_id)
     if account is None or account.secret != secret:
-        return SimResponse(401, {"error": "invalid_client"})
+        return invalid_client()
     fault = token_fault(state, OEM, account)
     if (response := transport_fault(fault) or limited_or_failing(state, fault)) is not None:
         return response
@@ -152,6 +158,16 @@ def vehicles(state, request, account):
         return error(400, "VALIDATION", "PARAMETER", f"limit must be 1 to {VEHICLES_MAX_LIMIT} and offset 0 or more.")
     ids = [f"veh-{d.number}" for d in sorted(state.account_devices(OEM, account.name), key=lambda d: d.number)]
     return SimResponse(200, {"vehicles": ids[offset : offset + limit], "paging": {"count": len(ids), "offset": offset}})
+
+
+MAKES = (("TESLA", "Model 3", 2023), ("FORD", "Mustang Mach-E", 2024), ("CHEVROLET", "Bolt EUV", 2023))
+
+
+@router.route("GET", r"/v2.0/vehicles/(?P<vehicle_id>veh-\d+)/?")
+def attributes(state, request, vehicle):
+    """`GET /vehicles/{id}` (the smartcar SDK's `Vehicle.attributes()` asks for `/vehicles/{id}/`)."""
+    make, model, year = MAKES[vehicle.number % len(MAKES)]
+    return SimResponse(200, {"id": f"veh-{vehicle.number}", "make": make, "model": model, "year": year})
 
 
 @router.route("GET", r"/v2.0/vehicles/(?P<vehicle_id>veh-\d+)/vin")

@@ -139,6 +139,9 @@ class SimDevice:
     grid_import_wh: float = 0.0
     grid_export_wh: float = 0.0
     profile_ids: dict[int, int] = field(default_factory=dict)  # FranklinWH per-account TOU profile ids
+    # FranklinWH's counters since local midnight (Wh), summed up to `daily_totals["upto"]`: each call adds only the
+    # 5-minute points since, as the points before never change
+    daily_totals: dict = field(default_factory=dict, repr=False)
     # The daily model's seed (`integrations.simulator.model`): the simulator's seed, the OEM and the serial.
     noise_key: str = ""
     # When the simulator learnt of the device: before it, the device's past is its daily model; since, what the
@@ -328,6 +331,8 @@ class SimState:
         self.max_in_flight: dict[str, int] = {}
         self.daily_counts: dict[tuple[str, str], tuple[str, int]] = {}  # (oem, what) → (day, calls that day)
         self.token_ttl = timedelta(hours=8)
+        # the Emporia account PyEmVue's simulator mode (its fixed `authtoken: simulator`) reads; None refuses it
+        self.emporia_simulator_mode_account: str | None = "demo"
         self._numbers: dict[str, int] = {}
 
     # -- building --------------------------------------------------------------------------------------------

@@ -32,6 +32,9 @@ def ok(body) -> SimResponse:
 def handle(state: SimState, request: SimRequest) -> SimResponse:
     if request.path == "/oauth2/v3/token" and request.method == "POST":
         return token(state, request)
+    if request.path == "/status" and request.method == "GET":
+        # the Fleet API's health check: plain text, no token (tesla-fleet-api `TeslaFleetApi.status()`)
+        return SimResponse(200, "ok", content_type="text/plain")
     account, expired = token_account(state, OEM, bearer(request))
     if account is None:
         return error(401, "invalid bearer token")

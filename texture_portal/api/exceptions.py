@@ -2,7 +2,9 @@
 
     {"error": {"status": 404, "code": "not_found", "message": "…", "fields": {"input.chargePercentage": ["…"]}}}
 
-`fields` is present only for validation errors (dotted paths of the request body or query)."""
+`fields` is present only for validation errors (dotted paths of the request body or query). Texts are cut
+(ERROR_TEXT_MAX characters): a message quoting a value sent (an unknown choice of 8,000 characters) never
+echoes it whole."""
 
 import math
 
@@ -34,10 +36,21 @@ def _flatten(detail, path="") -> dict[str, list[str]]:
     return {path or "non_field": [str(detail)]}
 
 
+ERROR_TEXT_MAX = 300
+ERROR_NAME_MAX = 100
+
+
+def cut_text(text: str, limit: int = ERROR_TEXT_MAX) -> str:
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def error_body(status_code: int, code: str, message: str, fields: dict | None = None) -> dict:
-    error = {"status": status_code, "code": code, "message": message}
+    error = {"status": status_code, "code": code, "message": cut_text(message)}
     if fields:
-        error["fields"] = fields
+        error["fields"] = {
+            cut_text(name, ERROR_NAME_MAX): [cut_text(text) for text in texts] for name, texts in fields.items()
+        }
     return {"error": error}
 
 

@@ -93,6 +93,7 @@ def import_job_create(*, workspace, filename: str, data: bytes, actor, source=Au
     """Store an uploaded fleet file as a new job (nothing is checked or imported yet)."""
     if len(data) > settings.IMPORT_MAX_BYTES:
         raise ApplicationError(f"The file is {len(data):,} bytes; the limit is {settings.IMPORT_MAX_BYTES:,}.")
+    filename = filename.replace("\x00", "")  # a name no file system (nor PostgreSQL) can hold otherwise
     job = ImportJob(
         workspace=workspace,
         created_by=actor if getattr(actor, "pk", None) else None,

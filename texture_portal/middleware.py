@@ -117,7 +117,7 @@ class ApiRequestLimitsMiddleware:
       by its Content-Length so nothing is read;
     - more query parameters than DATA_UPLOAD_MAX_NUMBER_FIELDS;
     - a query parameter name or value longer than API_QUERY_VALUE_MAX_LENGTH characters, or holding a NUL
-      character (which no filter matches and PostgreSQL refuses in a query).
+      character (which no filter matches and PostgreSQL refuses in a query); a header holding a NUL.
 
     Django would answer the first two with its HTML 400 page on the paths no DRF view handles; filters and
     cursors would reach the database with the last. Error texts name the parameter, never echo its value."""
@@ -162,6 +162,10 @@ def api_request_refusal(request):
         )
     max_length = settings.API_QUERY_VALUE_MAX_LENGTH
     fields = {}
+    for key, value in request.META.items():
+        if key.startswith("HTTP_") and isinstance(value, str) and "\x00" in value:
+            header = key[5:].replace("_", "-").title()
+            fields[_shown_name(header)] = ["Headers may not contain NUL characters."]
     for name, values in query.lists():
         for value in (name, *values):
             if "\x00" in value:

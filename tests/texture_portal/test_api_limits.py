@@ -162,3 +162,15 @@ def test_a_value_quoted_in_an_error_is_cut(scene_client):
     (message,) = error["fields"]["state"]
     assert len(message) <= 300 and message.endswith("…")
     assert len(json.dumps(error)) < 1000
+
+
+def test_a_nul_in_a_header_is_a_400_naming_it(scene_client):
+    scene, client = scene_client
+    response = client.post(
+        "/v1/commands/battery/set-reserve",
+        {"deviceId": scene.device.pk, "input": {"chargePercentage": 30}},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="a\x00b",
+    )
+    error = assert_error(response, 400, "validation_error")
+    assert error["fields"] == {"Idempotency-Key": ["Headers may not contain NUL characters."]}

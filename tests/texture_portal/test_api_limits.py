@@ -5,6 +5,7 @@ import base64
 import json
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import override_settings
 from rest_framework.exceptions import ParseError
 
@@ -138,7 +139,7 @@ def test_40000_query_parameters_are_the_apis_400_on_every_path(scene_client, pat
 @override_settings(API_UPLOAD_MAX_BYTES=1000)
 def test_an_upload_over_its_limit_is_refused_before_it_is_read(scene_client):
     _, client = scene_client
-    response = client.post("/v1/imports", {"file": ("fleet.csv", b"x" * 2000)}, format="multipart")
+    response = client.post("/v1/imports", {"file": SimpleUploadedFile("fleet.csv", b"x" * 2000)}, format="multipart")
     assert "the limit is 1,000" in assert_error(response, 400, "request_too_large")["message"]
 
 
@@ -174,3 +175,10 @@ def test_a_nul_in_a_header_is_a_400_naming_it(scene_client):
     )
     error = assert_error(response, 400, "validation_error")
     assert error["fields"] == {"Idempotency-Key": ["Headers may not contain NUL characters."]}
+
+
+def test_more_files_than_the_limit_is_the_apis_400(scene_client):
+    _, client = scene_client
+    files = {f"file{n}": SimpleUploadedFile(f"f{n}.csv", b"x") for n in range(11)}
+    response = client.post("/v1/imports", files, format="multipart")
+    assert "DATA_UPLOAD_MAX_NUMBER_FILES" in assert_error(response, 400, "request_too_large")["message"]

@@ -8,7 +8,7 @@ echoes it whole."""
 
 import math
 
-from django.core.exceptions import PermissionDenied, RequestDataTooBig, TooManyFieldsSent
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -58,7 +58,7 @@ def api_exception_handler(exc, context):
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field": exc.messages}
         exc = exceptions.ValidationError(detail)
-    elif isinstance(exc, TooManyFieldsSent | RequestDataTooBig):
+    elif isinstance(exc, TooManyFieldsSent | TooManyFilesSent | RequestDataTooBig):
         # Django refuses these before any view looks at them: said in the API's body, not its HTML 400 page
         return Response(
             error_body(400, "request_too_large", f"{exc} Send fewer parameters or a smaller body."),

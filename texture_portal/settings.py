@@ -274,6 +274,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     "SCHEMA_PATH_PREFIX": "/v1",
+    # OpenAPI links from a list or create to the operations on the object it returns
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "texture_portal.api.schema.add_operation_links",
+    ],
     "COMPONENT_SPLIT_REQUEST": True,
     # /v1/docs (Swagger UI) and /v1/redoc from the portal's own static files: the docs work offline
     "SWAGGER_UI_DIST": "SIDECAR",

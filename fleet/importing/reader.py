@@ -107,11 +107,14 @@ def xlsx_rows(data: bytes):
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises several types for a file that is not a workbook
-        raise FleetFileError(f"Not a readable .xlsx workbook: {exc}") from exc
-    sheet = workbook.worksheets[0]
-    for values in sheet.iter_rows(values_only=True):
-        yield [cell_text(v) for v in values]
-    workbook.close()
+        raise FleetFileError(f"Not a readable .xlsx workbook: {quoted(str(exc))}") from exc
+    try:
+        for values in workbook.worksheets[0].iter_rows(values_only=True):
+            yield [cell_text(v) for v in values]
+    except Exception as exc:  # the sheet's XML is read as the rows are: broken or hostile XML shows up here
+        raise FleetFileError(f"The workbook's first sheet cannot be read: {quoted(str(exc))}") from exc
+    finally:
+        workbook.close()
 
 
 def read_fleet_file(data: bytes, *, filename: str = "") -> FleetFile:

@@ -197,3 +197,27 @@ def test_files_and_rows_over_the_columns_limit(workspace):
     assert [(e["row"], e["column"], e["message"]) for e in job.errors] == [
         (2, "", "the row has 15 cells; the limit is 14")
     ]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda xml: xml[: len(xml) // 2], "unclosed token"),
+        (lambda xml: xml.replace(b'<c r="A2"', b'<c r="ZZZZZZZ99999999"'), "not a valid column name"),
+        (lambda xml: xml.replace(b"<sheetData>", b"<sheetData>" + b"<x>" * 100_000), "mismatched tag"),
+    ],
+    ids=["truncated", "bogus cell reference", "deep XML"],
+)
+def test_a_workbook_whose_sheet_cannot_be_read_is_a_file_error_not_a_500(workspace, mutate, message):
+    good = xlsx_bytes(HEADER.split(","), ROW_A1.split(","))
+    broken = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(good)) as source, zipfile.ZipFile(broken, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            target.writestr(item, mutate(data) if item.filename == "xl/worksheets/sheet1.xml" else data)
+    client = api_client_for(workspace)
+    upload = SimpleUploadedFile("fleet.xlsx", broken.getvalue())
+    response = client.post("/v1/imports", {"file": upload}, format="multipart")
+    assert response.status_code == 202, response.content[:300]
+    (error,) = response.json()["errors"]
+    assert error["message"].startswith("The workbook's first sheet cannot be read: ") and message in error["message"]

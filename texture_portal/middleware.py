@@ -2,16 +2,19 @@ import re
 import uuid
 import zoneinfo
 
+from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import ValidationError
-from django.http import HttpResponseRedirect
+from django.core.exceptions import TooManyFieldsSent, ValidationError
+from django.http import HttpResponseRedirect, JsonResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
+from texture_portal.api.exceptions import error_body
 from texture_portal.context import reset_correlation_id, set_correlation_id
 from texture_portal.timezones import validate_timezone_name, zone_for_workspaces, zone_or_utc
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+API_PREFIX = "/v1/"
 
 
 class CorrelationIdMiddleware:
@@ -104,3 +107,71 @@ def admin_zone(request) -> zoneinfo.ZoneInfo:
     from texture_portal.auth import workspace_timezone_names
 
     return zone_for_workspaces(workspace_timezone_names(user))  # read with the permissions: no query of its own
+
+
+class ApiRequestLimitsMiddleware:
+    """Refuses, in the API's own error body and before any view or parser reads them, `/v1` requests that ask
+    the server to spend more than the configured limits (README "Limits"):
+
+    - a body larger than DATA_UPLOAD_MAX_MEMORY_SIZE (API_UPLOAD_MAX_BYTES for a multipart upload), judged
+      by its Content-Length so nothing is read;
+    - more query parameters than DATA_UPLOAD_MAX_NUMBER_FIELDS;
+    - a query parameter name or value longer than API_QUERY_VALUE_MAX_LENGTH characters, or holding a NUL
+      character (which no filter matches and PostgreSQL refuses in a query); a header holding a NUL.
+
+    Django would answer the first two with its HTML 400 page on the paths no DRF view handles; filters and
+    cursors would reach the database with the last. Error texts name the parameter, never echo its value."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path_info.startswith(API_PREFIX):
+            refusal = api_request_refusal(request)
+            if refusal is not None:
+                return refusal
+        return self.get_response(request)
+
+
+def _shown_name(name: str) -> str:
+    name = name.replace("\x00", "\\0")
+    return name if len(name) <= 40 else name[:39] + "…"
+
+
+def api_request_refusal(request):
+    """The error response a `/v1` request's size or query earns, or None when it is within the limits."""
+
+    def too_large(message: str):
+        return JsonResponse(error_body(400, "request_too_large", message), status=400)
+
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    multipart = request.content_type == "multipart/form-data"
+    limit = settings.API_UPLOAD_MAX_BYTES if multipart else settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    if limit is not None and length > limit:
+        what = "upload" if multipart else "body"
+        return too_large(f"The request {what} is {length:,} bytes; the limit is {limit:,}.")
+    try:
+        query = request.GET
+    except TooManyFieldsSent:
+        return too_large(
+            f"More than {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS:,} query parameters; send fewer (ids may be "
+            "comma-separated)."
+        )
+    max_length = settings.API_QUERY_VALUE_MAX_LENGTH
+    fields = {}
+    for key, value in request.META.items():
+        if key.startswith("HTTP_") and isinstance(value, str) and "\x00" in value:
+            header = key[5:].replace("_", "-").title()
+            fields[_shown_name(header)] = ["Headers may not contain NUL characters."]
+    for name, values in query.lists():
+        for value in (name, *values):
+            if "\x00" in value:
+                fields[_shown_name(name)] = ["Query parameters may not contain NUL characters (%00)."]
+            elif len(value) > max_length:
+                fields[_shown_name(name)] = [f"Longer than {max_length:,} characters."]
+    if fields:
+        return JsonResponse(error_body(400, "validation_error", "The request is invalid.", fields), status=400)
+    return None

@@ -96,6 +96,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "texture_portal.middleware.CorrelationIdMiddleware",
+    # /v1 requests over the size, count and length limits get the API's JSON 400 before anything reads them
+    "texture_portal.middleware.ApiRequestLimitsMiddleware",
     # admin pages in the user's workspace's timezone (after auth, sessions and messages; the API stays UTC)
     "texture_portal.middleware.AdminTimezoneMiddleware",
 ]
@@ -259,7 +261,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["texture_portal.api.throttling.ApiKeyRateThrottle"],
     "DEFAULT_PAGINATION_CLASS": "texture_portal.api.pagination.CursorPagination",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["texture_portal.api.parsers.JSONParser"],  # depth-limited, refuses NUL
     "DEFAULT_SCHEMA_CLASS": "texture_portal.api.schema.PortalAutoSchema",
     "EXCEPTION_HANDLER": "texture_portal.api.exceptions.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
@@ -272,6 +274,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     "SCHEMA_PATH_PREFIX": "/v1",
+    # OpenAPI links from a list or create to the operations on the object it returns
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "texture_portal.api.schema.add_operation_links",
+    ],
     "COMPONENT_SPLIT_REQUEST": True,
     # /v1/docs (Swagger UI) and /v1/redoc from the portal's own static files: the docs work offline
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -349,8 +356,24 @@ IMPORT_SYNC_MAX_BYTES = env_int("IMPORT_SYNC_MAX_BYTES", 512 * 1024)
 IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 200 * 1024 * 1024)
 IMPORT_PREVIEW_TTL_HOURS = env_int("IMPORT_PREVIEW_TTL_HOURS", 24)
 IMPORT_INTERRUPTED_AFTER_HOURS = env_int("IMPORT_INTERRUPTED_AFTER_HOURS", 2)
-DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
-FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Rows, columns and the length of one cell of a fleet file; a cell over the limit (or holding a NUL) is a row
+# error quoting its start, never stored whole. A file over the rows or columns limit is refused as a whole.
+IMPORT_MAX_ROWS = env_int("IMPORT_MAX_ROWS", 200_000)
+IMPORT_MAX_COLUMNS = env_int("IMPORT_MAX_COLUMNS", 100)
+IMPORT_CELL_MAX_LENGTH = env_int("IMPORT_CELL_MAX_LENGTH", 1000)
+
+# What one request may make the server read (README "Limits"). A body (form or JSON) over
+# DATA_UPLOAD_MAX_MEMORY_SIZE bytes, more than DATA_UPLOAD_MAX_NUMBER_FIELDS query or form fields, and a
+# multipart upload over API_UPLOAD_MAX_BYTES are refused before they are read; the API also refuses JSON nested
+# deeper than API_JSON_MAX_DEPTH and a query parameter longer than API_QUERY_VALUE_MAX_LENGTH characters (8,192
+# holds the metrics API's 400 comma-separated ids).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 5 * 1024 * 1024)
+DATA_UPLOAD_MAX_NUMBER_FIELDS = env_int("DATA_UPLOAD_MAX_NUMBER_FIELDS", 1000)
+DATA_UPLOAD_MAX_NUMBER_FILES = env_int("DATA_UPLOAD_MAX_NUMBER_FILES", 10)
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024  # larger uploads are spooled to a temporary file
+API_UPLOAD_MAX_BYTES = env_int("API_UPLOAD_MAX_BYTES", IMPORT_MAX_BYTES + 1024 * 1024)
+API_JSON_MAX_DEPTH = env_int("API_JSON_MAX_DEPTH", 32)
+API_QUERY_VALUE_MAX_LENGTH = env_int("API_QUERY_VALUE_MAX_LENGTH", 8192)
 
 # Periodic tasks, all in one place (run exactly one `celery beat`; the demo runs them in-process with
 # `manage.py run_integration_schedule`). Each with its crontab.guru spelling.

@@ -10,12 +10,13 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from fleet.choices import ImportJobStatus
 from fleet.importing.services import import_job_confirm, import_job_create, import_job_progress, import_job_start
 from fleet.models import ImportJob
+from texture_portal.api.parsers import JSONParser
 from texture_portal.api.serializers import TimestampedSerializer
 from texture_portal.api.views import WorkspaceReadOnlyViewSet
 from texture_portal.models import Workspace

@@ -110,14 +110,20 @@ def plan_fleet_import(*, workspace, fleet_file: FleetFile, progress=None) -> Fle
     total = len(fleet_file.records)
     rows: list[FleetRow] = []
     failed_rows: set[int] = set()
+    # cells the reader refused (NUL, too long): their row fails, and their error replaces what the check of
+    # the emptied cell would say
+    refused_cells = {(error.row, error.column) for error in fleet_file.cell_errors}
+    refused_rows = {row for row, _ in refused_cells}
     for index, (record, row_number) in enumerate(zip(fleet_file.records, fleet_file.row_numbers, strict=True)):
         normalized = normalize_row(record, row_number, lookups, plan.errors)
-        if normalized is None:
+        if normalized is None or row_number in refused_rows:
             failed_rows.add(row_number)
         else:
             rows.append(normalized)
         if progress and (index + 1) % 2000 == 0:
             progress(index + 1, total)
+    if refused_cells:
+        plan.errors = [e for e in plan.errors if (e.row, e.column) not in refused_cells] + fleet_file.cell_errors
     _check_rows_agree(rows, plan, failed_rows)
     _check_owners_of_failed_rows(fleet_file, lookups, plan, failed_rows)
     # The raw records are the largest thing held (a dict of strings per row): keep what the row list needs

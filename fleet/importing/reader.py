@@ -1,11 +1,21 @@
 """Reading a fleet file as people really send them: CSV in UTF-8 (with or without BOM), cp1252 or latin-1,
-`,` `;` or tab delimited, CRLF or LF, quoted fields with commas and newlines, headers in any case; or .xlsx."""
+`,` `;` or tab delimited, CRLF or LF, quoted fields with commas and newlines, headers in any case; or .xlsx.
+
+Every cell passes `cell_problem` on its way in (README "Limits"): one holding a NUL character (which PostgreSQL
+cannot store) or longer than IMPORT_CELL_MAX_LENGTH is a row error naming its row and column, quoting only its
+start, and the record holds "" in its place — nothing downstream (checks, row statuses, the job's errors)
+ever sees it whole. A file of more than IMPORT_MAX_ROWS data rows or IMPORT_MAX_COLUMNS columns is refused."""
 
 import csv
 import io
 from dataclasses import dataclass, field
 
+from django.conf import settings
+
 from fleet.importing.columns import CANONICAL, COLUMNS, fold
+from fleet.importing.rows import RowError
+
+QUOTED_MAX = 80  # characters of a cell quoted in an error or warning
 
 
 class FleetFileError(Exception):
@@ -23,6 +33,31 @@ class FleetFile:
     encoding: str = "utf-8"
     delimiter: str = ","
     warnings: list[str] = field(default_factory=list)
+    # cells refused on reading (NUL, too long, too many): their records hold "" instead
+    cell_errors: list[RowError] = field(default_factory=list)
+
+
+def quoted(text: str) -> str:
+    """A cell as an error may quote it: cut to its start, a NUL shown as ␀ (storable and visible)."""
+    text = text[: QUOTED_MAX + 1].replace("\x00", "\u2400")
+    return text if len(text) <= QUOTED_MAX else text[: QUOTED_MAX - 1] + "…"
+
+
+def cell_problem(text: str) -> str | None:
+    """Why a cell cannot be read as it is, or None."""
+    if len(text) > settings.IMPORT_CELL_MAX_LENGTH:
+        return f"the cell is {len(text):,} characters long; the limit is {settings.IMPORT_CELL_MAX_LENGTH:,}"
+    if "\x00" in text:
+        return "the cell holds a NUL character (\\0), which no field can store; remove it"
+    return None
+
+
+def used_width(cells) -> int:
+    """How many cells of a row count: up to its last non-empty one (spreadsheets pad rows with empty cells)."""
+    width = len(cells)
+    while width and not (cells[width - 1] or "").strip():
+        width -= 1
+    return width
 
 
 def decode(data: bytes) -> tuple[str, str]:
@@ -72,11 +107,14 @@ def xlsx_rows(data: bytes):
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises several types for a file that is not a workbook
-        raise FleetFileError(f"Not a readable .xlsx workbook: {exc}") from exc
-    sheet = workbook.worksheets[0]
-    for values in sheet.iter_rows(values_only=True):
-        yield [cell_text(v) for v in values]
-    workbook.close()
+        raise FleetFileError(f"Not a readable .xlsx workbook: {quoted(str(exc))}") from exc
+    try:
+        for values in workbook.worksheets[0].iter_rows(values_only=True):
+            yield [cell_text(v) for v in values]
+    except Exception as exc:  # the sheet's XML is read as the rows are: broken or hostile XML shows up here
+        raise FleetFileError(f"The workbook's first sheet cannot be read: {quoted(str(exc))}") from exc
+    finally:
+        workbook.close()
 
 
 def read_fleet_file(data: bytes, *, filename: str = "") -> FleetFile:
@@ -97,13 +135,19 @@ def read_fleet_file(data: bytes, *, filename: str = "") -> FleetFile:
     except csv.Error as exc:
         raise FleetFileError(f"The header row cannot be read: {exc}") from exc
 
+    max_columns = settings.IMPORT_MAX_COLUMNS
+    if used_width(header) > max_columns:
+        raise FleetFileError(
+            f"The header row has {used_width(header):,} columns; the limit is {max_columns:,} "
+            f"(the fleet file has {len(COLUMNS)})."
+        )
     warnings = []
     positions: dict[str, int] = {}
     for index, raw in enumerate(header):
-        name = CANONICAL.get(fold(raw or ""))
+        name = CANONICAL.get(fold(raw or "")) if len(raw or "") <= QUOTED_MAX else None
         if name is None:
             if (raw or "").strip():
-                warnings.append(f"Column “{raw.strip()}” is not part of the fleet file and was ignored.")
+                warnings.append(f"Column “{quoted(raw.strip())}” is not part of the fleet file and was ignored.")
             continue
         if name in positions:
             raise FleetFileError(
@@ -115,17 +159,35 @@ def read_fleet_file(data: bytes, *, filename: str = "") -> FleetFile:
             "No header row found: the first row should name the columns, e.g. " + ", ".join(COLUMNS[:5]) + ", …"
         )
 
-    records, row_numbers = [], []
+    records, row_numbers, cell_errors = [], [], []
+    max_rows = settings.IMPORT_MAX_ROWS
     row_number = 1
     try:
         for cells in rows:
             row_number += 1
             if not any((c or "").strip() for c in cells):
                 continue  # blank rows (often trailing) carry nothing
-            records.append({name: (cells[i] if i < len(cells) else "") or "" for name, i in positions.items()})
+            if len(records) == max_rows:
+                raise FleetFileError(
+                    f"The file has more than {max_rows:,} data rows, the limit; split it into several files."
+                )
+            record = {name: (cells[i] if i < len(cells) else "") or "" for name, i in positions.items()}
+            for name, text in record.items():
+                problem = cell_problem(text)
+                if problem:
+                    cell_errors.append(RowError(row_number, name, quoted(text), problem))
+                    record[name] = ""
+            if used_width(cells) > max_columns:
+                cell_errors.append(
+                    RowError(
+                        row_number, "", "", f"the row has {used_width(cells):,} cells; the limit is {max_columns:,}"
+                    )
+                )
+            records.append(record)
             row_numbers.append(row_number)
     except csv.Error as exc:
-        raise FleetFileError(f"Row {row_number} cannot be read: {exc}") from exc
+        # (the reader failed on the row after the last one counted)
+        raise FleetFileError(f"Row {row_number + 1} cannot be read: {quoted(str(exc))}") from exc
     if not records:
         raise FleetFileError("The file has a header row but no data rows.")
     return FleetFile(
@@ -135,4 +197,5 @@ def read_fleet_file(data: bytes, *, filename: str = "") -> FleetFile:
         encoding=encoding,
         delimiter=delimiter,
         warnings=warnings,
+        cell_errors=cell_errors,
     )

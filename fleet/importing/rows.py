@@ -54,6 +54,7 @@ MAX_LENGTH = {
     "siteReferenceId": 100,
     "systemIdentifier": 100,
 }
+VALUE_SHOWN_MAX = 120  # characters of a value an error stores and shows (the longest cell allowed is 254)
 SHORTEST_LIMIT = min(MAX_LENGTH.values())  # most cells are shorter: no lookup
 
 
@@ -69,7 +70,9 @@ class RowError:
         return f'row {self.row}, {self.column}: "{shown}" — {self.message}'
 
     def as_dict(self) -> dict:
-        return {"row": self.row, "column": self.column, "value": self.value, "message": self.message}
+        """As the job stores and the API shows it: the value cut to its start (a long cell is never echoed)."""
+        value = self.value if len(self.value) <= VALUE_SHOWN_MAX else self.value[: VALUE_SHOWN_MAX - 1] + "…"
+        return {"row": self.row, "column": self.column, "value": value, "message": self.message}
 
 
 @dataclass(slots=True)

@@ -6,6 +6,7 @@ The admin, the CLI and the API all go through these, so a file imports the same 
 import hashlib
 import time
 from datetime import timedelta
+from pathlib import PurePath
 
 from django.conf import settings
 from django.core.cache import cache
@@ -93,17 +94,27 @@ def import_job_create(*, workspace, filename: str, data: bytes, actor, source=Au
     """Store an uploaded fleet file as a new job (nothing is checked or imported yet)."""
     if len(data) > settings.IMPORT_MAX_BYTES:
         raise ApplicationError(f"The file is {len(data):,} bytes; the limit is {settings.IMPORT_MAX_BYTES:,}.")
+    filename = filename.replace("\x00", "") or "upload.csv"  # NUL: no file system (nor PostgreSQL) holds one
     job = ImportJob(
         workspace=workspace,
         created_by=actor if getattr(actor, "pk", None) else None,
         source=source,
-        original_filename=filename[:255] or "upload.csv",
+        original_filename=_shortened(filename, 255),
         size_bytes=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
     )
-    job.file.save(filename or "upload.csv", ContentFile(data), save=False)
+    # stored under a short form of the name: a file system refuses a name over 255 bytes
+    job.file.save(_shortened(PurePath(filename).name, 100), ContentFile(data), save=False)
     job.save()
     return job
+
+
+def _shortened(name: str, limit: int) -> str:
+    """`name` cut to `limit` characters, keeping its extension (the reader tells .xlsx by it)."""
+    if len(name) <= limit:
+        return name
+    suffix = PurePath(name).suffix[:10]
+    return name[: limit - len(suffix)] + suffix
 
 
 def _read(job: ImportJob) -> bytes:

@@ -2,11 +2,13 @@
 
     {"error": {"status": 404, "code": "not_found", "message": "…", "fields": {"input.chargePercentage": ["…"]}}}
 
-`fields` is present only for validation errors (dotted paths of the request body or query)."""
+`fields` is present only for validation errors (dotted paths of the request body or query). Texts are cut
+(ERROR_TEXT_MAX characters): a message quoting a value sent (an unknown choice of 8,000 characters) never
+echoes it whole."""
 
 import math
 
-from django.core.exceptions import PermissionDenied, RequestDataTooBig, TooManyFieldsSent
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -34,10 +36,21 @@ def _flatten(detail, path="") -> dict[str, list[str]]:
     return {path or "non_field": [str(detail)]}
 
 
+ERROR_TEXT_MAX = 300
+ERROR_NAME_MAX = 100
+
+
+def cut_text(text: str, limit: int = ERROR_TEXT_MAX) -> str:
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def error_body(status_code: int, code: str, message: str, fields: dict | None = None) -> dict:
-    error = {"status": status_code, "code": code, "message": message}
+    error = {"status": status_code, "code": code, "message": cut_text(message)}
     if fields:
-        error["fields"] = fields
+        error["fields"] = {
+            cut_text(name, ERROR_NAME_MAX): [cut_text(text) for text in texts] for name, texts in fields.items()
+        }
     return {"error": error}
 
 
@@ -45,7 +58,7 @@ def api_exception_handler(exc, context):
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field": exc.messages}
         exc = exceptions.ValidationError(detail)
-    elif isinstance(exc, TooManyFieldsSent | RequestDataTooBig):
+    elif isinstance(exc, TooManyFieldsSent | TooManyFilesSent | RequestDataTooBig):
         # Django refuses these before any view looks at them: said in the API's body, not its HTML 400 page
         return Response(
             error_body(400, "request_too_large", f"{exc} Send fewer parameters or a smaller body."),

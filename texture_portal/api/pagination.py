@@ -1,8 +1,15 @@
 """Cursor pagination: a page deep in a 100k-row result costs what the first page costs (no COUNT, no
 OFFSET scan). The ordering must be unique and indexed; the default is the primary key, newest first."""
 
+import datetime
+
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import exceptions, pagination
 from rest_framework.response import Response
+
+from texture_portal.filters import MAX_ID
+
+INVALID_CURSOR = "Invalid cursor: use the `next` or `previous` link of a page as it was given."
 
 
 class CursorPagination(pagination.CursorPagination):
@@ -12,11 +19,43 @@ class CursorPagination(pagination.CursorPagination):
     max_page_size = 500
     cursor_query_param = "cursor"
 
+    def paginate_queryset(self, queryset, request, view=None):
+        self.model = queryset.model  # the cursor's position is checked against the ordering field
+        return super().paginate_queryset(queryset, request, view)
+
     def decode_cursor(self, request):
         try:
-            return super().decode_cursor(request)
+            cursor = super().decode_cursor(request)
         except exceptions.NotFound as exc:  # DRF answers a bad cursor with 404; it is a bad parameter
-            raise exceptions.ValidationError({self.cursor_query_param: ["Invalid cursor."]}) from exc
+            raise self.invalid_cursor() from exc
+        if cursor is not None and cursor.position is not None:
+            self.check_position(cursor.position)
+        return cursor
+
+    def check_position(self, position: str) -> None:
+        """DRF hands the position to the queryset as it finds it in the (client-held) cursor: one that is no
+        value of the ordering field (text for an id, a NUL, SQL) would be a database error, not a 400."""
+        field = self.model._meta.get_field(self.ordering_field_name())
+        try:
+            value = field.to_python(position)
+        except (DjangoValidationError, ValueError, TypeError, OverflowError) as exc:
+            raise self.invalid_cursor() from exc
+        if value is None or "\x00" in position or (isinstance(value, int) and not 0 <= value <= MAX_ID):
+            raise self.invalid_cursor()
+        if isinstance(value, datetime.datetime):
+            if value.tzinfo is None:  # a naive time: not one this API's links carry
+                raise self.invalid_cursor()
+            try:
+                value.astimezone(datetime.UTC)  # what the database driver will do with it
+            except (OverflowError, ValueError) as exc:
+                raise self.invalid_cursor() from exc
+
+    def ordering_field_name(self) -> str:
+        ordering = self.ordering if isinstance(self.ordering, str) else self.ordering[0]
+        return ordering.lstrip("-")
+
+    def invalid_cursor(self) -> exceptions.ValidationError:
+        return exceptions.ValidationError({self.cursor_query_param: [INVALID_CURSOR]})
 
     def get_paginated_response(self, data):
         return Response(

@@ -44,3 +44,60 @@ class PortalAutoSchema(AutoSchema):
                 response["description"] = ERROR_DESCRIPTIONS[code]
                 responses[code] = response
         return responses
+
+
+# -- OpenAPI links: where an answer's id leads (read by clients and by schemathesis' stateful run) -------------
+
+_SUCCESS = ("200", "201", "202")
+
+
+def _resolve(schema: dict, node: dict) -> dict:
+    ref = node.get("$ref")
+    return schema["components"]["schemas"][ref.rsplit("/", 1)[-1]] if ref else node
+
+
+def _item_properties(schema: dict, response: dict, *, listed: bool) -> set[str]:
+    """The properties of the object a response returns (of a list's rows when `listed`)."""
+    component = _resolve(schema, response.get("content", {}).get("application/json", {}).get("schema", {}))
+    if listed:
+        component = _resolve(schema, component.get("properties", {}).get("data", {}).get("items", {}))
+    return set(component.get("properties", {}))
+
+
+def add_operation_links(result, generator, request, public):
+    """drf-spectacular postprocessing hook (SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"]): a collection's list
+    (`GET /v1/devices`, the first row) and create (`POST /v1/destinations`, the created object) link to every
+    operation under its item path (`/v1/devices/{id}`, `/v1/devices/{id}/telemetry`, …) whose one path parameter
+    the returned object holds (`id`, or `slug` for programs).
+
+    Derived from the paths, so a new resource gets its links without touching this hook."""
+    paths = result.get("paths", {})
+    for collection, operations in paths.items():
+        # item paths: `<collection>/{parameter}` and below, with no second path parameter
+        item_paths = {}
+        for path in paths:
+            rest = path[len(collection) + 1 :] if path.startswith(collection + "/{") else ""
+            parameter, _, tail = rest[1:].partition("}")
+            if parameter.isidentifier() and "{" not in tail:
+                item_paths[path] = parameter
+        for method in ("get", "post") if item_paths else ():
+            operation = operations.get(method)
+            for code in _SUCCESS if operation else ():
+                response = operation.get("responses", {}).get(code)
+                if response is None:
+                    continue
+                properties = _item_properties(result, response, listed=method == "get")
+                prefix = "$response.body#/data/0/" if method == "get" else "$response.body#/"
+                links = {
+                    target["operationId"]: {
+                        "operationId": target["operationId"],
+                        "parameters": {parameter: prefix + parameter},
+                    }
+                    for path, parameter in item_paths.items()
+                    if parameter in properties
+                    for target in paths[path].values()
+                    if "operationId" in target
+                }
+                if links:
+                    response["links"] = links
+    return result

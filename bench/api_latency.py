@@ -1,6 +1,8 @@
 """API latency at fleet scale: the filtered device list, first page and a page deep in the result.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/wt_api_bench .venv/bin/python bench/api_latency.py
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_api .venv/bin/python bench/api_latency.py
+
+The database is created when missing (bench/database.py).
 
 Seeds (once; re-runs reuse it) a workspace of 100,000 devices (plus a second workspace of 20,000, so the
 workspace scope is real), then requests `GET /v1/devices?state=on_workspace&manufacturer=tesla&perPage=100`
@@ -22,8 +24,13 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "texture_portal.settings")
 os.environ.setdefault("API_RATE_LIMIT", "100000000/minute")  # measure the limiter's cost, not its refusals
+
+from database import ensure_database  # noqa: E402
+
+ensure_database()  # before Django connects: the database may not exist yet
 
 import django  # noqa: E402
 

@@ -28,6 +28,7 @@ from texture_portal.api.views import WorkspaceNestedListView, WorkspaceReadOnlyV
 class ContactViewSet(WorkspaceReadOnlyViewSet):
     """Customers, keyed by `referenceId` (the utility account number)."""
 
+    scope_resource = "contacts"
     serializer_class = ContactSerializer
     filterset_class = ContactFilterSet
 
@@ -36,6 +37,7 @@ class ContactViewSet(WorkspaceReadOnlyViewSet):
 
 
 class SiteViewSet(WorkspaceReadOnlyViewSet):
+    scope_resource = "sites"
     serializer_class = SiteSerializer
     filterset_class = SiteFilterSet
 
@@ -48,6 +50,7 @@ class DeviceViewSet(WorkspaceReadOnlyViewSet):
 
     # (`/commands` is served by dispatch's routes: the fleet knows nothing of commands)
 
+    scope_resource = "devices"
     serializer_class = DeviceSerializer
     filterset_class = DeviceFilterSet
 
@@ -58,6 +61,7 @@ class DeviceViewSet(WorkspaceReadOnlyViewSet):
 class DeviceTelemetryView(WorkspaceNestedListView):
     """Telemetry history of one device, newest first (`since` / `until` bound the window)."""
 
+    scope_resource = "devices"
     parent_queryset = Device.objects.all()
     parent_field = "device_id"
     serializer_class = TelemetrySerializer
@@ -72,6 +76,7 @@ class AlertViewSet(WorkspaceReadOnlyViewSet):
     """Alerts raised by the portal's rules, newest first: change their status (Texture's `changeAlertStatus`)
     or snooze them."""
 
+    scope_resource = "alerts"
     serializer_class = AlertSerializer
     filterset_class = AlertFilterSet
     transition_actions = ("status",)

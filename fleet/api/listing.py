@@ -10,6 +10,8 @@ On PostgreSQL the page query brings each device's tag names too (an ARRAY subque
 queries (the key, the page); elsewhere (SQLite in development and tests) the tags are a third query, as before.
 """
 
+from functools import cache
+
 from django.contrib.postgres.expressions import ArraySubquery
 from django.db import connection
 from django.db.models import OuterRef
@@ -70,14 +72,19 @@ def _float(value):
     return None if value is None else float(value)
 
 
-def device_list_rows(queryset):
-    """The page's values() query: `queryset` is the filtered device queryset (joins and prefetches dropped:
-    the columns name what the body needs)."""
-    queryset = queryset.select_related(None).prefetch_related(None)
+@cache
+def _device_rows_template():
+    """Built once per process: preparing 35 columns over four joins costs more than the page's other Python."""
+    queryset = Device.objects.all()
     if connection.vendor == "postgresql":
         tag_names = Device.tags.through.objects.filter(device_id=OuterRef("pk")).values("devicetag__name")
         return queryset.annotate(tag_names=ArraySubquery(tag_names)).values(*LIST_COLUMNS, "tag_names")
     return queryset.values(*LIST_COLUMNS)
+
+
+def device_list_rows():
+    """The devices as values() rows with what a body needs (a fresh queryset: scope and filter it)."""
+    return _device_rows_template().all()
 
 
 def _tags_by_device(rows: list[dict]) -> dict[int, list[str]]:

@@ -29,7 +29,7 @@ from integrations import selectors, services
 from integrations.models import WorkspaceIntegration
 from texture_portal.api.authentication import API_KEY_HEADER
 from texture_portal.api.throttling import rate_limit
-from texture_portal.api_keys import ApiKey
+from texture_portal.api_keys import READ_ALL, ApiKey, api_scope_choices, api_scopes_normalize
 from texture_portal.auth import WorkspaceRoleBackend, workspaces_where
 from texture_portal.choices import AuditSource
 from texture_portal.demo.webhooks import demo_receiver_deliveries, demo_receiver_url
@@ -62,6 +62,19 @@ class ApiKeyCreateForm(forms.Form):
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
         help_text=_("Empty: never expires."),
     )
+    scopes = forms.MultipleChoiceField(
+        label=_("Scopes"),
+        choices=api_scope_choices,
+        initial=[READ_ALL],
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("Read-only unless you tick what the integration must change (a write scope also reads)."),
+    )
+
+    def clean_scopes(self):
+        try:
+            return api_scopes_normalize(self.cleaned_data["scopes"])
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from exc
 
 
 class DestinationCreateForm(forms.Form):
@@ -258,6 +271,7 @@ class EngineeringPage:
                 workspace=workspace,
                 name=form.cleaned_data["name"],
                 expires_at=form.cleaned_data.get("expires_at"),
+                scopes=form.cleaned_data["scopes"],
                 actor=request.user,
                 source=AuditSource.ADMIN,
             )

@@ -14,7 +14,7 @@ from texture_portal.admin_base import (
     WorkspaceScopedAdmin,
     WorkspaceScopedTabularInline,
 )
-from texture_portal.api_keys import ApiKey
+from texture_portal.api_keys import READ_ALL, ApiKey, api_scope_choices, api_scopes_normalize
 from texture_portal.choices import AuditSource
 from texture_portal.exceptions import ApplicationError
 from texture_portal.models import AuditLogEntry, Organization, Workspace, WorkspaceMembership
@@ -187,9 +187,25 @@ class AuditLogEntryAdmin(ReadOnlyWorkspaceScopedAdmin):
 
 
 class ApiKeyForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(
+        label=_("Scopes"),
+        choices=api_scope_choices,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_(
+            "What the key may do: read-only, full access, or per resource (a resource's write scope lets the key "
+            "read it too). Keep it to what the integration needs."
+        ),
+    )
+
     class Meta:
         model = ApiKey
-        fields = ["workspace", "name", "expires_at"]
+        fields = ["workspace", "name", "expires_at", "scopes"]
+
+    def clean_scopes(self):
+        try:
+            return api_scopes_normalize(self.cleaned_data["scopes"])
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from exc
 
 
 @admin.register(ApiKey)
@@ -198,20 +214,41 @@ class ApiKeyAdmin(WorkspaceScopedAdmin):
     The hash is never shown; the prefix identifies a key."""
 
     form = ApiKeyForm
-    list_display = ["name", "display_prefix", "workspace", "status", "expires_at", "last_used_at", "created"]
+    list_display = [
+        "name",
+        "display_prefix",
+        "workspace",
+        "scopes_label",
+        "status",
+        "expires_at",
+        "last_used_at",
+        "created",
+    ]
     list_select_related = ["workspace__organization"]
     list_filter = [("workspace", ScopedRelatedFieldListFilter)]
     search_fields = ["name", "=prefix"]
     actions = ["revoke_selected"]
-    readonly_fields = ["display_prefix", "status", "last_used_at", "revoked_at", "revoked_reason", "created_by"]
+    readonly_fields = [
+        "display_prefix",
+        "scopes_label",
+        "status",
+        "last_used_at",
+        "revoked_at",
+        "revoked_reason",
+        "created_by",
+    ]
+
+    def get_changeform_initial_data(self, request):
+        return {"scopes": [READ_ALL], **super().get_changeform_initial_data(request)}  # least access first
 
     def get_fields(self, request, obj=None):
         if obj is None:
-            return ["workspace", "name", "expires_at"]
+            return ["workspace", "name", "scopes", "expires_at"]
         return [
             "workspace",
             "name",
             "display_prefix",
+            "scopes_label",
             "status",
             "expires_at",
             "last_used_at",
@@ -221,7 +258,8 @@ class ApiKeyAdmin(WorkspaceScopedAdmin):
         ]
 
     def get_readonly_fields(self, request, obj=None):
-        return ["workspace", "name", "expires_at", *self.readonly_fields] if obj else []
+        # "scopes" too: a key's scopes are fixed at creation (the change page shows them as `scopes_label`)
+        return ["workspace", "name", "expires_at", "scopes", *self.readonly_fields] if obj else []
 
     def has_delete_permission(self, request, obj=None):
         return False  # revoked keys stay, for the audit trail
@@ -234,6 +272,7 @@ class ApiKeyAdmin(WorkspaceScopedAdmin):
                 workspace=form.cleaned_data["workspace"],
                 name=form.cleaned_data["name"],
                 expires_at=form.cleaned_data.get("expires_at"),
+                scopes=form.cleaned_data["scopes"],
                 actor=request.user,
                 source=AuditSource.ADMIN,
             )
@@ -245,6 +284,10 @@ class ApiKeyAdmin(WorkspaceScopedAdmin):
             f"The API key “{api_key.name}” is {raw} — copy it now: it is stored only as a hash and will not be "
             "shown again.",
         )
+
+    @admin.display(description=_("scopes"))
+    def scopes_label(self, obj) -> str:
+        return obj.scopes_display
 
     def audit_save(self, request, obj, form, change):
         """The service audits."""

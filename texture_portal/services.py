@@ -106,17 +106,23 @@ def api_key_create(
     name: str,
     actor,
     expires_at=None,
+    scopes=("*",),
     source: AuditSource | str = AuditSource.SERVICE,
 ):
-    """Create a key for `workspace`. Returns (ApiKey, raw key): the raw key exists only in this return value,
-    so the caller shows it once and forgets it."""
+    """Create a key for `workspace` with `scopes` (texture_portal/api_keys.py; the forms make people choose,
+    code that leaves them out gets the full access every key had before scopes). Returns (ApiKey, raw key):
+    the raw key exists only in this return value, so the caller shows it once and forgets it."""
     from django.utils import timezone
 
-    from texture_portal.api_keys import ApiKey, api_key_generate, api_key_hash
+    from texture_portal.api_keys import ApiKey, api_key_generate, api_key_hash, api_scopes_normalize
     from texture_portal.exceptions import ApplicationError
 
     if expires_at is not None and expires_at <= timezone.now():
         raise ApplicationError("The expiry date must be in the future.")
+    try:
+        scopes = api_scopes_normalize(scopes)
+    except ValueError as exc:
+        raise ApplicationError(str(exc)) from exc
     prefix, raw = api_key_generate()
     while ApiKey.objects.filter(prefix=prefix).exists():  # 32^8 prefixes: a clash is rare, but cheap to avoid
         prefix, raw = api_key_generate()
@@ -126,6 +132,7 @@ def api_key_create(
         prefix=prefix,
         key_hash=api_key_hash(raw),
         expires_at=expires_at,
+        scopes=scopes,
         created_by=actor if getattr(actor, "pk", None) else None,
     )
     api_key.full_clean()
@@ -135,7 +142,7 @@ def api_key_create(
         action=AuditAction.OBJECT_CREATED,
         target=api_key,
         source=source,
-        changes={"prefix": api_key.prefix, "expires_at": expires_at},
+        changes={"prefix": api_key.prefix, "expires_at": expires_at, "scopes": scopes},
         reason="API key created",
     )
     return api_key, raw

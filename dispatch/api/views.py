@@ -62,6 +62,7 @@ COMMAND_ACTIONS = sorted({slug.split(":")[1] for slug in COMMAND_INPUTS})
 class DispatchEventViewSet(mixins.CreateModelMixin, WorkspaceReadOnlyViewSet):
     """Program (dispatch) events: create a draft, schedule it, cancel it."""
 
+    scope_resource = "dispatch"
     serializer_class = DispatchEventSerializer
     filterset_class = DispatchEventFilterSet
     transition_actions = ("schedule", "cancel", "opt_out", "report_compile")
@@ -159,6 +160,7 @@ class DispatchEventReportDevicesView(WorkspaceNestedListView):
     """The report's device table: each targeted device's participation and, per metric, its energy, its
     baseline and the difference delivered (kWh), the share of intervals measured, or why it has no baseline."""
 
+    scope_resource = "dispatch"
     parent_queryset = DispatchEvent.objects.all()
     parent_field = "report__event_id"
     serializer_class = EventReportDeviceSerializer
@@ -172,6 +174,7 @@ class DispatchEventParticipationView(WorkspaceNestedListView):
     """Every targeted device of one event: included or excluded (with the reason), commanded, confirmed by
     its telemetry, restored, opted out."""
 
+    scope_resource = "dispatch"
     parent_queryset = DispatchEvent.objects.all()
     parent_field = "event_id"
     serializer_class = ParticipationSerializer
@@ -184,6 +187,7 @@ class DispatchEventParticipationView(WorkspaceNestedListView):
 class DispatchScheduleViewSet(mixins.CreateModelMixin, WorkspaceReadOnlyViewSet):
     """Recurring events of a program (RFC 5545 rules over local times); each with its next occurrences."""
 
+    scope_resource = "dispatch"
     serializer_class = DispatchScheduleSerializer
 
     def workspace_queryset(self):
@@ -224,6 +228,7 @@ class BatchCommandViewSet(mixins.CreateModelMixin, WorkspaceReadOnlyViewSet):
     """One command to every device with a tag: a command each (tracked in `/v1/commands?…`), the devices it
     skipped with why, and an aggregate status."""
 
+    scope_resource = "commands"
     serializer_class = BatchCommandSerializer
 
     def workspace_queryset(self):
@@ -249,6 +254,7 @@ class BatchCommandViewSet(mixins.CreateModelMixin, WorkspaceReadOnlyViewSet):
 class CommandViewSet(WorkspaceReadOnlyViewSet):
     """The command log of the workspace; `GET /v1/commands/{id}` tracks one command."""
 
+    scope_resource = "commands"
     serializer_class = CommandSerializer
     filterset_class = CommandFilterSet
 
@@ -265,6 +271,8 @@ COMMAND_DOC = "\n".join(
 class CommandCreateView(WorkspaceApiView):
     """`POST /v1/commands/{deviceType}/{action}` with `{deviceId, input}`: a pending command, sent to the
     device's OEM asynchronously. Track it with `GET /v1/commands/{id}` or the `command.*` webhooks."""
+
+    scope_resource = "commands"
 
     @extend_schema(
         operation_id="commands_send",
@@ -329,6 +337,7 @@ class CommandCreateView(WorkspaceApiView):
 class DeviceCommandsView(WorkspaceNestedListView):
     """Commands sent (or to be sent) to one device, newest first."""
 
+    scope_resource = "commands"
     parent_queryset = Device.objects.all()
     parent_field = "device_id"
     serializer_class = CommandSerializer

@@ -88,6 +88,7 @@ class ImportErrorPageSerializer(serializers.Serializer):
 class ImportJobViewSet(mixins.CreateModelMixin, WorkspaceReadOnlyViewSet):
     """Fleet import jobs of the key's workspace, newest first."""
 
+    scope_resource = "imports"
     serializer_class = ImportJobSerializer
 
     def workspace_queryset(self):

@@ -248,6 +248,7 @@ METRIC_NAMES = ", ".join(f"`{name}`" for name in METRICS)
 class MetricsView(WorkspaceApiView):
     """Energy time series of the workspace's devices, bucketed by `windowSize`."""
 
+    scope_resource = "metrics"
     metric_in_path = False
 
     def get(self, request, metric: str | None = None):

@@ -3,6 +3,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from fleet import services
+from fleet.api.listing import device_list_bodies, device_list_rows
 from fleet.api.serializers import (
     AlertSerializer,
     AlertSnoozeSerializer,
@@ -28,6 +29,7 @@ from texture_portal.api.views import WorkspaceNestedListView, WorkspaceReadOnlyV
 class ContactViewSet(WorkspaceReadOnlyViewSet):
     """Customers, keyed by `referenceId` (the utility account number)."""
 
+    scope_resource = "contacts"
     serializer_class = ContactSerializer
     filterset_class = ContactFilterSet
 
@@ -36,6 +38,7 @@ class ContactViewSet(WorkspaceReadOnlyViewSet):
 
 
 class SiteViewSet(WorkspaceReadOnlyViewSet):
+    scope_resource = "sites"
     serializer_class = SiteSerializer
     filterset_class = SiteFilterSet
 
@@ -48,16 +51,24 @@ class DeviceViewSet(WorkspaceReadOnlyViewSet):
 
     # (`/commands` is served by dispatch's routes: the fleet knows nothing of commands)
 
+    scope_resource = "devices"
     serializer_class = DeviceSerializer
     filterset_class = DeviceFilterSet
 
     def workspace_queryset(self):
+        if self.action == "list":  # values() rows, built into the serializer's body by fleet/api/listing.py
+            return device_list_rows()
         return Device.objects.select_related("manufacturer", "contact", "latest_telemetry").prefetch_related("tags")
+
+    def list(self, request, *args, **kwargs):
+        rows = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(device_list_bodies(rows))
 
 
 class DeviceTelemetryView(WorkspaceNestedListView):
     """Telemetry history of one device, newest first (`since` / `until` bound the window)."""
 
+    scope_resource = "devices"
     parent_queryset = Device.objects.all()
     parent_field = "device_id"
     serializer_class = TelemetrySerializer
@@ -72,6 +83,7 @@ class AlertViewSet(WorkspaceReadOnlyViewSet):
     """Alerts raised by the portal's rules, newest first: change their status (Texture's `changeAlertStatus`)
     or snooze them."""
 
+    scope_resource = "alerts"
     serializer_class = AlertSerializer
     filterset_class = AlertFilterSet
     transition_actions = ("status",)

@@ -22,6 +22,7 @@ from texture_portal.api.views import WorkspaceReadOnlyViewSet
 class ProgramViewSet(WorkspaceReadOnlyViewSet):
     """Programs, addressed by slug."""
 
+    scope_resource = "programs"
     serializer_class = ProgramSerializer
     filterset_class = ProgramFilterSet
     lookup_field = "slug"
@@ -42,6 +43,7 @@ class ProgramViewSet(WorkspaceReadOnlyViewSet):
 class EventStrategyViewSet(WorkspaceReadOnlyViewSet):
     """Every version of every program's event strategy (the highest version is the current one)."""
 
+    scope_resource = "programs"
     serializer_class = EventStrategySerializer
     filterset_class = EventStrategyFilterSet
 
@@ -52,6 +54,7 @@ class EventStrategyViewSet(WorkspaceReadOnlyViewSet):
 class EnrollmentViewSet(mixins.CreateModelMixin, WorkspaceReadOnlyViewSet):
     """Device ↔ program enrollments: submit, then approve / reject (manual programs) or unenroll."""
 
+    scope_resource = "enrollments"
     serializer_class = EnrollmentSerializer
     filterset_class = EnrollmentFilterSet
     transition_actions = ("approve", "reject", "unenroll")

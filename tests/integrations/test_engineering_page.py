@@ -287,7 +287,8 @@ def test_the_buttons_are_posts_with_a_csrf_token(engineer):
 
 def test_an_api_key_is_created_and_shown_once(client, engineer):
     response = client.post(
-        reverse("admin:integrations_engineering_api_key"), {"workspace": engineer.pk, "name": "MDMS sync"}
+        reverse("admin:integrations_engineering_api_key"),
+        {"workspace": engineer.pk, "name": "MDMS sync", "scopes": ["*:read"]},
     )
     assert response.status_code == 200
     raw = re.search(r'<code id="new-secret">(tpk_[^<]+)</code>', response.content.decode()).group(1)
@@ -312,9 +313,24 @@ def test_a_bad_api_key_form_says_why(client, engineer):
     assert "This field is required." in html and not ApiKey.objects.exists()
     response = client.post(
         reverse("admin:integrations_engineering_api_key"),
-        {"workspace": engineer.pk, "name": "late", "expires_at": "2001-01-01T00:00"},
+        {"workspace": engineer.pk, "name": "late", "expires_at": "2001-01-01T00:00", "scopes": ["*:read"]},
     )
     assert response.status_code == 400 and "The expiry date must be in the future." in response.content.decode()
+
+
+def test_keys_are_read_only_unless_the_engineer_ticks_more(client, engineer):
+    form = client.get(page_url(engineer)).content.decode()
+    assert re.search(r'<input[^>]*value="\*:read"[^>]*checked', form) and 'value="commands:write"' in form
+    url = reverse("admin:integrations_engineering_api_key")
+    page = client.post(url, {"workspace": engineer.pk, "name": "reporting", "scopes": ["*:read"]})
+    assert page.status_code == 200 and ApiKey.objects.get(name="reporting").scopes == ["*:read"]
+    assert re.search(r"data-scopes>read-only<", page.content.decode())
+    client.post(url, {"workspace": engineer.pk, "name": "dispatcher", "scopes": ["dispatch:write", "devices:read"]})
+    assert ApiKey.objects.get(name="dispatcher").scopes == ["devices:read", "dispatch:write"]
+    refused = client.post(url, {"workspace": engineer.pk, "name": "bad", "scopes": ["devices:delete"]})
+    assert refused.status_code == 400 and "not one of the available choices" in refused.content.decode()
+    none = client.post(url, {"workspace": engineer.pk, "name": "none"})
+    assert none.status_code == 400 and not ApiKey.objects.filter(name__in=["bad", "none"]).exists()
 
 
 def test_a_destination_is_created_with_its_secret_shown_once_and_private_addresses_refused(client, engineer, settings):

@@ -147,7 +147,9 @@ def test_engineering_creates_a_key_in_the_admin_and_sees_it_once(client):
     engineer = staff_user("eng", workspace, Role.ENGINEERING)
     client.force_login(engineer)
     response = client.post(
-        reverse("admin:texture_portal_apikey_add"), {"workspace": workspace.pk, "name": "MDMS sync"}, follow=True
+        reverse("admin:texture_portal_apikey_add"),
+        {"workspace": workspace.pk, "name": "MDMS sync", "scopes": ["*"]},
+        follow=True,
     )
     assert response.status_code == 200
     api_key = ApiKey.objects.get(name="MDMS sync")

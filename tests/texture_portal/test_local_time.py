@@ -299,7 +299,8 @@ def test_any_other_time_typed_in_the_admin_is_read_in_the_workspaces_zone_and_re
     assert 'class="help local-time-zone">America/Los_Angeles</div>' in client.get(url).content.decode()
 
     def post(day, time):
-        return client.post(url, {"workspace": oregon.pk, "name": "CRM", "expires_at_0": day, "expires_at_1": time})
+        form = {"workspace": oregon.pk, "name": "CRM", "scopes": ["*:read"]}
+        return client.post(url, {**form, "expires_at_0": day, "expires_at_1": time})
 
     gap = post("2027-03-14", "02:30")
     assert "2027-03-14 02:30 does not exist in America/Los_Angeles" in str(gap.context["adminform"].form.errors)

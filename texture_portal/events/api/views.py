@@ -23,6 +23,7 @@ from texture_portal.models import Workspace
 class DestinationViewSet(WorkspaceModelViewSet):
     """Webhook destinations of the workspace, their secret (once) and their delivery log."""
 
+    scope_resource = "destinations"
     serializer_class = DestinationSerializer
     filterset_class = DestinationFilterSet
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
@@ -82,6 +83,7 @@ class DestinationViewSet(WorkspaceModelViewSet):
 class DestinationAttemptsView(WorkspaceNestedListView):
     """Every delivery attempt to one destination, newest first."""
 
+    scope_resource = "destinations"
     parent_queryset = Destination.objects.all()
     parent_field = "destination_id"
     serializer_class = DeliveryAttemptSerializer
@@ -94,6 +96,7 @@ class DestinationAttemptsView(WorkspaceNestedListView):
 class PlatformEventViewSet(WorkspaceReadOnlyViewSet):
     """Every platform event of the workspace (the envelopes destinations are sent), newest first."""
 
+    scope_resource = "events"
     serializer_class = PlatformEventSerializer
     filterset_class = PlatformEventFilterSet
 

@@ -10,17 +10,30 @@ import phonenumbers
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
-from fleet.choices import DeviceType
-from fleet.importing.columns import REQUIRED, TAG_SEPARATOR
+from fleet.importing.columns import REQUIRED
+from fleet.importing.rules import (
+    DEFAULT_COUNTRY,
+    MAX_LENGTH,
+    REQUIRED_EMPTY,
+    REQUIRED_MISSING,
+    FieldRuleError,
+    check_system_identifier,
+    normalize_country,
+    normalize_device_type,
+    normalize_email,
+    normalize_phone,
+    normalize_tags,
+    resolve_manufacturer,
+    resolve_program,
+    split_tags,
+    too_long,
+)
 
-SCIENTIFIC = re.compile(r"^[+-]?\d+(\.\d+)?[eE][+-]?\d+$")
 # A North American number as utility files hold it: +1 or 1 (the national prefix) optional, then 10 digits
 # whose first is 2-9 (NANP area codes), with the usual punctuation.
 NANP_SHAPE = re.compile(r"(?:\+?1)?([2-9][0-9]{9})")  # ASCII digits only: phonenumbers maps the others
 NANP_PUNCTUATION = str.maketrans("", "", " ()-.")
 NANP_REGIONS = frozenset(phonenumbers.region_codes_for_country_code(1))
-COUNTRY_CODE = re.compile(r"[A-Z]{2}")
-DEVICE_TYPES = frozenset(DeviceType.values)
 # phonenumbers' number types, in the order its `_number_type_helper` tries them
 NUMBER_TYPES = (
     "premium_rate",
@@ -39,21 +52,6 @@ PLAIN_EMAIL = re.compile(
     r"[a-z0-9_%+-]+(?:\.[a-z0-9_%+-]+)*@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}", re.IGNORECASE
 )
 FORMULA_MARK = ("'=", "'+", "'-", "'@")
-MAX_LENGTH = {
-    "referenceId": 100,
-    "firstName": 100,
-    "lastName": 100,
-    "email": 254,
-    "phone": 32,
-    "streetOne": 200,
-    "streetTwo": 200,
-    "city": 100,
-    "state": 50,
-    "postalCode": 20,
-    "siteName": 200,
-    "siteReferenceId": 100,
-    "systemIdentifier": 100,
-}
 SHORTEST_LIMIT = min(MAX_LENGTH.values())  # most cells are shorter: no lookup
 
 
@@ -210,7 +208,8 @@ def email_is_valid(value: str) -> bool:
 
 
 def normalize_row(record: dict[str, str], row: int, lookups: Lookups, errors: list[RowError]) -> FleetRow | None:
-    """A FleetRow, or None after appending every problem of the record to `errors`."""
+    """A FleetRow, or None after appending every problem of the record to `errors`. The per-field rules are
+    `fleet.importing.rules`, shared with the API's writes."""
     found: list[RowError] = []
     value = {name: text.strip() for name, text in record.items()}
     for name, text in value.items():
@@ -221,69 +220,47 @@ def normalize_row(record: dict[str, str], row: int, lookups: Lookups, errors: li
     def fail(column: str, message: str) -> None:
         found.append(RowError(row, column, record.get(column, "").strip(), message))
 
+    def apply(column: str, rule, *args, default=None):
+        try:
+            return rule(*args)
+        except FieldRuleError as error:
+            fail(column, error.message)
+            return default
+
     for column in REQUIRED:
         if not value.get(column):
-            fail(column, "required, but empty" if column in record else "required column is missing from the file")
+            fail(column, REQUIRED_EMPTY if column in record else REQUIRED_MISSING)
     for column, text in value.items():
-        if len(text) > SHORTEST_LIMIT and len(text) > MAX_LENGTH.get(column, len(text)):
-            fail(column, f"longer than {MAX_LENGTH[column]} characters")
+        if len(text) > SHORTEST_LIMIT and (message := too_long(column, text)):
+            fail(column, message)
 
-    country = (value.get("country") or "US").upper()
-    if not COUNTRY_CODE.fullmatch(country):
-        fail("country", "not a two-letter country code (ISO 3166-1, e.g. US)")
-        country = "US"
-
+    country = apply("country", normalize_country, value.get("country", ""), default=DEFAULT_COUNTRY)
     email = value.get("email") if "email" in record else None
-    if email and not email_is_valid(email):
-        fail("email", "not a valid e-mail address")
-
+    if email:
+        apply("email", normalize_email, email)
     phone = value.get("phone") if "phone" in record else None
     if phone:
-        e164 = lookups.phone_e164(phone, country)
-        if e164 is None:
-            fail("phone", f"not a valid phone number for {country}")
-        phone = e164
-
+        phone = apply("phone", normalize_phone, phone, country, lookups.phone_e164)
     serial = value.get("systemIdentifier", "")
-    if serial and SCIENTIFIC.match(serial):
-        fail(
-            "systemIdentifier",
-            "looks like a serial a spreadsheet turned into a number in scientific notation; "
-            "format the column as text and export again",
-        )
+    apply("systemIdentifier", check_system_identifier, serial)
 
     manufacturer = None
     slug = value.get("manufacturerSlug", "")
     if slug:
-        manufacturer = lookups.manufacturer(slug)
-        if manufacturer is None:
-            suggestion = lookups.closest_manufacturer(slug)
-            fail("manufacturerSlug", "unknown manufacturer" + (f'; did you mean "{suggestion}"?' if suggestion else ""))
+        manufacturer = apply("manufacturerSlug", resolve_manufacturer, slug, lookups)
 
     program = None
     program_slug = value.get("programSlug", "")
     if program_slug:
-        program = lookups.program_by_slug.get(program_slug.lower())
-        if program is None:
-            known = ", ".join(sorted(p.slug for p in lookups.program_by_slug.values())[:5]) or "none"
-            fail("programSlug", f"no program with this slug in this workspace (programs: {known})")
+        program = apply("programSlug", resolve_program, program_slug, lookups)
 
     device_type = value.get("deviceType", "").lower()
     if manufacturer is not None:
-        if not device_type:
-            device_type = manufacturer.device_types[0]
-        elif device_type not in DEVICE_TYPES:
-            fail("deviceType", f"unknown device type (one of {', '.join(DeviceType.values)})")
-        elif device_type not in manufacturer.device_types:
-            fail("deviceType", f"{manufacturer.name} makes no devices of this type")
+        device_type = apply("deviceType", normalize_device_type, device_type, manufacturer)
 
     tags = None
     if "tags" in record:
-        names = [name.strip() for name in value.get("tags", "").split(TAG_SEPARATOR)]
-        tags = tuple(dict.fromkeys(name for name in names if name))
-        for name in tags:
-            if len(name) > 100:
-                fail("tags", f"tag “{name[:20]}…” is longer than 100 characters")
+        tags = apply("tags", normalize_tags, split_tags(value.get("tags", "")))
 
     if found:
         errors.extend(found)

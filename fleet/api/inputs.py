@@ -11,6 +11,7 @@ from fleet.importing.rows import Lookups
 from fleet.importing.rules import (
     DEFAULT_COUNTRY,
     MAX_LENGTH,
+    PROGRAM_REQUIRED,
     REQUIRED_EMPTY,
     FieldRuleError,
     check_length,
@@ -171,7 +172,12 @@ class DeviceInput(serializers.Serializer):
     manufacturerSlug = RuleField("manufacturerSlug", source="manufacturer", help_text="Slug or alias, any case.")
     systemIdentifier = RuleField("systemIdentifier", check_system_identifier, source="system_identifier")
     deviceType = RuleField("deviceType", source="device_type", required=False, help_text="Default: the OEM's first.")
-    programSlug = RuleField("programSlug", source="program")
+    programSlug = RuleField(
+        "programSlug",
+        source="program",
+        error_messages={"required": PROGRAM_REQUIRED, "blank": PROGRAM_REQUIRED, "null": PROGRAM_REQUIRED},
+        help_text="The workspace's program it is enrolled in (any case).",
+    )
     name = serializers.CharField(required=False, allow_blank=True, max_length=200)
     tags = TagsField(required=False)
 

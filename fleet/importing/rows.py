@@ -10,7 +10,7 @@ import phonenumbers
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
-from fleet.importing.columns import REQUIRED
+from fleet.importing.columns import REQUIRED, REQUIRED_FOR_NEW_DEVICES
 from fleet.importing.rules import (
     DEFAULT_COUNTRY,
     MAX_LENGTH,
@@ -92,7 +92,7 @@ class FleetRow:
     manufacturer_slug: str
     system_identifier: str
     device_type: str
-    program_id: int
+    program_id: int | None  # None: no programSlug (allowed for a device already in the workspace)
     tags: tuple[str, ...] | None
 
     @property
@@ -228,7 +228,7 @@ def normalize_row(record: dict[str, str], row: int, lookups: Lookups, errors: li
             return default
 
     for column in REQUIRED:
-        if not value.get(column):
+        if not value.get(column) and column not in REQUIRED_FOR_NEW_DEVICES:  # those: the planner
             fail(column, REQUIRED_EMPTY if column in record else REQUIRED_MISSING)
     for column, text in value.items():
         if len(text) > SHORTEST_LIMIT and (message := too_long(column, text)):
@@ -284,6 +284,6 @@ def normalize_row(record: dict[str, str], row: int, lookups: Lookups, errors: li
         manufacturer_slug=manufacturer.slug,
         system_identifier=serial,
         device_type=device_type,
-        program_id=program.pk,
+        program_id=program.pk if program is not None else None,
         tags=tags,
     )

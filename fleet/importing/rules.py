@@ -30,6 +30,7 @@ MAX_LENGTH = {
 
 REQUIRED_EMPTY = "required, but empty"
 REQUIRED_MISSING = "required column is missing from the file"  # the file's wording; the API says REQUIRED_EMPTY
+PROGRAM_REQUIRED = "required for a device not yet in the workspace, but empty"
 COUNTRY_INVALID = "not a two-letter country code (ISO 3166-1, e.g. US)"
 EMAIL_INVALID = "not a valid e-mail address"
 SERIAL_SCIENTIFIC = (

@@ -288,7 +288,6 @@ BAD_VALUES = [
     ("deviceType", "toaster", "devices", "deviceType"),
     ("deviceType", "vehicle", "devices", "deviceType"),
     ("programSlug", "winter", "devices", "programSlug"),
-    ("programSlug", "", "devices", "programSlug"),
     ("tags", "ok;" + "t" * 101, "devices", "tags"),
 ]
 
@@ -327,3 +326,19 @@ def test_the_api_refuses_a_bad_value_with_the_importers_message(client, workspac
     # the importer goes on to report every problem of a cell (a phone both too long and invalid); the API stops
     # at the first of the same messages
     assert list(error["fields"]) == [path] and error["fields"][path] == expected[: len(error["fields"][path])]
+
+
+def test_a_new_device_without_a_program_gets_the_importers_message(client, workspace, site):
+    from fleet.importing import plan_fleet_import, read_fleet_file
+
+    header = ",".join(VALID_ROW)
+    line = ",".join({**VALID_ROW, "programSlug": ""}.values())
+    plan = plan_fleet_import(
+        workspace=workspace, fleet_file=read_fleet_file(f"{header}\n{line}\n".encode(), filename="f.csv")
+    )
+    (error,) = plan.errors
+    body = api_body("devices", "name", "", site)
+    del body["programSlug"]
+    for sent in (body, {**body, "programSlug": ""}):
+        api_error = assert_error(client.post("/v1/devices", sent, format="json"), 400)
+        assert (error.column, api_error["fields"]) == ("programSlug", {"programSlug": [error.message]})

@@ -8,9 +8,9 @@ written in the same transaction as the object it created, so a create that rolls
 and two requests racing with one key meet at the unique constraint: one creates, the other gets a 409."""
 
 import hashlib
+import json
 from datetime import timedelta
 
-import orjson
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -46,9 +46,10 @@ class IdempotencyKey(WorkspaceScopedModel):
 
 
 def request_fingerprint(*, method: str, path: str, body) -> str:
-    """SHA-256 of the request: the same JSON body in another key order is the same request."""
-    canonical = orjson.dumps({"method": method, "path": path, "body": body}, option=orjson.OPT_SORT_KEYS)
-    return hashlib.sha256(canonical).hexdigest()
+    """SHA-256 of the request: the same JSON body in another key order is the same request. (The standard
+    library's encoder, not orjson: a body may hold integers beyond 64 bits or lone surrogates, escaped here.)"""
+    canonical = json.dumps({"method": method, "path": path, "body": body}, sort_keys=True, ensure_ascii=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def idempotency_replay(*, workspace_id: int, key: str, fingerprint: str, now=None) -> IdempotencyKey | None:

@@ -34,13 +34,27 @@ def rule_error(error: FieldRuleError) -> serializers.ValidationError:
     return serializers.ValidationError(error.message)
 
 
-class RuleField(serializers.CharField):
+class TextField(serializers.CharField):
+    """Text that can be stored: JSON may carry lone UTF-16 surrogates, which no UTF-8 column takes."""
+
+    default_error_messages = {"invalid_text": "not valid text (holds a lone UTF-16 surrogate)"}
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            self.fail("invalid_text")
+        return value
+
+
+class RuleField(TextField):
     """Text of a fleet-file column: stripped, then its length and its rule checked as the importer checks
     them. Required fields refuse empty text ("required, but empty"), optional ones keep it."""
 
     def __init__(self, column: str, rule=None, *, required: bool = True, **kwargs):
         kwargs.setdefault("allow_blank", not required)
-        kwargs.setdefault("error_messages", REQUIRED_MESSAGES)
+        kwargs["error_messages"] = {**REQUIRED_MESSAGES, **kwargs.get("error_messages", {})}
         super().__init__(required=required, **kwargs)
         self.column, self.rule = column, rule
         self.max_length = MAX_LENGTH.get(column)  # shown in the schema; checked by check_length's message
@@ -117,7 +131,7 @@ class SiteInput(serializers.Serializer):
     address = AddressInput(source="*")
     latitude = serializers.FloatField(required=False, allow_null=True, min_value=-90, max_value=90)
     longitude = serializers.FloatField(required=False, allow_null=True, min_value=-180, max_value=180)
-    timezone = serializers.CharField(required=False, allow_blank=True, max_length=64, help_text="IANA name.")
+    timezone = TextField(required=False, allow_blank=True, max_length=64, help_text="IANA name.")
 
     def validate_contactId(self, value):  # noqa: N802 (named after the field)
         contact = Contact.objects.filter(workspace_id=in_workspace(self), pk=value).first()
@@ -155,7 +169,7 @@ class TagsField(serializers.ListField):
     """Tag names: stripped, blanks and repeats dropped, each at most 100 characters (the importer's rule)."""
 
     def __init__(self, **kwargs):
-        super().__init__(child=serializers.CharField(allow_blank=True, trim_whitespace=False), **kwargs)
+        super().__init__(child=TextField(allow_blank=True, trim_whitespace=False), **kwargs)
 
     def to_internal_value(self, data):
         try:
@@ -178,7 +192,7 @@ class DeviceInput(serializers.Serializer):
         error_messages={"required": PROGRAM_REQUIRED, "blank": PROGRAM_REQUIRED, "null": PROGRAM_REQUIRED},
         help_text="The workspace's program it is enrolled in (any case).",
     )
-    name = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    name = TextField(required=False, allow_blank=True, max_length=200)
     tags = TagsField(required=False)
 
     def validate_siteId(self, value):  # noqa: N802
@@ -230,7 +244,7 @@ class DeviceUpdateInput(serializers.Serializer):
 
     siteId = serializers.IntegerField(source="site", min_value=1, required=False)
     deviceType = RuleField("deviceType", source="device_type", required=False)
-    name = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    name = TextField(required=False, allow_blank=True, max_length=200)
     tags = TagsField(required=False)
 
     validate_siteId = DeviceInput.validate_siteId  # noqa: N815

@@ -342,3 +342,15 @@ def test_a_new_device_without_a_program_gets_the_importers_message(client, works
     for sent in (body, {**body, "programSlug": ""}):
         api_error = assert_error(client.post("/v1/devices", sent, format="json"), 400)
         assert (error.column, api_error["fields"]) == ("programSlug", {"programSlug": [error.message]})
+
+
+def test_expired_idempotency_keys_are_pruned_by_the_periodic_task(client):
+    from django.utils import timezone
+
+    from texture_portal.tasks import idempotency_keys_prune_task
+
+    client.post("/v1/contacts", CONTACT, format="json", HTTP_IDEMPOTENCY_KEY="old")
+    client.post("/v1/contacts", {**CONTACT, "referenceId": "ACCT-5"}, format="json", HTTP_IDEMPOTENCY_KEY="new")
+    IdempotencyKey.objects.filter(key="old").update(expires_at=timezone.now())
+    assert idempotency_keys_prune_task() == 1 and idempotency_keys_prune_task() == 0
+    assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["new"]

@@ -8,7 +8,8 @@ from datetime import timedelta
 from functools import partial
 
 import orjson
-from django.db import connection, transaction
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -141,7 +142,17 @@ def contact_upsert(
     The row is locked while it is updated, so two upserts of one reference do not interleave."""
     contact = Contact.objects.select_for_update().filter(workspace=workspace, reference_id=reference_id).first()
     if contact is None:
-        return contact_create(workspace=workspace, actor=actor, source=source, **data, reference_id=reference_id), True
+        try:
+            with transaction.atomic():
+                created = contact_create(
+                    workspace=workspace, actor=actor, source=source, **data, reference_id=reference_id
+                )
+            return created, True
+        except (IntegrityError, ValidationError):
+            # created meanwhile by a concurrent upsert of the same reference: update that one
+            contact = Contact.objects.select_for_update().filter(workspace=workspace, reference_id=reference_id).first()
+            if contact is None:
+                raise
     contact_update(contact=contact, data={**data, "reference_id": reference_id}, actor=actor, source=source)
     return contact, False
 

@@ -11,7 +11,7 @@ import hashlib
 import json
 from datetime import timedelta
 
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -54,8 +54,16 @@ def request_fingerprint(*, method: str, path: str, body) -> str:
 
 def idempotency_replay(*, workspace_id: int, key: str, fingerprint: str, now=None) -> IdempotencyKey | None:
     """The stored answer to `key` when it was given for this same request; None when the key is new (or
-    expired). Raises Conflict when the key was used for another request."""
+    expired). Raises Conflict when the key was used for another request.
+
+    Call it inside the transaction that will make the change and store the answer: on PostgreSQL it first takes
+    a transaction-scoped advisory lock on (workspace, key), so a concurrent request with the same key waits for
+    the first to commit and then gets its answer (instead of racing it through validation)."""
     now = now or timezone.now()
+    if connection.vendor == "postgresql":
+        digest = hashlib.sha256(f"{workspace_id}:{key}".encode()).digest()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [int.from_bytes(digest[:8], "big", signed=True)])
     stored = IdempotencyKey.objects.filter(workspace_id=workspace_id, key=key, expires_at__gt=now).first()
     if stored is None:
         return None

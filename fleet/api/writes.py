@@ -2,7 +2,7 @@
 create, change and delete added, each parsing its body with `fleet.api.inputs` and calling one fleet service
 (audited, emitting the same platform events as the admin and the importer). POSTs take an `Idempotency-Key`."""
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -20,6 +20,7 @@ from fleet.models import Contact, Device, DeviceTag
 from texture_portal.api.idempotency import IDEMPOTENCY_KEY_PARAMETER, IdempotentCreateMixin
 from texture_portal.api.serializers import json_object
 from texture_portal.api.views import WorkspaceApiMixin
+from texture_portal.exceptions import Conflict
 from texture_portal.filters import MAX_ID
 
 DELETED = OpenApiResponse(description="Deleted.")
@@ -55,7 +56,12 @@ class FleetWriteMixin(IdempotentCreateMixin):
 
     def create(self, request, *args, **kwargs):
         def write():
-            obj = self.write_create(self.parse(self.create_input))
+            data = self.parse(self.create_input)
+            try:
+                with transaction.atomic():
+                    obj = self.write_create(data)
+            except IntegrityError as exc:  # the same referenceId / serial written meanwhile by another request
+                raise Conflict("An object with the same unique value was created meanwhile; read it again.") from exc
             return Response(
                 self.get_serializer(self.get_queryset().get(pk=obj.pk)).data, status=status.HTTP_201_CREATED
             )
@@ -210,7 +216,7 @@ class DeviceViewSet(FleetWriteMixin, views.DeviceViewSet):
 class DeviceTagsView(WorkspaceApiMixin, generics.GenericAPIView):
     """`/devices/{id}/tags`: the device's tags, and the whole set replaced at once."""
 
-    scope_resource = "devices"
+    scope_resource = "tags"
     serializer_class = DeviceTagsSerializer
     pagination_class = None
     filter_backends = []

@@ -120,6 +120,12 @@ class AddressInput(serializers.Serializer):
     postalCode = RuleField("postalCode", source="postal_code")
     country = RuleField("country", normalize_country, required=False, help_text="ISO 3166-1 alpha-2; default US.")
 
+    def validate_country(self, value):
+        try:
+            return normalize_country(value)  # empty is US, as in a fleet file
+        except FieldRuleError as error:
+            raise rule_error(error) from error
+
 
 class SiteInput(serializers.Serializer):
     """A site: `POST /v1/sites`, `PATCH /v1/sites/{id}`. Without coordinates, a US site gets its postal code's

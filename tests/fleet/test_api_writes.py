@@ -116,7 +116,12 @@ def test_post_site_gets_the_postal_codes_centroid_like_an_imported_one(client, w
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["address"]["country"] == "US" and body["latitude"] and body["timezone"] == "America/Los_Angeles"
+    blank_country = post_site(client, contact_id, address={**ADDRESS, "streetOne": "2 Elm St", "country": " "})
+    assert blank_country.status_code == 201 and blank_country.json()["address"]["country"] == "US"
+    lower = post_site(client, contact_id, address={**ADDRESS, "streetOne": "3 Elm St", "country": "ca"})
+    assert lower.json()["address"]["country"] == "CA" and lower.json()["latitude"] is None  # no offline centroid
     assert events(workspace, "site.created")[0].data["siteReferenceId"] == "SITE-1"
+    assert [e.source for e in audits(workspace, "site.created")] == ["api", "api", "api"]
     moved = client.patch(f"/v1/sites/{body['id']}", {"address": {"postalCode": "10001"}}, format="json")
     assert moved.status_code == 200, moved.content
     assert moved.json()["address"]["streetOne"] == "100 Cedar Ln" and moved.json()["timezone"] == "America/New_York"
@@ -354,3 +359,22 @@ def test_expired_idempotency_keys_are_pruned_by_the_periodic_task(client):
     IdempotencyKey.objects.filter(key="old").update(expires_at=timezone.now())
     assert idempotency_keys_prune_task() == 1 and idempotency_keys_prune_task() == 0
     assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["new"]
+
+
+def test_patch_is_checked_by_the_same_rules(client, workspace, site):
+    contact_id = client.post("/v1/contacts", CONTACT, format="json").json()["id"]
+    error = assert_error(
+        client.patch(f"/v1/contacts/{contact_id}", {"firstName": "  ", "phone": "12"}, format="json"), 400
+    )
+    assert error["fields"] == {"firstName": ["required, but empty"], "phone": ["not a valid phone number for US"]}
+    device = DeviceFactory(site=site)
+    error = assert_error(client.patch(f"/v1/devices/{device.pk}", {"deviceType": "vehicle"}, format="json"), 400)
+    assert error["fields"] == {"deviceType": ["Tesla makes no devices of this type"]} or "makes no devices" in str(
+        error
+    )
+    error = assert_error(client.patch(f"/v1/sites/{site.pk}", {"address": {"country": "USA"}}, format="json"), 400)
+    assert error["fields"] == {"address.country": ["not a two-letter country code (ISO 3166-1, e.g. US)"]}
+    assert_error(
+        client.put("/v1/contacts/by-reference/" + "R" * 101, {"firstName": "A", "lastName": "B"}, format="json"), 400
+    )
+    assert not audits(workspace, "customer.updated") and not audits(workspace, "device.updated")

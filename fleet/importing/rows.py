@@ -7,17 +7,16 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import phonenumbers
-from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 
 from fleet.importing.columns import REQUIRED, REQUIRED_FOR_NEW_DEVICES
-from fleet.importing.rules import (
+from fleet.importing.rules import (  # noqa: F401 (email_is_valid: imported from here too)
     DEFAULT_COUNTRY,
     MAX_LENGTH,
     REQUIRED_EMPTY,
     REQUIRED_MISSING,
     FieldRuleError,
     check_system_identifier,
+    email_is_valid,
     normalize_country,
     normalize_device_type,
     normalize_email,
@@ -46,10 +45,6 @@ NUMBER_TYPES = (
     "voicemail",
     "fixed_line",
     "mobile",
-)
-# A subset of what Django's EmailValidator accepts: dot-atom local part, labels of a dotted domain, a TLD.
-PLAIN_EMAIL = re.compile(
-    r"[a-z0-9_%+-]+(?:\.[a-z0-9_%+-]+)*@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}", re.IGNORECASE
 )
 FORMULA_MARK = ("'=", "'+", "'-", "'@")
 SHORTEST_LIMIT = min(MAX_LENGTH.values())  # most cells are shorter: no lookup
@@ -195,18 +190,6 @@ def _valid_in_region(region: str):
     return valid
 
 
-def email_is_valid(value: str) -> bool:
-    """Django's `validate_email`, with the common plain address (ASCII dot-atom at a dotted domain, which
-    Django always accepts) recognized by one regular expression first."""
-    if len(value) <= 254 and PLAIN_EMAIL.fullmatch(value):
-        return True
-    try:
-        validate_email(value)
-    except ValidationError:
-        return False
-    return True
-
-
 def normalize_row(record: dict[str, str], row: int, lookups: Lookups, errors: list[RowError]) -> FleetRow | None:
     """A FleetRow, or None after appending every problem of the record to `errors`. The per-field rules are
     `fleet.importing.rules`, shared with the API's writes."""
@@ -220,13 +203,6 @@ def normalize_row(record: dict[str, str], row: int, lookups: Lookups, errors: li
     def fail(column: str, message: str) -> None:
         found.append(RowError(row, column, record.get(column, "").strip(), message))
 
-    def apply(column: str, rule, *args, default=None):
-        try:
-            return rule(*args)
-        except FieldRuleError as error:
-            fail(column, error.message)
-            return default
-
     for column in REQUIRED:
         if not value.get(column) and column not in REQUIRED_FOR_NEW_DEVICES:  # those: the planner
             fail(column, REQUIRED_EMPTY if column in record else REQUIRED_MISSING)
@@ -234,33 +210,60 @@ def normalize_row(record: dict[str, str], row: int, lookups: Lookups, errors: li
         if len(text) > SHORTEST_LIMIT and (message := too_long(column, text)):
             fail(column, message)
 
-    country = apply("country", normalize_country, value.get("country", ""), default=DEFAULT_COUNTRY)
+    # each rule called directly (no helper frame per call): this runs for every row of 100k-row files
+    try:
+        country = normalize_country(value.get("country", ""))
+    except FieldRuleError as error:
+        fail("country", error.message)
+        country = DEFAULT_COUNTRY
     email = value.get("email") if "email" in record else None
     if email:
-        apply("email", normalize_email, email)
+        try:
+            normalize_email(email)
+        except FieldRuleError as error:
+            fail("email", error.message)
     phone = value.get("phone") if "phone" in record else None
     if phone:
-        phone = apply("phone", normalize_phone, phone, country, lookups.phone_e164)
+        try:
+            phone = normalize_phone(phone, country, lookups.phone_e164)
+        except FieldRuleError as error:
+            fail("phone", error.message)
+            phone = None
     serial = value.get("systemIdentifier", "")
-    apply("systemIdentifier", check_system_identifier, serial)
+    try:
+        check_system_identifier(serial)
+    except FieldRuleError as error:
+        fail("systemIdentifier", error.message)
 
     manufacturer = None
     slug = value.get("manufacturerSlug", "")
     if slug:
-        manufacturer = apply("manufacturerSlug", resolve_manufacturer, slug, lookups)
+        try:
+            manufacturer = resolve_manufacturer(slug, lookups)
+        except FieldRuleError as error:
+            fail("manufacturerSlug", error.message)
 
     program = None
     program_slug = value.get("programSlug", "")
     if program_slug:
-        program = apply("programSlug", resolve_program, program_slug, lookups)
+        try:
+            program = resolve_program(program_slug, lookups)
+        except FieldRuleError as error:
+            fail("programSlug", error.message)
 
     device_type = value.get("deviceType", "").lower()
     if manufacturer is not None:
-        device_type = apply("deviceType", normalize_device_type, device_type, manufacturer)
+        try:
+            device_type = normalize_device_type(device_type, manufacturer)
+        except FieldRuleError as error:
+            fail("deviceType", error.message)
 
     tags = None
     if "tags" in record:
-        tags = apply("tags", normalize_tags, split_tags(value.get("tags", "")))
+        try:
+            tags = normalize_tags(split_tags(value.get("tags", "")))
+        except FieldRuleError as error:
+            fail("tags", error.message)
 
     if found:
         errors.extend(found)

@@ -378,3 +378,28 @@ def test_patch_is_checked_by_the_same_rules(client, workspace, site):
         client.put("/v1/contacts/by-reference/" + "R" * 101, {"firstName": "A", "lastName": "B"}, format="json"), 400
     )
     assert not audits(workspace, "customer.updated") and not audits(workspace, "device.updated")
+
+
+def test_tag_lists_cost_the_same_queries_whatever_their_size(client, workspace, site):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from fleet.services import device_tags_get_or_create
+
+    def counts():
+        client.get("/v1/tags")  # the key's last use is written at most once a minute: not in the counts
+        with CaptureQueriesContext(connection) as tags:
+            assert client.get("/v1/tags").status_code == 200
+        with CaptureQueriesContext(connection) as devices:
+            assert client.get("/v1/tags/feeder:1/devices").status_code == 200
+        return len(tags), len(devices)
+
+    def add(count):
+        for _ in range(count):
+            device = DeviceFactory(site=site)
+            device.tags.set(device_tags_get_or_create(workspace=workspace, names=["feeder:1", f"pole:{device.pk}"]))
+
+    add(2)
+    small = counts()
+    add(12)
+    assert counts() == small

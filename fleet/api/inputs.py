@@ -5,6 +5,7 @@ gets the same message through either path, under the same name (`email`: "not a 
 validated data uses the models' field names, ready for the fleet's services."""
 
 from rest_framework import serializers
+from rest_framework.exceptions import NotFound
 
 from fleet.geocoding import postal_code_centroid
 from fleet.importing.rows import Lookups
@@ -142,7 +143,7 @@ class SiteInput(serializers.Serializer):
     def validate_contactId(self, value):  # noqa: N802 (named after the field)
         contact = Contact.objects.filter(workspace_id=in_workspace(self), pk=value).first()
         if contact is None:
-            raise serializers.ValidationError("no contact with this id in this workspace")
+            raise NotFound(f"No contact {value} in this workspace (contactId).")  # as for ids in the path
         return contact
 
     def validate(self, attrs):
@@ -204,7 +205,7 @@ class DeviceInput(serializers.Serializer):
     def validate_siteId(self, value):  # noqa: N802
         site = Site.objects.filter(workspace_id=in_workspace(self), pk=value).first()
         if site is None:
-            raise serializers.ValidationError("no site with this id in this workspace")
+            raise NotFound(f"No site {value} in this workspace (siteId).")
         return site
 
     def validate(self, attrs):

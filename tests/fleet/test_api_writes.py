@@ -103,8 +103,10 @@ def test_another_workspaces_objects_are_404_for_writes(client):
     assert_error(client.patch(f"/v1/contacts/{other.contact_id}", {"firstName": "X"}, format="json"), 404)
     assert_error(client.delete(f"/v1/sites/{other.site_id}"), 404)
     assert_error(client.put(f"/v1/devices/{other.pk}/tags", {"tags": ["x"]}, format="json"), 404)
-    error = assert_error(post_site(client, other.contact_id), 400)
-    assert error["fields"] == {"contactId": ["no contact with this id in this workspace"]}
+    error = assert_error(post_site(client, other.contact_id), 404, "not_found")
+    assert error["message"] == f"No contact {other.contact_id} in this workspace (contactId)."
+    body = {"siteId": other.site_id, "manufacturerSlug": "tesla", "systemIdentifier": "X1", "programSlug": "summer-vpp"}
+    assert_error(client.post("/v1/devices", body, format="json"), 404, "not_found")
 
 
 # -- sites --------------------------------------------------------------------------------------------------

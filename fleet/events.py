@@ -15,6 +15,8 @@ class FleetEventType(models.TextChoices):
     DEVICE_CONNECTED = "device.connected", "device.connected"
     DEVICE_DISCONNECTED = "device.disconnected", "device.disconnected"
     DEVICE_UPDATED = "device.updated", "device.updated"
+    CUSTOMER_DELETED = "customer.deleted", "customer.deleted"
+    SITE_DELETED = "site.deleted", "site.deleted"
     # Texture's ALERT_CREATED / ALERT_UPDATED: raised; then every change of status or snooze
     ALERT_CREATED = "alert.created", "alert.created"
     ALERT_UPDATED = "alert.updated", "alert.updated"
@@ -74,6 +76,53 @@ def device_data(device) -> dict:
         "siteId": device.site_id,
         "manufacturerDeviceId": device.oem_device_id,
         "lastSeenAt": iso(device.last_seen_at),
+    }
+
+
+# a reading's columns → the API's names (fleet.api.serializers.TelemetrySerializer); the PostgreSQL ingest
+# builds the same object in SQL from this table
+TELEMETRY_KEYS = {
+    "charge_percentage": "chargePercentage",
+    "charge_rate_w": "chargeRate",
+    "grid_power_w": "gridPower",
+    "solar_power_w": "solarPower",
+    "backup_reserve_percent": "backupReserve",
+    "charging_state": "chargingState",
+    "grid_status": "gridStatus",
+    "strategy": "strategy",
+    "is_storm_mode_enabled": "isStormModeEnabled",
+    "is_storm_mode_active": "isStormModeActive",
+    "is_plugged_in": "isPluggedIn",
+    "charger_wattage_w": "chargerWattage",
+    "charge_limit_percent": "chargeLimit",
+    "range_km": "range",
+}
+
+
+def telemetry_data(reading, received_at=None) -> dict | None:
+    """A normalized reading (a TelemetryReading, or an adapter's snapshot with `received_at` given) as the
+    API's `latestTelemetry` shows it; None for no reading."""
+    if reading is None:
+        return None
+    data = {
+        "measuredAt": iso(reading.measured_at),
+        "receivedAt": iso(received_at if received_at is not None else reading.received_at),
+    }
+    for column, key in TELEMETRY_KEYS.items():
+        data[key] = getattr(reading, column)
+    return data
+
+
+def device_updated_data(device, reading=None, *, reading_id=None, received_at=None) -> dict:
+    """`device.updated`: the device (`device_data`), its state, and its latest normalized reading, so a
+    receiver needs no call back. `reading` defaults to the device's `latest_telemetry`."""
+    if reading is None and reading_id is None:
+        reading = device.latest_telemetry
+        reading_id = device.latest_telemetry_id
+    return {
+        **device_data(device),
+        "telemetryId": reading_id if reading_id is not None else getattr(reading, "pk", None),
+        "latestTelemetry": telemetry_data(reading, received_at),
     }
 
 

@@ -46,7 +46,9 @@ ATTRIBUTES = {
 
 class FleetExportResource(resources.Resource):
     """One row per device, columns as docs/domain.md's bulk import CSV. `programSlug` is the device's earliest
-    active enrollment (a device in several programs re-imports unchanged; its other enrollments stay)."""
+    active enrollment (a device in several programs re-imports unchanged; its other enrollments stay), and empty
+    for a device enrolled nowhere now (unenrolled, rejected): the importer needs a program only for a device not
+    yet in the workspace, so the file imports again and leaves its enrollments as they are."""
 
     programSlug = fields.Field(column_name="programSlug")
     tags = fields.Field(column_name="tags")

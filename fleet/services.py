@@ -8,7 +8,8 @@ from datetime import timedelta
 from functools import partial
 
 import orjson
-from django.db import connection, transaction
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -32,15 +33,17 @@ from fleet.models import (
     Device,
     DeviceStateChange,
     DeviceTag,
+    Manufacturer,
     Site,
     TelemetryReading,
 )
+from programs.services import enrollment_submit
 from texture_portal.audit import audit_actor_label, audit_record, audit_record_many
 from texture_portal.bulk import update_objects
 from texture_portal.choices import AuditAction, AuditSource
 from texture_portal.events import services as outbox
 from texture_portal.events.envelope import iso
-from texture_portal.exceptions import ApplicationError, WorkspaceMismatch
+from texture_portal.exceptions import ApplicationError, Conflict, WorkspaceMismatch
 from texture_portal.model_update import model_update
 from texture_portal.tenancy import require_same_workspace
 
@@ -129,6 +132,105 @@ def site_update(*, site: Site, data: dict, actor, source: AuditSource | str = Au
             data=events.site_data(site),
         )
     return changes
+
+
+@transaction.atomic
+def contact_upsert(
+    *, workspace, reference_id: str, data: dict, actor, source: AuditSource | str = AuditSource.SERVICE
+) -> tuple[Contact, bool]:
+    """The workspace's contact of this `reference_id` updated with `data`, or created; (contact, created).
+    The row is locked while it is updated, so two upserts of one reference do not interleave."""
+    contact = Contact.objects.select_for_update().filter(workspace=workspace, reference_id=reference_id).first()
+    if contact is None:
+        try:
+            with transaction.atomic():
+                created = contact_create(
+                    workspace=workspace, actor=actor, source=source, **data, reference_id=reference_id
+                )
+            return created, True
+        except (IntegrityError, ValidationError):
+            # created meanwhile by a concurrent upsert of the same reference: update that one
+            contact = Contact.objects.select_for_update().filter(workspace=workspace, reference_id=reference_id).first()
+            if contact is None:
+                raise
+    contact_update(contact=contact, data={**data, "reference_id": reference_id}, actor=actor, source=source)
+    return contact, False
+
+
+@transaction.atomic
+def contact_delete(*, contact: Contact, actor, source: AuditSource | str = AuditSource.SERVICE) -> None:
+    """Delete a contact without sites (its sites, devices and their history are kept: delete those first)."""
+    locked = Contact.objects.select_for_update().get(pk=contact.pk)
+    if locked.sites.exists():
+        raise Conflict(f"Contact {locked.reference_id} has sites; delete its sites (and their devices) first.")
+    data = events.contact_data(locked)
+    audit_record(actor=actor, action=AuditAction.OBJECT_DELETED, target=locked, source=source)
+    outbox.event_emit(
+        workspace_id=locked.workspace_id,
+        type=FleetEventType.CUSTOMER_DELETED,
+        key=f"customer.deleted:{locked.pk}",
+        data=data,
+    )
+    locked.delete()
+
+
+@transaction.atomic
+def site_delete(*, site: Site, actor, source: AuditSource | str = AuditSource.SERVICE) -> None:
+    """Delete a site without devices."""
+    locked = Site.objects.select_for_update().get(pk=site.pk)
+    if locked.devices.exists():
+        raise Conflict(f"Site {locked.pk} has devices; delete or move them first.")
+    data = events.site_data(locked)
+    audit_record(actor=actor, action=AuditAction.OBJECT_DELETED, target=locked, source=source)
+    outbox.event_emit(
+        workspace_id=locked.workspace_id, type=FleetEventType.SITE_DELETED, key=f"site.deleted:{locked.pk}", data=data
+    )
+    locked.delete()
+
+
+@transaction.atomic
+def device_create(
+    *,
+    workspace,
+    site: Site,
+    manufacturer,
+    system_identifier: str,
+    device_type: str,
+    program,
+    actor,
+    name: str = "",
+    tags: Iterable[str] = (),
+    source: AuditSource | str = AuditSource.SERVICE,
+) -> Device:
+    """A device added as the bulk import adds one: a Registered System, enrolled in `program` (submitted, and
+    approved at once when the program approves automatically), audited, with the enrollment's events."""
+    device = device_register(
+        workspace=workspace,
+        site=site,
+        manufacturer=manufacturer,
+        system_identifier=system_identifier,
+        device_type=device_type,
+        name=name,
+        tags=tags,
+        actor=actor,
+        source=source,
+    )
+    enrollment_submit(device=device, program=program, actor=actor, source=source)
+    return device
+
+
+@transaction.atomic
+def device_delete(*, device: Device, actor, source: AuditSource | str = AuditSource.SERVICE) -> None:
+    """Delete a Registered System (never bound to an OEM: no telemetry, commands or dispatch history of its
+    own); its enrollments go with it. A device that was ever on the workspace keeps its history: 409."""
+    locked = Device.objects.select_for_update().get(pk=device.pk)
+    if locked.state != DeviceState.REGISTERED:
+        raise Conflict(
+            f"Device {locked.pk} is {locked.get_state_display()}; only a Registered System (never bound to its "
+            "OEM) can be deleted."
+        )
+    audit_record(actor=actor, action=AuditAction.OBJECT_DELETED, target=locked, source=source)
+    locked.delete()
 
 
 def device_tags_get_or_create(*, workspace, names: Iterable[str]) -> list[DeviceTag]:
@@ -223,7 +325,7 @@ def device_update(
             workspace_id=device.workspace_id,
             type=FleetEventType.DEVICE_UPDATED,
             key=f"device.updated:{device.pk}:{entry.pk}",
-            data=events.device_data(device),
+            data=events.device_updated_data(device),
         )
     return changes
 
@@ -273,11 +375,12 @@ def device_change_state(
         reason=reason,
     )
     event_type = events.STATE_EVENT.get((from_state, str(to_state)), FleetEventType.DEVICE_UPDATED)
+    builder = events.device_updated_data if event_type == FleetEventType.DEVICE_UPDATED else events.device_data
     outbox.event_emit(
         workspace_id=locked.workspace_id,
         type=event_type,
         key=f"{event_type}:{locked.pk}:{change.pk}",
-        data=events.device_data(locked),
+        data=builder(locked),
         timestamp=at,
     )
     _device_offline_alert(device=locked, from_state=from_state, to_state=str(to_state), reason=reason, at=at)
@@ -403,20 +506,23 @@ def telemetry_ingest(*, workspace_id: int, readings: list[tuple[int, object]]) -
             # the device.updated events are written by the same statement
             written, moved, recovered = _ingest_postgresql(workspace_id=workspace_id, readings=readings)
         else:
-            written, changed = _ingest_portable(workspace_id=workspace_id, readings=readings)
+            written, changed, received = _ingest_portable(workspace_id=workspace_id, readings=readings)
+            # the payload from what is in memory (the devices loaded to move them, the snapshots): no query
             outbox.events_emit_many(
                 workspace_id=workspace_id,
                 type=FleetEventType.DEVICE_UPDATED,
                 items=[
                     (
-                        f"device.updated:{device_id}:{iso(seen)}",
-                        device_updated_data(workspace_id, device_id, state, seen, reading_id),
+                        f"device.updated:{device.pk}:{iso(device.last_seen_at)}",
+                        events.device_updated_data(
+                            device, snapshot, reading_id=device.latest_telemetry_id, received_at=received
+                        ),
                     )
-                    for device_id, state, seen, reading_id in changed
+                    for device, snapshot in changed
                 ],
             )
             moved = len(changed)
-            recovered = [device_id for device_id, state, _, _ in changed if state == DeviceState.OFFLINE]
+            recovered = [device.pk for device, _ in changed if device.state == DeviceState.OFFLINE]
         for device in Device.objects.filter(pk__in=recovered):
             device_change_state(
                 device=device,
@@ -464,17 +570,6 @@ def _newest_per_device(rows) -> dict[int, tuple]:
     return newest
 
 
-def device_updated_data(workspace_id: int, device_id: int, state: str, seen, reading_id: int) -> dict:
-    """`data` of the device.updated event a new reading causes (the PostgreSQL ingest builds the same in SQL)."""
-    return {
-        "id": device_id,
-        "workspaceId": workspace_id,
-        "state": state,
-        "lastSeenAt": iso(seen),
-        "telemetryId": reading_id,
-    }
-
-
 def _reading_arrays(readings) -> tuple[str, list]:
     """The readings as rows for `INSERT … SELECT r.*` (device, measured_at, then READING_COLUMNS): one JSON
     document read by `json_to_recordset`, serialized by orjson in C, instead of 16 arrays that psycopg would
@@ -496,7 +591,7 @@ _READINGS_INSERT = """
     SELECT %s, %s, r.* FROM {unnest}
       JOIN fleet_device AS owner ON owner.id = r.device_id AND owner.workspace_id = %s
     ON CONFLICT (device_id, measured_at) DO NOTHING
-    RETURNING id, device_id, measured_at
+    RETURNING id, device_id, measured_at{returning}
 """
 
 
@@ -507,7 +602,8 @@ def readings_insert_postgresql(cursor, *, workspace_id, readings) -> list[tuple]
     unnest, arrays = _reading_arrays(readings)
     columns = ", ".join(name for name, _ in READING_COLUMNS)
     cursor.execute(
-        _READINGS_INSERT.format(columns=columns, unnest=unnest), [workspace_id, timezone.now(), *arrays, workspace_id]
+        _READINGS_INSERT.format(columns=columns, unnest=unnest, returning=""),
+        [workspace_id, timezone.now(), *arrays, workspace_id],
     )
     return cursor.fetchall()
 
@@ -530,11 +626,20 @@ def _ingest_postgresql(*, workspace_id, readings):
         [{"device_id": device_id, "status": status} for device_id, status in _grid_services_statuses(readings).items()]
     ).decode()
     iso = _ISO_SQL.format(ts="m.last_seen_at")
-    insert = _READINGS_INSERT.format(columns=", ".join(name for name, _ in READING_COLUMNS), unnest=unnest)
+    reading_columns = [name for name, _ in READING_COLUMNS]
+    insert = _READINGS_INSERT.format(
+        columns=", ".join(reading_columns),
+        unnest=unnest,
+        returning="".join(f", {name}" for name in ["received_at", *reading_columns]),
+    )
+    # device.updated's `data` (fleet.events.device_updated_data) built in SQL: the device, its state, and its
+    # newest reading as `latestTelemetry`, from the rows this statement wrote (no query per device)
+    telemetry = ", ".join(f"'{events.TELEMETRY_KEYS[name]}', n.{name}" for name in reading_columns)
+    measured, received = _ISO_SQL.format(ts="n.measured_at"), _ISO_SQL.format(ts="n.received_at")
     sql = f"""
         WITH inserted AS ({insert}),
         newest AS (
-            SELECT DISTINCT ON (device_id) device_id, measured_at, id
+            SELECT DISTINCT ON (device_id) *
               FROM inserted ORDER BY device_id, measured_at DESC
         ),
         moved AS (
@@ -547,14 +652,22 @@ def _ingest_postgresql(*, workspace_id, readings):
               LEFT JOIN json_to_recordset(%s::json) AS g(device_id bigint, status text) ON g.device_id = n.device_id
              WHERE d.id = n.device_id AND d.workspace_id = %s
                AND (d.last_seen_at IS NULL OR d.last_seen_at < n.measured_at)
-            RETURNING d.id, d.state, d.last_seen_at, d.latest_telemetry_id
+            RETURNING d.id, d.state, d.last_seen_at, d.latest_telemetry_id, d.system_identifier, d.manufacturer_id,
+                      d.device_type, d.state_reason, d.contact_id, d.site_id, d.oem_device_id
         ),
         announced AS (
             INSERT INTO integrations_platformevent (workspace_id, type, version, key, timestamp, data)
             SELECT %s, %s, 1, 'device.updated:' || m.id || ':' || {iso}, %s,
-                   jsonb_build_object('id', m.id, 'workspaceId', %s, 'state', m.state, 'lastSeenAt', {iso},
-                                      'telemetryId', m.latest_telemetry_id)
+                   jsonb_build_object('id', m.id, 'workspaceId', %s, 'systemIdentifier', m.system_identifier,
+                                      'manufacturerSlug', mf.slug, 'deviceType', m.device_type, 'state', m.state,
+                                      'stateReason', m.state_reason, 'contactId', m.contact_id,
+                                      'siteId', m.site_id, 'manufacturerDeviceId', m.oem_device_id,
+                                      'lastSeenAt', {iso}, 'telemetryId', m.latest_telemetry_id)
+                   || jsonb_build_object('latestTelemetry', jsonb_build_object(
+                          'measuredAt', {measured}, 'receivedAt', {received}, {telemetry}))
               FROM moved AS m
+              JOIN newest AS n ON n.id = m.latest_telemetry_id
+              JOIN {Manufacturer._meta.db_table} AS mf ON mf.id = m.manufacturer_id
             ON CONFLICT (workspace_id, key) DO NOTHING
         )
         SELECT (SELECT count(*) FROM inserted), count(*),
@@ -580,7 +693,7 @@ def _ingest_portable(*, workspace_id, readings):
     )
     readings = [(device_id, snapshot) for device_id, snapshot in readings if device_id in own]
     if not readings:
-        return 0, []
+        return 0, [], received
     rows = [
         TelemetryReading(
             workspace_id=workspace_id,
@@ -608,10 +721,25 @@ def _ingest_portable(*, workspace_id, readings):
     inserted = [row for row in stored if (row[1], row[2]) in offered and (row[1], row[2]) not in before]
     newest = _newest_per_device(inserted)
     devices = list(
-        Device.objects.filter(pk__in=list(newest), workspace_id=workspace_id).only(
-            "pk", "state", "last_seen_at", "grid_services_status", "grid_services_checked_at"
+        Device.objects.filter(pk__in=list(newest), workspace_id=workspace_id)
+        .select_related("manufacturer")
+        .only(
+            "pk",
+            "workspace_id",
+            "state",
+            "state_reason",
+            "last_seen_at",
+            "grid_services_status",
+            "grid_services_checked_at",
+            "system_identifier",
+            "device_type",
+            "contact_id",
+            "site_id",
+            "oem_device_id",
+            "manufacturer__slug",
         )
     )
+    snapshots = {(device_id, snapshot.measured_at): snapshot for device_id, snapshot in readings}
     statuses = _grid_services_statuses(readings)
     changed = []
     for device in devices:
@@ -624,7 +752,7 @@ def _ingest_portable(*, workspace_id, readings):
         changed.append(device)
     fields = ["last_seen_at", "latest_telemetry_id", "grid_services_status", "grid_services_checked_at"]
     Device.objects.bulk_update(changed, fields, batch_size=500)
-    return len(inserted), [(d.pk, d.state, d.last_seen_at, d.latest_telemetry_id) for d in changed]
+    return len(inserted), [(d, snapshots[(d.pk, d.last_seen_at)]) for d in changed], received
 
 
 @transaction.atomic

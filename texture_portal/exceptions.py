@@ -20,3 +20,8 @@ class WorkspaceMismatch(ApplicationError):
 
 class AccessDenied(ApplicationError):
     """The acting user has no right to do this in this workspace."""
+
+
+class Conflict(ApplicationError):
+    """The object's current state or links refuse the operation (a contact with sites deleted, an idempotency
+    key reused for another request)."""

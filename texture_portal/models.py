@@ -215,3 +215,4 @@ class AuditLogEntry(models.Model):
 
 # API keys live in their own module; imported here so Django registers the model with this app.
 from texture_portal.api_keys import ApiKey  # noqa: E402, F401
+from texture_portal.idempotency import IdempotencyKey  # noqa: E402, F401

@@ -13,7 +13,7 @@ ALL = (VIEW, ADD, CHANGE, DELETE)
 
 # Every tenant and catalog model, by app: the role table below refers to these.
 PORTAL_MODELS = {
-    "texture_portal": ["workspace", "workspacemembership", "auditlogentry", "apikey"],
+    "texture_portal": ["workspace", "workspacemembership", "auditlogentry", "apikey", "idempotencykey"],
     "programs": ["program", "eventstrategy", "enrollment", "programhealthday"],
     "fleet": [
         "manufacturer",
@@ -60,6 +60,7 @@ READ_ONLY_FOR_ADMINS = (
     "participation",
     "workspace",
     "auditlogentry",
+    "idempotencykey",  # the API's stored answers
     "platformevent",
     "deliveryattempt",
     "integrationrun",

@@ -438,6 +438,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "integrations.tasks.integration_runs_prune_task",
         "schedule": crontab(hour=3, minute=23),
     },
+    # "41 * * * *": forget the API's expired Idempotency-Keys (kept 24 hours)
+    "idempotency-keys-prune": {
+        "task": "texture_portal.tasks.idempotency_keys_prune_task",
+        "schedule": crontab(minute=41),
+    },
 }
 
 IMPORT_EXPORT_USE_TRANSACTIONS = True

@@ -12,6 +12,9 @@ REQUIRED = (
     "systemIdentifier",
     "programSlug",
 )
+# Required only on a row that adds a device (the program it is enrolled in); a device already in the workspace keeps
+# its enrollments, so an export of a device no longer enrolled anywhere imports again.
+REQUIRED_FOR_NEW_DEVICES = ("programSlug",)
 OPTIONAL = ("email", "phone", "streetTwo", "country", "siteName", "siteReferenceId", "deviceType", "tags")
 COLUMNS = REQUIRED + OPTIONAL
 # Other spellings accepted for a column (after folding case, spaces, `_` and `-`).

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from fleet.geocoding import postal_code_centroid
 from fleet.importing.reader import FleetFile
 from fleet.importing.rows import FleetRow, Lookups, RowError, address_key, normalize_row
+from fleet.importing.rules import PROGRAM_REQUIRED, REQUIRED_MISSING
 from fleet.models import Contact, Device, Manufacturer, Site
 from programs.choices import EnrollmentStatus
 from programs.models import Enrollment, Program
@@ -411,6 +412,11 @@ def _plan_against_database(
         planned_sites.add(row.site_key)
         # device
         device = devices.get(row.device_key)
+        if device is None and row.program_id is None:
+            message = PROGRAM_REQUIRED if "programSlug" in has else REQUIRED_MISSING
+            plan.errors.append(RowError(row.row, "programSlug", "", message))
+            failed_rows.add(row.row)
+            continue
         if device is None:
             if row.device_key not in plan.devices_new:
                 plan.devices_new[row.device_key] = {
@@ -450,7 +456,9 @@ def _plan_against_database(
                 plan.tags_before[row.device_key] = before
                 changed = True
             status = enrollments.get((device["id"], row.program_id))
-            if status is None:
+            if row.program_id is None:
+                pass  # no program named: the device's enrollments stay as they are
+            elif status is None:
                 changed = True
             elif status in (EnrollmentStatus.UNENROLLED, EnrollmentStatus.REJECTED):
                 plan.warnings.append(
@@ -459,7 +467,7 @@ def _plan_against_database(
             plan.rows.append(
                 RowStatus(row.row, UPDATE if changed else UNCHANGED, row.reference_id, row.system_identifier)
             )
-        if device is None or (device["id"], row.program_id) not in enrollments:
+        if row.program_id is not None and (device is None or (device["id"], row.program_id) not in enrollments):
             plan.enrollments_new[(row.device_key, row.program_id)] = None
     # a row whose contact or site changed through another row of the same contact counts as updated too
     if plan.contacts_changed:

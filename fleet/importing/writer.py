@@ -10,7 +10,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from fleet.choices import DeviceState
-from fleet.events import FleetEventType, contact_data, device_data, site_data
+from fleet.events import FleetEventType, contact_data, device_updated_data, site_data
 from fleet.importing.planner import CHUNK, FleetImportPlan, chunked
 from fleet.models import Contact, Device, DeviceStateChange, DeviceTag, Site
 from programs.choices import EnrollmentApproval, EnrollmentStatus
@@ -139,13 +139,13 @@ def apply_fleet_import(
         updated = (
             (Contact, plan.contacts_changed, FleetEventType.CUSTOMER_UPDATED, contact_data),
             (Site, plan.sites_changed, FleetEventType.SITE_UPDATED, site_data),
-            (Device, device_audit, FleetEventType.DEVICE_UPDATED, device_data),
+            (Device, device_audit, FleetEventType.DEVICE_UPDATED, device_updated_data),
         )
         for model, changes, type_, builder in updated:
             if changes:
                 queryset = model.objects.filter(pk__in=list(changes))
                 if model is Device:
-                    queryset = queryset.select_related("manufacturer")
+                    queryset = queryset.select_related("manufacturer", "latest_telemetry")
                 for obj in queryset:
                     outbox.add(ws, type_, f"{type_}:{obj.pk}:{tag}", builder(obj))
         outbox.flush()

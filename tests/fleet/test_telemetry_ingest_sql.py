@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 import pytest
 
 from fleet import services
+from fleet.events import device_updated_data
 from fleet.models import Device
 from integrations.adapters.base import TelemetrySnapshot
 from tests.factories import DeviceFactory
@@ -28,9 +29,11 @@ def test_device_updated_events_match_the_portable_format(measured_at):
     event = PlatformEvent.objects.get(type="device.updated")
     iso = measured_at.isoformat().replace("+00:00", "Z")
     assert event.key == f"device.updated:{device.pk}:{iso}"
-    assert event.data == services.device_updated_data(
-        device.workspace_id, device.pk, "on_workspace", measured_at, device.latest_telemetry_id
-    )
+    portable = device_updated_data(Device.objects.select_related("manufacturer", "latest_telemetry").get(pk=device.pk))
+    assert event.data == portable
+    assert event.data["state"] == "on_workspace" and event.data["telemetryId"] == device.latest_telemetry_id
+    assert event.data["latestTelemetry"]["chargePercentage"] == 42.0
+    assert event.data["latestTelemetry"]["measuredAt"] == iso
     assert device.last_seen_at == measured_at and event.data["lastSeenAt"] == iso
 
 

@@ -15,7 +15,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from texture_portal.exceptions import AccessDenied, ApplicationError, InvalidTransition
+from texture_portal.exceptions import AccessDenied, ApplicationError, Conflict, InvalidTransition
 
 
 def _flatten(detail, path="") -> dict[str, list[str]]:
@@ -66,6 +66,8 @@ def api_exception_handler(exc, context):
         )
     elif isinstance(exc, InvalidTransition):
         return Response(error_body(409, "invalid_transition", exc.message), status=status.HTTP_409_CONFLICT)
+    elif isinstance(exc, Conflict):
+        return Response(error_body(409, "conflict", exc.message), status=status.HTTP_409_CONFLICT)
     elif isinstance(exc, AccessDenied):
         return Response(error_body(403, "permission_denied", exc.message), status=status.HTTP_403_FORBIDDEN)
     elif isinstance(exc, ApplicationError):

@@ -27,7 +27,8 @@ ERROR_DESCRIPTIONS = {
     "401": "Missing, unknown, revoked or expired API key.",
     "403": "The API key lacks the scope this operation needs (`insufficient_scope`, the scope named).",
     "404": "No such object in the key's workspace (in the path or named in the body).",
-    "409": "The object's state does not allow this transition.",
+    "409": "The object's state does not allow this (a transition, a delete), or the Idempotency-Key was used "
+    "for another request.",
     "429": "Rate limit exceeded; see the Retry-After header.",
 }
 

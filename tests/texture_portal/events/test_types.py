@@ -14,8 +14,10 @@ EXPECTED = {
     "fleet": [
         "customer.created",
         "customer.updated",
+        "customer.deleted",
         "site.created",
         "site.updated",
+        "site.deleted",
         "device.discovered",
         "device.connected",
         "device.disconnected",

@@ -7,6 +7,10 @@ class IntegrationsConfig(AppConfig):
 
     def ready(self):
         from integrations import customer, home
+        from integrations.events import IntegrationEventType
+        from texture_portal.events.types import event_types_register
+
+        event_types_register(IntegrationEventType, app_label=self.label)
 
         home.register()
         # the customer page explains a Registered System with what the workspace's integrations say

@@ -328,6 +328,10 @@ class SimState:
         self.max_in_flight: dict[str, int] = {}
         self.daily_counts: dict[tuple[str, str], tuple[str, int]] = {}  # (oem, what) → (day, calls that day)
         self.token_ttl = timedelta(hours=8)
+        # customers' OAuth consents (integrations.simulator.oauth): codes by value, grants by refresh token
+        # (current and spent ones)
+        self.oauth_codes: dict = {}
+        self.oauth_grants: dict = {}
         self._numbers: dict[str, int] = {}
 
     # -- building --------------------------------------------------------------------------------------------

@@ -271,8 +271,10 @@ def connect_session_details(session: ConnectSession) -> dict:
         details = {name: getattr(contact, name) for name in CONTACT_DETAILS}
         site = Site.objects.filter(workspace_id=session.workspace_id, contact=contact).order_by("pk").first()
         details |= {name: getattr(site, name) if site else "" for name in SITE_DETAILS}
-        return details
-    return customer_info_details(session.customer_info or {})
+    else:
+        details = customer_info_details(session.customer_info or {})
+    details["country"] = details.get("country") or "US"
+    return details
 
 
 def _session_open(session: ConnectSession) -> ConnectSession:

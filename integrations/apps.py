@@ -15,3 +15,5 @@ class IntegrationsConfig(AppConfig):
         home.register()
         # the customer page explains a Registered System with what the workspace's integrations say
         customer.register()
+        # the customer's own OEM accounts (Texture Connect) and their Connect sessions on the customer page
+        customer.register_section()

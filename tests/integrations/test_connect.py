@@ -291,3 +291,24 @@ def test_bad_session_input_is_refused(workspace):
         new_session(workspace, manufacturer_filters={"manufacturers": ["acme"]})
     with pytest.raises(ApplicationError, match="deviceTypes"):
         new_session(workspace, manufacturer_filters={"deviceTypes": ["toaster"]})
+
+
+def test_the_customer_page_shows_connections_and_sends_links(client, driver, workspace):
+    from tests.factories import staff_user
+    from texture_portal.choices import Role
+
+    connection = connected(client, workspace, driver)
+    support = staff_user("support", workspace, Role.CUSTOMER_SUPPORT)
+    client.force_login(support)
+    page = client.get(f"/admin/fleet/contact/{connection.contact_id}/customer/")
+    assert page.status_code == 200
+    assert b'id="customer-connections"' in page.content and b'data-channel="smartcar"' in page.content
+    assert b'id="customer-connect-sessions"' in page.content
+    # the contact action: a new link for this customer, shown to copy
+    answer = client.post(
+        "/admin/fleet/contact/",
+        {"action": "connect_link_create", "_selected_action": [connection.contact_id]},
+        follow=True,
+    )
+    assert answer.status_code == 200 and b"Connect link (valid until" in answer.content
+    assert ConnectSession.objects.filter(contact_id=connection.contact_id).count() == 2

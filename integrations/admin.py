@@ -311,10 +311,9 @@ class ConnectSessionAdmin(ReadOnlyWorkspaceScopedAdmin):
 @admin.action(description=_("Send a Connect link (the customer connects their own OEM account)"))
 def connect_link_create(modeladmin, request, queryset):
     """A Connect session per selected customer; the links are shown to copy into an e-mail or a text."""
-    from integrations.connect.services import connect_link_url, connect_session_create
-
     from django.conf import settings
 
+    from integrations.connect.services import connect_link_url, connect_session_create
     from texture_portal.exceptions import ApplicationError
 
     # links and the page the customer ends on are the portal's public address (PORTAL_BASE_URL)

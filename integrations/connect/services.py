@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import logging
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -764,3 +765,34 @@ def connection_telemetry_sync(*, connection: CustomerConnection) -> ConnectionSy
         fleet_services.devices_record_sync_error(errors=errors)
     CustomerConnection.objects.filter(pk=connection.pk).update(last_synced_at=timezone.now(), last_error="")
     return ConnectionSyncOutcome(len(readings), len(errors), result.readings_written)
+
+
+@contextmanager
+def device_adapter(integration: WorkspaceIntegration, device):
+    """The adapter that reaches `device`, for a command: its customer's connection's (their tokens) when it came
+    through Texture Connect, else the workspace integration's kept adapter (`adapter_reused`). What the adapter
+    changed of the credentials is stored to the right row after the block. A customer's grant the OEM refuses
+    revokes their connection (its devices offline, `connection.revoked`)."""
+    from integrations.adapters import AuthError, adapter_reused
+    from integrations.services import integration_credentials_persist
+
+    connection_id = (device.oem_data or {}).get(CONNECTION_KEY)
+    if connection_id is None:
+        with adapter_reused(integration) as adapter:
+            try:
+                yield adapter
+            finally:
+                integration_credentials_persist(integration=integration, adapter=adapter)
+        return
+    connection = CustomerConnection.objects.filter(pk=connection_id, workspace_id=device.workspace_id).first()
+    if connection is None or connection.status != ConnectionStatus.ACTIVE:
+        raise AuthError("The customer's connection to this device's OEM is revoked: they must connect again.")
+    adapter = connection_adapter(connection, pool_size=2)
+    try:
+        yield adapter
+    except AuthError as exc:
+        connection_revoke(connection=connection, reason=exc.message)
+        raise
+    finally:
+        connection_credentials_persist(connection=connection, adapter=adapter)
+        adapter.close()

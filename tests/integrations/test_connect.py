@@ -312,3 +312,28 @@ def test_the_customer_page_shows_connections_and_sends_links(client, driver, wor
     )
     assert answer.status_code == 200 and b"Connect link (valid until" in answer.content
     assert ConnectSession.objects.filter(contact_id=connection.contact_id).count() == 2
+
+
+def test_commands_reach_the_customers_vehicle_with_their_tokens(client, driver, workspace):
+    from integrations.adapters import AuthError, DeviceRef, NotFound
+    from integrations.adapters.registry import adapter_for
+
+    connection = connected(client, workspace, driver)
+    device = Device.objects.get()
+    ref = DeviceRef(serial=device.system_identifier, external_id=device.oem_device_id)
+    vehicle = driver.state.device("smartcar", VIN)
+    vehicle.plugged_in, vehicle.charger_on = True, False
+    # the workspace app's own token does not reach the customer's vehicle
+    with adapter_for(workspace_integration(workspace)) as app, pytest.raises(NotFound):
+        app.send_command(ref, "vehicle:set-operating-mode", {"operatingMode": "start-charging"})
+
+    with connect.device_adapter(workspace_integration(workspace), device) as adapter:
+        result = adapter.send_command(ref, "vehicle:set-operating-mode", {"operatingMode": "start-charging"})
+    assert result.status == "accepted" and vehicle.charger_on is True
+
+    sim_oauth.grants_revoke(driver.state, "smartcar", DRIVER)
+    with pytest.raises(AuthError), connect.device_adapter(workspace_integration(workspace), device) as adapter:
+        adapter.send_command(ref, "vehicle:set-operating-mode", {"operatingMode": "stop-charging"})
+    connection.refresh_from_db()
+    assert connection.status == ConnectionStatus.REVOKED and vehicle.charger_on is True
+    assert Device.objects.get().state == DeviceState.OFFLINE

@@ -268,3 +268,37 @@ label{{display:block;margin:.5rem 0}}input{{display:block;width:100%;padding:.4r
 button{{padding:.5rem 1.2rem;margin-right:.5rem}}.error{{color:#b00020}}</style></head>
 <body><h1>{html.escape(title)}</h1>{body}</body></html>"""
     return SimResponse(status, page, content_type="text/html; charset=utf-8")
+
+
+# -- the demo's connected driver -----------------------------------------------------------------------------------
+# A driver of the demo co-op who connected their own Smartcar account through Texture Connect (the demo seed runs
+# the session against an in-process simulator). `make serve`'s simulator is a fresh process: it knows the driver's
+# account, vehicle and a standing grant with this refresh token, which the seed stores for the connection (as it
+# resets the workspace integrations' credentials after its rehearsal). Simulator-only secrets, never real ones.
+DEMO_DRIVER = {
+    "oem": "smartcar",
+    "client": "demo",
+    "login": "maria.okafor@example.com",
+    "password": "demo-driver-password",
+    "refresh_token": "demo-driver-smartcar-refresh",
+    "vin": "1HGCM82633A004352",
+}
+
+
+def demo_customers_add(state: SimState) -> None:
+    """The demo driver's Smartcar account, their vehicle and their standing grant to the demo app."""
+    driver = DEMO_DRIVER
+    if state.account(driver["oem"], driver["login"]) is None:
+        customer_add(state, driver["oem"], driver["login"], driver["password"])
+    if state.device(driver["oem"], driver["vin"]) is None:
+        state.add_device(driver["oem"], driver["vin"], kind="vehicle", account=driver["login"], plugged_in=True)
+    with state.lock:
+        if driver["refresh_token"] not in state.oauth_grants:
+            grant = SimGrant(
+                oem=driver["oem"],
+                client=driver["client"],
+                user=driver["login"],
+                scope="read_vehicle_info read_vin read_battery read_charge control_charge",
+                refresh_token=driver["refresh_token"],
+            )
+            state.oauth_grants[grant.refresh_token] = grant

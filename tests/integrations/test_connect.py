@@ -337,3 +337,32 @@ def test_commands_reach_the_customers_vehicle_with_their_tokens(client, driver, 
     connection.refresh_from_db()
     assert connection.status == ConnectionStatus.REVOKED and vehicle.charger_on is True
     assert Device.objects.get().state == DeviceState.OFFLINE
+
+
+def test_an_oem_without_oauth_takes_the_customers_own_login(client, sim, reference_data):
+    """FranklinWH has no consent page: the customer's own login, checked by listing their gateways with it, is
+    stored encrypted on their connection; a wrong one ends on a clear page with nothing linked."""
+    sim_oauth.customer_add(sim.state, "franklinwh", "homeowner@example.com", "aPower-owner-pw")
+    sim.state.add_device("franklinwh", "10050006A02F24000123", kind="battery", account="homeowner@example.com")
+    workspace = WorkspaceFactory()
+    make_integration(workspace, "franklinwh")
+    session = new_session(workspace, manufacturer_filters={"manufacturers": ["franklinwh"]})
+    link = connect.connect_link_path(session)
+    client.post(link, DETAILS)
+    form = client.get(f"{link}manufacturer")
+    assert form.status_code == 302 and form["Location"].endswith("/credentials/franklinwh")
+    page = client.get(form["Location"])
+    assert b'type="password"' in page.content and b'name="account"' in page.content
+
+    wrong = client.post(form["Location"], {"account": "homeowner@example.com", "password": "nope"})
+    assert wrong.status_code == 200 and b"did not accept these credentials" in wrong.content
+    assert not Device.objects.exists() and not CustomerConnection.objects.exists()
+
+    right = client.post(form["Location"], {"account": "homeowner@example.com", "password": "aPower-owner-pw"})
+    assert right.status_code == 302 and "status=connected" in right["Location"]
+    device = Device.objects.get(system_identifier="10050006A02F24000123")
+    assert device.state == DeviceState.ON_WORKSPACE
+    connection = CustomerConnection.objects.get(channel="franklinwh")
+    assert connection.credentials["password"] == "aPower-owner-pw"
+    assert device.oem_data[connect.CONNECTION_KEY] == connection.pk
+    assert connect.connection_telemetry_sync(connection=connection).read == 1

@@ -18,7 +18,7 @@ from integrations.connect import services as connect
 from integrations.models import ConnectSession, CustomerConnection
 from integrations.simulator import oauth as sim_oauth
 from integrations.simulator.common import expire_tokens
-from tests.factories import ContactFactory, WorkspaceFactory
+from tests.factories import WorkspaceFactory
 from tests.integrations.test_services import make_integration
 from texture_portal.events.models import PlatformEvent
 
@@ -274,7 +274,7 @@ def test_reconnecting_brings_the_devices_back(client, driver, workspace):
     sim_oauth.grants_revoke(driver.state, "smartcar", DRIVER)
     connect.connection_telemetry_sync(connection=connection)
     contact = connection.contact
-    session = new_session(workspace, contact=ContactFactory.build(workspace=workspace) and contact)
+    session = new_session(workspace, contact=contact)
     client.get(local(consent(to_consent(client, session))))
     connection.refresh_from_db()
     assert connection.status == ConnectionStatus.ACTIVE

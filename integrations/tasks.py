@@ -165,15 +165,18 @@ def integration_runs_prune_task() -> int:
 
 @shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES)
 def connection_telemetry_sync_task(self, connection_id: int):
-    """One customer connection's devices read with the customer's tokens (after a Connect session, and on the
-    beat). A transient OEM failure is retried; a refused grant revokes the connection (the service)."""
-    from integrations.connect.services import connection_telemetry_sync
+    """One customer connection's devices, new ones linked and all read with the customer's tokens (after a
+    Connect session, and on the beat). A transient OEM failure is retried; a refused grant revokes the
+    connection (the services)."""
+    from integrations.connect.services import connection_discover, connection_telemetry_sync
     from integrations.models import CustomerConnection
 
     connection = CustomerConnection.objects.filter(pk=connection_id).first()
     if connection is None:
         return "connection gone"
     try:
+        # a device the customer added to their account since is linked first, then everything is read
+        connection_discover(connection=connection)
         outcome = connection_telemetry_sync(connection=connection)
     except TransientError as exc:
         countdown = _countdown(self.request.retries, exc.retry_after)

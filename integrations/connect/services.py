@@ -516,56 +516,9 @@ def _connect(session: ConnectSession, *, channel: str, credentials: dict, found:
     connection.tags = locked.tags
     connection.save()
 
-    manufacturer = _manufacturer_for(channel)
-    label = IntegrationChannel(channel).label
-    linked, skipped = [], []
-    for item in found:
-        oem_data = {
-            **item.oem_data,
-            "kind": item.kind,
-            "model": item.model,
-            "firmware": item.firmware,
-            CONNECTION_KEY: connection.pk,
-        }
-        device = (
-            Device.objects.select_for_update()
-            .filter(workspace=workspace, manufacturer__integration_channel=channel, system_identifier=item.serial)
-            .first()
-        )
-        if device is None:
-            device = fleet_services.device_register(
-                workspace=workspace,
-                site=site,
-                manufacturer=manufacturer,
-                system_identifier=item.serial,
-                device_type=item.kind if item.kind in DeviceType.values else DeviceType.BATTERY,
-                tags=locked.tags,
-                actor=None,
-                source=source,
-            )
-        if device.state == DeviceState.REGISTERED:
-            fleet_services.device_mark_discovered(
-                device=device,
-                oem_device_id=item.external_id,
-                oem_data=oem_data,
-                reason=f"Connected by the customer through {label} (Connect session).",
-                grid_services_status=item.grid_services_status,
-                source=source,
-            )
-        elif (device.oem_data or {}).get(CONNECTION_KEY) == connection.pk:
-            # reconnected: the same connection's device, back with fresh tokens
-            Device.objects.filter(pk=device.pk).update(
-                oem_device_id=item.external_id[:200], oem_data=oem_data, last_updated=now
-            )
-            device.oem_data = oem_data
-            if device.state == DeviceState.OFFLINE:
-                fleet_services.device_mark_on_workspace(
-                    device=device, reason=f"The customer connected their {label} account again.", source=source
-                )
-        else:
-            skipped.append(item.serial)
-            continue
-        linked.append(device.pk)
+    linked, skipped = _devices_link(
+        workspace=workspace, site=site, connection=connection, found=found, tags=locked.tags, source=source
+    )
 
     locked.status = ConnectSessionStatus.CONNECTED
     locked.completed_at = now
@@ -595,6 +548,66 @@ def _connect(session: ConnectSession, *, channel: str, credentials: dict, found:
 
         transaction.on_commit(partial(connection_telemetry_sync_task.delay, connection.pk))
     return locked
+
+
+def _devices_link(*, workspace, site, connection, found, tags, source) -> tuple[list[int], list[str]]:
+    """Link the devices the customer's account lists to their connection: (device ids linked, serials left
+    alone because another integration or connection has them). New serials are registered at the customer's
+    site, then discovered (`device.discovered`); a Registered System of the same serial is discovered where
+    it is; the connection's own devices are refreshed (and back on the workspace when offline)."""
+    channel = connection.channel
+    now = timezone.now()
+    manufacturer = _manufacturer_for(channel)
+    label = IntegrationChannel(channel).label
+    linked, skipped = [], []
+    for item in found:
+        oem_data = {
+            **item.oem_data,
+            "kind": item.kind,
+            "model": item.model,
+            "firmware": item.firmware,
+            CONNECTION_KEY: connection.pk,
+        }
+        device = (
+            Device.objects.select_for_update()
+            .filter(workspace=workspace, manufacturer__integration_channel=channel, system_identifier=item.serial)
+            .first()
+        )
+        if device is None:
+            device = fleet_services.device_register(
+                workspace=workspace,
+                site=site,
+                manufacturer=manufacturer,
+                system_identifier=item.serial,
+                device_type=item.kind if item.kind in DeviceType.values else DeviceType.BATTERY,
+                tags=tags,
+                actor=None,
+                source=source,
+            )
+        if device.state == DeviceState.REGISTERED:
+            fleet_services.device_mark_discovered(
+                device=device,
+                oem_device_id=item.external_id,
+                oem_data=oem_data,
+                reason=f"Connected by the customer through {label} (Connect session).",
+                grid_services_status=item.grid_services_status,
+                source=source,
+            )
+        elif (device.oem_data or {}).get(CONNECTION_KEY) == connection.pk:
+            # reconnected: the same connection's device, back with fresh tokens
+            Device.objects.filter(pk=device.pk).update(
+                oem_device_id=item.external_id[:200], oem_data=oem_data, last_updated=now
+            )
+            device.oem_data = oem_data
+            if device.state == DeviceState.OFFLINE:
+                fleet_services.device_mark_on_workspace(
+                    device=device, reason=f"The customer connected their {label} account again.", source=source
+                )
+        else:
+            skipped.append(item.serial)
+            continue
+        linked.append(device.pk)
+    return linked, skipped
 
 
 def connect_redirect_url(session: ConnectSession) -> str:
@@ -796,3 +809,43 @@ def device_adapter(integration: WorkspaceIntegration, device):
     finally:
         connection_credentials_persist(connection=connection, adapter=adapter)
         adapter.close()
+
+
+def connection_discover(*, connection: CustomerConnection) -> list[int]:
+    """Devices the customer added to their OEM account since they connected (a second car), linked as at
+    connect time at their first site. One listing call (Smartcar spends no VIN read on vehicles already
+    linked). A refused grant revokes the connection. Returns the ids of the devices newly linked."""
+    from integrations.adapters import AuthError
+
+    if connection.status != ConnectionStatus.ACTIVE:
+        return []
+    known = connection_devices(connection)
+    adapter = connection_adapter(connection)
+    adapter.linked_external_ids = frozenset(known.values_list("oem_device_id", flat=True))
+    try:
+        found = adapter.discover(None)
+    except AuthError as exc:
+        connection_revoke(connection=connection, reason=exc.message)
+        return []
+    finally:
+        connection_credentials_persist(connection=connection, adapter=adapter)
+        adapter.close()
+    linked_serials = set(known.values_list("system_identifier", flat=True))
+    new = [item for item in found if item.serial not in linked_serials]
+    if not new:
+        return []
+    with transaction.atomic():
+        site = Site.objects.filter(workspace_id=connection.workspace_id, contact_id=connection.contact_id).order_by(
+            "pk"
+        )
+        if not site.exists():
+            return []
+        linked, _ = _devices_link(
+            workspace=connection.workspace,
+            site=site.first(),
+            connection=connection,
+            found=new,
+            tags=connection.tags,
+            source=AuditSource.TASK,
+        )
+    return linked

@@ -366,3 +366,20 @@ def test_an_oem_without_oauth_takes_the_customers_own_login(client, sim, referen
     assert connection.credentials["password"] == "aPower-owner-pw"
     assert device.oem_data[connect.CONNECTION_KEY] == connection.pk
     assert connect.connection_telemetry_sync(connection=connection).read == 1
+
+
+def test_a_vehicle_the_customer_adds_later_is_linked_on_the_next_round(client, driver, workspace):
+    from integrations.tasks import connection_telemetry_sync_task
+
+    connection = connected(client, workspace, driver)
+    driver.state.add_device("smartcar", "WBA5R1C50KA000777", kind="vehicle", account=DRIVER)
+
+    connection_telemetry_sync_task.delay(connection.pk)
+
+    devices = Device.objects.filter(**{f"oem_data__{connect.CONNECTION_KEY}": connection.pk}).order_by("pk")
+    assert [d.system_identifier for d in devices] == [VIN, "WBA5R1C50KA000777"]
+    assert all(d.state == DeviceState.ON_WORKSPACE for d in devices)
+    assert devices[1].site.contact_id == connection.contact_id
+    assert TelemetryReading.objects.filter(device=devices[1]).exists()
+    # a second round finds nothing new
+    assert connect.connection_discover(connection=connection) == []

@@ -663,9 +663,9 @@ RETRY = "retry"
 
 def _command_call(command: Command, integration, *, resume: bool, final: bool) -> _Sent:
     """One command through its adapter (the thread's kept one): its outcome, never an exception."""
-    from integrations.adapters import DeviceRef, IntegrationError, adapter_reused
+    from integrations.adapters import DeviceRef, IntegrationError
     from integrations.adapters.base import backoff_seconds
-    from integrations.services import integration_credentials_persist
+    from integrations.connect.services import device_adapter
 
     device = command.device
     ref = DeviceRef(
@@ -677,12 +677,10 @@ def _command_call(command: Command, integration, *, resume: bool, final: bool) -
     started = timezone.now()
     oem = integration.get_channel_display()
     try:
-        with adapter_reused(integration) as adapter:
-            try:
-                send = adapter.command_resume if resume else adapter.send_command
-                result = adapter.command_status(ref, send(ref, command.slug, command.input))
-            finally:
-                integration_credentials_persist(integration=integration, adapter=adapter)
+        # a device a customer connected themselves (Texture Connect) is reached with their tokens
+        with device_adapter(integration, device) as adapter:
+            send = adapter.command_resume if resume else adapter.send_command
+            result = adapter.command_status(ref, send(ref, command.slug, command.input))
     except IntegrationError as exc:
         if exc.transient and not final:
             wait = backoff_seconds(max(command.attempts - 1, 0), retry_after=getattr(exc, "retry_after", None))

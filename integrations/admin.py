@@ -5,13 +5,15 @@ import json
 from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
-from django.utils.html import format_html_join
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
-from fleet.admin import DeviceAdmin
+from fleet.admin import ContactAdmin, DeviceAdmin
 from fleet.choices import DeviceState
 from integrations import services
-from integrations.models import IntegrationRun, WorkspaceIntegration
+from integrations.models import ConnectSession, CustomerConnection, IntegrationRun, WorkspaceIntegration
 from texture_portal.admin_actions import run_service_for_each
 from texture_portal.admin_base import (
     ReadOnlyWorkspaceScopedAdmin,
@@ -238,3 +240,111 @@ def discover_now(modeladmin, request, queryset):
 # Discovery is integrations' business: the fleet's device list gets the action from here, so the fleet knows
 # nothing of the adapters, runs or tasks.
 DeviceAdmin.actions = [*(DeviceAdmin.actions or ()), discover_now]
+
+
+# -- Texture Connect -------------------------------------------------------------------------------------------
+@admin.register(CustomerConnection)
+class CustomerConnectionAdmin(ReadOnlyWorkspaceScopedAdmin):
+    """Customers' own OEM accounts (Texture Connect). Tokens are never shown: which keys are stored, only."""
+
+    list_display = ["contact", "channel", "status", "connected_at", "revoked_at", "last_synced_at", "workspace"]
+    list_select_related = ["contact", "workspace__organization"]
+    list_filter = ["channel", "status", ("workspace", ScopedRelatedFieldListFilter)]
+    search_fields = ["^contact__reference_id", "^contact__last_name", "=reference_id"]
+    readonly_fields = [
+        "workspace",
+        "contact",
+        "channel",
+        "status",
+        "stored_keys",
+        "reference_id",
+        "tags",
+        "connected_at",
+        "revoked_at",
+        "last_synced_at",
+        "last_error",
+    ]
+    fields = readonly_fields
+
+    @admin.display(description=_("stored credentials"))
+    def stored_keys(self, obj):
+        return ", ".join(sorted(obj.credentials)) or "—"
+
+
+@admin.register(ConnectSession)
+class ConnectSessionAdmin(ReadOnlyWorkspaceScopedAdmin):
+    """Connect sessions: who was sent a link, and how it went."""
+
+    list_display = ["public_id", "contact", "status", "channel", "devices_linked", "created", "expires_at", "workspace"]
+    list_select_related = ["contact", "workspace__organization"]
+    list_filter = ["status", "channel", ("workspace", ScopedRelatedFieldListFilter)]
+    search_fields = ["=reference_id", "^contact__reference_id"]
+    readonly_fields = [
+        "workspace",
+        "public_id",
+        "status",
+        "outcome",
+        "contact",
+        "connection",
+        "channel",
+        "devices_linked",
+        "redirect_url",
+        "reference_id",
+        "tags",
+        "client_name",
+        "manufacturer_filters",
+        "expires_at",
+        "completed_at",
+        "link",
+    ]
+    fields = readonly_fields
+
+    @admin.display(description=_("link"))
+    def link(self, obj):
+        from integrations.connect.services import connect_link_url
+
+        if obj.status == "connected" or obj.expires_at <= timezone.now():
+            return "—"
+        return connect_link_url(obj)
+
+
+@admin.action(description=_("Send a Connect link (the customer connects their own OEM account)"))
+def connect_link_create(modeladmin, request, queryset):
+    """A Connect session per selected customer; the links are shown to copy into an e-mail or a text."""
+    from django.conf import settings
+
+    from integrations.connect.services import connect_link_url, connect_session_create
+    from texture_portal.exceptions import ApplicationError
+
+    # links and the page the customer ends on are the portal's public address (PORTAL_BASE_URL)
+    done_url = settings.PORTAL_BASE_URL + reverse("connect:done")
+    for contact in queryset.select_related("workspace"):
+        if not request.user.has_perm("integrations.add_connectsession", contact):
+            modeladmin.message_user(
+                request, f"{contact}: you may not send Connect links in its workspace.", messages.ERROR
+            )
+            continue
+        try:
+            session = connect_session_create(
+                workspace=contact.workspace,
+                actor=request.user,
+                contact=contact,
+                redirect_url=done_url,
+                source=AuditSource.ADMIN,
+            )
+        except ApplicationError as exc:
+            modeladmin.message_user(request, f"{contact}: {exc.message}", messages.ERROR)
+            continue
+        modeladmin.message_user(
+            request,
+            format_html(
+                "{}: Connect link (valid until {} UTC): <code>{}</code>",
+                contact,
+                session.expires_at.strftime("%Y-%m-%d %H:%M"),
+                connect_link_url(session),
+            ),
+            messages.SUCCESS,
+        )
+
+
+ContactAdmin.actions = [*(ContactAdmin.actions or ()), connect_link_create]

@@ -31,3 +31,19 @@ class RunStatus(models.TextChoices):
     SUCCEEDED = "succeeded", _("Succeeded")
     PARTIAL = "partial", _("Partly failed")
     FAILED = "failed", _("Failed")
+
+
+class ConnectSessionStatus(models.TextChoices):
+    """A Connect session's way: opened by the link, at the OEM's consent page, then one of the endings. A
+    denied or failed session may be tried again from its link while the link lasts."""
+
+    PENDING = "pending", _("Link sent")
+    AUTHORIZING = "authorizing", _("At the manufacturer")
+    CONNECTED = "connected", _("Connected")
+    DENIED = "denied", _("Consent denied")
+    FAILED = "failed", _("Failed")
+
+
+class ConnectionStatus(models.TextChoices):
+    ACTIVE = "active", _("Active")
+    REVOKED = "revoked", _("Revoked")

@@ -47,3 +47,43 @@ def integration_facts(*, workspace_ids: list[int], channels: list[str]) -> dict[
 
 def register() -> None:
     integration_facts_provider_register(integration_facts)
+
+
+# -- the customer page's connections section ---------------------------------------------------------------------
+CONNECT_SESSIONS_SHOWN = 10
+
+
+def customer_connections_section(request, page) -> dict | None:
+    """The customer's own OEM accounts (Texture Connect) and their latest Connect sessions: two queries."""
+    from integrations.models import ConnectSession, CustomerConnection
+
+    contact = page.contact
+    connections = list(
+        CustomerConnection.objects.filter(workspace_id=contact.workspace_id, contact=contact).order_by("channel")
+    )
+    sessions = list(
+        ConnectSession.objects.filter(workspace_id=contact.workspace_id, contact=contact).order_by("-created", "-id")[
+            :CONNECT_SESSIONS_SHOWN
+        ]
+    )
+    can_send = request.user.has_perm("integrations.add_connectsession", contact)
+    if not connections and not sessions and not can_send:
+        return None
+    return {"connections": connections, "sessions": sessions, "can_send": can_send, "contact": contact}
+
+
+def register_section() -> None:
+    from django.utils.translation import gettext_lazy as _
+
+    from fleet.customer import CustomerSection, customer_section_register
+
+    customer_section_register(
+        CustomerSection(
+            key="oem-connections",
+            title=_("Connected OEM accounts"),
+            template="admin/integrations/customer_connections.html",
+            context=customer_connections_section,
+            order=30,
+            permission="integrations.view_customerconnection",
+        )
+    )

@@ -6,6 +6,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from integrations.choices import (
+    ConnectionStatus,
+    ConnectSessionStatus,
     IntegrationChannel,
     IntegrationStatus,
     RunKind,
@@ -89,3 +91,105 @@ class IntegrationRun(WorkspaceScopedModel):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.started_at:%Y-%m-%d %H:%M} ({self.get_status_display()})"
+
+
+class CustomerConnection(WorkspaceScopedModel):
+    """One customer's own OEM account, authorized through a Connect session: their OAuth tokens (or, for an
+    OEM without OAuth, the credentials they entered), encrypted at rest, per contact and OEM channel.
+
+    Devices found through it carry its id in `Device.oem_data["connectionId"]`: their telemetry and commands
+    use these tokens, never the workspace's. A grant the customer (or the OEM) revoked turns it `revoked`.
+    """
+
+    contact = models.ForeignKey(
+        "fleet.Contact", on_delete=models.PROTECT, related_name="oem_connections", verbose_name=_("contact")
+    )
+    channel = models.CharField(_("channel"), max_length=30, choices=IntegrationChannel.choices)
+    status = models.CharField(
+        _("status"), max_length=20, choices=ConnectionStatus.choices, default=ConnectionStatus.ACTIVE
+    )
+    credentials = EncryptedJSONField(_("credentials"))
+    reference_id = models.CharField(_("reference ID"), max_length=200, blank=True)
+    tags = models.JSONField(_("tags"), default=list, blank=True)
+    connected_at = models.DateTimeField(_("connected"), default=timezone.now)
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
+    last_synced_at = models.DateTimeField(_("last synced"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["workspace", "contact", "channel"]
+        verbose_name = _("customer connection")
+        verbose_name_plural = _("customer connections")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "contact", "channel"], name="customer_connection_unique_per_contact"
+            ),
+            models.CheckConstraint(
+                condition=Q(channel__in=IntegrationChannel.values), name="customer_connection_channel_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=ConnectionStatus.values), name="customer_connection_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_channel_display()} of {self.contact_id} ({self.get_status_display()})"
+
+
+class ConnectSession(WorkspaceScopedModel):
+    """One Texture Connect session: the signed, expiring link a customer follows to connect their own OEM
+    account (`POST /v1/connections`, or the contact admin's action), and how it went.
+
+    `oauth` holds the session's OAuth `state` and PKCE `code_verifier` while the customer is at the OEM
+    (encrypted; emptied once the code is exchanged). `state_digest` (SHA-256 of the state) finds the session on
+    the way back without storing the state in clear.
+    """
+
+    public_id = models.UUIDField(_("public ID"), unique=True, editable=False)
+    status = models.CharField(
+        _("status"), max_length=20, choices=ConnectSessionStatus.choices, default=ConnectSessionStatus.PENDING
+    )
+    redirect_url = models.URLField(_("redirect URL"), max_length=2000)
+    reference_id = models.CharField(_("reference ID"), max_length=200, blank=True)
+    tags = models.JSONField(_("tags"), default=list, blank=True)
+    client_name = models.CharField(_("client name"), max_length=200, blank=True)
+    contact = models.ForeignKey(
+        "fleet.Contact",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="connect_sessions",
+        verbose_name=_("contact"),
+    )
+    customer_info = models.JSONField(_("customer info"), default=dict, blank=True)
+    # what the customer confirmed on the page (snake_case names of Contact and Site fields)
+    customer_details = models.JSONField(_("confirmed details"), default=dict, blank=True)
+    manufacturer_filters = models.JSONField(_("manufacturer filters"), default=dict, blank=True)
+    channel = models.CharField(_("channel"), max_length=30, choices=IntegrationChannel.choices, blank=True)
+    oauth = EncryptedJSONField(_("OAuth state"))
+    state_digest = models.CharField(_("state digest"), max_length=64, blank=True, db_index=True)
+    expires_at = models.DateTimeField(_("expires"))
+    completed_at = models.DateTimeField(_("completed"), null=True, blank=True)
+    outcome = models.CharField(_("outcome"), max_length=500, blank=True)
+    connection = models.ForeignKey(
+        CustomerConnection,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="sessions",
+        verbose_name=_("connection"),
+    )
+    devices_linked = models.PositiveIntegerField(_("devices linked"), default=0)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        verbose_name = _("Connect session")
+        verbose_name_plural = _("Connect sessions")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=ConnectSessionStatus.values), name="connect_session_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Connect session {self.public_id} ({self.get_status_display()})"

@@ -35,12 +35,17 @@ def devices_awaiting_discovery(*, integration: WorkspaceIntegration) -> QuerySet
 
 
 def devices_for_sync(*, integration: WorkspaceIntegration, device_ids: list[int] | None = None) -> QuerySet[Device]:
-    """Bound devices (on the workspace or offline) of this integration: the ones telemetry sync reads."""
-    qs = Device.objects.filter(
-        workspace_id=integration.workspace_id,
-        state__in=[DeviceState.ON_WORKSPACE, DeviceState.OFFLINE],
-        manufacturer__integration_channel=integration.channel,
-    ).exclude(oem_device_id="")
+    """Bound devices (on the workspace or offline) of this integration: the ones telemetry sync reads. Devices a
+    customer connected with their own account (Texture Connect) are read with their tokens, not these."""
+    qs = (
+        Device.objects.filter(
+            workspace_id=integration.workspace_id,
+            state__in=[DeviceState.ON_WORKSPACE, DeviceState.OFFLINE],
+            manufacturer__integration_channel=integration.channel,
+        )
+        .exclude(oem_device_id="")
+        .exclude(oem_data__has_key="connectionId")
+    )
     if device_ids is not None:
         qs = qs.filter(pk__in=device_ids)
     return qs.only("pk", "workspace_id", "system_identifier", "oem_device_id", "oem_data", "device_type").order_by("pk")

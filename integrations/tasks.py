@@ -161,3 +161,38 @@ def offline_sweep_task():
 def integration_runs_prune_task() -> int:
     """Daily (CELERY_BEAT_SCHEDULE): delete integration runs past their retention."""
     return services.integration_runs_prune()
+
+
+@shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES)
+def connection_telemetry_sync_task(self, connection_id: int):
+    """One customer connection's devices, new ones linked and all read with the customer's tokens (after a
+    Connect session, and on the beat). A transient OEM failure is retried; a refused grant revokes the
+    connection (the services)."""
+    from integrations.connect.services import connection_discover, connection_telemetry_sync
+    from integrations.models import CustomerConnection
+
+    connection = CustomerConnection.objects.filter(pk=connection_id).first()
+    if connection is None:
+        return "connection gone"
+    try:
+        # a device the customer added to their account since is linked first, then everything is read
+        connection_discover(connection=connection)
+        outcome = connection_telemetry_sync(connection=connection)
+    except TransientError as exc:
+        countdown = _countdown(self.request.retries, exc.retry_after)
+        if countdown is None or not _can_retry(self):
+            return f"not retried: {exc.message}"
+        raise self.retry(exc=exc, countdown=countdown) from exc
+    return f"{outcome.read} read, {outcome.failed} failed" + (" (revoked)" if outcome.revoked else "")
+
+
+@shared_task
+def connections_telemetry_sync_all_task():
+    """Queue a sync of every active customer connection that has devices."""
+    from integrations.choices import ConnectionStatus
+    from integrations.models import CustomerConnection
+
+    ids = list(CustomerConnection.objects.filter(status=ConnectionStatus.ACTIVE).values_list("pk", flat=True))
+    for connection_id in ids:
+        connection_telemetry_sync_task.delay(connection_id)
+    return len(ids)

@@ -28,7 +28,7 @@ PORTAL_MODELS = {
         "alertnotificationsetting",
     ],
     "events": ["platformevent", "destination", "deliveryattempt"],
-    "integrations": ["workspaceintegration", "integrationrun"],
+    "integrations": ["workspaceintegration", "integrationrun", "customerconnection", "connectsession"],
     "dispatch": [
         "dispatchevent",
         "dispatchaction",
@@ -64,6 +64,7 @@ READ_ONLY_FOR_ADMINS = (
     "platformevent",
     "deliveryattempt",
     "integrationrun",
+    "customerconnection",  # written by Connect sessions and the OEMs' answers (tokens never edited by hand)
     "programhealthday",
     "eventreport",  # compiled by the portal (recompiled by whoever may change the event)
     "eventreportdevice",
@@ -88,10 +89,14 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
     | _perms("dispatch", ["dispatchevent", "participation", "command", "eventreport", "eventreportdevice"], (VIEW,))
     | _perms("fleet", ["manufacturer"], (VIEW,))
     | _perms("texture_portal", ["workspace"], (VIEW,))
-    | _perms("fleet", ["contact", "site"], (CHANGE,)),
+    | _perms("fleet", ["contact", "site"], (CHANGE,))
+    # sends a customer a Connect link and sees how their connections stand
+    | _perms("integrations", ["customerconnection", "connectsession"], (VIEW,))
+    | _perms("integrations", ["connectsession"], (ADD,)),
     # API keys, webhooks, integrations.
     Role.ENGINEERING: _view_everything()
     | _perms("integrations", ["workspaceintegration"], ALL)
+    | _perms("integrations", ["connectsession"], (ADD,))
     | _perms("events", ["destination"], ALL)
     | _perms("texture_portal", ["apikey"], (VIEW, ADD, CHANGE)),
     # Programs, strategies, enrollments, launch sign-off, events.
@@ -111,7 +116,7 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
     | _perms("dispatch", ["participation"], (VIEW, CHANGE))
     | _perms("texture_portal", ["workspace"], (VIEW, CHANGE))
     | _perms("texture_portal", ["auditlogentry"], (VIEW,))
-    | _perms("integrations", ["integrationrun"], (VIEW,))
+    | _perms("integrations", ["integrationrun", "customerconnection"], (VIEW,))
     | _perms("events", ["platformevent", "deliveryattempt"], (VIEW,))
     | _perms("dispatch", ["eventreport", "eventreportdevice"], (VIEW,))
     | _perms("programs", ["programhealthday"], (VIEW,)),

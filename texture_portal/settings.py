@@ -5,6 +5,7 @@ point at the project's own OEM simulator. Production sets DATABASE_URL (PostgreS
 (Redis), SECRET_KEY, FIELD_ENCRYPTION_KEYS, ALLOWED_HOSTS and DEBUG=0; see README.md.
 """
 
+import json
 from pathlib import Path
 
 import dj_database_url
@@ -201,6 +202,11 @@ CELERY_TIMEZONE = "UTC"
 OEM_SIMULATOR_URL = env_str("OEM_SIMULATOR_URL", "http://127.0.0.1:8100").rstrip("/")
 OEM_SLUGS = ("tesla", "franklinwh", "enphase", "solaredge", "emporia", "chargepoint", "smartcar")
 OEM_BASE_URLS = {slug: env_str(f"OEM_{slug.upper()}_BASE_URL", f"{OEM_SIMULATOR_URL}/{slug}") for slug in OEM_SLUGS}
+# Texture Connect: how long a session's link works; the OEMs' customer sign-in pages and token endpoints when
+# they are not at the API's base URL (JSON {channel: url}; integrations.connect.oauth)
+CONNECT_LINK_TTL_HOURS = env_int("CONNECT_LINK_TTL_HOURS", 72)
+OEM_CONNECT_AUTHORIZE_URLS = json.loads(env_str("OEM_CONNECT_AUTHORIZE_URLS", "{}"))
+OEM_CONNECT_TOKEN_URLS = json.loads(env_str("OEM_CONNECT_TOKEN_URLS", "{}"))
 OEM_HTTP_TIMEOUT_SECONDS = float(env_str("OEM_HTTP_TIMEOUT_SECONDS", "10"))
 # Calls per second (sustained, burst) per OEM across all workers: a token bucket in Redis when one is
 # configured, in process memory otherwise. Set to what each OEM grants the portal's app or plan.
@@ -399,6 +405,11 @@ CELERY_BEAT_SCHEDULE = {
     "integrations-telemetry-history": {
         "task": "integrations.tasks.telemetry_history_all_task",
         "schedule": crontab(minute=37),
+    },
+    # "*/15 * * * *": telemetry of devices customers connected themselves (Texture Connect), with their tokens
+    "integrations-connections-telemetry": {
+        "task": "integrations.tasks.connections_telemetry_sync_all_task",
+        "schedule": crontab(minute="*/15"),
     },
     # "*/5 * * * *": devices with no reading within cadence × grace go offline
     "integrations-offline-sweep": {"task": "integrations.tasks.offline_sweep_task", "schedule": crontab(minute="*/5")},

@@ -36,6 +36,8 @@ urlpatterns = [
     re_path(rf"^admin/integrations/(?P<model>{'|'.join(MOVED_ADMIN_PAGES)})/(?P<rest>.*)$", moved_admin_page),
     path("admin/", admin.site.urls),
     path("v1/", include("texture_portal.api.urls")),
+    # Texture Connect's hosted page, where customers connect their own OEM accounts (no login)
+    path("connect/", include("integrations.connect.urls")),
     # the demo's webhook receiver: 404 unless DEMO_WEBHOOK_RECEIVER (on with DEBUG)
     path("demo/webhook-receiver/", webhook_receiver, name="demo-webhook-receiver"),
 ]

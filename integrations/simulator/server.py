@@ -100,6 +100,11 @@ def handle(state: SimState, method: str, raw_path: str, headers: dict[str, str],
     state.count_request(oem, request.method, request.path)
     if request.method != "GET" and not request.path.endswith(getattr(module, "READ_ONLY_POSTS", ())):
         state.count_write(oem, request.method, request.path, request.body, query=request.query)
+    from integrations.simulator import oauth
+
+    # customers' consent pages, code exchange and grant refreshes; everything else is the OEM module's
+    if (response := oauth.handle(state, oem, request)) is not None:
+        return response
     return module.handle(state, request)
 
 
@@ -107,7 +112,8 @@ def control(state: SimState, request: SimRequest) -> SimResponse:
     """The operator API: POST /_sim/advance {seconds}, /_sim/fault {oem, target, kind, times, …} (target: an
     account name, a device serial, or `<account>:token` for the account's token endpoint),
     /_sim/clear, /_sim/offline {oem, serial, online}, /_sim/storm {oem, serial, active}, /_sim/grid-services-event
-    {oem, serial, active}; GET /_sim/stats, /_sim/energy?oem=…&serial=… (a device's own energy account, Wh)."""
+    {oem, serial, active}, /_sim/revoke {oem, user} (a customer withdraws consent); GET /_sim/stats,
+    /_sim/energy?oem=…&serial=… (a device's own energy account, Wh)."""
     try:
         data = request.json() if request.method == "POST" else {}
         if request.path == "/advance":
@@ -128,6 +134,10 @@ def control(state: SimState, request: SimRequest) -> SimResponse:
         if request.path == "/grid-services-event":
             state.set_grid_services_event(data["oem"], data["serial"], bool(data.get("active", True)))
             return SimResponse(200, {"ok": True})
+        if request.path == "/revoke":
+            from integrations.simulator import oauth
+
+            return SimResponse(200, {"revoked": oauth.grants_revoke(state, data["oem"], data["user"])})
         if request.path == "/energy":
             return SimResponse(200, state.energy(request.query["oem"], request.query["serial"]))
         if request.path == "/stats":

@@ -333,6 +333,10 @@ class SimState:
         self.token_ttl = timedelta(hours=8)
         # the Emporia account PyEmVue's simulator mode (its fixed `authtoken: simulator`) reads; None refuses it
         self.emporia_simulator_mode_account: str | None = "demo"
+        # customers' OAuth consents (integrations.simulator.oauth): codes by value, grants by refresh token
+        # (current and spent ones)
+        self.oauth_codes: dict = {}
+        self.oauth_grants: dict = {}
         self._numbers: dict[str, int] = {}
 
     # -- building --------------------------------------------------------------------------------------------

@@ -22,6 +22,10 @@ def test_demo_fleet_is_discovered_and_streams_with_no_internet(settings):
     settings.OEM_RATE_LIMIT_REDIS_URL = None
     with running_simulator() as sim:
         assert sim.state.load_fleet_csv(DEMO_FLEET_CSV) == 24
+        # as `make serve`'s simulator: it knows the driver the seed connects through Texture Connect
+        from integrations.simulator.oauth import demo_customers_add
+
+        demo_customers_add(sim.state)
         settings.OEM_BASE_URLS = sim.base_urls()
         result = seed_demo(password="demo-password-123", rehearse=False)
         assert set(
@@ -31,9 +35,10 @@ def test_demo_fleet_is_discovered_and_streams_with_no_internet(settings):
         ) == {"tesla", "franklinwh", "enphase", "solaredge", "emporia", "chargepoint", "smartcar"}
         assert Device.objects.filter(state="registered").count() == 24
         call_command("run_integration_schedule", "--once", stdout=open("/dev/null", "w"))  # noqa: SIM115
-        assert Device.objects.filter(state="on_workspace").count() == 24
+        # the fleet, and the vehicle its driver connected (read with the driver's own Smartcar grant)
+        assert Device.objects.filter(state="on_workspace").count() == 24 + 1
         # Tesla, FranklinWH and Emporia sync every 5 minutes, Enphase every 15: one round reads them all
-        assert TelemetryReading.objects.values("device").distinct().count() == 24
+        assert TelemetryReading.objects.values("device").distinct().count() == 24 + 1
         # grid services as each OEM shows them: Tesla's flag (one demo site not enrolled), nothing from
         # FranklinWH, nothing from Enphase outside an event, Emporia has no such channel
         shown = Counter(Device.objects.values_list("manufacturer__slug", "grid_services_status"))
@@ -43,6 +48,7 @@ def test_demo_fleet_is_discovered_and_streams_with_no_internet(settings):
             ("franklinwh", "unknown"): 5,
             ("enphase", "unknown"): 5,
             ("emporia", "unsupported"): 9,
+            ("smartcar", "unsupported"): 1,
         }
         # re-seeding (a second `make demo`) keeps the integrations and resets their simulator credentials
         seed_demo(password="demo-password-123", rehearse=False)
@@ -111,6 +117,7 @@ def test_the_demo_shows_true_alerts_raised_by_the_rules_not_seeded_rows(settings
     from fleet.models import Alert
     from integrations.ratelimit import rate_limiter
     from integrations.services import offline_sweep
+    from integrations.simulator.oauth import demo_customers_add
     from texture_portal.demo.seed import DEMO_ALERT_EMAIL, DEMO_OFFLINE_DEVICES
 
     rate_limiter.cache_clear()
@@ -119,6 +126,7 @@ def test_the_demo_shows_true_alerts_raised_by_the_rules_not_seeded_rows(settings
         sim.state.load_fleet_csv(DEMO_FLEET_CSV)
         for oem, serial in DEMO_OFFLINE_DEVICES:
             sim.state.set_online(oem, serial, False)
+        demo_customers_add(sim.state)  # as `make serve`'s simulator: the driver connected through Connect
         settings.OEM_BASE_URLS = sim.base_urls()
         result = seed_demo(password="demo-password-123", rehearse=False)
         assert not Alert.objects.exists()

@@ -42,13 +42,16 @@ def test_seed_demo_creates_the_demo_and_prints_a_working_login(client):
     assert (strategy.min_soc_percent, strategy.max_soc_percent) == (20, 100)
     rows = DEMO_FLEET_CSV.read_text().strip().splitlines()[1:]
     assert Device.objects.filter(workspace=workspace, state=DeviceState.REGISTERED).count() == len(rows)
-    assert Contact.objects.filter(workspace=workspace).count() == len({r.split(",")[0] for r in rows})
+    # the fleet's customers, and the driver who connected their own Smartcar account (Texture Connect)
+    assert Contact.objects.filter(workspace=workspace).count() == len({r.split(",")[0] for r in rows}) + 1
+    connected = Device.objects.get(workspace=workspace, contact__reference_id="EV-7731")
+    assert connected.state == DeviceState.ON_WORKSPACE and connected.device_type == "vehicle"
     assert Enrollment.objects.filter(program=program, status=EnrollmentStatus.APPROVED).count() == len(rows)
 
     assert client.login(username="demo", password=password)
     page = client.get(reverse("admin:fleet_device_changelist"))
     assert page.status_code == 200
-    assert len(page.context["cl"].result_list) == len(rows)
+    assert len(page.context["cl"].result_list) == len(rows) + 1
     client.logout()
     assert client.login(username="ops", password=logins["ops"])
     assert client.get(reverse("admin:index")).context["home_role"] == "ops"  # lands on the role's home

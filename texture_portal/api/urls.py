@@ -19,6 +19,7 @@ urlpatterns = [
     path("", include("fleet.api.urls")),
     path("", include("programs.api.urls")),
     path("", include("dispatch.api.urls")),
+    path("", include("integrations.api.urls")),
     path("", include("texture_portal.events.api.urls")),
 ]
 

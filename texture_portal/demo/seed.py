@@ -54,6 +54,7 @@ class DemoResult:
     logins: list[tuple[str, str, str]] = field(default_factory=list)  # (username, role label, password)
     workspace_admin: object = None
     rehearsal: object = None
+    connect_note: str = ""
 
 
 def _workspace(organization, name, kind, actor) -> Workspace:
@@ -83,6 +84,10 @@ def seed_demo(*, password: str | None = None, rehearse: bool = True) -> DemoResu
         # demo accounts' own credentials
         _seed_integrations(workspace=result.workspace, actor=result.workspace_admin)
     _seed_test_event(program=result.program, actor=result.workspace_admin)
+    # a driver who connected their own Smartcar account through a Texture Connect session
+    from texture_portal.demo.connect import demo_driver_connect
+
+    result.connect_note = demo_driver_connect(workspace=result.workspace, actor=result.workspace_admin)
     # last: what the seed itself emits is not sent to a receiver that `make serve` has not started yet
     from texture_portal.demo.webhooks import demo_destination_ensure
 

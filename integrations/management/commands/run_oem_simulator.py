@@ -5,7 +5,7 @@ import threading
 
 from django.core.management.base import BaseCommand
 
-from integrations.simulator import SimState, SimulatorServer, add_accounts
+from integrations.simulator import SimState, SimulatorServer, add_accounts, oauth
 from texture_portal.demo.seed import DEMO_FLEET_CSV, DEMO_OFFLINE_DEVICES
 
 
@@ -32,6 +32,7 @@ class Command(BaseCommand):
         state = SimState(seed=options["seed"])
         count = state.load_fleet_csv(options["fleet"])
         add_accounts(state)
+        oauth.demo_customers_add(state)  # the driver the demo seed connected through Texture Connect
         offline = [] if options["all_online"] else [(oem, serial) for oem, serial in DEMO_OFFLINE_DEVICES]
         for oem, serial in offline:
             if state.device(oem, serial) is not None:

@@ -38,6 +38,8 @@ EXPECTED = {
     ],
     # the events service's own: a test delivery to one destination
     "events": ["webhook.test"],
+    # customers' own OEM accounts (Texture Connect)
+    "integrations": ["connection.connected", "connection.revoked", "connection.failed"],
 }
 EVERY_TYPE = sorted(t for family in EXPECTED.values() for t in family)
 

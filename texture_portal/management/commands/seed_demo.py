@@ -32,6 +32,8 @@ class Command(BaseCommand):
                     self.stdout.write(f"  alert e-mail to {', '.join(recipients)}: {' '.join(subject.split())}")
             else:
                 self.stdout.write(f"Yesterday's test event: not run again ({rehearsal.note}).")
+        if result.connect_note:
+            self.stdout.write(result.connect_note)
         self.stdout.write("")
         self.stdout.write(self.style.SUCCESS("Log in at /admin/ as (each lands on their role's home):"))
         width = max(len(username) for username, _, _ in result.logins)

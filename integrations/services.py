@@ -113,7 +113,7 @@ def integration_tokens_refresh(*, integration: WorkspaceIntegration, adapter, fa
         stored = row.credentials
         if stored.get("access_token") and stored.get("access_token") != failed:
             adapter.adopt_tokens(stored)
-            integration.credentials = stored
+            integration.credentials, integration.credentials_changed_at = stored, row.credentials_changed_at
             return False
         tokens = adapter.request_tokens(stored)
         stamps = credentials_stamped(row.credentials_changed_at, stored, {**stored, **tokens})

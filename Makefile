@@ -31,7 +31,7 @@ demo-setup: install
 serve: install
 	@echo "Texture Portal: open http://$(HOST):$(PORT)/admin/ and log in with the user printed above."
 	@DEBUG=1 $(BIN)/python manage.py run_oem_simulator --port $(SIMULATOR_PORT) & sim=$$!; \
-	DEBUG=1 WEBHOOK_ALLOWED_HOSTS=$(WEBHOOK_HOSTS) OEM_SIMULATOR_URL=http://127.0.0.1:$(SIMULATOR_PORT) $(BIN)/python manage.py run_integration_schedule --delay 2 & jobs=$$!; \
+	DEBUG=1 WEBHOOK_ALLOWED_HOSTS=$(WEBHOOK_HOSTS) OEM_SIMULATOR_URL=http://127.0.0.1:$(SIMULATOR_PORT) $(BIN)/python manage.py run_integration_schedule --wait-for http://127.0.0.1:$(SIMULATOR_PORT)/_sim/stats & jobs=$$!; \
 	trap 'kill $$sim $$jobs 2>/dev/null' EXIT INT TERM; \
 	DEBUG=1 WEBHOOK_ALLOWED_HOSTS=$(WEBHOOK_HOSTS) OEM_SIMULATOR_URL=http://127.0.0.1:$(SIMULATOR_PORT) $(BIN)/python manage.py runserver $(HOST):$(PORT)
 

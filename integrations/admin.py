@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 from fleet.admin import ContactAdmin, DeviceAdmin
 from fleet.choices import DeviceState
-from integrations import services
+from integrations import selectors, services
 from integrations.models import ConnectSession, CustomerConnection, IntegrationRun, WorkspaceIntegration
 from texture_portal.admin_actions import run_service_for_each
 from texture_portal.admin_base import (
@@ -22,6 +22,7 @@ from texture_portal.admin_base import (
     WorkspaceScopedAdmin,
 )
 from texture_portal.choices import AuditSource
+from texture_portal.timezones import time_html
 
 
 class WorkspaceIntegrationForm(forms.ModelForm):
@@ -98,10 +99,19 @@ class WorkspaceIntegrationAdmin(WorkspaceScopedAdmin):
 
     @admin.display(description=_("stored credentials"))
     def stored_credentials(self, obj):
+        """Which keys are set and when each changed; never any part of a value (a password's or a token's last
+        characters included)."""
         if obj is None or not obj.credentials:
             return "—"
-        masked = services.credentials_summary(obj.credentials)
-        return format_html_join("", "<div><code>{}</code>: {}</div>", masked.items())
+        rows = [
+            (
+                shown.key,
+                _("set") if shown.is_set else _("empty"),
+                time_html(shown.changed_at) if shown.changed_at else _("change not recorded"),
+            )
+            for shown in selectors.integration_credentials_shown(integration=obj)
+        ]
+        return format_html_join("", '<div class="stored-credential"><code>{}</code>: {} · {}</div>', rows)
 
     def perform_save(self, request, obj, form, change):
         integration = services.workspace_integration_save(
@@ -138,7 +148,6 @@ class WorkspaceIntegrationAdmin(WorkspaceScopedAdmin):
 
     @admin.action(description=_("Sync telemetry now"))
     def sync_telemetry_now(self, request, queryset):
-        from integrations import selectors
         from integrations.tasks import telemetry_sync_task
 
         def queue(integration):
@@ -153,7 +162,6 @@ class WorkspaceIntegrationAdmin(WorkspaceScopedAdmin):
 
     @admin.action(description=_("Backfill telemetry history now (fill gaps from the OEM's history)"))
     def backfill_history_now(self, request, queryset):
-        from integrations import services
         from integrations.tasks import telemetry_history_task
         from texture_portal.exceptions import ApplicationError
 

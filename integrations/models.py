@@ -20,13 +20,17 @@ from texture_portal.models import WorkspaceScopedModel
 class WorkspaceIntegration(WorkspaceScopedModel):
     """One OEM channel wired to one workspace (an "integration tile"): on/off, credentials, health.
 
-    Credentials are encrypted at rest and never shown back in full. Discovery and telemetry sync run only for
+    Credentials are encrypted at rest and never shown back, not even in part: staff see which keys are set and
+    when each changed (`credentials_changed_at`). Discovery and telemetry sync run only for
     enabled integrations.
     """
 
     channel = models.CharField(_("channel"), max_length=30, choices=IntegrationChannel.choices)
     enabled = models.BooleanField(_("enabled"), default=False)
     credentials = EncryptedJSONField(_("credentials"))
+    # When each credential key was last written ({key: ISO-8601 UTC}), by staff or by a token refresh: what the
+    # admin shows of credentials, with which keys are set (never any part of a value). Keys only, so not secret.
+    credentials_changed_at = models.JSONField(_("credentials changed at"), default=dict, blank=True)
     status = models.CharField(
         _("status"),
         max_length=20,

@@ -13,6 +13,29 @@ from integrations.choices import IntegrationChannel, RunKind
 from integrations.models import IntegrationRun, WorkspaceIntegration
 
 
+@dataclass(frozen=True)
+class CredentialShown:
+    """What staff see of one stored credential: its key, whether it holds a value, and when it last changed
+    (None: written before changes were recorded). Never any part of the value."""
+
+    key: str
+    is_set: bool
+    changed_at: datetime | None
+
+
+def integration_credentials_shown(*, integration: WorkspaceIntegration) -> list[CredentialShown]:
+    """The integration's credential keys, in order, as staff may see them (see CredentialShown)."""
+    stamps = integration.credentials_changed_at or {}
+    return [
+        CredentialShown(
+            key=key,
+            is_set=value not in (None, ""),
+            changed_at=datetime.fromisoformat(stamps[key]) if stamps.get(key) else None,
+        )
+        for key, value in sorted(integration.credentials.items())
+    ]
+
+
 def integrations_enabled(*, channel: str | None = None) -> QuerySet[WorkspaceIntegration]:
     qs = WorkspaceIntegration.objects.filter(enabled=True).select_related("workspace")
     return qs.filter(channel=channel) if channel else qs

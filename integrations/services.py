@@ -30,15 +30,15 @@ from texture_portal.exceptions import ApplicationError
 log = logging.getLogger(__name__)
 
 
-def mask_secret(value) -> str:
-    """What staff may see of a stored credential: the last four characters of a long one (enough to tell two
-    keys apart), nothing of a short one (a password's last four would be a good part of it)."""
-    text = str(value)
-    return "••••" + text[-4:] if len(text) >= 16 else "••••"
-
-
-def credentials_summary(credentials: dict) -> dict:
-    return {key: mask_secret(value) for key, value in sorted(credentials.items())}
+def credentials_stamped(stamps: dict, before: dict, after: dict, *, now=None) -> dict:
+    """`credentials_changed_at` once `before` became `after`: now for every key whose value changed or is new,
+    the stamp kept for the others, none for a key no longer stored."""
+    moment = (now or timezone.now()).astimezone(UTC).isoformat()
+    return {
+        key: moment if key not in before or before[key] != value else stamps.get(key)
+        for key, value in after.items()
+        if key not in before or before[key] != value or stamps.get(key)
+    }
 
 
 @transaction.atomic
@@ -68,10 +68,13 @@ def workspace_integration_save(
             | {k for k in credentials if integration.credentials.get(k) != credentials[k]}
         )
         changes["credentials"] = {"keys_changed": changed_keys}
+        integration.credentials_changed_at = credentials_stamped(
+            integration.credentials_changed_at, integration.credentials, credentials
+        )
         integration.credentials = credentials
         integration.status = IntegrationStatus.NOT_CONFIGURED
         integration.last_error = ""
-        update_fields += ["credentials", "status", "last_error"]
+        update_fields += ["credentials", "credentials_changed_at", "status", "last_error"]
     if update_fields:
         integration.full_clean()
         integration.save(update_fields=[*update_fields, "last_updated"])
@@ -102,17 +105,22 @@ def integration_tokens_refresh(*, integration: WorkspaceIntegration, adapter, fa
     the rotated refresh token lost) with it, and the row stay locked until then.
     """
     with transaction.atomic():
-        row = WorkspaceIntegration.objects.select_for_update().only("pk", "credentials").get(pk=integration.pk)
+        row = (
+            WorkspaceIntegration.objects.select_for_update()
+            .only("pk", "credentials", "credentials_changed_at")
+            .get(pk=integration.pk)
+        )
         stored = row.credentials
         if stored.get("access_token") and stored.get("access_token") != failed:
             adapter.adopt_tokens(stored)
-            integration.credentials = stored
+            integration.credentials, integration.credentials_changed_at = stored, row.credentials_changed_at
             return False
         tokens = adapter.request_tokens(stored)
+        stamps = credentials_stamped(row.credentials_changed_at, stored, {**stored, **tokens})
         stored = {**stored, **tokens}
-        WorkspaceIntegration.objects.filter(pk=integration.pk).update(credentials=stored)
+        WorkspaceIntegration.objects.filter(pk=integration.pk).update(credentials=stored, credentials_changed_at=stamps)
     adapter.adopt_tokens(tokens)
-    integration.credentials = stored
+    integration.credentials, integration.credentials_changed_at = stored, stamps
     return True
 
 
@@ -129,16 +137,19 @@ def integration_credentials_persist(*, integration: WorkspaceIntegration, adapte
     if not pending:
         return
     with transaction.atomic():
-        locked = WorkspaceIntegration.objects.select_for_update().only("pk", "credentials")
+        locked = WorkspaceIntegration.objects.select_for_update().only("pk", "credentials", "credentials_changed_at")
         row = locked.filter(pk=integration.pk).first()
         if row is None:
             return  # the integration was deleted while the job ran
-        stored = row.credentials
+        stored, stamps = row.credentials, row.credentials_changed_at
         updates = {key: new for key, (loaded, new) in pending.items() if stored.get(key) == loaded}
         if updates:
+            stamps = credentials_stamped(stamps, stored, {**stored, **updates})
             stored = {**stored, **updates}
-            WorkspaceIntegration.objects.filter(pk=integration.pk).update(credentials=stored)
-    integration.credentials = stored
+            WorkspaceIntegration.objects.filter(pk=integration.pk).update(
+                credentials=stored, credentials_changed_at=stamps
+            )
+    integration.credentials, integration.credentials_changed_at = stored, stamps
     adapter.credentials_saved()
 
 

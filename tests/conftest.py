@@ -87,6 +87,19 @@ def _kept_adapters_closed():
     adapters_reused_close()
 
 
+@pytest.fixture(autouse=True)
+def _oem_calls_unpaced(settings):
+    """The simulator answers in microseconds: tests do not wait on the OEMs' real per-second limits (Tesla's
+    5 a second would add minutes); a test of the pacing sets its own. The call-slot caps (SolarEdge's 3 in
+    flight, which the simulator enforces) stay."""
+    from integrations.ratelimit import rate_limiter
+
+    settings.OEM_RATE_LIMITS = {}
+    rate_limiter.cache_clear()
+    yield
+    rate_limiter.cache_clear()
+
+
 @pytest.fixture
 def page(monkeypatch):
     """A page of Debian's chromium driven by Playwright (headless, never a downloaded browser)."""

@@ -209,14 +209,43 @@ OEM_CONNECT_AUTHORIZE_URLS = json.loads(env_str("OEM_CONNECT_AUTHORIZE_URLS", "{
 OEM_CONNECT_TOKEN_URLS = json.loads(env_str("OEM_CONNECT_TOKEN_URLS", "{}"))
 OEM_HTTP_TIMEOUT_SECONDS = float(env_str("OEM_HTTP_TIMEOUT_SECONDS", "10"))
 # Calls per second (sustained, burst) per OEM across all workers: a token bucket in Redis when one is
-# configured, in process memory otherwise. Set to what each OEM grants the portal's app or plan.
+# configured, in process memory otherwise. The defaults are what each OEM publishes (docs/oem-apis.md, "Rate
+# limits", gives each one's source); set them to what your app or plan is granted. 0: no per-second limit.
+OEM_RATE_LIMIT_DEFAULTS = {
+    # Tesla Fleet API subscription plans: energy device data and settings, 5 requests/s (and 50k a day)
+    "tesla": (5.0, 5.0),
+    # FranklinWH's app API publishes none (oem-apis.md §2, community): a polite default
+    "franklinwh": (10.0, 20.0),
+    # Enphase v4 plans, per minute (oem-apis.md §3, its 429 names the plan and its per-minute `limit`): the
+    # Partner plan (installer-maintained systems) 300/min; Watt 10, Kilowatt 50, Megawatt 100 per minute
+    "enphase": (5.0, 5.0),
+    # SolarEdge (oem-apis.md §4): 300 calls a day per key and per site (paced by the adapter's daily quota,
+    # integrations.services.telemetry_pace) and 3 in flight (OEM_CONCURRENCY_LIMITS), no per-second limit
+    "solaredge": (0.0, 0.0),
+    # Emporia's app API publishes none (oem-apis.md §5, unofficial): a polite default
+    "emporia": (10.0, 20.0),
+    # ChargePoint's Web Services API: none in oem-apis.md §6 (one getLoad per station group and sync)
+    "chargepoint": (10.0, 20.0),
+    # Smartcar (oem-apis.md §7): limits are per vehicle (429 with retry-after, per-vehicle monthly plan calls);
+    # no app-wide rate is published
+    "smartcar": (10.0, 20.0),
+}
 OEM_RATE_LIMITS = {
     slug: (
-        float(env_str(f"OEM_{slug.upper()}_RATE_PER_SECOND", "50")),
-        float(env_str(f"OEM_{slug.upper()}_BURST", "100")),
+        float(env_str(f"OEM_{slug.upper()}_RATE_PER_SECOND", str(OEM_RATE_LIMIT_DEFAULTS[slug][0]))),
+        float(env_str(f"OEM_{slug.upper()}_BURST", str(OEM_RATE_LIMIT_DEFAULTS[slug][1]))),
     )
     for slug in OEM_SLUGS
 }
+# Calls in flight per OEM across all workers (a semaphore in Redis beside the bucket; per process without
+# Redis). SolarEdge allows 3 concurrent calls per source IP (oem-apis.md §4); 0: no cap. A caller waits up to
+# OEM_CONCURRENCY_WAIT_SECONDS for a slot (then the call fails as transient and is retried); a slot whose
+# worker died frees after OEM_CONCURRENCY_LEASE_SECONDS (longer than any call: at least 3 × the HTTP timeout).
+OEM_CONCURRENCY_LIMITS = {
+    slug: env_int(f"OEM_{slug.upper()}_MAX_CONCURRENT", 3 if slug == "solaredge" else 0) for slug in OEM_SLUGS
+}
+OEM_CONCURRENCY_WAIT_SECONDS = float(env_str("OEM_CONCURRENCY_WAIT_SECONDS", "60"))
+OEM_CONCURRENCY_LEASE_SECONDS = max(float(env_str("OEM_CONCURRENCY_LEASE_SECONDS", "60")), 3 * OEM_HTTP_TIMEOUT_SECONDS)
 OEM_RATE_LIMIT_REDIS_URL = env_str("OEM_RATE_LIMIT_REDIS_URL") or env_str("CELERY_BROKER_URL")
 # A device is offline after cadence × this factor without a reading (one missed sync is not an outage).
 OEM_OFFLINE_GRACE_FACTOR = float(env_str("OEM_OFFLINE_GRACE_FACTOR", "3"))

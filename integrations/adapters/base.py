@@ -18,7 +18,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from fleet.choices import GridServicesStatus
-from integrations.ratelimit import rate_limiter
+from integrations.ratelimit import NoFreeSlot, rate_limiter
 
 
 # -- errors -----------------------------------------------------------------------------------------------
@@ -415,11 +415,19 @@ class OemAdapter:
         return f"{self.base_url}/{path.lstrip('/')}"
 
     def http(self, method: str, path: str, *, timeout: float | None = None, **kwargs) -> requests.Response:
-        """One call: waits for the shared per-OEM token, applies the timeout, maps transport failures."""
-        rate_limiter().acquire(self.channel)
-        self.requests_made += 1
+        """One call: waits for the shared per-OEM token, then holds one of the OEM's call slots where it caps
+        calls in flight (SolarEdge), applies the timeout, maps transport failures."""
+        limiter = rate_limiter()
+        limiter.acquire(self.channel)
         try:
-            return self.session.request(method, self.url(path), timeout=timeout or self.timeout, **kwargs)
+            with limiter.slot(self.channel):
+                self.requests_made += 1
+                return self.session.request(method, self.url(path), timeout=timeout or self.timeout, **kwargs)
+        except NoFreeSlot as exc:
+            raise TransientError(
+                f"{self.channel}: no call slot free within {limiter.slot_wait:g} s (the OEM allows "
+                f"{limiter.concurrency[self.channel]} calls in flight, shared by every worker)"
+            ) from exc
         except requests.Timeout as exc:
             raise TransientError(f"{self.channel}: no answer within {timeout or self.timeout:g} s") from exc
         except requests.ConnectionError as exc:

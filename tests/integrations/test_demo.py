@@ -21,7 +21,7 @@ def test_demo_fleet_is_discovered_and_streams_with_no_internet(settings):
     rate_limiter.cache_clear()
     settings.OEM_RATE_LIMIT_REDIS_URL = None
     with running_simulator() as sim:
-        assert sim.state.load_fleet_csv(DEMO_FLEET_CSV) == 24
+        assert sim.state.load_fleet_csv(DEMO_FLEET_CSV) == 30
         # as `make serve`'s simulator: it knows the driver the seed connects through Texture Connect
         from integrations.simulator.oauth import demo_customers_add
 
@@ -33,14 +33,16 @@ def test_demo_fleet_is_discovered_and_streams_with_no_internet(settings):
                 "channel", flat=True
             )
         ) == {"tesla", "franklinwh", "enphase", "solaredge", "emporia", "chargepoint", "smartcar"}
-        assert Device.objects.filter(state="registered").count() == 24
+        assert Device.objects.filter(state="registered").count() == 30
         call_command("run_integration_schedule", "--once", stdout=open("/dev/null", "w"))  # noqa: SIM115
         # the fleet, and the vehicle its driver connected (read with the driver's own Smartcar grant)
-        assert Device.objects.filter(state="on_workspace").count() == 24 + 1
-        # Tesla, FranklinWH and Emporia sync every 5 minutes, Enphase every 15: one round reads them all
-        assert TelemetryReading.objects.values("device").distinct().count() == 24 + 1
+        assert Device.objects.filter(state="on_workspace").count() == 30 + 1
+        # Tesla, FranklinWH, Emporia and ChargePoint sync every 5 minutes, Enphase, SolarEdge and Smartcar every
+        # 15: one round reads them all, so every one of the seven OEMs is live
+        assert TelemetryReading.objects.values("device").distinct().count() == 30 + 1
         # grid services as each OEM shows them: Tesla's flag (one demo site not enrolled), nothing from
-        # FranklinWH, nothing from Enphase outside an event, Emporia has no such channel
+        # FranklinWH, nothing from Enphase outside an event, Emporia, SolarEdge (read-only) and Smartcar have no
+        # such channel, ChargePoint's load shed is one
         shown = Counter(Device.objects.values_list("manufacturer__slug", "grid_services_status"))
         assert shown == {
             ("tesla", "enrolled"): 4,
@@ -49,7 +51,13 @@ def test_demo_fleet_is_discovered_and_streams_with_no_internet(settings):
             ("enphase", "unknown"): 5,
             ("emporia", "unsupported"): 9,
             ("smartcar", "unsupported"): 1,
+            ("solaredge", "unsupported"): 2,
+            ("chargepoint", "enrolled"): 2,
+            ("ford", "unsupported"): 1,
+            ("chevrolet", "unsupported"): 1,
         }
+        channels = set(Device.objects.values_list("manufacturer__integration_channel", flat=True))
+        assert channels == {"tesla", "franklinwh", "enphase", "solaredge", "emporia", "chargepoint", "smartcar"}
         # re-seeding (a second `make demo`) keeps the integrations and resets their simulator credentials
         seed_demo(password="demo-password-123", rehearse=False)
         assert WorkspaceIntegration.objects.filter(workspace=result.workspace).count() == 7
@@ -158,9 +166,16 @@ def test_the_demo_shows_true_alerts_raised_by_the_rules_not_seeded_rows(settings
         dispatch_tick(now=now)
         rows = Participation.objects.filter(event=event)
         included, targeted = rows.filter(included_at__isnull=False).count(), rows.count()
-        # the offline charger and the Tesla without grid services can never take part: always below 95 %
-        assert targeted == 24 and included <= 22
-        assert {"not_on_workspace", "no_grid_services"} <= set(rows.values_list("reason_code", flat=True))
+        # the offline charger, the Tesla without grid services and the read-only SolarEdge batteries can never
+        # take part: always below 95 %; the ChargePoint stations and the Smartcar vehicles do
+        assert targeted == 30 and included <= 26
+        assert {"not_on_workspace", "no_grid_services", "unsupported"} <= set(
+            rows.values_list("reason_code", flat=True)
+        )
+        taking_part = rows.filter(included_at__isnull=False)
+        assert {"chargepoint", "smartcar"} <= set(
+            taking_part.values_list("device__manufacturer__integration_channel", flat=True)
+        )
         floor = Alert.objects.get(subtype="PARTICIPATION_BELOW_FLOOR")
         assert f"{included} of {targeted} targeted devices" in floor.description and floor.severity == "WARNING"
         assert Alert.objects.filter(status="OPEN").count() == 2

@@ -1,7 +1,8 @@
 """The demo organization, workspaces, program, staff user and a small fleet (idempotent).
 
 The fleet comes from `demo_fleet.csv` (the bulk-import column contract of docs/domain.md); its serials are the
-ones the OEM simulator knows, so discovery finds them.
+ones the OEM simulator knows, so discovery finds them: devices of all seven integrations (Tesla, FranklinWH,
+Enphase and SolarEdge batteries, Emporia and ChargePoint chargers, Ford and Chevrolet EVs through Smartcar).
 """
 
 import csv
@@ -224,7 +225,10 @@ def _seed_fleet(*, workspace, program, actor) -> int:
 
 # What the implementation team has signed off by the time the demo starts: kickoff and program setup.
 DEMO_SIGN_OFFS = {
-    LaunchCriterion.DATA_SCOPE_CONFIRMED: "Batteries (Tesla, FranklinWH) and Emporia chargers, ~25 devices.",
+    LaunchCriterion.DATA_SCOPE_CONFIRMED: (
+        "Batteries (Tesla, FranklinWH, Enphase, SolarEdge monitoring only), EV chargers (Emporia, ChargePoint) "
+        "and EVs through Smartcar, ~30 devices."
+    ),
     LaunchCriterion.CONTACTS_AND_LAUNCH_DATE_AGREED: "PM: Dana Whitfield; tech lead: Sam Ortiz; launch in March.",
     LaunchCriterion.ENROLLMENT_REQUIREMENTS_CONFIRMED: "Residential members; automatic approval.",
     LaunchCriterion.DISPATCH_CONFIGURATION_CONFIRMED: "Charge / discharge / idle, SoC 20–100 %, 2-minute ramp.",

@@ -48,6 +48,7 @@ API_SCOPE_RESOURCES: tuple[tuple[str, str], ...] = (
     ("dispatch", _("create, schedule and cancel dispatch events and schedules, opt devices out, compile reports")),
     ("commands", _("send commands to devices, one or by tag")),
     ("destinations", _("create, change, delete webhook destinations, rotate their secrets")),
+    ("connections", _("create Connect sessions: the links customers follow to connect their own OEM accounts")),
     ("events", _("(read only: the platform event log)")),
 )
 API_SCOPE_RESOURCE_NAMES = frozenset(resource for resource, _label in API_SCOPE_RESOURCES)

@@ -34,6 +34,7 @@ PUBLIC_ROUTES = {"api-schema", "api-docs", "api-redoc"}
 # A value for each path parameter the routes use (no such object needs to exist: scopes are checked first).
 PATH_SAMPLES = {"pk": "999999", "slug": "no-such-program", "deviceType": "battery", "action": "set-reserve"}
 PATH_SAMPLES["metric"] = "consumption"
+PATH_SAMPLES.update(tag="no-such-tag", referenceId="no-such-reference", id="00000000-0000-4000-8000-000000000000")
 
 
 def _walk(patterns, prefix=""):

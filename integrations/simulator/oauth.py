@@ -291,7 +291,12 @@ def demo_customers_add(state: SimState) -> None:
     if state.account(driver["oem"], driver["login"]) is None:
         customer_add(state, driver["oem"], driver["login"], driver["password"])
     if state.device(driver["oem"], driver["vin"]) is None:
-        state.add_device(driver["oem"], driver["vin"], kind="vehicle", account=driver["login"], plugged_in=True)
+        # a fixed number (its id, veh-1900), whatever else the simulator holds: the seed connects it against a
+        # simulator of its own, and `make serve`'s, which also holds the demo fleet's vehicles, must know it by
+        # the same id
+        state.add_device(
+            driver["oem"], driver["vin"], kind="vehicle", account=driver["login"], plugged_in=True, number=900
+        )
     with state.lock:
         if driver["refresh_token"] not in state.oauth_grants:
             grant = SimGrant(

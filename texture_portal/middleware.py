@@ -4,11 +4,12 @@ import zoneinfo
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import HttpResponseRedirect
+from django.http import HttpResponseBadRequest, HttpResponseRedirect
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from texture_portal.context import reset_correlation_id, set_correlation_id
+from texture_portal.text import cut
 from texture_portal.timezones import validate_timezone_name, zone_for_workspaces, zone_or_utc
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -82,6 +83,55 @@ class AdminTimezoneMiddleware:
         del rest[self.PARAMETER]
         query = rest.urlencode()
         return HttpResponseRedirect(f"{request.path}?{query}" if query else request.path)
+
+
+class AdminInputGuardMiddleware:
+    """Admin requests carrying what no admin page can use get a short 400 before any view runs:
+
+    - a NUL byte in the address, a query value or a form value (PostgreSQL refuses it in text, so a filter, an
+      autocomplete term or a reason typed into a form would end in a database error);
+    - a search (`q`, an autocomplete's `term`) longer than MAX_SEARCH_CHARS (SQLite refuses LIKE patterns of
+      about 50,000 characters; nobody searches with a paragraph);
+    - any other query value longer than MAX_QUERY_VALUE_CHARS.
+    One place for every admin page, Django's and the apps' custom ones alike; the message quotes the parameter's
+    name, never its value.
+    """
+
+    SEARCH_PARAMETERS = ("q", "term")
+    MAX_QUERY_VALUE_CHARS = 2000
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if _is_admin_path(request.path_info):
+            refusal = self.refusal(request)
+            if refusal:
+                return HttpResponseBadRequest(f"Bad request: {refusal}", content_type="text/plain; charset=utf-8")
+        return self.get_response(request)
+
+    def refusal(self, request) -> str | None:
+        from texture_portal.admin_base import MAX_SEARCH_CHARS
+
+        if "\x00" in request.path_info:
+            return "the address holds a NUL character."
+        for name, values in request.GET.lists():
+            if "\x00" in name or any("\x00" in value for value in values):
+                return f"the query parameter “{cut(name)}” holds a NUL character."
+            longest = max((len(value) for value in values), default=0)
+            is_search = name in self.SEARCH_PARAMETERS or name.endswith("-q")
+            if is_search and longest > MAX_SEARCH_CHARS:
+                return f"the search is {longest:,} characters long; at most {MAX_SEARCH_CHARS} are allowed."
+            if longest > self.MAX_QUERY_VALUE_CHARS:
+                return (
+                    f"the query parameter “{cut(name)}” is {longest:,} characters long; "
+                    f"at most {self.MAX_QUERY_VALUE_CHARS:,} are allowed."
+                )
+        if request.method == "POST":
+            for name, values in request.POST.lists():
+                if "\x00" in name or any("\x00" in value for value in values):
+                    return f"the form field “{cut(name)}” holds a NUL character."
+        return None
 
 
 def _is_admin_path(path: str) -> bool:

@@ -96,6 +96,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "texture_portal.middleware.CorrelationIdMiddleware",
+    # admin requests with NUL bytes or over-long searches and values: a short 400 before any view
+    "texture_portal.middleware.AdminInputGuardMiddleware",
     # admin pages in the user's workspace's timezone (after auth, sessions and messages; the API stays UTC)
     "texture_portal.middleware.AdminTimezoneMiddleware",
 ]

@@ -23,8 +23,8 @@ from texture_portal.choices import Role
 
 NUL = "\x00"
 ODD_IDS = ["abc", "1.5", "%00", "9" * 30, "-1", "0x10"]
-FILTER_VALUES = ["bogus", "9" * 30, "1" + NUL, "-1.5", "x" * 3000]
-SEARCH_TERMS = ["x" * 100_000, "a" + NUL + "b", "%_'\"\\;--", "ü" * 300]
+FILTER_VALUES = ["bogus", "9" * 30, "1" + NUL, "x" * 3000]
+SEARCH_TERMS = ["x" * 100_000, "a" + NUL + "b", "%_'\"\\;--ü"]
 STANDARD_VIEWS = ("changelist", "add", "history", "delete", "change")
 
 
@@ -113,7 +113,7 @@ def _walk_model_admin(client, failures, model, model_admin, own, other):
     _fail_on(failures, client, "post", f"{base}add/")
     # actions: hostile selections (an id of another workspace among them)
     for action_name in list(model_admin.get_actions(_request_of(client)) or []):
-        for selected in [["abc"], ["9" * 30], ["1" + NUL], ["1.5"], [other or "2"], []]:
+        for selected in [["abc", "9" * 30, "1.5"], ["1" + NUL], [other or "2"]]:
             _fail_on(
                 failures,
                 client,
@@ -131,8 +131,8 @@ def _walk_model_admin(client, failures, model, model_admin, own, other):
                 continue
             url = base + _fill(route, object_id or "")
             _fail_on(failures, client, "get", url)
-            for name in ("q", "until", "program", "csv", "workspace", "page"):
-                for value in ("bogus", "9" * 30, "1" + NUL):
+            for name in ("q", "until", "program", "csv", "page"):
+                for value in ("bogus", "9" * 30):
                     _fail_on(failures, client, "get", url, {name: value})
             if object_id != own:
                 _fail_on(failures, client, "post", url)

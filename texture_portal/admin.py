@@ -20,7 +20,6 @@ from texture_portal.admin_base import (
 from texture_portal.api_keys import ApiKey
 from texture_portal.audit import audit_record
 from texture_portal.choices import AuditAction, AuditSource
-from texture_portal.exceptions import ApplicationError
 from texture_portal.models import AuditLogEntry, Organization, Workspace, WorkspaceMembership
 
 User = get_user_model()
@@ -309,16 +308,14 @@ class ApiKeyAdmin(WorkspaceScopedAdmin):
     def perform_save(self, request, obj, form, change):
         if change:
             return
-        try:
-            api_key, raw = services.api_key_create(
-                workspace=form.cleaned_data["workspace"],
-                name=form.cleaned_data["name"],
-                expires_at=form.cleaned_data.get("expires_at"),
-                actor=request.user,
-                source=AuditSource.ADMIN,
-            )
-        except ApplicationError as exc:
-            raise PermissionDenied(exc.message) from exc
+        # a refusal (an expiry in the past) is a form error (WorkspaceScopedAdmin.changeform_view)
+        api_key, raw = services.api_key_create(
+            workspace=form.cleaned_data["workspace"],
+            name=form.cleaned_data["name"],
+            expires_at=form.cleaned_data.get("expires_at"),
+            actor=request.user,
+            source=AuditSource.ADMIN,
+        )
         obj.pk = api_key.pk
         messages.warning(
             request,

@@ -146,6 +146,15 @@ def test_a_production_event_for_a_program_not_launched_is_a_form_error(client, t
     assert client.post(reverse("admin:dispatch_dispatchevent_add"), event_form(program, day=day)).status_code == 302
 
 
+def test_an_api_key_expiring_in_the_past_is_a_form_error(client, tenants):
+    login(client, tenants.alice)
+    yesterday = (timezone.now() - timedelta(days=1)).date().isoformat()
+    data = {"workspace": tenants.a.pk, "name": "MDMS", "expires_at_0": yesterday, "expires_at_1": "12:00"}
+    response = client.post(reverse("admin:texture_portal_apikey_add"), data)
+    assert response.status_code == 200
+    assert "The expiry date must be in the future." in str(response.context["adminform"].form.non_field_errors())
+
+
 # -- hostile values -----------------------------------------------------------------------------------------------
 
 

@@ -45,7 +45,7 @@ from texture_portal.admin_base import (
 )
 from texture_portal.choices import AuditSource
 from texture_portal.filters import MAX_ID, FilterSetAdminMixin
-from texture_portal.text import cut
+from texture_portal.text import cut, quoting_cut
 from texture_portal.timezones import abbreviation, zone_name
 
 
@@ -132,7 +132,7 @@ class FilterSetChoiceListFilter(admin.SimpleListFilter):
             return queryset
         filterset = self.filterset_class({self.parameter_name: value}, queryset=queryset, request=request)
         if not filterset.is_valid():
-            errors = " ".join(" ".join(msgs) for msgs in filterset.errors.values())
+            errors = " ".join(quoting_cut(msg, [value]) for msgs in filterset.errors.values() for msg in msgs)
             messages.error(request, f"Invalid filter — {self.parameter_name}: {errors}")
             return queryset.none()
         return filterset.qs  # only this filter has a value

@@ -241,6 +241,16 @@ def test_an_action_never_reaches_another_workspaces_rows(client, tenants):
     assert Contact.objects.filter(pk=contact_b.pk).exists()
 
 
+@pytest.mark.parametrize("params", [{"state": "s" * 1500}, {"lastSeen": "l" * 1500}, {"socBand": "b" * 1500}])
+def test_a_refused_filter_value_is_quoted_cut_in_the_message(client, tenants, params):
+    login(client, tenants.alice)
+    response = client.get(reverse("admin:fleet_device_changelist"), params, follow=True)
+    assert response.status_code == 200
+    shown = [str(message) for message in response.context["messages"]]
+    assert any(text.startswith("Invalid filter") for text in shown), shown
+    assert all(len(text) < 400 for text in shown), shown
+
+
 def test_a_quoted_value_is_cut():
     assert cut("x" * 100_000) == "x" * 40 + "…"
     assert cut("short") == "short"

@@ -9,7 +9,8 @@
   no id (`abc`, `1.5`, 30 digits) names nothing (404), a list filter's value its filter refuses is the admin's
   "invalid filter" answer instead of a server error, a hostile action selection selects nothing, a history page
   answers a user without the model's view permission 403 whether or not the object exists (no existence oracle);
-  NUL bytes and over-long values are refused before any view by `texture_portal.middleware.AdminInputGuardMiddleware`;
+  a search over MAX_SEARCH_CHARS finds nothing and says why; NUL bytes and over-long query values are refused
+  before any view by `texture_portal.middleware.AdminInputGuardMiddleware`;
 - times: shown in the active zone (the user's workspace's, texture_portal.middleware) with its abbreviation and
   the UTC instant on hover; entered ones read in that zone, a time the clocks skip or repeat refused.
 
@@ -237,6 +238,14 @@ class HardenedChangeListMixin:
     and lists nothing, as the API-named filters do (`FilterSetAdminMixin`), never a server error."""
 
     def get_queryset(self, request, exclude_parameters=None):
+        if len(self.query) > MAX_SEARCH_CHARS:
+            if not getattr(request, "_invalid_filter_said", False):
+                messages.error(
+                    request,
+                    f"The search is {len(self.query):,} characters long; at most {MAX_SEARCH_CHARS} are allowed.",
+                )
+                request._invalid_filter_said = True
+            return self.root_queryset.none()
         too_large = _integer_lookup_out_of_range(self.model, getattr(self, "filter_params", {}))
         if too_large:
             return self._refused(request, f"{cut(too_large)}: not a number the database holds.")
@@ -271,7 +280,7 @@ class HardenedAdminMixin:
         return _hardened_changelist(super().get_changelist(request, **kwargs))
 
     def get_search_results(self, request, queryset, search_term):
-        if len(search_term) > MAX_SEARCH_CHARS:  # the middleware refuses it over HTTP; this guards other callers
+        if len(search_term) > MAX_SEARCH_CHARS:  # an autocomplete's: nothing (a changelist says why)
             return queryset.none(), False
         return super().get_search_results(request, queryset, search_term)
 

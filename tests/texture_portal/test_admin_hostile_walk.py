@@ -24,7 +24,7 @@ from texture_portal.choices import Role
 NUL = "\x00"
 ODD_IDS = ["abc", "1.5", "%00", "9" * 30, "-1", "0x10"]
 FILTER_VALUES = ["bogus", "9" * 30, "1" + NUL, "x" * 3000]
-SEARCH_TERMS = ["x" * 100_000, "a" + NUL + "b", "%_'\"\\;--ü"]
+SEARCH_TERMS = ["x" * 100_000, "x" * 1500, "a" + NUL + "b", "%_'\"\\;--ü"]
 STANDARD_VIEWS = ("changelist", "add", "history", "delete", "change")
 
 

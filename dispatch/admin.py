@@ -61,6 +61,7 @@ from texture_portal.admin_base import (
     WorkspaceScopedAdmin,
     WorkspaceScopedTabularInline,
     scope_to_user,
+    scoped_object_or_none,
 )
 from texture_portal.audit import audit_record
 from texture_portal.choices import AuditAction, AuditSource
@@ -90,9 +91,7 @@ def _is_draft(event) -> bool:
 
 
 def _program_by_id(request, raw) -> Program | None:
-    if not (raw or "").isdigit():
-        return None
-    return scope_to_user(Program.objects.all(), request.user).filter(pk=raw).first()
+    return scoped_object_or_none(Program.objects.all(), request.user, raw)
 
 
 def _fixed_program(request) -> Program | None:

@@ -35,19 +35,22 @@ from fleet.timeline import MAX_PAGE, device_timeline_page, device_timeline_sourc
 from programs.models import Enrollment, Program
 from texture_portal.admin_actions import run_service_for_each
 from texture_portal.admin_base import (
+    HardenedAdminMixin,
     ReadOnlyWorkspaceScopedAdmin,
     ReadOnlyWorkspaceScopedTabularInline,
     ScopedRelatedFieldListFilter,
     WorkspaceScopedAdmin,
+    object_id_or_none,
     scope_to_user,
 )
 from texture_portal.choices import AuditSource
 from texture_portal.filters import MAX_ID, FilterSetAdminMixin
+from texture_portal.text import cut, quoting_cut
 from texture_portal.timezones import abbreviation, zone_name
 
 
 @admin.register(Manufacturer)
-class ManufacturerAdmin(admin.ModelAdmin):
+class ManufacturerAdmin(HardenedAdminMixin, admin.ModelAdmin):
     """A global catalog, seeded by migration: staff read it; only superusers change it."""
 
     list_display = [
@@ -71,6 +74,14 @@ class ManufacturerAdmin(admin.ModelAdmin):
         return False
 
 
+def _filter_id(request, model, value):
+    """The id a sidebar filter's value names; anything else is the changelist's "invalid filter" answer."""
+    pk = object_id_or_none(model, value)
+    if pk is None:
+        raise ValueError(f"“{cut(value)}” is not a {model._meta.verbose_name} id.")
+    return pk
+
+
 class ProgramListFilter(admin.SimpleListFilter):
     """Devices enrolled in a program; choices are the user's programs only."""
 
@@ -83,7 +94,7 @@ class ProgramListFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value():
-            return queryset.filter(enrollments__program_id=self.value())
+            return queryset.filter(enrollments__program_id=_filter_id(request, Program, self.value()))
         return queryset
 
 
@@ -97,7 +108,7 @@ class TagListFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value():
-            return queryset.filter(tags__id=self.value())
+            return queryset.filter(tags__id=_filter_id(request, DeviceTag, self.value()))
         return queryset
 
 
@@ -121,7 +132,7 @@ class FilterSetChoiceListFilter(admin.SimpleListFilter):
             return queryset
         filterset = self.filterset_class({self.parameter_name: value}, queryset=queryset, request=request)
         if not filterset.is_valid():
-            errors = " ".join(" ".join(msgs) for msgs in filterset.errors.values())
+            errors = " ".join(quoting_cut(msg, [value]) for msgs in filterset.errors.values() for msg in msgs)
             messages.error(request, f"Invalid filter — {self.parameter_name}: {errors}")
             return queryset.none()
         return filterset.qs  # only this filter has a value

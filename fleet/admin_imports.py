@@ -7,9 +7,9 @@ import csv
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
-from django.shortcuts import get_object_or_404
+from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -26,7 +26,12 @@ from fleet.importing.services import (
 )
 from fleet.models import Contact, Device, ImportJob
 from fleet.resources import export_fleet_csv
-from texture_portal.admin_base import ScopedRelatedFieldListFilter, WorkspaceScopedAdmin, scope_to_user
+from texture_portal.admin_base import (
+    ScopedRelatedFieldListFilter,
+    WorkspaceScopedAdmin,
+    scope_to_user,
+    scoped_object_or_none,
+)
 from texture_portal.auth import workspaces_where
 from texture_portal.choices import AuditSource
 from texture_portal.exceptions import ApplicationError
@@ -68,8 +73,12 @@ class FleetImportExportMixin:
         """The changelist's current selection (filters and search applied) as a fleet CSV."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        changelist = self.get_changelist_instance(request)
-        queryset = changelist.get_queryset(request)
+        try:
+            changelist = self.get_changelist_instance(request)
+            queryset = changelist.get_queryset(request)
+        except IncorrectLookupParameters:
+            messages.error(request, "The export's filters are not the list's: open the list, filter, then export.")
+            return HttpResponseRedirect(reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist"))
         if queryset.model is Contact:  # the contacts' devices, one row each
             queryset = scope_to_user(Device.objects.filter(contact__in=queryset), request.user)
         response = HttpResponse(export_fleet_csv(queryset), content_type="text/csv; charset=utf-8")
@@ -121,7 +130,11 @@ class ImportJobAdmin(WorkspaceScopedAdmin):
         ]
 
     def _job(self, request, pk) -> ImportJob:
-        job = get_object_or_404(self.get_queryset(request).select_related("workspace", "created_by"), pk=pk)
+        job = scoped_object_or_none(
+            self.get_queryset(request).select_related("workspace", "created_by"), request.user, pk
+        )
+        if job is None:
+            raise Http404("No such import in your workspaces.")
         if not self.has_view_permission(request, job):
             raise PermissionDenied
         return job

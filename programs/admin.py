@@ -22,6 +22,7 @@ from texture_portal.admin_base import (
     ReadOnlyWorkspaceScopedTabularInline,
     ScopedRelatedFieldListFilter,
     WorkspaceScopedAdmin,
+    scoped_object_or_none,
 )
 from texture_portal.choices import AuditSource
 from texture_portal.exceptions import ApplicationError
@@ -336,7 +337,8 @@ class EventStrategyAdmin(WorkspaceScopedAdmin):
     def get_changeform_initial_data(self, request):
         """Adding from a program (?program=ID) starts from its current version."""
         initial = super().get_changeform_initial_data(request)
-        program = Program.objects.filter(pk=initial.get("program") or 0).first()
+        # the id comes from the request: looked up among the user's workspaces' programs only
+        program = scoped_object_or_none(Program.objects.all(), request.user, initial.get("program"))
         current = program and selectors.program_current_strategy(program=program)
         if current and request.user.has_perm("programs.view_program", program):
             initial.update({name: getattr(current, name) for name in services.STRATEGY_FIELDS})

@@ -3,27 +3,81 @@
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
-from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
 from texture_portal import services
 from texture_portal.admin_base import (
+    HardenedAdminMixin,
     ReadOnlyWorkspaceScopedAdmin,
     ScopedRelatedFieldListFilter,
     WorkspaceScopedAdmin,
     WorkspaceScopedTabularInline,
 )
 from texture_portal.api_keys import READ_ALL, ApiKey, api_scope_choices, api_scopes_normalize
-from texture_portal.choices import AuditSource
-from texture_portal.exceptions import ApplicationError
+from texture_portal.audit import audit_record
+from texture_portal.choices import AuditAction, AuditSource
 from texture_portal.models import AuditLogEntry, Organization, Workspace, WorkspaceMembership
 
 User = get_user_model()
 
 
+def _audit_value(value):
+    """A form value as the audit log keeps it: related rows (groups, permissions) by name, sorted."""
+    if isinstance(value, list | tuple | set) or hasattr(value, "model") and hasattr(value, "__iter__"):
+        return sorted(str(item) for item in value)  # a many-to-many field: its rows before (a list) and after
+    return value
+
+
+class AuditedGlobalAdminMixin:
+    """Admin edits of records outside any workspace (organizations, users, groups) are written to the audit log
+    like the workspaces' (`WorkspaceScopedAdmin.audit_save`): created, changed ({field: [old, new]}; a secret only
+    as "changed"), deleted. Only superusers read these rows (they belong to no workspace)."""
+
+    audit_secret_fields = ("password",)
+
+    def save_model(self, request, obj, form, change):
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            if not change:
+                audit_record(
+                    actor=request.user, action=AuditAction.OBJECT_CREATED, target=obj, source=AuditSource.ADMIN
+                )
+                return
+            changes = {
+                name: "changed"
+                if name in self.audit_secret_fields
+                else [_audit_value(form.initial.get(name)), _audit_value(form.cleaned_data.get(name))]
+                for name in form.changed_data
+            }
+            if changes:
+                audit_record(
+                    actor=request.user,
+                    action=AuditAction.OBJECT_CHANGED,
+                    target=obj,
+                    source=AuditSource.ADMIN,
+                    changes=changes,
+                )
+
+    def delete_model(self, request, obj):
+        with transaction.atomic():
+            audit_record(actor=request.user, action=AuditAction.OBJECT_DELETED, target=obj, source=AuditSource.ADMIN)
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            for obj in queryset:
+                audit_record(
+                    actor=request.user, action=AuditAction.OBJECT_DELETED, target=obj, source=AuditSource.ADMIN
+                )
+            super().delete_queryset(request, queryset)
+
+
 @admin.register(Organization)
-class OrganizationAdmin(admin.ModelAdmin):
+class OrganizationAdmin(AuditedGlobalAdminMixin, HardenedAdminMixin, admin.ModelAdmin):
     """Organizations are created by the portal's own superusers (onboarding a utility)."""
 
     list_display = ["name", "slug", "created"]
@@ -78,6 +132,9 @@ class WorkspaceAdmin(WorkspaceScopedAdmin):
         """Memberships change only through the membership services (audited, staff flag kept)."""
         if formset.model is not WorkspaceMembership:
             return super().save_formset(request, form, formset, change)
+        # Nothing is written here (commit=False); it sets the formset's new/changed/deleted objects, which the
+        # admin's change message reads after this returns (without them saving the page was a server error).
+        formset.save(commit=False)
         workspace = form.instance
         for membership_form in formset.forms:
             if not membership_form.has_changed() and membership_form not in formset.deleted_forms:
@@ -121,18 +178,40 @@ class UserMembershipInline(WorkspaceScopedTabularInline):
 
 
 admin.site.unregister(User)
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class PortalGroupAdmin(AuditedGlobalAdminMixin, HardenedAdminMixin, GroupAdmin):
+    """The role groups (kept by `sync_role_groups`); superusers only, audited, hardened like every admin."""
 
 
 @admin.register(User)
-class PortalUserAdmin(UserAdmin):
-    """Users are managed by superusers; the inline shows (and sets) their workspace roles."""
+class PortalUserAdmin(AuditedGlobalAdminMixin, HardenedAdminMixin, UserAdmin):
+    """Users are managed by superusers; the inline shows (and sets) their workspace roles. Changes (superuser
+    and staff flags, groups, permissions, a new password) are audited; memberships by their services."""
 
     inlines = [UserMembershipInline]
     list_display = ["username", "email", "first_name", "last_name", "is_staff", "is_superuser", "is_active"]
 
+    def user_change_password(self, request, id, form_url=""):
+        response = super().user_change_password(request, id, form_url)
+        if request.method == "POST" and response.status_code == 302:  # saved (a refused form renders 200)
+            user = self.get_object(request, id)
+            if user is not None:
+                audit_record(
+                    actor=request.user,
+                    action=AuditAction.OBJECT_CHANGED,
+                    target=user,
+                    source=AuditSource.ADMIN,
+                    changes={"password": "changed"},
+                )
+        return response
+
     def save_formset(self, request, form, formset, change):
         if formset.model is not WorkspaceMembership:
             return super().save_formset(request, form, formset, change)
+        formset.save(commit=False)  # sets new/changed/deleted objects for the change message; writes nothing
         user = form.instance
         for membership_form in formset.forms:
             data = membership_form.cleaned_data
@@ -267,17 +346,15 @@ class ApiKeyAdmin(WorkspaceScopedAdmin):
     def perform_save(self, request, obj, form, change):
         if change:
             return
-        try:
-            api_key, raw = services.api_key_create(
-                workspace=form.cleaned_data["workspace"],
-                name=form.cleaned_data["name"],
-                expires_at=form.cleaned_data.get("expires_at"),
-                scopes=form.cleaned_data["scopes"],
-                actor=request.user,
-                source=AuditSource.ADMIN,
-            )
-        except ApplicationError as exc:
-            raise PermissionDenied(exc.message) from exc
+        # a refusal (an expiry in the past) is a form error (WorkspaceScopedAdmin.changeform_view)
+        api_key, raw = services.api_key_create(
+            workspace=form.cleaned_data["workspace"],
+            name=form.cleaned_data["name"],
+            expires_at=form.cleaned_data.get("expires_at"),
+            scopes=form.cleaned_data["scopes"],
+            actor=request.user,
+            source=AuditSource.ADMIN,
+        )
         obj.pk = api_key.pk
         messages.warning(
             request,

@@ -5,6 +5,12 @@
 - permissions: the role the user holds in the object's own workspace decides view/change/delete;
 - form choices and list filters: only the user's workspaces and their related rows;
 - saves and deletes: an audit row with the changed fields;
+- hostile input (`HardenedAdminMixin`, on every registered admin, the portal's and Django's own): an id that is
+  no id (`abc`, `1.5`, 30 digits) names nothing (404), a list filter's value its filter refuses is the admin's
+  "invalid filter" answer instead of a server error, a hostile action selection selects nothing, a history page
+  answers a user without the model's view permission 403 whether or not the object exists (no existence oracle);
+  a search over ADMIN_SEARCH_MAX_LENGTH finds nothing and says why; NUL bytes and over-long query values are refused
+  before any view by `texture_portal.middleware.AdminInputGuardMiddleware`;
 - times: shown in the active zone (the user's workspace's, texture_portal.middleware) with its abbreviation and
   the UTC instant on hover; entered ones read in that zone, a time the clocks skip or repeat refused.
 
@@ -13,14 +19,20 @@
 
 import functools
 import importlib
+import re
 from datetime import datetime
 
 from django import forms
-from django.contrib import admin
+from django.conf import settings
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.utils import NotRelationField, get_fields_from_path
 from django.contrib.auth import get_permission_codename
-from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, PermissionDenied, ValidationError
 from django.db import models
 from django.db.models import Q
+from django.db.models.constants import LOOKUP_SEP
 from django.http import Http404
 from django.utils import timezone
 from django.utils.html import format_html
@@ -31,8 +43,11 @@ from unfold.widgets import UnfoldAdminSplitDateTimeWidget
 from texture_portal.audit import audit_record
 from texture_portal.auth import workspaces_where
 from texture_portal.choices import AuditAction, AuditSource
+from texture_portal.exceptions import ApplicationError
+from texture_portal.filters import MAX_ID
 from texture_portal.models import WorkspaceMembership
 from texture_portal.tenancy import is_workspace_scoped
+from texture_portal.text import cut
 from texture_portal.timezones import abbreviation, local_to_aware, time_html, zone_name
 
 # -- times -------------------------------------------------------------------------------------------------
@@ -134,6 +149,36 @@ class LocalSplitDateTimeField(forms.SplitDateTimeField):
         return super().compress(data_list)
 
 
+# -- request values that name objects -------------------------------------------------------------------------
+
+
+def object_id_or_none(model, raw):
+    """The primary key of `model` that `raw` (a value from the request) names, or None when it names nothing:
+    not text of the key's type (`abc`, `1.5`, `0x10`), a NUL byte, or an integer outside 1…2⁶³-1."""
+    if raw is None or isinstance(raw, str) and (not raw or "\x00" in raw or len(raw) > 64):
+        return None
+    field = model._meta.pk
+    try:
+        value = field.to_python(raw)
+    except (ValidationError, ValueError, TypeError, OverflowError):
+        return None
+    if isinstance(value, int) and not 1 <= value <= MAX_ID:
+        return None
+    return value
+
+
+def scoped_object_or_none(queryset, user, raw_id):
+    """The object of `queryset` with the id `raw_id` (a request value) in one of `user`'s workspaces, or None
+    (for an id that is no id, of another workspace, or of nothing): what every admin lookup by a request's id
+    goes through."""
+    pk = object_id_or_none(queryset.model, raw_id)
+    if pk is None:
+        return None
+    if is_workspace_scoped(queryset.model):
+        queryset = scope_to_user(queryset, user)
+    return queryset.filter(pk=pk).first()
+
+
 def scope_to_user(queryset, user):
     """Restrict any queryset of a tenant model (or Workspace) to the user's workspaces."""
     if user.is_active and user.is_superuser:
@@ -158,6 +203,105 @@ class ScopedRelatedFieldListFilter(admin.RelatedFieldListFilter):
         return field.get_choices(
             include_blank=False, ordering=ordering, limit_choices_to=Q(**{f"{scope}__in": member_of})
         )
+
+
+def _integer_lookup_out_of_range(model, params) -> str | None:
+    """The first lookup (`workspace=…`, `device__id__in=…`) whose field is an integer or a key to one and whose
+    value is a number beyond 64 bits (SQLite's driver overflows on it while the query runs, past every
+    validation); None when there is none."""
+    for key, values in params.items():
+        path = key.split(LOOKUP_SEP)
+        field = None
+        for length in (len(path), len(path) - 1):
+            try:
+                field = get_fields_from_path(model, LOOKUP_SEP.join(path[:length]))[-1] if length else None
+                break
+            except (FieldDoesNotExist, NotRelationField):
+                continue
+        if field is not None and field.is_relation and getattr(field, "target_field", None) is not None:
+            field = field.target_field
+        if not isinstance(field, models.IntegerField):
+            continue
+        for value in values if isinstance(values, list) else [values]:
+            for part in str(value).split(","):
+                if INTEGER.fullmatch(part.strip()) and abs(int(part)) > MAX_ID:
+                    return key
+    return None
+
+
+INTEGER = re.compile(r"[+-]?\d+")
+
+
+class HardenedChangeListMixin:
+    """A list filter that refuses its value (a SimpleListFilter's `int("bogus")`, an id beyond 64 bits) says so
+    and lists nothing, as the API-named filters do (`FilterSetAdminMixin`), never a server error."""
+
+    def get_queryset(self, request, exclude_parameters=None):
+        if len(self.query) > settings.ADMIN_SEARCH_MAX_LENGTH:
+            if not getattr(request, "_invalid_filter_said", False):
+                messages.error(
+                    request,
+                    f"The search is {len(self.query):,} characters long; "
+                    f"at most {settings.ADMIN_SEARCH_MAX_LENGTH:,} are allowed.",
+                )
+                request._invalid_filter_said = True
+            return self.root_queryset.none()
+        too_large = _integer_lookup_out_of_range(self.model, getattr(self, "filter_params", {}))
+        if too_large:
+            return self._refused(request, f"{cut(too_large)}: not a number the database holds.")
+        try:
+            return super().get_queryset(request, exclude_parameters)
+        except IncorrectLookupParameters:
+            raise  # Django's own answer (a page saying the filter is wrong)
+        except (ValueError, ValidationError, TypeError, OverflowError) as exc:
+            return self._refused(request, exc.messages[0] if isinstance(exc, ValidationError) else str(exc))
+
+    def _refused(self, request, reason: str):
+        if not getattr(request, "_invalid_filter_said", False):  # get_queryset runs again for the facets
+            messages.error(request, f"Invalid filter — {cut(reason, 120)}")
+            request._invalid_filter_said = True
+        return self.root_queryset.none()
+
+
+@functools.cache
+def _hardened_changelist(changelist_class):
+    return type(f"Hardened{changelist_class.__name__}", (HardenedChangeListMixin, changelist_class), {})
+
+
+class HardenedAdminMixin:
+    """What every registered ModelAdmin answers to hostile request values (see the module's docstring)."""
+
+    def get_object(self, request, object_id, from_field=None):
+        if from_field is None and object_id_or_none(self.model, object_id) is None:
+            return None
+        return super().get_object(request, object_id, from_field)
+
+    def get_changelist(self, request, **kwargs):
+        return _hardened_changelist(super().get_changelist(request, **kwargs))
+
+    def get_search_results(self, request, queryset, search_term):
+        if len(search_term) > settings.ADMIN_SEARCH_MAX_LENGTH:  # an autocomplete's: nothing (a changelist says why)
+            return queryset.none(), False
+        return super().get_search_results(request, queryset, search_term)
+
+    def history_view(self, request, object_id, extra_context=None):
+        # Django looks the object up first and answers "does not exist" (302) before checking the permission
+        # (403): that told any staff user which ids exist. The model-level permission is checked first.
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        return super().history_view(request, object_id, extra_context)
+
+    def response_action(self, request, queryset):
+        """Only values that are ids are selected (`abc`, 30 digits or a NUL select nothing; Django's filter would
+        raise). The queryset is the user's already: another workspace's id selects nothing either."""
+        selected = request.POST.getlist(ACTION_CHECKBOX_NAME)
+        ids = [object_id_or_none(self.model, value) for value in selected]
+        valid = [value for value, pk in zip(selected, ids, strict=True) if pk is not None]
+        if len(valid) != len(selected):
+            post = request.POST.copy()
+            post.setlist(ACTION_CHECKBOX_NAME, valid)
+            request.POST = post
+        return super().response_action(request, queryset)
 
 
 class WorkspaceScopedAdminMixin:
@@ -215,7 +359,7 @@ class WorkspaceScopedAdminMixin:
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
 
-class WorkspaceScopedAdmin(WorkspaceScopedAdminMixin, ThemedModelAdmin):
+class WorkspaceScopedAdmin(HardenedAdminMixin, WorkspaceScopedAdminMixin, ThemedModelAdmin):
     """The ModelAdmin of every tenant model."""
 
     show_full_result_count = False  # the extra unfiltered COUNT(*) is the slowest query of a big changelist
@@ -226,11 +370,40 @@ class WorkspaceScopedAdmin(WorkspaceScopedAdminMixin, ThemedModelAdmin):
         obj = super().get_object(request, object_id, from_field)
         if obj is None:
             # Not in the user's workspaces (or does not exist): the same answer either way.
-            raise Http404(f"No {self.opts.verbose_name} with id “{object_id}” in your workspaces.")
+            raise Http404(f"No {self.opts.verbose_name} with id “{cut(object_id)}” in your workspaces.")
         return obj
 
     def has_add_permission(self, request):
         return request.user.has_perm(self._perm("add"))
+
+    # -- a service's refusal is a form error ------------------------------------------------------------------
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        """A service that refuses the save (`ApplicationError`: "not launched for production dispatch") leaves
+        the page as a form error on the data typed, never a server error: the refused attempt is rolled back
+        (Django's change form runs in a transaction), and the form is validated again with the refusal."""
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ApplicationError as exc:
+            if request.method != "POST" or hasattr(request, "service_refusal"):
+                raise
+            request.service_refusal = exc
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form_class = super().get_form(request, obj, change, **kwargs)
+        refusal = getattr(request, "service_refusal", None)
+        if refusal is None:
+            return form_class
+
+        class RefusedForm(form_class):
+            def clean(self):
+                cleaned = super().clean()
+                field = refusal.extra.get("field")
+                self.add_error(field if field in self.fields else None, refusal.message)
+                return cleaned
+
+        RefusedForm.__name__ = form_class.__name__
+        return RefusedForm
 
     def save_model(self, request, obj, form, change):
         """Check the role in the chosen workspace, save, and audit the changed fields."""

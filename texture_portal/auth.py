@@ -3,6 +3,10 @@
 A user who is Ops in workspace A and Customer Support in B may change devices of A but only read those of B.
 Model-level checks (no object: "may this user open the Devices changelist at all?") use the union over the
 user's memberships; object-level checks use the role of the object's own workspace.
+
+Permissions given straight to a user or through a group they were put in (outside the roles) count only at the
+model level and inside the workspaces the user holds a role in: they never open a workspace the user is no member
+of (a Program Lead of A put into the "Program Lead" group by hand still reads nothing of B).
 """
 
 from django.contrib.auth.backends import ModelBackend
@@ -53,7 +57,9 @@ class WorkspaceRoleBackend(ModelBackend):
         if workspace_id is None:
             # A global record (the catalog): the model-level answer applies.
             return direct | set().union(*by_workspace.values())
-        return direct | by_workspace.get(workspace_id, set())
+        if workspace_id not in by_workspace:
+            return set()  # no role there: nothing, whatever was granted directly or through a group
+        return direct | by_workspace[workspace_id]
 
     def has_perm(self, user_obj, perm, obj=None):
         return user_obj.is_active and perm in self.get_all_permissions(user_obj, obj)

@@ -8,6 +8,8 @@ from django.contrib import messages
 from django.http import QueryDict
 from django_filters.fields import IsoDateTimeField
 
+from texture_portal.text import cut, quoting_cut
+
 
 class UtcIsoDateTimeField(IsoDateTimeField):
     """ISO 8601, normalized to UTC before it reaches the database (which refuses offsets beyond ±15:59);
@@ -80,7 +82,10 @@ class FilterSetAdminMixin:
             return queryset
         filterset = self.filterset_class(data, queryset=queryset, request=request)
         if not filterset.is_valid():
-            errors = "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in filterset.errors.items())
+            errors = "; ".join(
+                f"{cut(name)}: {' '.join(quoting_cut(msg, data.getlist(name)) for msg in msgs)}"
+                for name, msgs in filterset.errors.items()
+            )
             messages.error(request, f"Invalid filter — {errors}")
             return queryset.none()
         return filterset.qs

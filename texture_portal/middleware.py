@@ -5,12 +5,13 @@ import zoneinfo
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import TooManyFieldsSent, ValidationError
-from django.http import HttpResponseRedirect, JsonResponse
+from django.http import HttpResponseBadRequest, HttpResponseRedirect, JsonResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from texture_portal.api.exceptions import error_body
 from texture_portal.context import reset_correlation_id, set_correlation_id
+from texture_portal.text import cut
 from texture_portal.timezones import validate_timezone_name, zone_for_workspaces, zone_or_utc
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -85,6 +86,47 @@ class AdminTimezoneMiddleware:
         del rest[self.PARAMETER]
         query = rest.urlencode()
         return HttpResponseRedirect(f"{request.path}?{query}" if query else request.path)
+
+
+class AdminInputGuardMiddleware:
+    """Admin requests carrying what no admin page can use get a short 400 before any view runs:
+
+    - a NUL byte in the address, a query value or a form value (PostgreSQL refuses it in text, so a filter, an
+      autocomplete term or a reason typed into a form would end in a database error);
+    - a query value longer than ADMIN_QUERY_VALUE_MAX_LENGTH (a 100,000-character search is a LIKE pattern SQLite
+      refuses; nobody filters with a paragraph). Searches have their own, lower limit in the pages that run them
+      (ADMIN_SEARCH_MAX_LENGTH), which say so on the page.
+    One place for every admin page, Django's and the apps' custom ones alike; the message quotes the parameter's
+    name, never its value.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if _is_admin_path(request.path_info):
+            refusal = self.refusal(request)
+            if refusal:
+                return HttpResponseBadRequest(f"Bad request: {refusal}", content_type="text/plain; charset=utf-8")
+        return self.get_response(request)
+
+    def refusal(self, request) -> str | None:
+        if "\x00" in request.path_info:
+            return "the address holds a NUL character."
+        for name, values in request.GET.lists():
+            if "\x00" in name or any("\x00" in value for value in values):
+                return f"the query parameter “{cut(name)}” holds a NUL character."
+            longest = max((len(value) for value in values), default=0)
+            if longest > settings.ADMIN_QUERY_VALUE_MAX_LENGTH:
+                return (
+                    f"the query parameter “{cut(name)}” is {longest:,} characters long; "
+                    f"at most {settings.ADMIN_QUERY_VALUE_MAX_LENGTH:,} are allowed."
+                )
+        if request.method == "POST":
+            for name, values in request.POST.lists():
+                if "\x00" in name or any("\x00" in value for value in values):
+                    return f"the form field “{cut(name)}” holds a NUL character."
+        return None
 
 
 def _is_admin_path(path: str) -> bool:

@@ -99,6 +99,8 @@ MIDDLEWARE = [
     "texture_portal.middleware.CorrelationIdMiddleware",
     # /v1 requests over the size, count and length limits get the API's JSON 400 before anything reads them
     "texture_portal.middleware.ApiRequestLimitsMiddleware",
+    # admin requests with NUL bytes or over-long searches and values: a short 400 before any view
+    "texture_portal.middleware.AdminInputGuardMiddleware",
     # admin pages in the user's workspace's timezone (after auth, sessions and messages; the API stays UTC)
     "texture_portal.middleware.AdminTimezoneMiddleware",
 ]
@@ -409,6 +411,10 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024  # larger uploads are spooled to a
 API_UPLOAD_MAX_BYTES = env_int("API_UPLOAD_MAX_BYTES", IMPORT_MAX_BYTES + 1024 * 1024)
 API_JSON_MAX_DEPTH = env_int("API_JSON_MAX_DEPTH", 32)
 API_QUERY_VALUE_MAX_LENGTH = env_int("API_QUERY_VALUE_MAX_LENGTH", 8192)
+# the admin: a changelist's or autocomplete's search (SQLite refuses LIKE patterns of ~50,000 characters), and
+# any other query value (a short 400 beyond it)
+ADMIN_SEARCH_MAX_LENGTH = env_int("ADMIN_SEARCH_MAX_LENGTH", 200)
+ADMIN_QUERY_VALUE_MAX_LENGTH = env_int("ADMIN_QUERY_VALUE_MAX_LENGTH", 2000)
 
 # Periodic tasks, all in one place (run exactly one `celery beat`; the demo runs them in-process with
 # `manage.py run_integration_schedule`). Each with its crontab.guru spelling.

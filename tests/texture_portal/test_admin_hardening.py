@@ -150,6 +150,7 @@ def test_an_api_key_expiring_in_the_past_is_a_form_error(client, tenants):
     login(client, tenants.alice)
     yesterday = (timezone.now() - timedelta(days=1)).date().isoformat()
     data = {"workspace": tenants.a.pk, "name": "MDMS", "expires_at_0": yesterday, "expires_at_1": "12:00"}
+    data["scopes"] = ["*:read"]  # the read-only default the add form ticks
     response = client.post(reverse("admin:texture_portal_apikey_add"), data)
     assert response.status_code == 200
     assert "The expiry date must be in the future." in str(response.context["adminform"].form.non_field_errors())

@@ -159,7 +159,7 @@ class ApiRequestLimitsMiddleware:
       by its Content-Length so nothing is read;
     - more query parameters than DATA_UPLOAD_MAX_NUMBER_FIELDS;
     - a query parameter name or value longer than API_QUERY_VALUE_MAX_LENGTH characters, or holding a NUL
-      character (which no filter matches and PostgreSQL refuses in a query); a header holding a NUL.
+      character (which no filter matches and PostgreSQL refuses in a query); a path or a header holding a NUL.
 
     Django would answer the first two with its HTML 400 page on the paths no DRF view handles; filters and
     cursors would reach the database with the last. Error texts name the parameter, never echo its value."""
@@ -204,6 +204,8 @@ def api_request_refusal(request):
         )
     max_length = settings.API_QUERY_VALUE_MAX_LENGTH
     fields = {}
+    if "\x00" in request.path_info:  # a path parameter (a tag's name) no row can hold; PostgreSQL refuses it
+        fields["path"] = ["The path may not contain NUL characters (%00)."]
     for key, value in request.META.items():
         if key.startswith("HTTP_") and isinstance(value, str) and "\x00" in value:
             header = key[5:].replace("_", "-").title()

@@ -2,6 +2,7 @@
 rotation, 408 for an offline site, 429 with `Retry-After` and `RateLimit-Reset` headers."""
 
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from integrations.simulator.common import (
     Router,
@@ -12,7 +13,6 @@ from integrations.simulator.common import (
     token_fault,
     transport_fault,
 )
-from integrations.simulator.model import SITE_TZ
 from integrations.simulator.server import SimRequest, SimResponse
 from integrations.simulator.state import AUTONOMOUS, BACKUP, GRID_SERVICES_ENROLLED, SELF_CONSUMPTION, SimState
 
@@ -159,7 +159,7 @@ def site_info(state, request, site):
             "site_name": f"Home {site.number}",
             "backup_reserve_percent": int(site.reserve),
             "default_real_mode": MODES[site.mode],
-            "installation_time_zone": "America/Los_Angeles",
+            "installation_time_zone": INSTALLATION_ZONE.key,
             "battery_count": 1,
             "nameplate_power": int(site.max_power_w),
             "nameplate_energy": int(site.capacity_wh),
@@ -232,6 +232,9 @@ def _pacific():
 
 HISTORY_KINDS = ("power", "soc")
 HISTORY_STEP = timedelta(minutes=15)
+# the zone every simulated site reports as its `installation_time_zone`: its calendar days are that zone's (the
+# daily model's fixed UTC−7 is its sun's clock, not the site's calendar)
+INSTALLATION_ZONE = ZoneInfo("America/Los_Angeles")
 
 
 @router.route("GET", r"/api/1/energy_sites/(?P<site_id>\d+)/calendar_history")
@@ -256,13 +259,13 @@ def calendar_history(state, request, site):
         return error(400, "invalid_field", "end_date")
     if end.tzinfo is None:
         return error(400, "invalid_field", "end_date")
-    day = end.astimezone(SITE_TZ).replace(hour=0, minute=0, second=0, microsecond=0)
+    day = end.astimezone(INSTALLATION_ZONE).replace(hour=0, minute=0, second=0, microsecond=0)
     points = state.history(site, day, day + timedelta(days=1))
     series = []
     for point in points:
         if (point.at - day) % HISTORY_STEP:
             continue
-        stamp = point.at.astimezone(SITE_TZ).isoformat()
+        stamp = point.at.astimezone(INSTALLATION_ZONE).isoformat()
         if kind == "soc":
             series.append({"timestamp": stamp, "soc": point.soc})
         else:
@@ -276,4 +279,4 @@ def calendar_history(state, request, site):
                     "generator_power": 0,
                 }
             )
-    return ok({"serial_number": site.serial, "installation_time_zone": "America/Los_Angeles", "time_series": series})
+    return ok({"serial_number": site.serial, "installation_time_zone": INSTALLATION_ZONE.key, "time_series": series})

@@ -2,14 +2,17 @@
 adapter over real HTTP (paging, window limits), and the backfill (idempotent, gaps filled, rollups refreshed)."""
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
+import time_machine
 
 from fleet import services as fleet_services
 from fleet.models import TelemetryReading, TelemetryRollup
 from integrations import services
 from integrations.adapters import DeviceRef, TelemetrySnapshot, adapter_class
+from integrations.adapters.base import day_starts
 from integrations.choices import RunKind, RunStatus
 from integrations.models import IntegrationRun
 from integrations.simulator import SimState
@@ -164,6 +167,9 @@ def test_each_oems_history_through_its_adapter(sim, oem, kind, serial, per_day, 
     assert all(isinstance(s, TelemetrySnapshot) and start <= s.measured_at < end for s in history)
     assert [s.measured_at for s in history] == sorted({s.measured_at for s in history})
     http = client.requests_made - before
+    if oem in ("tesla", "franklinwh"):
+        # per local day of the site (Los Angeles): 4 days touched, or 3 when the window ends on a local midnight
+        calls_for_3_days = calls_for_3_days // 4 * len(day_starts(start, end, ZoneInfo("America/Los_Angeles")))
     assert http == calls_for_3_days
     if oem != "emporia":
         assert calls(sim, oem, endpoint) == calls_for_3_days
@@ -439,3 +445,21 @@ def test_two_backfills_at_once_write_each_reading_once(sim, settings, reference_
     readings = TelemetryReading.objects.filter(device_id__in=ids)
     assert readings.count() == readings.values("device", "measured_at").distinct().count() > 2 * 2 * 96
     assert TelemetryRollup.objects.filter(device_id__in=ids).count() >= 2 * 2 * 96
+
+
+@pytest.fixture
+def late_winter_evening():
+    # 07:58 UTC in December is 23:58 at a Pacific site (UTC−8): its calendar day, not the daily model's fixed
+    # UTC−7 one, must hold the UTC day's last hour
+    with time_machine.travel(datetime(2026, 12, 5, 7, 58, 40, tzinfo=UTC), tick=True):
+        yield
+
+
+def test_a_backfill_just_before_the_sites_midnight_leaves_no_gap(late_winter_evening, sim, tesla_history, settings):
+    settings.TELEMETRY_HISTORY_DAYS = 2
+    integration, devices = tesla_history
+    services.telemetry_history_backfill(integration=integration)
+    now = timezone_now()
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    assert TelemetryRollup.objects.filter(device=devices[0], interval_start__gte=today).count() == 32  # 00:00–07:45
+    assert services.telemetry_history_gaps(device_ids=[d.pk for d in devices], since=today, until=now) == {}

@@ -11,7 +11,15 @@ def links_of(schema: dict, path: str, method: str, code: str) -> dict:
 def test_a_list_links_its_first_row_to_every_operation_on_it():
     schema = generated_schema()
     links = links_of(schema, "/v1/devices", "get", "200")
-    assert set(links) == {"devices_retrieve", "devices_commands_list", "devices_telemetry_list"}
+    assert set(links) == {
+        "devices_retrieve",
+        "devices_partial_update",
+        "devices_destroy",
+        "devices_commands_list",
+        "devices_telemetry_list",
+        "devices_tags_retrieve",
+        "devices_tags_update",
+    }
     assert links["devices_telemetry_list"]["parameters"] == {"id": "$response.body#/data/0/id"}
     # programs are named by their slug
     assert links_of(schema, "/v1/programs", "get", "200")["programs_retrieve"]["parameters"] == {

@@ -4,7 +4,7 @@ import django_filters
 
 from dispatch.choices import CommandSlug, CommandStatus, DispatchEventStatus, ExclusionReason, ParticipationStatus
 from dispatch.models import Command, DispatchEvent, EventReportDevice, Participation
-from texture_portal.filters import IdFilter, IsoDateTimeFilter, UpdatedSinceFilterSet
+from texture_portal.filters import FilterSet, IdFilter, IsoDateTimeFilter, UpdatedSinceFilterSet
 
 
 class DispatchEventFilterSet(UpdatedSinceFilterSet):
@@ -36,7 +36,7 @@ class CommandFilterSet(UpdatedSinceFilterSet):
         fields = ["status", "command", "deviceId", "dispatchEventId", "batchId", "completedAfter", "updatedSince"]
 
 
-class ParticipationFilterSet(django_filters.FilterSet):
+class ParticipationFilterSet(FilterSet):
     status = django_filters.MultipleChoiceFilter(distinct=False, choices=ParticipationStatus.choices)
     reasonCode = django_filters.MultipleChoiceFilter(
         field_name="reason_code", distinct=False, choices=ExclusionReason.choices
@@ -58,7 +58,7 @@ class ParticipationFilterSet(django_filters.FilterSet):
         fields = ["status", "reasonCode", "deviceId", "commanded", "confirmed", "restored"]
 
 
-class EventReportDeviceFilterSet(django_filters.FilterSet):
+class EventReportDeviceFilterSet(FilterSet):
     status = django_filters.MultipleChoiceFilter(distinct=False, choices=ParticipationStatus.choices)
     reasonCode = django_filters.MultipleChoiceFilter(
         field_name="reason_code", distinct=False, choices=ExclusionReason.choices

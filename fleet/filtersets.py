@@ -8,7 +8,7 @@ from fleet.choices import AlertSeverity, AlertStatus, AlertType, DeviceState, De
 from fleet.models import Alert, Contact, Device, Site, TelemetryReading
 from fleet.selectors import alerts_needing_attention_q, last_seen_q, soc_band_q
 from programs.models import Enrollment
-from texture_portal.filters import IdFilter, IsoDateTimeFilter, UpdatedSinceFilterSet
+from texture_portal.filters import FilterSet, IdFilter, IsoDateTimeFilter, UpdatedSinceFilterSet
 
 
 class ContactFilterSet(UpdatedSinceFilterSet):
@@ -85,7 +85,7 @@ class DeviceFilterSet(UpdatedSinceFilterSet):
         return queryset.filter(last_seen_q(value, now=timezone.now()))
 
 
-class TelemetryReadingFilterSet(django_filters.FilterSet):
+class TelemetryReadingFilterSet(FilterSet):
     since = IsoDateTimeFilter(field_name="measured_at", lookup_expr="gte", label="Measured at or after")
     until = IsoDateTimeFilter(field_name="measured_at", lookup_expr="lt", label="Measured before")
 

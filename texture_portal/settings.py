@@ -291,7 +291,7 @@ DISPATCH_EVENT_TELEMETRY_SECONDS = env_int("DISPATCH_EVENT_TELEMETRY_SECONDS", 0
 
 
 REST_FRAMEWORK = {
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_FILTER_BACKENDS": ["texture_portal.filters.FilterBackend"],  # django-filter's, releasing its FilterSet
     # The /v1/ API: workspace API keys only (no session cookies, so no CSRF), JSON only.
     "DEFAULT_AUTHENTICATION_CLASSES": ["texture_portal.api.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["texture_portal.api.permissions.HasWorkspaceApiKey"],

@@ -13,8 +13,10 @@ queries (the key, the page); elsewhere (SQLite in development and tests) the tag
 from functools import cache
 
 from django.contrib.postgres.expressions import ArraySubquery
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import OuterRef
+from django.db.models.query import ValuesIterable
 from django.utils import timezone
 
 from fleet.models import Device
@@ -73,13 +75,65 @@ def _float(value):
 
 
 @cache
+def _timestamptz_loader():
+    """psycopg's own loader of `timestamptz` text (in C with psycopg[binary]); None off PostgreSQL."""
+    if connection.vendor != "postgresql":
+        return None
+    import psycopg
+    from psycopg.postgres import types
+
+    return psycopg.adapters.get_loader(types["timestamptz"].oid, psycopg.pq.Format.TEXT)
+
+
+class PageRowsIterable(ValuesIterable):
+    """`.values()` rows read with psycopg's `timestamptz` loader rather than Django's.
+
+    Django loads every timestamptz through a Python subclass of psycopg's Python loader (to set `tzinfo` to
+    its own UTC object): about 300 values a page, a fifth of the request's Python. psycopg's loader gives the
+    same instants in the session's zone (UTC, which Django sets), and the bodies convert every time to the
+    current zone anyway. Registered on this query's cursor only; Django's field converters still apply."""
+
+    def __iter__(self):
+        queryset = self.queryset
+        query = queryset.query
+        compiler = query.get_compiler(queryset.db)
+        try:
+            sql, params = compiler.as_sql()
+        except EmptyResultSet:
+            return
+        names = (
+            list(query.selected)
+            if query.selected
+            else [
+                *query.extra_select,
+                *query.values_select,
+                *query.annotation_select,
+            ]
+        )
+        converters = compiler.get_converters([column[0] for column in compiler.select[: compiler.col_count]])
+        loader = _timestamptz_loader()
+        with compiler.connection.cursor() as cursor:
+            if loader is not None:
+                cursor.cursor.adapters.register_loader("timestamptz", loader)
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        if converters:
+            rows = compiler.apply_converters(rows, converters)
+        for row in rows:
+            yield dict(zip(names, row, strict=True))
+
+
+@cache
 def _device_rows_template():
     """Built once per process: preparing 35 columns over four joins costs more than the page's other Python."""
     queryset = Device.objects.all()
     if connection.vendor == "postgresql":
         tag_names = Device.tags.through.objects.filter(device_id=OuterRef("pk")).values("devicetag__name")
-        return queryset.annotate(tag_names=ArraySubquery(tag_names)).values(*LIST_COLUMNS, "tag_names")
-    return queryset.values(*LIST_COLUMNS)
+        queryset = queryset.annotate(tag_names=ArraySubquery(tag_names)).values(*LIST_COLUMNS, "tag_names")
+    else:
+        queryset = queryset.values(*LIST_COLUMNS)
+    queryset._iterable_class = PageRowsIterable
+    return queryset
 
 
 def device_list_rows():

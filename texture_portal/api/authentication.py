@@ -5,6 +5,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from texture_portal.api_keys import LAST_USED_RESOLUTION_SECONDS, ApiKey, api_key_hash
+from texture_portal.selectors import api_key_by_hash
 
 API_KEY_HEADER = "Texture-Api-Key"
 
@@ -50,7 +51,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
                 raw = parts[1].decode()
             except UnicodeDecodeError as exc:
                 raise exceptions.AuthenticationFailed("Malformed API key.") from exc
-        api_key = ApiKey.objects.filter(key_hash=api_key_hash(raw)).first()
+        api_key = api_key_by_hash(api_key_hash(raw))
         if api_key is None:
             raise exceptions.AuthenticationFailed("Unknown API key.", code="invalid_api_key")
         now = timezone.now()

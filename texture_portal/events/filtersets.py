@@ -5,7 +5,7 @@ import django_filters
 from texture_portal.events.choices import DeliveryStatus
 from texture_portal.events.models import DeliveryAttempt, Destination, PlatformEvent
 from texture_portal.events.types import EVENT_TYPE_CHOICES
-from texture_portal.filters import IdFilter, IsoDateTimeFilter, UpdatedSinceFilterSet
+from texture_portal.filters import FilterSet, IdFilter, IsoDateTimeFilter, UpdatedSinceFilterSet
 
 
 class DestinationFilterSet(UpdatedSinceFilterSet):
@@ -16,7 +16,7 @@ class DestinationFilterSet(UpdatedSinceFilterSet):
         fields = ["isActive", "updatedSince"]
 
 
-class DeliveryAttemptFilterSet(django_filters.FilterSet):
+class DeliveryAttemptFilterSet(FilterSet):
     status = django_filters.MultipleChoiceFilter(distinct=False, choices=DeliveryStatus.choices)
     eventId = IdFilter(field_name="event_id")
 
@@ -25,7 +25,7 @@ class DeliveryAttemptFilterSet(django_filters.FilterSet):
         fields = ["status", "eventId"]
 
 
-class PlatformEventFilterSet(django_filters.FilterSet):
+class PlatformEventFilterSet(FilterSet):
     type = django_filters.MultipleChoiceFilter(distinct=False, choices=EVENT_TYPE_CHOICES)
     since = IsoDateTimeFilter(field_name="timestamp", lookup_expr="gte")
     key = django_filters.CharFilter(field_name="key")

@@ -297,7 +297,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["texture_portal.api.permissions.HasWorkspaceApiKey"],
     "DEFAULT_THROTTLE_CLASSES": ["texture_portal.api.throttling.ApiKeyRateThrottle"],
     "DEFAULT_PAGINATION_CLASS": "texture_portal.api.pagination.CursorPagination",
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # DRF's JSON renderer; data a view marks PlainJSON (the device list) is rendered by orjson, same bytes
+    "DEFAULT_RENDERER_CLASSES": ["texture_portal.api.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["texture_portal.api.parsers.JSONParser"],  # depth-limited, refuses NUL
     "DEFAULT_SCHEMA_CLASS": "texture_portal.api.schema.PortalAutoSchema",
     "EXCEPTION_HANDLER": "texture_portal.api.exceptions.api_exception_handler",

@@ -20,6 +20,7 @@ from django.db.models.query import ValuesIterable
 from django.utils import timezone
 
 from fleet.models import Device
+from texture_portal.api.renderers import PlainJSON, plain_float
 
 DEVICE_COLUMNS = (
     "id",
@@ -62,16 +63,14 @@ TELEMETRY_COLUMNS = (
 LIST_COLUMNS = DEVICE_COLUMNS + tuple(f"latest_telemetry__{column}" for column in TELEMETRY_COLUMNS)
 
 
-def _iso(value, zone):
-    """DRF's DateTimeField output: ISO 8601 in the current zone, `Z` for UTC."""
-    if not value:
+def _float(value, unplain: list):
+    """A reading's float; one orjson would spell differently from DRF goes to `unplain` (see PlainJSON)."""
+    if value is None:
         return None
-    text = value.astimezone(zone).isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
-
-
-def _float(value):
-    return None if value is None else float(value)
+    value = float(value)
+    if not plain_float(value):
+        unplain.append(value)
+    return value
 
 
 @cache
@@ -153,54 +152,74 @@ def _tags_by_device(rows: list[dict]) -> dict[int, list[str]]:
     return tags
 
 
-def device_list_bodies(rows: list[dict]) -> list[dict]:
+def device_list_bodies(rows: list[dict], unplain: list | None = None) -> list[dict]:
     """The API bodies of `rows` (from `device_list_rows`), in their order (tags sorted as the serializer does:
-    by code point, not by the database's collation)."""
+    by code point, not by the database's collation). Times are datetimes in the current zone, which both of
+    the API's renderers write as DRF's DateTimeField does (ISO 8601, `Z` for UTC); floats that only DRF's
+    renderer spells right are appended to `unplain`."""
     zone = timezone.get_current_timezone()
     tags = _tags_by_device(rows)
+    unplain = [] if unplain is None else unplain
     bodies = []
     for row in rows:
         telemetry = None
-        if row["latest_telemetry_id"] is not None and row["latest_telemetry__measured_at"] is not None:
+        if row["latest_telemetry_id"] is not None and (measured_at := row["latest_telemetry__measured_at"]):
+            received_at = row["latest_telemetry__received_at"]
             telemetry = {
-                "measuredAt": _iso(row["latest_telemetry__measured_at"], zone),
-                "receivedAt": _iso(row["latest_telemetry__received_at"], zone),
-                "chargePercentage": _float(row["latest_telemetry__charge_percentage"]),
-                "chargeRate": _float(row["latest_telemetry__charge_rate_w"]),
-                "gridPower": _float(row["latest_telemetry__grid_power_w"]),
-                "solarPower": _float(row["latest_telemetry__solar_power_w"]),
-                "backupReserve": _float(row["latest_telemetry__backup_reserve_percent"]),
+                "measuredAt": measured_at.astimezone(zone),
+                "receivedAt": received_at and received_at.astimezone(zone),
+                "chargePercentage": _float(row["latest_telemetry__charge_percentage"], unplain),
+                "chargeRate": _float(row["latest_telemetry__charge_rate_w"], unplain),
+                "gridPower": _float(row["latest_telemetry__grid_power_w"], unplain),
+                "solarPower": _float(row["latest_telemetry__solar_power_w"], unplain),
+                "backupReserve": _float(row["latest_telemetry__backup_reserve_percent"], unplain),
                 "chargingState": row["latest_telemetry__charging_state"],
                 "gridStatus": row["latest_telemetry__grid_status"],
                 "strategy": row["latest_telemetry__strategy"],
                 "isStormModeEnabled": row["latest_telemetry__is_storm_mode_enabled"],
                 "isStormModeActive": row["latest_telemetry__is_storm_mode_active"],
                 "isPluggedIn": row["latest_telemetry__is_plugged_in"],
-                "chargerWattage": _float(row["latest_telemetry__charger_wattage_w"]),
-                "chargeLimit": _float(row["latest_telemetry__charge_limit_percent"]),
-                "range": _float(row["latest_telemetry__range_km"]),
+                "chargerWattage": _float(row["latest_telemetry__charger_wattage_w"], unplain),
+                "chargeLimit": _float(row["latest_telemetry__charge_limit_percent"], unplain),
+                "range": _float(row["latest_telemetry__range_km"], unplain),
             }
+        state_changed_at, last_seen_at, checked_at = (
+            row["state_changed_at"],
+            row["last_seen_at"],
+            row["grid_services_checked_at"],
+        )
         bodies.append(
             {
-                "createdAt": _iso(row["created"], zone),
-                "updatedAt": _iso(row["last_updated"], zone),
+                "createdAt": row["created"].astimezone(zone),
+                "updatedAt": row["last_updated"].astimezone(zone),
                 "id": row["id"],
                 "systemIdentifier": row["system_identifier"],
                 "manufacturerSlug": row["manufacturer__slug"],
                 "deviceType": row["device_type"],
                 "name": row["name"],
                 "state": row["state"],
-                "stateChangedAt": _iso(row["state_changed_at"], zone),
+                "stateChangedAt": state_changed_at and state_changed_at.astimezone(zone),
                 "stateReason": row["state_reason"],
                 "contactId": row["contact_id"],
                 "referenceId": row["contact__reference_id"],
                 "siteId": row["site_id"],
                 "tags": sorted(tags.get(row["id"], ())),
                 "manufacturerDeviceId": row["oem_device_id"],
-                "lastSeenAt": _iso(row["last_seen_at"], zone),
+                "lastSeenAt": last_seen_at and last_seen_at.astimezone(zone),
                 "gridServicesStatus": row["grid_services_status"],
-                "gridServicesCheckedAt": _iso(row["grid_services_checked_at"], zone),
+                "gridServicesCheckedAt": checked_at and checked_at.astimezone(zone),
                 "latestTelemetry": telemetry,
             }
         )
     return bodies
+
+
+def device_list_response(view, rows: list[dict]):
+    """The paginated response of `rows` for `view` (a list with the API's cursor pagination), marked
+    PlainJSON — orjson renders it — when everything in it is spelled by orjson as by DRF (in UTC, no odd
+    floats)."""
+    unplain = []
+    response = view.get_paginated_response(device_list_bodies(rows, unplain))
+    if not unplain and timezone.get_current_timezone_name() == "UTC":
+        response.data = PlainJSON(response.data)
+    return response

@@ -3,7 +3,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from fleet import services
-from fleet.api.listing import device_list_bodies, device_list_rows
+from fleet.api.listing import device_list_response, device_list_rows
 from fleet.api.serializers import (
     AlertSerializer,
     AlertSnoozeSerializer,
@@ -62,7 +62,7 @@ class DeviceViewSet(WorkspaceReadOnlyViewSet):
 
     def list(self, request, *args, **kwargs):
         rows = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        return self.get_paginated_response(device_list_bodies(rows))
+        return device_list_response(self, rows)
 
 
 class DeviceTelemetryView(WorkspaceNestedListView):

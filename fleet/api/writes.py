@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from fleet import services
 from fleet.api import views
 from fleet.api.inputs import ContactInput, DeviceInput, DeviceTagsInput, DeviceUpdateInput, SiteInput
-from fleet.api.listing import device_list_bodies, device_list_rows
+from fleet.api.listing import device_list_response, device_list_rows
 from fleet.api.serializers import ContactSerializer, DeviceSerializer, SiteSerializer
 from fleet.filtersets import DeviceFilterSet
 from fleet.models import Contact, Device, DeviceTag
@@ -287,4 +287,4 @@ class TagDevicesView(WorkspaceApiMixin, generics.ListAPIView):
     def list(self, request, *args, **kwargs):
         get_object_or_404(DeviceTag.objects.filter(workspace_id=self.workspace_id), name=self.kwargs["tag"])
         rows = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        return self.get_paginated_response(device_list_bodies(rows))
+        return device_list_response(self, rows)

@@ -14,9 +14,9 @@ from fleet.api.serializers import DeviceSerializer
 from fleet.api.views import DeviceViewSet
 from fleet.choices import DeviceState, DeviceType, GridServicesStatus
 from fleet.models import Device, Manufacturer
-from texture_portal.api.renderers import PlainJSON
 from tests.api_support import api_client_for, clean_cache  # noqa: F401
 from tests.factories import DeviceFactory, DeviceTagFactory, SiteFactory, TelemetryReadingFactory, WorkspaceFactory
+from texture_portal.api.renderers import PlainJSON
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clean_cache")]
 

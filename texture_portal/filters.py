@@ -1,5 +1,6 @@
 """Filter pieces shared by every app's `filtersets.py` (camelCase query names, as in the API)."""
 
+import copy
 import datetime
 
 import django_filters
@@ -31,13 +32,46 @@ class IsoDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = UtcIsoDateTimeField
 
 
-class FilterSet(django_filters.FilterSet):
-    """django-filter's FilterSet, with its form class built once per FilterSet class, not once per request.
+class _FiltersCopiedShallow(dict):
+    """A FilterSet class's filters, copied for each FilterSet by `copy.copy`, not `copy.deepcopy`.
 
-    django-filter makes a new form class (a `type()` over fresh form fields) for every FilterSet it builds, that
-    is for every API list request: a fifth of the filtering's time, and a class that only the garbage
-    collector can free. The fields a form class holds are templates (each form deep-copies them), so one per
-    class serves every request, unless a filter's field depends on the request (a callable `queryset=`)."""
+    django-filter deep-copies every filter of the class for every FilterSet it builds (every API list request),
+    about 450 copies of choices, labels and dicts that no request changes. A shallow copy is all a FilterSet
+    needs to own: its `model` and `parent`, and a method filter's call bound to the copy (re-set here, or it
+    would call the class's filter, which has no parent). Filters that build their field from the request (a
+    callable `queryset=`) write into their shared `extra`: those are deep-copied as django-filter does."""
+
+    def __deepcopy__(self, memo):
+        if any(isinstance(f, django_filters.filters.QuerySetRequestMixin) for f in self.values()):
+            return copy.deepcopy(dict(self), memo)
+        copies = {}
+        for name, filter_ in self.items():
+            clone = copy.copy(filter_)
+            if filter_.method is not None:
+                clone.method = filter_.method  # a FilterMethod of the clone's own
+            copies[name] = clone
+        return copies
+
+
+class _FieldsShared(dict):
+    """A shared FilterSet form class's fields, which each form takes as they are (Django deep-copies a form's
+    fields for each form so that it may change them; filter forms never do)."""
+
+    def __deepcopy__(self, memo):
+        return dict(self)
+
+
+class FilterSet(django_filters.FilterSet):
+    """django-filter's FilterSet, cheaper to build (every API list request builds one): filters copied shallow
+    (`_FiltersCopiedShallow`), and one form class per FilterSet class, whose fields every form shares.
+
+    django-filter makes a new form class (a `type()` over fresh fields) for each FilterSet: a fifth of the
+    filtering's time, and a class that only the garbage collector can free. Unless a filter's field depends on
+    the request (a callable `queryset=`), one class serves every request."""
+
+    @classmethod
+    def get_filters(cls):
+        return _FiltersCopiedShallow(super().get_filters())
 
     def get_form_class(self):
         cls = type(self)
@@ -45,6 +79,7 @@ class FilterSet(django_filters.FilterSet):
         if form_class is None:
             form_class = super().get_form_class()
             if not any(isinstance(f, django_filters.filters.QuerySetRequestMixin) for f in self.filters.values()):
+                form_class.base_fields = _FieldsShared(form_class.base_fields)
                 cls._shared_form_class = form_class
         return form_class
 

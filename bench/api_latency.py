@@ -5,17 +5,20 @@
 The database is created when missing (bench/database.py).
 
 Seeds (once; re-runs reuse it) a workspace of 100,000 devices (plus a second workspace of 20,000, so the
-workspace scope is real), then requests `GET /v1/devices?state=on_workspace&manufacturer=tesla&perPage=100`
-through the whole Django stack (middleware, API-key auth, rate limit, filters, cursor pagination, the bodies,
-rendering), in-process, calling the portal's WSGI application (`texture_portal.wsgi`) as a WSGI server does:
-an environ in, the body read, the response closed. (Not the test client: its own bookkeeping per request —
-signals, cookies, `response.json` — is no part of the API's time and keeps every response alive in a cycle.)
+workspace scope is real), each device that reports with its latest reading, then requests
+`GET /v1/devices?state=on_workspace&manufacturer=tesla&perPage=100` through the whole Django stack
+(middleware, API-key auth, rate limit, filters, cursor pagination, the bodies, rendering), in-process, calling
+the portal's WSGI application (`texture_portal.wsgi`) as a WSGI server does: an environ in, the body read, the
+response closed. (Not the test client: its own bookkeeping per request — signals, cookies, `response.json` —
+is no part of the API's time and keeps every response alive in a cycle.)
+
 For the first page and a page ~90 % deep it reports p50/p95 over repeated requests and the queries per
-request, and after each request replays its bare SQL (the floor; interleaved so that both meet the same
-load).
-Finally it checks that the query count does not change with the page size. Targets: p95 ≤ 100 ms for both
-pages; each page's p95 within `--max-ratio` (2×) of the p95 of its bare SQL (all the request's queries, the
-same run); query count constant in page size. Exit status 1 when a target is missed.
+request, and after each request replays its bare SQL, the floor: every statement the request sent (Django's
+connection health check `SELECT 1`, the key lookup, the page) on the same connection, its rows read with
+psycopg's own loaders; interleaved, so that both meet the same load. Finally it checks that the query count
+does not change with the page size. Targets: p95 ≤ 100 ms for both pages; each page's p95 within
+`--max-ratio` (2×) of its floor's p95 (the same run); query count constant in page size. Exit status 1 when a
+target is missed.
 """
 
 import argparse
@@ -48,7 +51,7 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
-from fleet.models import Contact, Device, DeviceTag, Manufacturer, Site  # noqa: E402
+from fleet.models import Contact, Device, DeviceTag, Manufacturer, Site, TelemetryReading  # noqa: E402
 from texture_portal.models import Organization, Workspace  # noqa: E402
 from texture_portal.services import api_key_create  # noqa: E402
 
@@ -114,6 +117,40 @@ def seed_workspace(slug: str, devices: int, batch: int = 5000) -> Workspace:
     return workspace
 
 
+def seed_latest_readings(workspace: Workspace) -> None:
+    """A latest reading for every device that reports (on the workspace or offline; a registered system has
+    none), as a real fleet has: the page then carries each body's `latestTelemetry` (times with microseconds,
+    a battery's floats, states) and its query joins the readings. Once; set-based."""
+    reading, device = TelemetryReading._meta.db_table, Device._meta.db_table
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH fresh AS (
+                INSERT INTO {reading} (workspace_id, device_id, measured_at, received_at, charge_percentage,
+                    charge_rate_w, grid_power_w, solar_power_w, backup_reserve_percent, charging_state, grid_status,
+                    strategy, is_storm_mode_enabled, is_storm_mode_active)
+                SELECT d.workspace_id, d.id,
+                    now() - make_interval(secs => (d.id %% 900) + (d.id %% 7) * 0.123457),
+                    now() - make_interval(secs => (d.id %% 900)),
+                    round((d.id * 7 %% 1001) / 10.0, 1), round((d.id %% 10001 - 5000) / 2.0, 1),
+                    round((d.id * 13 %% 6001 - 3000) / 4.0, 2), (d.id * 11 %% 6000)::float8, 20.0,
+                    (ARRAY['charging', 'discharging', 'idle', 'unknown'])[1 + d.id %% 4],
+                    (ARRAY['idle', 'importing', 'exporting', 'unknown'])[1 + d.id %% 4],
+                    (ARRAY['self_consumption', 'time_of_use', 'backup'])[1 + d.id %% 3],
+                    d.id %% 5 = 0, false
+                FROM {device} d
+                WHERE d.workspace_id = %s AND d.state IN ('on_workspace', 'offline') AND d.latest_telemetry_id IS NULL
+                RETURNING id, device_id
+            )
+            UPDATE {device} d SET latest_telemetry_id = fresh.id FROM fresh WHERE d.id = fresh.device_id
+            """,  # noqa: S608 (the models' table names; the one value is a parameter)
+            [workspace.pk],
+        )
+        if cursor.rowcount:
+            print(f"  seeded {cursor.rowcount:,} latest readings in {workspace.slug}", flush=True)
+            cursor.execute(f"ANALYZE {reading}; ANALYZE {device}")
+
+
 def cursor_at(position: int) -> str:
     """The cursor DRF's CursorPagination issues for "rows after `position`" (ordering -id)."""
     return base64.b64encode(urlencode({"p": str(position)}).encode("ascii")).decode("ascii")
@@ -171,6 +208,13 @@ def request_statements(application, url, headers) -> list[str]:
     return [q["sql"] for q in ctx.captured_queries]
 
 
+def psycopg_timestamptz_loader():
+    import psycopg
+    from psycopg.postgres import types
+
+    return psycopg.adapters.get_loader(types["timestamptz"].oid, psycopg.pq.Format.TEXT)
+
+
 def replay_once(cursor, statements):
     started = time.perf_counter()
     for statement in statements:
@@ -188,13 +232,20 @@ def measure(application, url, headers, repeats, *, floor=True):
     for _ in range(5):  # warm up: connections, caches, last_used_at write
         request_once(application, url, headers)
     times, rows = [], 0
-    floors = {"page query": [], "all queries of the request": [], "API process CPU": []}
+    floors = {"page query": [], "all statements of the request": [], "API process CPU": []}
     statements = request_statements(application, url, headers)
     counts = {len(statements)}
     # the device page itself (the others: the key, the tags); a last_used_at UPDATE is not part of the page
     page_sql = [next(s for s in statements if s.startswith("SELECT") and "LIMIT" in s and '"fleet_device"' in s)]
     statements = [s for s in statements if s.startswith("SELECT")]
+    if connection.health_check_enabled:
+        # Django checks a reused connection at the start of each request (CONN_HEALTH_CHECKS): one more
+        # statement the request sends, outside the captured queries
+        statements.insert(0, "SELECT 1")
     with connection.cursor() as cursor:
+        # the floor reads its rows with psycopg's own loaders, as the page does (not Django's Python one for
+        # timestamptz, which would make the floor slower than the driver is)
+        cursor.cursor.adapters.register_loader("timestamptz", psycopg_timestamptz_loader())
         for _ in range(5 if floor else 0):
             replay_once(cursor, statements)
         for _ in range(repeats):
@@ -202,7 +253,7 @@ def measure(application, url, headers, repeats, *, floor=True):
             times.append(elapsed)
             if floor:
                 floors["page query"].append(replay_once(cursor, page_sql))
-                floors["all queries of the request"].append(replay_once(cursor, statements))
+                floors["all statements of the request"].append(replay_once(cursor, statements))
     rows = len(json.loads(body)["data"])
     counts.add(len(request_statements(application, url, headers)))
     return times, counts, rows, floors
@@ -225,7 +276,9 @@ def main() -> int:
     call_command("migrate", verbosity=0)
     print("Seeding (reused when present)…", flush=True)
     workspace = seed_workspace("alpha", args.devices)
-    seed_workspace("beta", args.other_devices)
+    other = seed_workspace("beta", args.other_devices)
+    for seeded in (workspace, other):
+        seed_latest_readings(seeded)
     _, raw = api_key_create(workspace=workspace, name="bench", actor=None)
     headers = {"HTTP_TEXTURE_API_KEY": raw}
     from texture_portal.wsgi import application  # what a WSGI server serves
@@ -265,9 +318,9 @@ def main() -> int:
             )
         print(f"{'  API process CPU':<34}{statistics.median(cpu):>9.2f}{percentile(cpu, 95):>9.2f}{max(cpu):>9.2f}")
         ratios = {label: p95 / percentile(floor, 95) for label, floor in floors.items()}
-        ok &= ratios["all queries of the request"] <= args.max_ratio
+        ok &= ratios["all statements of the request"] <= args.max_ratio
         print(
-            f"  API p95 / bare SQL p95: {ratios['all queries of the request']:.2f}× all queries of the request "
+            f"  API p95 / bare SQL p95: {ratios['all statements of the request']:.2f}× all statements of the request "
             f"(target ≤ {args.max_ratio:g}×), {ratios['page query']:.2f}× the page query alone"
         )
 

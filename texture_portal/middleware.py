@@ -130,6 +130,8 @@ class AdminInputGuardMiddleware:
 
 
 def _is_admin_path(path: str) -> bool:
+    if path.startswith(API_PREFIX):  # the API's requests, the most frequent, skip the reverse()
+        return False
     try:
         return path.startswith(reverse("admin:index"))
     except NoReverseMatch:

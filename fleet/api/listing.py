@@ -11,6 +11,7 @@ queries (the key, the page); elsewhere (SQLite in development and tests) the tag
 """
 
 from functools import cache
+from operator import itemgetter
 
 from django.contrib.postgres.expressions import ArraySubquery
 from django.core.exceptions import EmptyResultSet
@@ -63,14 +64,58 @@ TELEMETRY_COLUMNS = (
 LIST_COLUMNS = DEVICE_COLUMNS + tuple(f"latest_telemetry__{column}" for column in TELEMETRY_COLUMNS)
 
 
-def _float(value, unplain: list):
-    """A reading's float; one orjson would spell differently from DRF goes to `unplain` (see PlainJSON)."""
-    if value is None:
-        return None
-    value = float(value)
-    if not plain_float(value):
-        unplain.append(value)
-    return value
+# The body's fields from the row's columns, in the serializer's order (`tags` and `latestTelemetry` between and
+# after them); the times and floats among them are named below.
+_BEFORE_TAGS = (
+    ("createdAt", "created"),
+    ("updatedAt", "last_updated"),
+    ("id", "id"),
+    ("systemIdentifier", "system_identifier"),
+    ("manufacturerSlug", "manufacturer__slug"),
+    ("deviceType", "device_type"),
+    ("name", "name"),
+    ("state", "state"),
+    ("stateChangedAt", "state_changed_at"),
+    ("stateReason", "state_reason"),
+    ("contactId", "contact_id"),
+    ("referenceId", "contact__reference_id"),
+    ("siteId", "site_id"),
+)
+_AFTER_TAGS = (
+    ("manufacturerDeviceId", "oem_device_id"),
+    ("lastSeenAt", "last_seen_at"),
+    ("gridServicesStatus", "grid_services_status"),
+    ("gridServicesCheckedAt", "grid_services_checked_at"),
+)
+_TELEMETRY = (
+    ("measuredAt", "measured_at"),
+    ("receivedAt", "received_at"),
+    ("chargePercentage", "charge_percentage"),
+    ("chargeRate", "charge_rate_w"),
+    ("gridPower", "grid_power_w"),
+    ("solarPower", "solar_power_w"),
+    ("backupReserve", "backup_reserve_percent"),
+    ("chargingState", "charging_state"),
+    ("gridStatus", "grid_status"),
+    ("strategy", "strategy"),
+    ("isStormModeEnabled", "is_storm_mode_enabled"),
+    ("isStormModeActive", "is_storm_mode_active"),
+    ("isPluggedIn", "is_plugged_in"),
+    ("chargerWattage", "charger_wattage_w"),
+    ("chargeLimit", "charge_limit_percent"),
+    ("range", "range_km"),
+)
+_DEVICE_TIMES = ("createdAt", "updatedAt", "stateChangedAt", "lastSeenAt", "gridServicesCheckedAt")
+_TELEMETRY_TIMES = ("measuredAt", "receivedAt")
+_TELEMETRY_FLOATS = ("chargePercentage", "chargeRate", "gridPower", "solarPower", "backupReserve")
+_TELEMETRY_FLOATS += ("chargerWattage", "chargeLimit", "range")
+
+_before_tags = itemgetter(*(column for _, column in _BEFORE_TAGS))
+_before_tags_keys = tuple(key for key, _ in _BEFORE_TAGS)
+_after_tags = itemgetter(*(column for _, column in _AFTER_TAGS))
+_after_tags_keys = tuple(key for key, _ in _AFTER_TAGS)
+_telemetry = itemgetter(*(f"latest_telemetry__{column}" for _, column in _TELEMETRY))
+_telemetry_keys = tuple(key for key, _ in _TELEMETRY)
 
 
 @cache
@@ -82,6 +127,9 @@ def _timestamptz_loader():
     from psycopg.postgres import types
 
     return psycopg.adapters.get_loader(types["timestamptz"].oid, psycopg.pq.Format.TEXT)
+
+
+_converters: dict[tuple, dict] = {}
 
 
 class PageRowsIterable(ValuesIterable):
@@ -109,7 +157,11 @@ class PageRowsIterable(ValuesIterable):
                 *query.annotation_select,
             ]
         )
-        converters = compiler.get_converters([column[0] for column in compiler.select[: compiler.col_count]])
+        key = (queryset.db, *names)  # the same columns from the same template: the same converters
+        converters = _converters.get(key)
+        if converters is None:
+            converters = compiler.get_converters([column[0] for column in compiler.select[: compiler.col_count]])
+            _converters[key] = converters
         loader = _timestamptz_loader()
         with compiler.connection.cursor() as cursor:
             if loader is not None:
@@ -158,59 +210,35 @@ def device_list_bodies(rows: list[dict], unplain: list | None = None) -> list[di
     the API's renderers write as DRF's DateTimeField does (ISO 8601, `Z` for UTC); floats that only DRF's
     renderer spells right are appended to `unplain`."""
     zone = timezone.get_current_timezone()
+    # the rows' times are in the database session's zone: converted only when the current one differs
+    convert = connection.timezone_name != timezone.get_current_timezone_name()
     tags = _tags_by_device(rows)
     unplain = [] if unplain is None else unplain
     bodies = []
     for row in rows:
-        telemetry = None
-        if row["latest_telemetry_id"] is not None and (measured_at := row["latest_telemetry__measured_at"]):
-            received_at = row["latest_telemetry__received_at"]
-            telemetry = {
-                "measuredAt": measured_at.astimezone(zone),
-                "receivedAt": received_at and received_at.astimezone(zone),
-                "chargePercentage": _float(row["latest_telemetry__charge_percentage"], unplain),
-                "chargeRate": _float(row["latest_telemetry__charge_rate_w"], unplain),
-                "gridPower": _float(row["latest_telemetry__grid_power_w"], unplain),
-                "solarPower": _float(row["latest_telemetry__solar_power_w"], unplain),
-                "backupReserve": _float(row["latest_telemetry__backup_reserve_percent"], unplain),
-                "chargingState": row["latest_telemetry__charging_state"],
-                "gridStatus": row["latest_telemetry__grid_status"],
-                "strategy": row["latest_telemetry__strategy"],
-                "isStormModeEnabled": row["latest_telemetry__is_storm_mode_enabled"],
-                "isStormModeActive": row["latest_telemetry__is_storm_mode_active"],
-                "isPluggedIn": row["latest_telemetry__is_plugged_in"],
-                "chargerWattage": _float(row["latest_telemetry__charger_wattage_w"], unplain),
-                "chargeLimit": _float(row["latest_telemetry__charge_limit_percent"], unplain),
-                "range": _float(row["latest_telemetry__range_km"], unplain),
-            }
-        state_changed_at, last_seen_at, checked_at = (
-            row["state_changed_at"],
-            row["last_seen_at"],
-            row["grid_services_checked_at"],
-        )
-        bodies.append(
-            {
-                "createdAt": row["created"].astimezone(zone),
-                "updatedAt": row["last_updated"].astimezone(zone),
-                "id": row["id"],
-                "systemIdentifier": row["system_identifier"],
-                "manufacturerSlug": row["manufacturer__slug"],
-                "deviceType": row["device_type"],
-                "name": row["name"],
-                "state": row["state"],
-                "stateChangedAt": state_changed_at and state_changed_at.astimezone(zone),
-                "stateReason": row["state_reason"],
-                "contactId": row["contact_id"],
-                "referenceId": row["contact__reference_id"],
-                "siteId": row["site_id"],
-                "tags": sorted(tags.get(row["id"], ())),
-                "manufacturerDeviceId": row["oem_device_id"],
-                "lastSeenAt": last_seen_at and last_seen_at.astimezone(zone),
-                "gridServicesStatus": row["grid_services_status"],
-                "gridServicesCheckedAt": checked_at and checked_at.astimezone(zone),
-                "latestTelemetry": telemetry,
-            }
-        )
+        body = dict(zip(_before_tags_keys, _before_tags(row), strict=True))
+        body["tags"] = sorted(tags.get(row["id"], ()))
+        body.update(zip(_after_tags_keys, _after_tags(row), strict=True))
+        if row["latest_telemetry_id"] is not None and row["latest_telemetry__measured_at"] is not None:
+            telemetry = dict(zip(_telemetry_keys, _telemetry(row), strict=True))
+            for key in _TELEMETRY_FLOATS:
+                value = telemetry[key]
+                if value is not None and (type(value) is not float or not plain_float(value)):
+                    telemetry[key] = value = float(value)  # as the serializer's FloatField
+                    if not plain_float(value):
+                        unplain.append(value)
+            if convert:
+                for key in _TELEMETRY_TIMES:
+                    if telemetry[key] is not None:
+                        telemetry[key] = telemetry[key].astimezone(zone)
+            body["latestTelemetry"] = telemetry
+        else:
+            body["latestTelemetry"] = None
+        if convert:
+            for key in _DEVICE_TIMES:
+                if body[key] is not None:
+                    body[key] = body[key].astimezone(zone)
+        bodies.append(body)
     return bodies
 
 

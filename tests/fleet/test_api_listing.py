@@ -2,10 +2,12 @@
 each page of a representative fleet (every device type, null and set fields, tags or none, a dangling latest
 reading, unicode) is rendered both ways and compared, on SQLite and (marked) on PostgreSQL."""
 
+import zoneinfo
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 from rest_framework import mixins
 from rest_framework.test import APIRequestFactory
 
@@ -142,6 +144,18 @@ def test_the_fast_list_answers_exactly_what_the_serializer_did():
 def test_the_fast_list_answers_exactly_what_the_serializer_did_on_postgresql():
     # PostgreSQL reads the tags in the page query (ARRAY subquery): the other code path
     _assert_same_json_on_every_page()
+
+
+def test_in_another_current_zone_the_times_are_converted_and_drf_renders_them():
+    workspace, _devices = representative_fleet()
+    raw = api_client_for(workspace).raw_key
+    by_orjson = []
+    with timezone.override(zoneinfo.ZoneInfo("America/New_York")):
+        assert _walk_pages(raw, "http://testserver/v1/devices?perPage=4", by_orjson) == 3
+        fast, _ = _render_both(raw, "http://testserver/v1/devices?perPage=500")
+    assert by_orjson == [False, False, False]
+    # the July readings in daylight time, the rows created today in whatever offset today has; none in UTC
+    assert b'.345678-04:00"' in fast.content and b'Z"' not in fast.content
 
 
 def test_the_bodies_have_every_field_of_the_serializer():

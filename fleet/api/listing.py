@@ -1,4 +1,4 @@
-"""The device list's fast path: `GET /v1/devices` reads `.values()` rows and builds each body in one pass.
+"""The device list's fast path: `GET /v1/devices` reads the page's rows and builds each body in one pass.
 
 Why not the DeviceSerializer: at 100 rows a page, building model instances (device, manufacturer, contact,
 latest reading), prefetching tags onto each, and DRF's per-field `get_attribute` / `to_representation` calls
@@ -8,6 +8,9 @@ serializer gains a field this module does not build. One-object reads and writes
 
 On PostgreSQL the page query brings each device's tag names too (an ARRAY subquery), so a page is two
 queries (the key, the page); elsewhere (SQLite in development and tests) the tags are a third query, as before.
+
+The queryset the views filter and paginate (`device_list_rows`) yields the bodies themselves: DRF's cursor
+pagination reads a row's position from its `id`, which a body has, and a page is built once, from tuples.
 """
 
 from functools import cache
@@ -17,11 +20,11 @@ from django.contrib.postgres.expressions import ArraySubquery
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import OuterRef
-from django.db.models.query import ValuesIterable
+from django.db.models.query import BaseIterable
 from django.utils import timezone
 
 from fleet.models import Device
-from texture_portal.api.renderers import PlainJSON, plain_float
+from texture_portal.api.renderers import PlainJSON, plain_floats
 
 DEVICE_COLUMNS = (
     "id",
@@ -64,8 +67,8 @@ TELEMETRY_COLUMNS = (
 LIST_COLUMNS = DEVICE_COLUMNS + tuple(f"latest_telemetry__{column}" for column in TELEMETRY_COLUMNS)
 
 
-# The body's fields from the row's columns, in the serializer's order (`tags` and `latestTelemetry` between and
-# after them); the times and floats among them are named below.
+# The body's fields from the row's columns, in the serializer's order (`tags` between them,
+# `latestTelemetry` last); the times and floats among them are named below.
 _BEFORE_TAGS = (
     ("createdAt", "created"),
     ("updatedAt", "last_updated"),
@@ -110,12 +113,26 @@ _TELEMETRY_TIMES = ("measuredAt", "receivedAt")
 _TELEMETRY_FLOATS = ("chargePercentage", "chargeRate", "gridPower", "solarPower", "backupReserve")
 _TELEMETRY_FLOATS += ("chargerWattage", "chargeLimit", "range")
 
-_before_tags = itemgetter(*(column for _, column in _BEFORE_TAGS))
-_before_tags_keys = tuple(key for key, _ in _BEFORE_TAGS)
-_after_tags = itemgetter(*(column for _, column in _AFTER_TAGS))
-_after_tags_keys = tuple(key for key, _ in _AFTER_TAGS)
-_telemetry = itemgetter(*(f"latest_telemetry__{column}" for _, column in _TELEMETRY))
-_telemetry_keys = tuple(key for key, _ in _TELEMETRY)
+
+class _Layout:
+    """Where each body field sits in a row of the page query (its columns' order), as item getters."""
+
+    def __init__(self, names: list[str]):
+        index = {name: position for position, name in enumerate(names)}
+
+        def getter(columns):
+            return itemgetter(*(index[column] for column in columns))
+
+        self.id = index["id"]
+        self.tags = index.get("tag_names")  # None: the tags are a query of their own
+        self.latest_telemetry_id = index["latest_telemetry_id"]
+        self.measured_at = index["latest_telemetry__measured_at"]
+        self.before_tags_keys = tuple(key for key, _ in _BEFORE_TAGS)
+        self.before_tags = getter(column for _, column in _BEFORE_TAGS)
+        self.after_tags_keys = tuple(key for key, _ in _AFTER_TAGS)
+        self.after_tags = getter(column for _, column in _AFTER_TAGS)
+        self.telemetry_keys = tuple(key for key, _ in _TELEMETRY)
+        self.telemetry = getter(f"latest_telemetry__{column}" for _, column in _TELEMETRY)
 
 
 @cache
@@ -129,16 +146,16 @@ def _timestamptz_loader():
     return psycopg.adapters.get_loader(types["timestamptz"].oid, psycopg.pq.Format.TEXT)
 
 
-_converters: dict[tuple, dict] = {}
+_layouts: dict[tuple, tuple[_Layout, dict]] = {}
 
 
-class PageRowsIterable(ValuesIterable):
-    """`.values()` rows read with psycopg's `timestamptz` loader rather than Django's.
+class DeviceBodiesIterable(BaseIterable):
+    """The page's API bodies, built from the page query's rows (tuples) in one pass.
 
-    Django loads every timestamptz through a Python subclass of psycopg's Python loader (to set `tzinfo` to
-    its own UTC object): about 300 values a page, a fifth of the request's Python. psycopg's loader gives the
-    same instants in the session's zone (UTC, which Django sets), and the bodies convert every time to the
-    current zone anyway. Registered on this query's cursor only; Django's field converters still apply."""
+    The rows are read with psycopg's `timestamptz` loader rather than Django's: Django loads every timestamptz
+    through a Python subclass of psycopg's Python loader (to set `tzinfo` to its own UTC object), about 500
+    values a page and a fifth of the request's Python; psycopg's gives the same instants in the session's zone.
+    Registered on this query's cursor only; Django's field converters still apply."""
 
     def __iter__(self):
         queryset = self.queryset
@@ -148,20 +165,12 @@ class PageRowsIterable(ValuesIterable):
             sql, params = compiler.as_sql()
         except EmptyResultSet:
             return
-        names = (
-            list(query.selected)
-            if query.selected
-            else [
-                *query.extra_select,
-                *query.values_select,
-                *query.annotation_select,
-            ]
-        )
-        key = (queryset.db, *names)  # the same columns from the same template: the same converters
-        converters = _converters.get(key)
-        if converters is None:
-            converters = compiler.get_converters([column[0] for column in compiler.select[: compiler.col_count]])
-            _converters[key] = converters
+        names = (*query.extra_select, *query.values_select, *query.annotation_select)
+        key = (queryset.db, *names)  # the same columns from the same template: the same layout and converters
+        if key not in _layouts:
+            columns = [column[0] for column in compiler.select[: compiler.col_count]]
+            _layouts[key] = (_Layout(list(names)), compiler.get_converters(columns))
+        layout, converters = _layouts[key]
         loader = _timestamptz_loader()
         with compiler.connection.cursor() as cursor:
             if loader is not None:
@@ -169,64 +178,32 @@ class PageRowsIterable(ValuesIterable):
             cursor.execute(sql, params)
             rows = cursor.fetchall()
         if converters:
-            rows = compiler.apply_converters(rows, converters)
-        for row in rows:
-            yield dict(zip(names, row, strict=True))
+            rows = list(compiler.apply_converters(rows, converters))
+        yield from _bodies(rows, layout)
 
 
-@cache
-def _device_rows_template():
-    """Built once per process: preparing 35 columns over four joins costs more than the page's other Python."""
-    queryset = Device.objects.all()
-    if connection.vendor == "postgresql":
-        tag_names = Device.tags.through.objects.filter(device_id=OuterRef("pk")).values("devicetag__name")
-        queryset = queryset.annotate(tag_names=ArraySubquery(tag_names)).values(*LIST_COLUMNS, "tag_names")
-    else:
-        queryset = queryset.values(*LIST_COLUMNS)
-    queryset._iterable_class = PageRowsIterable
-    return queryset
-
-
-def device_list_rows():
-    """The devices as values() rows with what a body needs (a fresh queryset: scope and filter it)."""
-    return _device_rows_template().all()
-
-
-def _tags_by_device(rows: list[dict]) -> dict[int, list[str]]:
-    if rows and "tag_names" in rows[0]:
-        return {row["id"]: row["tag_names"] for row in rows}
-    tags: dict[int, list[str]] = {}
-    through = Device.tags.through
-    for device_id, name in through.objects.filter(device_id__in=[row["id"] for row in rows]).values_list(
-        "device_id", "devicetag__name"
-    ):
-        tags.setdefault(device_id, []).append(name)
-    return tags
-
-
-def device_list_bodies(rows: list[dict], unplain: list | None = None) -> list[dict]:
-    """The API bodies of `rows` (from `device_list_rows`), in their order (tags sorted as the serializer does:
-    by code point, not by the database's collation). Times are datetimes in the current zone, which both of
-    the API's renderers write as DRF's DateTimeField does (ISO 8601, `Z` for UTC); floats that only DRF's
-    renderer spells right are appended to `unplain`."""
+def _bodies(rows: list, layout: _Layout) -> list[dict]:
+    """The bodies of `rows`, in their order: tags sorted as the serializer sorts them (by code point, not by
+    the database's collation), times in the current zone (both of the API's renderers write them as DRF's
+    DateTimeField does), floats as the serializer's FloatField gives them."""
     zone = timezone.get_current_timezone()
     # the rows' times are in the database session's zone: converted only when the current one differs
     convert = connection.timezone_name != timezone.get_current_timezone_name()
-    tags = _tags_by_device(rows)
-    unplain = [] if unplain is None else unplain
+    tags = _tags_of(rows, layout)
+    before_tags, before_tags_keys = layout.before_tags, layout.before_tags_keys
+    after_tags, after_tags_keys = layout.after_tags, layout.after_tags_keys
+    telemetry_of, telemetry_keys = layout.telemetry, layout.telemetry_keys
+    id_at, reading_at, measured_at = layout.id, layout.latest_telemetry_id, layout.measured_at
     bodies = []
     for row in rows:
-        body = dict(zip(_before_tags_keys, _before_tags(row), strict=True))
-        body["tags"] = sorted(tags.get(row["id"], ()))
-        body.update(zip(_after_tags_keys, _after_tags(row), strict=True))
-        if row["latest_telemetry_id"] is not None and row["latest_telemetry__measured_at"] is not None:
-            telemetry = dict(zip(_telemetry_keys, _telemetry(row), strict=True))
+        body = dict(zip(before_tags_keys, before_tags(row), strict=True))
+        body["tags"] = sorted(tags.get(row[id_at]) or ())
+        body.update(zip(after_tags_keys, after_tags(row), strict=True))
+        if row[reading_at] is not None and row[measured_at] is not None:
+            telemetry = dict(zip(telemetry_keys, telemetry_of(row), strict=True))
             for key in _TELEMETRY_FLOATS:
-                value = telemetry[key]
-                if value is not None and (type(value) is not float or not plain_float(value)):
-                    telemetry[key] = value = float(value)  # as the serializer's FloatField
-                    if not plain_float(value):
-                        unplain.append(value)
+                if telemetry[key] is not None and type(telemetry[key]) is not float:
+                    telemetry[key] = float(telemetry[key])  # as the serializer's FloatField
             if convert:
                 for key in _TELEMETRY_TIMES:
                     if telemetry[key] is not None:
@@ -242,12 +219,50 @@ def device_list_bodies(rows: list[dict], unplain: list | None = None) -> list[di
     return bodies
 
 
-def device_list_response(view, rows: list[dict]):
-    """The paginated response of `rows` for `view` (a list with the API's cursor pagination), marked
-    PlainJSON — orjson renders it — when everything in it is spelled by orjson as by DRF (in UTC, no odd
-    floats)."""
-    unplain = []
-    response = view.get_paginated_response(device_list_bodies(rows, unplain))
-    if not unplain and timezone.get_current_timezone_name() == "UTC":
+def _tags_of(rows: list, layout: _Layout) -> dict[int, list[str]]:
+    if layout.tags is not None:
+        return {row[layout.id]: row[layout.tags] for row in rows}
+    tags: dict[int, list[str]] = {}
+    through = Device.tags.through
+    ids = [row[layout.id] for row in rows]
+    for device_id, name in through.objects.filter(device_id__in=ids).values_list("device_id", "devicetag__name"):
+        tags.setdefault(device_id, []).append(name)
+    return tags
+
+
+@cache
+def _device_rows_template():
+    """Built once per process: preparing 35 columns over four joins costs more than the page's other Python."""
+    queryset = Device.objects.all()
+    if connection.vendor == "postgresql":
+        tag_names = Device.tags.through.objects.filter(device_id=OuterRef("pk")).values("devicetag__name")
+        queryset = queryset.annotate(tag_names=ArraySubquery(tag_names)).values(*LIST_COLUMNS, "tag_names")
+    else:
+        queryset = queryset.values(*LIST_COLUMNS)
+    queryset._iterable_class = DeviceBodiesIterable
+    return queryset
+
+
+def device_list_rows():
+    """The devices as API bodies (a fresh queryset: scope, filter and paginate it; it yields one body per
+    device, in the query's order)."""
+    return _device_rows_template().all()
+
+
+def _telemetry_floats(bodies: list[dict]) -> list:
+    return [
+        telemetry[key]
+        for body in bodies
+        if (telemetry := body["latestTelemetry"]) is not None
+        for key in _TELEMETRY_FLOATS
+    ]
+
+
+def device_list_response(view, bodies: list[dict]):
+    """The paginated response of a page of `device_list_rows` for `view` (a list with the API's cursor
+    pagination), marked PlainJSON — orjson renders it — when everything in it is spelled by orjson as by DRF
+    (in UTC, no odd floats)."""
+    response = view.get_paginated_response(bodies)
+    if timezone.get_current_timezone_name() == "UTC" and plain_floats(_telemetry_floats(bodies)):
         response.data = PlainJSON(response.data)
     return response

@@ -7,7 +7,7 @@ as the standard library does; an aware datetime in UTC is ISO 8601 with `Z` from
 non-zero); every finite float is spelled alike except those from 1e-9 to 1e-4, where Python writes `1e-05` and
 orjson `0.00001` or `1e-6`. So a view may mark its data plain only when it holds nothing but strings, integers of
 64 bits, booleans, None, lists, dicts with string keys, datetimes in UTC, and floats that are zero or finite with
-an absolute value of at least 1e-4 (`plain_float`). Anything else, or a client asking for `indent`, goes to DRF.
+an absolute value of at least 1e-4 (`plain_floats`). Anything else, or a client asking for `indent`, goes to DRF.
 """
 
 import math
@@ -15,14 +15,23 @@ import math
 import orjson
 from rest_framework import renderers
 
+PLAIN_FLOAT_MIN = 1e-4  # below it (down to 1e-9) orjson writes `0.00001` or `1e-6`, Python `1e-05` and `1e-06`
+
 
 class PlainJSON(dict):
     """Response data that orjson renders as DRF would (see the module's docstring for what it may hold)."""
 
 
+def plain_floats(values) -> bool:
+    """Whether orjson spells every float of `values` (None skipped) as Python's `repr` does, and DRF's strict
+    renderer would accept each: zero, or finite with an absolute value of at least PLAIN_FLOAT_MIN."""
+    return not any(
+        value is not None and not (value == 0 or PLAIN_FLOAT_MIN <= abs(value) < math.inf) for value in values
+    )
+
+
 def plain_float(value: float) -> bool:
-    """Whether orjson spells `value` as Python's `repr` does (and DRF's strict renderer would accept it)."""
-    return value == 0 or 1e-4 <= abs(value) < math.inf
+    return plain_floats((value,))
 
 
 class JSONRenderer(renderers.JSONRenderer):

@@ -172,3 +172,14 @@ def test_a_page_costs_the_same_queries_whatever_its_size(django_assert_num_queri
         # the key and the page; elsewhere than on PostgreSQL the tags are a third query
         with django_assert_num_queries(2 if connection.vendor == "postgresql" else 3):
             assert client.get(f"/v1/devices?perPage={size}").status_code == 200
+
+
+def test_a_number_the_database_gives_as_another_type_is_made_a_float_as_the_serializer_does():
+    from fleet.api.listing import _floats_as_the_serializer
+
+    reading = dict.fromkeys(("chargePercentage", "chargeRate", "gridPower", "solarPower", "backupReserve"))
+    reading.update(chargerWattage=7200, chargeLimit=None, range=312.25, chargePercentage=50)
+    bodies = [{"latestTelemetry": reading}, {"latestTelemetry": None}]
+    _floats_as_the_serializer(bodies)
+    assert reading["chargerWattage"] == 7200.0 and type(reading["chargerWattage"]) is float
+    assert type(reading["chargePercentage"]) is float and reading["chargeLimit"] is None

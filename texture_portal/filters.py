@@ -41,6 +41,10 @@ class _FiltersCopiedShallow(dict):
     would call the class's filter, which has no parent). Filters that build their field from the request (a
     callable `queryset=`) write into their shared `extra`: those are deep-copied as django-filter does."""
 
+    # each filter's form field once a FilterSet of the class has built them: the shared form class's fields,
+    # which a filter reads again when it filters (a multiple choice filter asks its field for `to_field_name`)
+    fields: dict = {}
+
     def __deepcopy__(self, memo):
         if any(isinstance(f, django_filters.filters.QuerySetRequestMixin) for f in self.values()):
             return copy.deepcopy(dict(self), memo)
@@ -49,6 +53,8 @@ class _FiltersCopiedShallow(dict):
             clone = copy.copy(filter_)
             if filter_.method is not None:
                 clone.method = filter_.method  # a FilterMethod of the clone's own
+            if name in self.fields:
+                clone._field = self.fields[name]
             copies[name] = clone
         return copies
 
@@ -80,6 +86,7 @@ class FilterSet(django_filters.FilterSet):
             form_class = super().get_form_class()
             if not any(isinstance(f, django_filters.filters.QuerySetRequestMixin) for f in self.filters.values()):
                 form_class.base_fields = _FieldsShared(form_class.base_fields)
+                cls.base_filters.fields = dict(form_class.base_fields)
                 cls._shared_form_class = form_class
         return form_class
 

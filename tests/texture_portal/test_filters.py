@@ -19,6 +19,9 @@ def test_every_filterset_of_a_class_shares_one_form_class_and_validates_its_own_
     assert first.form.cleaned_data["state"] == ["offline"] and first.form.cleaned_data["siteId"] == 12
     assert set(second.errors) == {"state", "siteId"}
     assert first.form.fields is not second.form.fields  # each form its own mapping of the shared fields
+    # and a filter reads the same field its form validates with (not one built again for each request)
+    third = DeviceFilterSet(QueryDict(""), queryset=Device.objects.none())
+    assert third.filters["state"].field is type(first.form).base_fields["state"]
 
 
 def test_each_filterset_owns_its_filters_and_its_method_filters_call_it():

@@ -123,6 +123,22 @@ def test_rate_limit_counts_in_redis_shared_by_all_workers(settings):
     assert len(keys) == 1
 
 
+def test_the_rate_limit_costs_one_cache_call_per_request_once_the_window_has_begun(monkeypatch):
+    from django.core.cache import cache
+
+    calls = []
+    for name in ("add", "incr", "set", "get"):
+        original = getattr(cache, name)
+        monkeypatch.setattr(cache, name, lambda *a, _o=original, _n=name, **k: calls.append(_n) or _o(*a, **k))
+    client = api_client_for(WorkspaceFactory())
+    assert client.get("/v1/contacts").status_code == 200
+    first, calls[:] = list(calls), []
+    assert client.get("/v1/contacts").status_code == 200
+    assert first == ["incr", "add"] and calls == ["incr"]
+    third = client.get("/v1/contacts")
+    assert int(third["RateLimit-Remaining"]) == int(third["RateLimit-Limit"]) - 3  # still counting every request
+
+
 def test_schema_and_docs_are_served_without_a_key():
     schema = APIClient().get(reverse("api-schema"), HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert schema.status_code == 200

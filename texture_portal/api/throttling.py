@@ -30,12 +30,19 @@ class ApiKeyRateThrottle(BaseThrottle):
         now = time.time()
         window_start = int(now // window) * window
         key = f"{self.cache_prefix}:{api_key.pk}:{window_start}"
-        cache.add(key, 0, timeout=window + 5)
+        # INCR first: one round trip to Redis per request once the window's counter exists. A missing counter
+        # (the window's first request) is created with ADD, atomic, so two first requests count 1 and 2.
         try:
             used = cache.incr(key)
-        except ValueError:  # evicted between add and incr
-            cache.set(key, 1, timeout=window + 5)
-            used = 1
+        except ValueError:
+            if cache.add(key, 1, timeout=window + 5):
+                used = 1
+            else:
+                try:
+                    used = cache.incr(key)
+                except ValueError:  # evicted between add and incr
+                    cache.set(key, 1, timeout=window + 5)
+                    used = 1
         self.reset_in = max(1, math.ceil(window_start + window - now))
         request.rate_limit = {"limit": limit, "remaining": max(0, limit - used), "reset": self.reset_in}
         return used <= limit

@@ -264,7 +264,9 @@ def main() -> int:
     parser.add_argument("--devices", type=int, default=100_000)
     parser.add_argument("--other-devices", type=int, default=20_000)
     parser.add_argument("--per-page", type=int, default=100)
-    parser.add_argument("--repeats", type=int, default=500, help="requests per page (p95 of 500 is steadier than of 200)")
+    parser.add_argument(
+        "--repeats", type=int, default=500, help="requests per page (p95 of 500 is steadier than of 200)"
+    )
     parser.add_argument("--target-ms", type=float, default=100.0)
     parser.add_argument("--max-ratio", type=float, default=2.0, help="API p95 / bare SQL p95, at most")
     args = parser.parse_args()

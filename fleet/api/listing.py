@@ -167,7 +167,8 @@ class DeviceBodiesIterable(BaseIterable):
             sql, params = compiler.as_sql()
         except EmptyResultSet:
             return
-        names = (*query.extra_select, *query.values_select, *query.annotation_select)
+        # the columns' names in the SELECT's order (as Django's ValuesIterable reads them)
+        names = tuple(query.selected or (*query.extra_select, *query.values_select, *query.annotation_select))
         key = (queryset.db, *names)  # the same columns from the same template: the same layout and converters
         if key not in _layouts:
             columns = [column[0] for column in compiler.select[: compiler.col_count]]

@@ -30,8 +30,9 @@ class ApiKeyRateThrottle(BaseThrottle):
         now = time.time()
         window_start = int(now // window) * window
         key = f"{self.cache_prefix}:{api_key.pk}:{window_start}"
-        # INCR first: one round trip to Redis per request once the window's counter exists. A missing counter
-        # (the window's first request) is created with ADD, atomic, so two first requests count 1 and 2.
+        # incr first: once the window's counter exists a request costs Django's incr alone (EXISTS + INCR on
+        # Redis; ADD before it made three round trips). A missing counter (the window's first request) is
+        # created with ADD, atomic, so two first requests count 1 and 2.
         try:
             used = cache.incr(key)
         except ValueError:
